@@ -1,0 +1,20 @@
+// Two projects: `fast` (everything without a VM) and `qemu` (boots; slow). Run the fast tests
+// alone with `npm run test:fast` or `./scripts/test --fast`.
+const common = {
+  extensionsToTreatAsEsm: ['.ts'],
+  transform: {
+    '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' } }],
+  },
+  moduleNameMapper: {
+    '^@edgeimage/([a-z-]+)$': '<rootDir>/packages/$1/src/index.ts',
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
+  testEnvironment: 'node',
+};
+
+export default {
+  projects: [
+    { ...common, displayName: 'fast', testMatch: ['<rootDir>/packages/*/src/**/*.test.ts', '<rootDir>/packages/*/test/**/*.test.ts'], testPathIgnorePatterns: ['\\.qemu\\.test\\.ts$', '/node_modules/', '/dist/'] },
+    { ...common, displayName: 'qemu', testMatch: ['<rootDir>/packages/*/src/**/*.qemu.test.ts', '<rootDir>/packages/*/test/**/*.qemu.test.ts'] },
+  ],
+};
