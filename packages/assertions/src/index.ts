@@ -1,0 +1,19 @@
+/**
+ * @edgeimage/assertions — snapd's signed assertions: the text format, keys, signing, and
+ * verification through a chain of trust.
+ *
+ * ```ts
+ * import { decodeStream, TrustDatabase, defaultTrustedAssertions } from '@edgeimage/assertions';
+ * const db = new TrustDatabase({ trusted: defaultTrustedAssertions() });
+ * const results = db.addAll(decodeStream(readFileSync(file), { file }));
+ * ```
+ */
+export { Assertion, type Headers, type HeaderValue } from './assertion.js';
+export * from './errors.js';
+export { decodeStream, decodeOne, encodeContent, encodeSigned, encodeStream, checkHeaderValue, MAX_BODY_SIZE, MAX_HEADERS_SIZE, MAX_SIGNATURE_SIZE } from './format/index.js';
+export { PublicKey, PrivateKey, sha3_384, sha3_384Digest, encodeDigest, decodeDigest } from './crypto/index.js';
+export * from './types/index.js';
+export { TrustDatabase, SigningKey, defaultTrustedAssertions, DEFAULT_CHECKERS, type AddResult, type Checker, type TrustDatabaseOptions } from './trust/index.js';
+export { signAssertion, accountKeyHeaders, formatTimestamp, type SignOptions, type AccountKeyOptions } from './sign.js';
+export { Keyring, writeAtomic, type KeyInfo } from './keyring/index.js';
+export { snapIdFor } from './naming/snap-id.js';

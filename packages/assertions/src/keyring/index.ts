@@ -1,0 +1,1 @@
+export { Keyring, writeAtomic, type KeyInfo } from './keyring.js';

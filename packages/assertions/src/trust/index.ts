@@ -1,0 +1,4 @@
+export { TrustDatabase, type TrustDatabaseOptions, type AddResult } from './database.js';
+export { SigningKey } from './signing-key.js';
+export { DEFAULT_CHECKERS, type Checker, type CheckInput, type TrustView } from './checkers.js';
+export { defaultTrustedAssertions } from './default-trust.js';

@@ -1,0 +1,41 @@
+import { readFileSync } from 'node:fs';
+import { Keyring, decodeStream, type Assertion } from '@edgeimage/assertions';
+import type { Argv } from 'yargs';
+import { UsageError, type Io } from '../output.js';
+import { defaultKeyring } from '../paths.js';
+
+export interface Context {
+  io: Io;
+  /** Set by a handler: the process exit code. */
+  exitCode: number;
+}
+
+export function keyringOption<T>(y: Argv<T>) {
+  return y.option('keyring', {
+    type: 'string',
+    describe: 'folder of signing keys (default: $EDGEIMAGE_KEYRING, else signing-keys/ in the repository)',
+  });
+}
+
+export function openKeyring(dir: string | undefined): Keyring {
+  return new Keyring(dir ?? defaultKeyring());
+}
+
+/** The passphrase of encrypted keys comes only from the environment, never from argv (visible in ps). */
+export function passphrase(): string | undefined {
+  return process.env['EDGEIMAGE_KEY_PASSPHRASE'] || undefined;
+}
+
+export function readAssertions(file: string): Assertion[] {
+  return decodeStream(readFileSync(file), { file });
+}
+
+/** Parses `--at`: an RFC 3339 time. */
+export function parseTime(value: string | undefined, option: string): Date | undefined {
+  if (value === undefined) return undefined;
+  const d = new Date(value);
+  if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(value) || Number.isNaN(d.getTime())) {
+    throw new UsageError(`${option}: expected an RFC 3339 time such as 2026-01-31T12:00:00Z, found ${JSON.stringify(value)}`);
+  }
+  return d;
+}
