@@ -7,7 +7,11 @@ import { assembleAssertion } from './types/index.js';
 import { assertionType } from './types/registry.js';
 
 export interface SignOptions {
-  /** Used for `timestamp` when the type needs one and the headers have none. Default now. */
+  /**
+   * Used for `timestamp` when the type needs one and the headers have none, and as the
+   * signature's creation time. Default: the assertion's own `timestamp` (or `since`), else now,
+   * so that signing the same headers with the same key gives the same bytes.
+   */
   now?: Date;
 }
 
@@ -38,9 +42,16 @@ export function signAssertion(headers: Headers, body: string | Uint8Array | unde
   if (t.hasTimestamp && h['timestamp'] === undefined) h['timestamp'] = formatTimestamp(opts.now ?? new Date());
   const bodyBytes = body === undefined ? undefined : Buffer.from(body);
   const content = encodeContent(t, h, bodyBytes);
-  const signed = decodeOne(encodeSigned(content, key.sign(content, opts.now)));
+  const signedAt = opts.now ?? dateHeader(h['timestamp']) ?? dateHeader(h['since']) ?? new Date();
+  const signed = decodeOne(encodeSigned(content, key.sign(content, signedAt)));
   assembleAssertion(signed);
   return signed;
+}
+
+function dateHeader(v: HeaderValue | undefined): Date | undefined {
+  if (typeof v !== 'string') return undefined;
+  const d = new Date(v);
+  return Number.isNaN(d.getTime()) ? undefined : d;
 }
 
 export interface AccountKeyOptions {

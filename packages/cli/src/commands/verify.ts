@@ -14,18 +14,18 @@ export function verifyCommand(ctx: Context) {
     builder: (y: Argv) =>
       y
         .positional('files', { type: 'string', array: true, demandOption: true, describe: 'assertion files (each may hold a stream of several)' })
-        .option('trusted', { type: 'string', array: true, default: [] as string[], describe: 'file of trust anchors (root account-keys and their accounts); repeatable' })
+        .option('trusted', { type: 'string', describe: 'file of trust anchors (root account-keys and their accounts); repeatable' })
         .option('default-trust', { type: 'boolean', default: true, describe: "trust Canonical's root account-key and account, as snapd does (--no-default-trust to remove)" })
         .option('at', { type: 'string', describe: 'check key validity at this RFC 3339 time instead of now' })
         .option('json', { type: 'boolean', describe: 'print one JSON object per assertion' })
         .example('$0 verify pc-amd64.model brand.account brand.account-key --trusted root.account-key --trusted acme.account', 'a brand model under an own root')
         .example('$0 verify generic.account generic-models.account-key generic-classic.model', "Canonical's generic model, through Canonical's root")
         .epilog('Exit status 0 only when every assertion checks. Assertions may come in any order: one whose key or account comes later is checked once that has been added.'),
-    handler: (a: { files: string[]; trusted: string[]; defaultTrust: boolean; at?: string; json?: boolean }) => {
+    handler: (a: { files: string[]; trusted?: string | string[]; defaultTrust: boolean; at?: string; json?: boolean }) => {
       const at = parseTime(a.at, '--at');
       const db = new TrustDatabase({ at });
       if (a.defaultTrust) for (const t of defaultTrustedAssertions()) db.addTrusted(t);
-      for (const f of a.trusted) for (const t of readAssertions(f)) db.addTrusted(t);
+      for (const f of [a.trusted ?? []].flat()) for (const t of readAssertions(f)) db.addTrusted(t);
       const results: AddResult[] = db.addAll(a.files.flatMap(readAssertions));
       const failed = results.filter((r) => r.error);
       if (a.json) {
