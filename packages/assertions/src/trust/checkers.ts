@@ -52,10 +52,10 @@ export const checkSignature: Checker = ({ assertion, key }) => {
 };
 
 /** An assertion's timestamp must fall in its key's validity (snapd: CheckTimestampVsSigningKeyValidity). */
-export const checkTimestampInKeyValidity: Checker = ({ assertion, type, key }) => {
+export const checkTimestampInKeyValidity: Checker = ({ assertion, type, view, key }) => {
   if (!type.hasTimestamp) return;
-  const ts = new Date(assertion.header('timestamp') ?? NaN);
-  if (key.isValidAt(ts)) return;
+  const ts = (view as { timestamp?: Date }).timestamp;
+  if (ts && key.isValidAt(ts)) return;
   throw new TrustError(
     refOf(assertion),
     `timestamp ${assertion.header('timestamp')} is outside the validity of signing key ${key.id} (${window(key)})`,

@@ -1,6 +1,7 @@
 import type { Assertion } from '../assertion.js';
 import { PublicKey } from '../crypto/index.js';
 import { AssertionValidationError } from '../errors.js';
+import { parseRFC3339 } from '../types/checks.js';
 import { refOf } from '../types/registry.js';
 
 /** An account-key assertion read as a usable key: who owns it, when it is valid, the RSA key. */
@@ -29,7 +30,7 @@ export class SigningKey {
       );
     }
     const until = a.header('until');
-    return new SigningKey(a, id, a.header('account-id')!, a.header('name'), new Date(a.header('since')!), until ? new Date(until) : undefined, publicKey);
+    return new SigningKey(a, id, a.header('account-id')!, a.header('name'), parseRFC3339(a.header('since')!)!, until ? parseRFC3339(until) : undefined, publicKey);
   }
 
   /** snapd's isValidAt: since ≤ t < until (no until: forever). */
