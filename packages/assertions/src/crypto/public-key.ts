@@ -2,7 +2,7 @@
  * RSA public keys as snapd sees them: identified by the SHA3-384 of their normalised OpenPGP
  * packet, carried in account-key bodies, and used to verify assertion signatures.
  */
-import { constants, createHash, createPublicKey, createVerify, type KeyObject } from 'node:crypto';
+import { constants, createHash, createPublicKey, publicDecrypt, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { KeyError, SignatureError } from '../errors.js';
 import { encodeDigest, sha3_384 } from './digest.js';
 import {
@@ -31,6 +31,9 @@ import { V1EnvelopeError, V1_FORMAT, decodeV1, encodeV1 } from './v1-envelope.js
  * it instead of the key's real creation time, so the key id depends on the key material only.
  */
 export const V1_FIXED_TIMESTAMP = 0x5685c180;
+
+/** DER DigestInfo prefix for SHA-512 (RFC 8017 §9.2 note 1). */
+const SHA512_DIGEST_INFO = Buffer.from('3051300d060960864801650304020305000440', 'hex');
 
 function stripLeadingZeros(b: Buffer): Buffer {
   let i = 0;
@@ -272,10 +275,16 @@ export class PublicKey {
       throw new SignatureError('', 'signature does not verify: RSA value is longer than the key modulus', {}, 'ERR_SIGNATURE_INVALID');
     }
     const padded = Buffer.concat([Buffer.alloc(size - sigBytes.length), sigBytes]);
-    const ok = createVerify('sha512')
-      .update(content)
-      .update(trailer)
-      .verify({ key: this.#key, padding: constants.RSA_PKCS1_PADDING }, padded);
+    // One hash, one RSA operation: recover the PKCS#1 v1.5 block (OpenSSL checks the type-1
+    // padding) and compare it whole with the DigestInfo of the digest already computed for the tag.
+    let recovered: Buffer | undefined;
+    try {
+      recovered = publicDecrypt({ key: this.#key, padding: constants.RSA_PKCS1_PADDING }, padded);
+    } catch {
+      recovered = undefined;
+    }
+    const expected = Buffer.concat([SHA512_DIGEST_INFO, digest]);
+    const ok = recovered !== undefined && recovered.length === expected.length && timingSafeEqual(recovered, expected);
     if (!ok) {
       throw new SignatureError('', `signature does not verify with key ${this.#id}`, {}, 'ERR_SIGNATURE_INVALID');
     }
