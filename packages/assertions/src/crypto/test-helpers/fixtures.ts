@@ -3,26 +3,14 @@
  * (never copied: the signatures cover the exact bytes). Tests that need them skip with a
  * visible warning when the folder is absent, so a green run never hides missing coverage.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { ASSERTIONS_DIR, assertionFixture, describeFixtures, haveFixtures } from '../../test-helpers/fixtures.js';
 
-/** Relative to this helper: src/crypto/test-helpers/ → /work/shared/fixtures/assertions/. */
-export const FIXTURES = new URL('../../../../../../shared/fixtures/assertions/', import.meta.url);
-
-export const fixturesAvailable = existsSync(FIXTURES);
-
-/** `describe` when the fixtures exist; otherwise `describe.skip` plus a console.warn saying why. */
-export function describeWithFixtures(name: string, fn: () => void): void {
-  if (fixturesAvailable) {
-    describe(name, fn);
-  } else {
-    console.warn(`[crypto tests] SKIPPED "${name}": fixtures not found at ${FIXTURES.pathname}`);
-    describe.skip(name, fn);
-  }
-}
-
-export function readFixture(name: string): Buffer {
-  return readFileSync(new URL(name, FIXTURES));
-}
+// The crypto tests split assertions themselves (below) so that they do not depend on the decoder.
+export const FIXTURES = pathToFileURL(ASSERTIONS_DIR);
+export const fixturesAvailable = haveFixtures;
+export const describeWithFixtures = (name: string, fn: () => void): void => describeFixtures(name, fn);
+export const readFixture = assertionFixture;
 
 export interface SplitAssertion {
   /** The signed bytes: everything before the last "\n\n". */
