@@ -16,12 +16,17 @@ export interface SourceRef {
 export type AssertionRef = string;
 
 export function describeSource(src: SourceRef | undefined): string {
-  if (!src) return '';
+  if (!src || (src.file === undefined && src.index === undefined && src.line === undefined)) return '';
   const parts: string[] = [];
   if (src.index !== undefined) parts.push(`assertion ${src.index}`);
   if (src.line !== undefined) parts.push(`line ${src.line}`);
   const file = src.file ?? '<input>';
   return parts.length ? `${file} (${parts.join(', ')})` : file;
+}
+
+/** `file (assertion 1, line 3): model …: message`, leaving out the parts that are unknown. */
+function located(source: SourceRef, assertion: string, message: string): string {
+  return [describeSource(source), assertion, message].filter(Boolean).join(': ');
 }
 
 export class EdgeimageError extends Error {
@@ -51,24 +56,21 @@ export class AssertionValidationError extends EdgeimageError {
     readonly source: SourceRef = {},
     code = 'ERR_ASSERTION_INVALID',
   ) {
-    const where = describeSource(source);
-    super(code, `${where ? `${where}: ` : ''}${assertion}: ${message}`, { assertion, header, ...source });
+    super(code, located(source, assertion, message), { assertion, header, ...source });
   }
 }
 
 /** The signature does not decode, uses an unsupported algorithm, or does not verify. */
 export class SignatureError extends EdgeimageError {
   constructor(readonly assertion: AssertionRef, message: string, readonly source: SourceRef = {}, code = 'ERR_SIGNATURE') {
-    const where = describeSource(source);
-    super(code, `${where ? `${where}: ` : ''}${assertion}: ${message}`, { assertion, ...source });
+    super(code, located(source, assertion, message), { assertion, ...source });
   }
 }
 
 /** No chain of trust reaches the assertion (unknown key, untrusted authority, expired key…). */
 export class TrustError extends EdgeimageError {
   constructor(readonly assertion: AssertionRef, message: string, readonly source: SourceRef = {}, code = 'ERR_UNTRUSTED') {
-    const where = describeSource(source);
-    super(code, `${where ? `${where}: ` : ''}${assertion}: ${message}`, { assertion, ...source });
+    super(code, located(source, assertion, message), { assertion, ...source });
   }
 }
 

@@ -1,8 +1,9 @@
-import type { Assertion, Headers, HeaderValue } from './assertion.js';
+import { Assertion, type Headers, type HeaderValue } from './assertion.js';
 import { PrivateKey, PublicKey } from './crypto/index.js';
 import { AssertionValidationError } from './errors.js';
 import { decodeOne } from './format/decode.js';
 import { encodeContent, encodeSigned } from './format/encode.js';
+import { isValidHeaderName } from './format/headers.js';
 import { assembleAssertion } from './types/index.js';
 import { assertionType } from './types/registry.js';
 
@@ -13,6 +14,8 @@ export interface SignOptions {
    * so that signing the same headers with the same key gives the same bytes.
    */
   now?: Date;
+  /** Named in errors: the file the headers came from. */
+  file?: string;
 }
 
 /** RFC 3339 without milliseconds, the form snapd writes. */
@@ -36,6 +39,11 @@ export function signAssertion(headers: Headers, body: string | Uint8Array | unde
   if (!t) {
     throw new AssertionValidationError(String(typeName ?? '<no type>'), 'type', `cannot sign: unknown or missing assertion type ${JSON.stringify(typeName ?? null)}`, {}, 'ERR_ASSERTION_UNKNOWN_TYPE');
   }
+  for (const name of Object.keys(headers)) {
+    if (!isValidHeaderName(name)) {
+      throw new AssertionValidationError(typeName as string, name, `invalid header name ${JSON.stringify(name)}: expected lower-case letters, digits and single dashes, starting with a letter`, { file: opts.file });
+    }
+  }
   const h: Headers = { ...headers };
   delete h['body-length'];
   h['sign-key-sha3-384'] = key.publicKey.id;
@@ -43,7 +51,9 @@ export function signAssertion(headers: Headers, body: string | Uint8Array | unde
   const bodyBytes = body === undefined ? undefined : Buffer.from(body);
   const content = encodeContent(t, h, bodyBytes);
   const signedAt = opts.now ?? dateHeader(h['timestamp']) ?? dateHeader(h['since']) ?? new Date();
-  const signed = decodeOne(encodeSigned(content, key.sign(content, signedAt)));
+  const encoded = decodeOne(encodeSigned(content, key.sign(content, signedAt)));
+  // Errors name the headers file, not a line of output the user never wrote.
+  const signed = new Assertion(encoded.headers, encoded.body, encoded.content, encoded.signature, opts.file ? { file: opts.file } : {});
   assembleAssertion(signed);
   return signed;
 }

@@ -28,7 +28,9 @@ export function readHeadersFile(file: string): { headers: Headers; body?: string
     const err = doc.errors[0];
     if (err) {
       const pos = lineCounter.linePos(err.pos[0]);
-      throw new HeadersFileError(file, err.message.split('\n')[0]!, pos.line, pos.col);
+      // The library's first line ends with its own position and a colon introducing an excerpt.
+      const message = err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '').replace(/:$/, '');
+      throw new HeadersFileError(file, message, pos.line, pos.col);
     }
     data = doc.toJS();
   }

@@ -8,7 +8,7 @@ const NAME = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
 
 export interface KeyInfo {
   name: string;
-  /** snapd's key id (sha3-384 of the public key packet), as `sign-key-sha3-384` carries it. */
+  /** snapd's key id (sha3-384 of the public key packet), as `sign-key-sha3-384` carries it; '' when unknown (encrypted key without its .pub). */
   keyId: string;
   bits: number;
   /** Whether the private key file is encrypted with a passphrase. */
@@ -109,11 +109,18 @@ export class Keyring {
     throw new KeyError('ERR_KEY_NOT_FOUND', `public key file ${pub} is missing`, pub);
   }
 
+  /**
+   * What `key list` shows. A key whose NAME.pub is missing is described from its private half
+   * when that is not encrypted; otherwise its id is left out rather than failing the whole list.
+   */
   info(name: string): KeyInfo {
-    const pk = this.publicKey(name);
+    this.requireKey(name);
     const priv = this.privatePath(name);
     const encrypted = existsSync(priv) && readFileSync(priv, 'utf8').includes('ENCRYPTED PRIVATE KEY');
-    return { name, keyId: pk.id, bits: pk.bits, encrypted };
+    let pk: PublicKey | undefined;
+    if (existsSync(this.publicPath(name))) pk = this.publicKey(name);
+    else if (!encrypted) pk = PrivateKey.fromPem(readFileSync(priv, 'utf8')).publicKey;
+    return { name, keyId: pk?.id ?? '', bits: pk?.bits ?? 0, encrypted };
   }
 
   list(): KeyInfo[] {

@@ -45,7 +45,7 @@ export const checkSignature: Checker = ({ assertion, key }) => {
     key.publicKey.verify(assertion.content, assertion.signature);
   } catch (e) {
     if (e instanceof EdgeimageError) {
-      throw new SignatureError(refOf(assertion), `${e.message.replace(/^: /, '')} (key ${key.id} of "${key.accountId}")`, assertion.source, e.code);
+      throw new SignatureError(refOf(assertion), `${e.message} (key ${key.id} of "${key.accountId}")`, assertion.source, e.code);
     }
     throw e;
   }

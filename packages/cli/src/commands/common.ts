@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Keyring, decodeStream, type Assertion } from '@edgeimage/assertions';
+import { Keyring, decodeStream, parseRFC3339, type Assertion } from '@edgeimage/assertions';
 import type { Argv } from 'yargs';
 import { UsageError, type Io } from '../output.js';
 import { defaultKeyring } from '../paths.js';
@@ -33,9 +33,8 @@ export function readAssertions(file: string): Assertion[] {
 /** Parses `--at`: an RFC 3339 time. */
 export function parseTime(value: string | undefined, option: string): Date | undefined {
   if (value === undefined) return undefined;
-  const d = new Date(value);
-  if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(value) || Number.isNaN(d.getTime())) {
-    throw new UsageError(`${option}: expected an RFC 3339 time such as 2026-01-31T12:00:00Z, found ${JSON.stringify(value)}`);
-  }
+  // The same RFC 3339 rules as assertion headers: no 30 February, no hour 24.
+  const d = parseRFC3339(value);
+  if (!d) throw new UsageError(`${option}: expected an RFC 3339 time such as 2026-01-31T12:00:00Z, found ${JSON.stringify(value)}`);
   return d;
 }

@@ -53,7 +53,9 @@ export function keyCommand(ctx: Context) {
             ctx.io.out(`deleted key "${a.name}" from ${ring.dir}`);
           },
         )
-        .demandCommand(1, 'name a key command: create, list, export or delete'),
+        .demandCommand(1, 'name a key command: create, list, export or delete')
+        .example('$0 key create brand', 'make a signing key')
+        .example('$0 key list', 'show the keys and their ids'),
     handler: () => {},
   };
 }

@@ -18,7 +18,7 @@ export function signCommand(ctx: Context) {
     handler: async (a: { headersFile: string; key: string; output?: string; keyring?: string }) => {
       const { headers, body } = readHeadersFile(a.headersFile);
       const key = openKeyring(a.keyring).load(a.key, passphrase());
-      const assertion = signAssertion(headers, body, key);
+      const assertion = signAssertion(headers, body, key, { file: a.headersFile });
       if (a.output) {
         writeAtomic(resolve(a.output), assertion.encode(), 0o644);
         ctx.io.err(`signed ${assertion.type} with key "${a.key}" (${key.publicKey.id}) → ${a.output}`);

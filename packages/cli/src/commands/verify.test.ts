@@ -349,18 +349,14 @@ describe('edgeimage verify: each failure is reported, exit 1', () => {
     expect((await verify('--at', at, model, chain.brandAccountKey)).status).toBe(0);
   });
 
-  // KNOWN BUG (packages/cli/src/commands/common.ts parseTime): impossible dates pass the regexp and
-  // JavaScript's Date rolls them over (Feb 30 → Mar 2), so --at silently checks another day.
-  // When fixed, change `it.failing` to `it`.
-  it.failing('--at "2026-02-30T00:00:00Z" (no such day): usage error, exit 2', async () => {
+  // JavaScript's Date would roll Feb 30 over to Mar 2 and silently check another day.
+  it('--at "2026-02-30T00:00:00Z" (no such day): usage error, exit 2', async () => {
     const r = await verify('--at', '2026-02-30T00:00:00Z', model, chain.brandAccountKey);
     expect(r.status).toBe(2);
   });
 
-  // KNOWN BUG (packages/assertions/src/errors.ts describeSource + trust/checkers.ts checkSignature):
-  // signature errors carry a stray "<input>: : " from the inner SignatureError('') message.
-  // When fixed, change `it.failing` to `it`.
-  it.failing('a signature failure names only the real file, without a stray "<input>: :"', async () => {
+  // The crypto layer's errors know no file or assertion; the trust layer adds them exactly once.
+  it('a signature failure names only the real file, without a stray "<input>: :"', async () => {
     const bad = chain.write('stray-input.model', readFileSync(model, 'utf8').replace('display-name: Acme kiosk', 'display-name: Acme kiosQ'));
     const r = await verify(bad, chain.brandAccountKey);
     expect(r.status).toBe(1);
