@@ -4,7 +4,10 @@ import type { Context } from './commands/common.js';
 import { decodeCommand } from './commands/decode.js';
 import { doctorCommand } from './commands/doctor.js';
 import { keyCommand } from './commands/key.js';
+import { bundleCommand, packCommand } from './commands/pack.js';
+import { resolveCommand } from './commands/resolve.js';
 import { signCommand } from './commands/sign.js';
+import { storeCommand } from './commands/store.js';
 import { verifyCommand } from './commands/verify.js';
 import { EXIT_USAGE, processIo, reportError, UsageError, type Io } from './output.js';
 
@@ -26,6 +29,10 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .command(accountKeyCommand(ctx))
     .command(verifyCommand(ctx))
     .command(decodeCommand(ctx))
+    .command(packCommand(ctx))
+    .command(bundleCommand(ctx))
+    .command(storeCommand(ctx))
+    .command(resolveCommand(ctx))
     .command(doctorCommand(ctx))
     .demandCommand(1, 'name a command')
     .strict()

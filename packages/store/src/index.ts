@@ -1,0 +1,12 @@
+/**
+ * @edgeimage/store — bundles (snap files), stores (directory, HTTP, OCI registry) and the resolver
+ * that turns a signed model into verified bundle files in a content-addressed cache.
+ */
+export * from './errors.js';
+export * from './layout.js';
+export type { StoreBackend } from './backends/backend.js';
+export { parseSnapYaml, type SnapYaml, type SnapApp } from './bundle/snap-yaml.js';
+export { pack, type PackResult } from './bundle/pack.js';
+export { readBundleInfo, readSnapYaml, type BundleInfo } from './bundle/inspect.js';
+export { fileDigest } from './bundle/digest.js';
+export { Store, type PublishResult } from './store.js';
