@@ -10,3 +10,4 @@ export { pack, type PackResult } from './bundle/pack.js';
 export { readBundleInfo, readSnapYaml, type BundleInfo } from './bundle/inspect.js';
 export { fileDigest } from './bundle/digest.js';
 export { Store, type PublishResult } from './store.js';
+export * from './resolver/index.js';

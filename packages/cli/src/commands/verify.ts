@@ -1,7 +1,8 @@
-import { TrustDatabase, defaultTrustedAssertions, type AddResult, type Assertion } from '@edgeimage/assertions';
+import { TrustDatabase, type AddResult, type Assertion } from '@edgeimage/assertions';
 import type { Argv } from 'yargs';
 import { EXIT_FAILURE, printJson } from '../output.js';
 import { parseTime, readAssertions, type Context } from './common.js';
+import { trustedFrom } from './resolve.js';
 
 function where(a: Assertion): string {
   return `${a.source.file ?? '<input>'}${a.source.line ? `:${a.source.line}` : ''}`;
@@ -23,9 +24,7 @@ export function verifyCommand(ctx: Context) {
         .epilog('Exit status 0 only when every assertion checks. Assertions may come in any order: one whose key or account comes later is checked once that has been added.'),
     handler: (a: { files: string[]; trusted?: string | string[]; defaultTrust: boolean; at?: string; json?: boolean }) => {
       const at = parseTime(a.at, '--at');
-      const db = new TrustDatabase({ at });
-      if (a.defaultTrust) for (const t of defaultTrustedAssertions()) db.addTrusted(t);
-      for (const f of [a.trusted ?? []].flat()) for (const t of readAssertions(f)) db.addTrusted(t);
+      const db = new TrustDatabase({ at, trusted: trustedFrom(a) });
       const results: AddResult[] = db.addAll(a.files.flatMap(readAssertions));
       const failed = results.filter((r) => r.error);
       if (a.json) {

@@ -1,0 +1,136 @@
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream, createWriteStream, renameSync, rmSync } from 'node:fs';
+import { Transform, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { encodeDigest } from '@edgeimage/assertions';
+import type { StoreBackend } from '../backends/backend.js';
+import { DigestMismatchError, SizeMismatchError, StoreError } from '../errors.js';
+import type { BundleCache } from './cache.js';
+import { withRetry, type RetryPolicy } from './retry.js';
+
+export interface DownloadRequest {
+  snap: string;
+  /** The store file of the bundle. */
+  path: string;
+  sha3_384: string;
+  size: number;
+}
+
+export interface DownloadHooks {
+  onProgress?: (bytes: number) => void;
+  onRetry?: (e: unknown, attempt: number, delayMs: number) => void;
+  /** Checks the verified temp file before it enters the cache (snap.yaml type, architecture). */
+  validate?: (tempFile: string) => Promise<void>;
+  /** Opens the temp file for writing; only tests replace it, to inject a full disk. */
+  openTemp?: (path: string, append: boolean) => Writable;
+}
+
+/** Temp files being written, removed if the process is interrupted. */
+const active = new Set<string>();
+let cleanupInstalled = false;
+function installCleanup(): void {
+  if (cleanupInstalled) return;
+  cleanupInstalled = true;
+  process.once('exit', () => {
+    for (const f of active) rmSync(f, { force: true });
+  });
+}
+
+/**
+ * Downloads one bundle into the cache: streamed through sha3-384 and a byte counter into a temp
+ * file, resumed with a Range request after a dropped connection, checked against the signed
+ * digest and size, validated, then renamed into place. On any failure the temp file is removed
+ * and nothing enters the cache.
+ */
+export async function downloadToCache(backend: StoreBackend, req: DownloadRequest, cache: BundleCache, policy: RetryPolicy, hooks: DownloadHooks = {}): Promise<string> {
+  installCleanup();
+  const tmp = cache.tempPath(req.sha3_384);
+  active.add(tmp);
+  const url = backend.locate(req.path);
+  let hash = createHash('sha3-384');
+  let received = 0;
+  try {
+    await withRetry(
+      `downloading ${req.snap} from ${url}`,
+      policy,
+      async (attempt) => {
+        if (attempt > 0) {
+          // Resume from what is really on disk (a failed pipeline may have counted bytes it never
+          // wrote), re-hashing it so the digest covers exactly the file's bytes.
+          ({ hash, received } = await hashPartial(tmp));
+        }
+        const { stream } = await backend.open(req.path, received);
+        const counter = countingTransform(hash, (n) => {
+          received += n;
+          if (received > req.size) throw new SizeMismatchError(req.snap, req.size, received, url);
+          hooks.onProgress?.(n);
+        });
+        const out = (hooks.openTemp ?? defaultOpenTemp)(tmp, received > 0);
+        try {
+          await pipeline(stream, counter, out);
+        } catch (e) {
+          throw classifyStreamError(e, tmp, req, url);
+        }
+        if (received < req.size) {
+          // The server closed the body early without an error: resume where it stopped.
+          throw new StoreError('ERR_DOWNLOAD_INTERRUPTED', `${url}: connection closed after ${received} of ${req.size} bytes`, { url, received });
+        }
+      },
+      hooks.onRetry,
+    );
+    const actual = encodeDigest(hash.digest());
+    if (received !== req.size) throw new SizeMismatchError(req.snap, req.size, received, url);
+    if (actual !== req.sha3_384) throw new DigestMismatchError(req.snap, req.sha3_384, actual, url);
+    await hooks.validate?.(tmp);
+    const final = cache.pathOf(req.sha3_384);
+    renameSync(tmp, final);
+    return final;
+  } finally {
+    rmSync(tmp, { force: true });
+    active.delete(tmp);
+  }
+}
+
+async function hashPartial(file: string): Promise<{ hash: Hash; received: number }> {
+  const hash = createHash('sha3-384');
+  let received = 0;
+  try {
+    for await (const chunk of createReadStream(file)) {
+      hash.update(chunk as Buffer);
+      received += (chunk as Buffer).length;
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  return { hash, received };
+}
+
+function defaultOpenTemp(path: string, append: boolean): Writable {
+  return createWriteStream(path, { flags: append ? 'a' : 'w', mode: 0o644 });
+}
+
+function countingTransform(hash: Hash, count: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      try {
+        count(chunk.length);
+      } catch (e) {
+        cb(e as Error);
+        return;
+      }
+      hash.update(chunk);
+      cb(null, chunk);
+    },
+  });
+}
+
+/** Disk errors are final and named as such; network errors stay transient so the download resumes. */
+function classifyStreamError(e: unknown, tmp: string, req: DownloadRequest, url: string): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EROFS' || code === 'EACCES') {
+    const why = code === 'ENOSPC' || code === 'EDQUOT' ? 'no space left on device' : 'cannot write';
+    return new StoreError('ERR_CACHE_WRITE', `cannot cache ${req.snap}: ${why} writing ${tmp} (${code}); nothing was cached`, { snap: req.snap, code, file: tmp });
+  }
+  if (e instanceof StoreError) return e;
+  return new StoreError('ERR_DOWNLOAD_INTERRUPTED', `${url}: download of ${req.snap} interrupted: ${(e as Error).message}`, { url });
+}
