@@ -1,6 +1,7 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from './main.js';
+import { hostTools } from './commands/doctor.js';
 import { run, useTempDirs, withEnv } from './test-helpers/cli.js';
 
 const tempDir = useTempDirs('edgeimage-main-test-');
@@ -118,11 +119,15 @@ interface DoctorRow {
 }
 
 describe('edgeimage doctor', () => {
-  /** A folder with fake `node` and `openssl` that print a version, for a PATH made of it alone. */
-  function fakeTools(tools: Record<string, string>): string {
+  /**
+   * A folder of fake tools that print a version, for a PATH made of it alone: the ones given, and
+   * (unless `only`) every other tool of the host-tools table, so that only what a test names differs.
+   */
+  function fakeTools(tools: Record<string, string>, only = false): string {
     const bin = join(tempDir(), 'bin');
     mkdirSync(bin);
-    for (const [tool, version] of Object.entries(tools)) {
+    const all = only ? tools : { ...Object.fromEntries(hostTools().map((t) => [t.tool, `${t.tool} 1.0`])), ...tools };
+    for (const [tool, version] of Object.entries(all)) {
       const p = join(bin, tool);
       writeFileSync(p, `#!/bin/sh\necho '${version}'\n`);
       chmodSync(p, 0o755);
@@ -148,7 +153,7 @@ describe('edgeimage doctor', () => {
   });
 
   it('reports a missing tool with the package to install, and exits 1', async () => {
-    const bin = fakeTools({ node: 'v99.1.2' });
+    const bin = fakeTools({ node: 'v99.1.2' }, true);
     const r = await withEnv({ PATH: bin }, () => run(['doctor']));
     expect(r.status).toBe(1);
     expect(r.out).toMatch(/^MISSING openssl\s+apt-get install openssl\s+needed by: /m);

@@ -5,9 +5,13 @@
 export * from './errors.js';
 export * from './layout.js';
 export type { StoreBackend } from './backends/backend.js';
-export { parseSnapYaml, type SnapYaml, type SnapApp } from './bundle/snap-yaml.js';
-export { pack, type PackResult } from './bundle/pack.js';
+export { parseSnapYaml, isSnapName, type SnapYaml, type SnapApp } from './bundle/snap-yaml.js';
+export { pack, bundleFileName, type PackResult } from './bundle/pack.js';
 export { readBundleInfo, readSnapYaml, type BundleInfo } from './bundle/inspect.js';
 export { fileDigest } from './bundle/digest.js';
-export { Store, type PublishResult } from './store.js';
+export { Store, checkChannel, assertionPathOf, type PublishResult } from './store.js';
+export { openBackend } from './backends/open.js';
+export { DirBackend } from './backends/dir.js';
+export { HttpBackend } from './backends/http.js';
+export { OciBackend, parseOciUrl, isOciUrl } from './backends/oci.js';
 export * from './resolver/index.js';

@@ -1,7 +1,7 @@
 /**
  * The files of a store (the same names on every backend):
  *
- *   store.json                               {"format": 1, "authority-id": ID, "key-id": KEYID}
+ *   store.json                               {"format": 1, "authority-id": ID, "key-id": KEYID, "key-name": NAME}
  *   index.json                               {"snaps": [NAME...]} — what `store list` enumerates
  *   snaps/NAME/index.json                    SnapIndex: snap-id, type, revisions, channel map
  *   snaps/NAME/REVISION.snap                 the bundle file of a revision, exactly as published
@@ -25,6 +25,8 @@ export interface StoreMeta {
   'authority-id': string;
   /** The store's signing key id (sign-key-sha3-384 of its snap-declarations and snap-revisions). */
   'key-id': string;
+  /** The name of that key in the publisher's keyring (not secret: it only names the key file). */
+  'key-name'?: string;
 }
 
 export interface StoreIndex {

@@ -1,0 +1,201 @@
+import { Readable } from 'node:stream';
+import { StoreError } from '../errors.js';
+import type { StoreBackend } from './backend.js';
+import { checkStorePath } from './dir.js';
+
+export interface HttpBackendOptions {
+  /** Give up when the server has not answered with headers within this time (default 30 s). */
+  headersTimeoutMs?: number;
+  /** Give up on a body when no bytes arrive for this long (default 60 s). */
+  idleTimeoutMs?: number;
+}
+
+/** Why a request failed at the transport level, in a few words (`connect ECONNREFUSED 127.0.0.1:9`). */
+function transportReason(e: unknown): string {
+  const err = e as { message?: string; cause?: { message?: string; code?: string } };
+  return err?.cause?.message ?? err?.message ?? String(e);
+}
+
+/**
+ * A directory store served read-only by any static web server (nginx, S3, a CDN). Files are fetched
+ * with GET; bundle downloads use `Range: bytes=OFFSET-` to resume, and work with servers that
+ * ignore Range too. Nothing is retried here: the resolver owns the retry policy.
+ *
+ * Failures are StoreErrors: ERR_STORE_UNREACHABLE (connection refused or dropped, timeout),
+ * ERR_STORE_HTTP (any status other than 200/206/404, with `status` and `url` in the context),
+ * ERR_STORE_NOT_FOUND (404 on `open`; `read` returns undefined instead), ERR_STORE_READ_ONLY
+ * (any write).
+ *
+ * ```ts
+ * const b = new HttpBackend('https://cdn.example.com/store/');
+ * const meta = await b.read('store.json');
+ * const { stream, size } = await b.open('snaps/hello/1.snap', resumeFrom);
+ * ```
+ */
+export class HttpBackend implements StoreBackend {
+  readonly writable = false;
+  private readonly base: URL;
+  private readonly headersTimeoutMs: number;
+  private readonly idleTimeoutMs: number;
+
+  constructor(
+    readonly url: string,
+    opts: HttpBackendOptions = {},
+  ) {
+    let base: URL;
+    try {
+      base = new URL(url.endsWith('/') ? url : `${url}/`);
+    } catch {
+      throw new StoreError('ERR_STORE_URL', `invalid store URL ${JSON.stringify(url)}`, { url });
+    }
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') {
+      throw new StoreError('ERR_STORE_URL', `an HTTP store URL starts with http:// or https://, found ${JSON.stringify(url)}`, { url });
+    }
+    base.hash = '';
+    this.base = base;
+    this.headersTimeoutMs = opts.headersTimeoutMs ?? 30_000;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
+  }
+
+  locate(path: string): string {
+    checkStorePath(path);
+    return new URL(path, this.base).href;
+  }
+
+  async read(path: string): Promise<Buffer | undefined> {
+    const { response, url, controller } = await this.request(path);
+    try {
+      if (response.status === 404) return undefined;
+      if (response.status !== 200) throw this.statusError(response, url);
+      try {
+        return Buffer.from(await response.arrayBuffer());
+      } catch (e) {
+        throw new StoreError('ERR_STORE_UNREACHABLE', `GET ${url}: the connection failed while reading the response: ${transportReason(e)}`, { url });
+      }
+    } finally {
+      controller.abort();
+    }
+  }
+
+  async write(path: string): Promise<void> {
+    throw this.readOnly(path);
+  }
+
+  async writeFile(path: string): Promise<void> {
+    throw this.readOnly(path);
+  }
+
+  /**
+   * `size` is the number of bytes the stream delivers (from `offset` to the end), when the server
+   * says. A 200 answer to a Range request (a server that ignores Range) is handled by skipping the
+   * first `offset` bytes.
+   */
+  async open(path: string, offset = 0): Promise<{ stream: Readable; size?: number }> {
+    const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
+    const { response, url, controller } = await this.request(path, headers);
+    let ok = false;
+    try {
+      const length = contentLength(response);
+      let skip = 0;
+      let size: number | undefined;
+      if (response.status === 404) {
+        throw new StoreError('ERR_STORE_NOT_FOUND', `${path} is not in the store: GET ${url} answered 404 Not Found`, { url, path, status: 404 });
+      } else if (response.status === 206) {
+        const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(response.headers.get('content-range') ?? '');
+        if (!range || Number(range[1]) !== offset) {
+          throw new StoreError('ERR_STORE_HTTP', `GET ${url} from byte ${offset}: the server answered 206 with Content-Range ${JSON.stringify(response.headers.get('content-range'))}`, { url, status: 206 });
+        }
+        size = Number(range[2]) - offset + 1;
+      } else if (response.status === 200) {
+        skip = offset;
+        if (length !== undefined) {
+          if (length < offset) {
+            throw new StoreError('ERR_STORE_RANGE', `cannot read ${url} from byte ${offset}: the file has ${length} bytes`, { url, offset, size: length });
+          }
+          size = length - offset;
+        }
+      } else if (response.status === 416) {
+        throw new StoreError('ERR_STORE_RANGE', `cannot read ${url} from byte ${offset}: the server answered 416 Range Not Satisfiable (${response.headers.get('content-range') ?? 'no Content-Range'})`, { url, offset, status: 416 });
+      } else {
+        throw this.statusError(response, url);
+      }
+      const stream = Readable.from(this.body(response, controller, url, skip), { objectMode: false });
+      // A stream destroyed before it was read never runs the body's cleanup: end the transfer here.
+      stream.once('close', () => controller.abort());
+      ok = true;
+      return size === undefined ? { stream } : { stream, size };
+    } finally {
+      if (!ok) controller.abort();
+    }
+  }
+
+  /** The body's bytes after `skip`, with transport failures turned into ERR_STORE_UNREACHABLE. */
+  private async *body(response: Response, controller: AbortController, url: string, skip: number): AsyncGenerator<Buffer> {
+    let received = 0;
+    let idle: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    const arm = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        timedOut = true;
+        controller.abort();
+      }, this.idleTimeoutMs);
+    };
+    try {
+      if (!response.body) return;
+      arm();
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        arm();
+        let buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        received += buf.length;
+        if (skip > 0) {
+          const drop = Math.min(skip, buf.length);
+          skip -= drop;
+          buf = buf.subarray(drop);
+          if (buf.length === 0) continue;
+        }
+        yield buf;
+      }
+    } catch (e) {
+      const why = timedOut ? `no data for ${this.idleTimeoutMs / 1000} s` : transportReason(e);
+      throw new StoreError('ERR_STORE_UNREACHABLE', `GET ${url}: the connection failed after ${received} bytes of the body: ${why}`, { url, received });
+    } finally {
+      clearTimeout(idle);
+      // Ends the transfer when the reader stops early (destroy) or fails.
+      controller.abort();
+    }
+  }
+
+  private async request(path: string, headers: Record<string, string> = {}): Promise<{ response: Response; url: string; controller: AbortController }> {
+    const url = this.locate(path);
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.headersTimeoutMs);
+    try {
+      // identity: byte ranges and sizes must be those of the file, not of a compressed form.
+      const response = await fetch(url, { headers: { 'accept-encoding': 'identity', ...headers }, signal: controller.signal, redirect: 'follow' });
+      return { response, url, controller };
+    } catch (e) {
+      const why = controller.signal.aborted ? `no answer within ${this.headersTimeoutMs / 1000} s` : transportReason(e);
+      throw new StoreError('ERR_STORE_UNREACHABLE', `cannot reach the store: GET ${url}: ${why}`, { url, path });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private statusError(response: Response, url: string): StoreError {
+    return new StoreError('ERR_STORE_HTTP', `GET ${url}: HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`, { url, status: response.status });
+  }
+
+  private readOnly(path: string): StoreError {
+    return new StoreError(
+      'ERR_STORE_READ_ONLY',
+      `cannot write ${path} to ${this.url}: HTTP stores are read-only; publish to the directory or OCI store that this URL serves, and the web server will serve the change`,
+      { url: this.url, path },
+    );
+  }
+}
+
+function contentLength(response: Response): number | undefined {
+  const v = response.headers.get('content-length');
+  return v !== null && /^\d+$/.test(v) ? Number(v) : undefined;
+}

@@ -1,0 +1,94 @@
+/**
+ * Runs a host tool (mksquashfs, unsquashfs) without a shell: argv as given, output captured.
+ * A missing tool is a {@link StoreError} `ERR_HOST_TOOL` naming the Debian package to install.
+ *
+ * (node:child_process rather than execa: execa@9 is a dependency of @edgeimage/cli only, and what
+ * `execa` resolves to from this package is another tool's execa@5.)
+ */
+import { spawn } from 'node:child_process';
+import { StoreError } from '../errors.js';
+
+/** The Debian package of each host tool the bundle code runs. */
+export const HOST_TOOL_PACKAGES: Readonly<Record<string, string>> = {
+  mksquashfs: 'squashfs-tools',
+  unsquashfs: 'squashfs-tools',
+};
+
+export interface ToolResult {
+  /** Exit status, or null when a signal ended the tool. */
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  /** The last 64 KiB of stderr. */
+  stderr: string;
+  /** Stdout went over `maxStdout`: the tool was stopped and `stdout` holds the first bytes only. */
+  overflow: boolean;
+}
+
+export interface ToolOptions {
+  /** Stop the tool once it has written more than this to stdout (default 16 MiB). */
+  maxStdout?: number;
+  /** Variables to set (a string) or remove (undefined) on top of this process's environment. */
+  env?: Record<string, string | undefined>;
+}
+
+const STDERR_KEEP = 64 * 1024;
+
+/**
+ * @example
+ * const r = await runTool('unsquashfs', ['-cat', '/abs/x.snap', 'meta/snap.yaml'], { maxStdout: 1 << 20 });
+ * if (r.exitCode === 0) r.stdout.toString('utf8');
+ */
+export function runTool(tool: string, args: readonly string[], opts: ToolOptions = {}): Promise<ToolResult> {
+  const maxStdout = opts.maxStdout ?? 16 * 1024 * 1024;
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const [k, v] of Object.entries(opts.env ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  return new Promise((resolve, reject) => {
+    const child = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'], env, shell: false });
+    const out: Buffer[] = [];
+    let outBytes = 0;
+    let overflow = false;
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => {
+      if (overflow) return;
+      outBytes += b.length;
+      if (outBytes > maxStdout) {
+        overflow = true;
+        child.kill('SIGKILL');
+        return;
+      }
+      out.push(b);
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (s: string) => {
+      stderr = (stderr + s).slice(-STDERR_KEEP);
+    });
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') {
+        const pkg = HOST_TOOL_PACKAGES[tool];
+        reject(
+          new StoreError('ERR_HOST_TOOL', `${tool} is not installed (not found on PATH)${pkg ? `; install the Debian package ${pkg} (apt-get install ${pkg})` : ''}`, {
+            tool,
+            package: pkg,
+          }),
+        );
+      } else reject(e);
+    });
+    child.on('close', (exitCode, signal) => {
+      resolve({ exitCode, signal, stdout: Buffer.concat(out), stderr, overflow });
+    });
+  });
+}
+
+/** The last non-empty lines of a tool's stderr, for an error message. */
+export function stderrTail(stderr: string, lines = 3): string {
+  return stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(-lines)
+    .join('; ');
+}
