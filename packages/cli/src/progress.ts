@@ -7,9 +7,9 @@ const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
  * Shows resolve events: bars on a terminal, one plain line per event otherwise (CI logs, pipes).
  * Always on stderr, so `--json` output on stdout stays clean.
  */
-export function resolveProgress(stream: NodeJS.WriteStream = process.stderr): { onEvent: (e: ResolveEvent) => void; stop: () => void } {
+export function resolveProgress(log: (line: string) => void, stream: NodeJS.WriteStream = process.stderr): { onEvent: (e: ResolveEvent) => void; stop: () => void } {
   const tty = Boolean(stream.isTTY) && (stream.columns ?? 0) > 20;
-  const line = (t: string) => stream.write(`${t}\n`);
+  const line = log;
   if (!tty) {
     return {
       onEvent: (e) => {

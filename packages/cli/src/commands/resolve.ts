@@ -38,7 +38,7 @@ export function resolveCommand(ctx: Context) {
         .epilog('Progress goes to stderr (bars on a terminal, one line per event otherwise). A bundle enters the cache only after its sha3-384 and size match its signed snap-revision.'),
     handler: async (a: TrustArgs & { model: string; store: string; cache?: string; allowUnpinned: boolean; at?: string; concurrency: number; json?: boolean }) => {
       const store = await Store.open(a.store);
-      const progress = resolveProgress();
+      const progress = resolveProgress((line) => ctx.io.err(line));
       try {
         const r = await resolveModel(readAssertions(a.model), {
           store,

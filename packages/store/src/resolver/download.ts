@@ -59,7 +59,20 @@ export async function downloadToCache(backend: StoreBackend, req: DownloadReques
           // wrote), re-hashing it so the digest covers exactly the file's bytes.
           ({ hash, received } = await hashPartial(tmp));
         }
-        const { stream } = await backend.open(req.path, received);
+        let opened;
+        try {
+          opened = await backend.open(req.path, received);
+        } catch (e) {
+          // Asked to resume past the end: the file is shorter than what was already received.
+          if (e instanceof StoreError && e.code === 'ERR_STORE_RANGE') throw new SizeMismatchError(req.snap, req.size, received, url);
+          throw e;
+        }
+        const { stream } = opened;
+        if (opened.size !== undefined && received + opened.size !== req.size) {
+          // The store says how big the file is: refuse it before transferring a byte.
+          stream.destroy();
+          throw new SizeMismatchError(req.snap, req.size, received + opened.size, url);
+        }
         const counter = countingTransform(hash, (n) => {
           received += n;
           if (received > req.size) throw new SizeMismatchError(req.snap, req.size, received, url);

@@ -135,6 +135,18 @@ export async function resolveModel(input: Assertion[], opts: ResolveOptions): Pr
     return storeRead(`fetching ${slot}`, () => store.assertion(type, key));
   };
 
+  // Declarations and revisions are the store's word: say how to trust it when that is what fails.
+  const ensureStoreSigned = async (a: Assertion) => {
+    try {
+      await ensure(a);
+    } catch (e) {
+      if (e instanceof EdgeimageError && (e.code === 'ERR_UNKNOWN_KEY' || e.code === 'ERR_NOT_DIRECTLY_TRUSTED')) {
+        throw new StoreError(e.code, `${e.message}; a store's snap-declarations and snap-revisions verify only when the store's account and account-key (signed by a trusted root) are given with --trusted`, e.context);
+      }
+      throw e;
+    }
+  };
+
   // 1. The model and the assertions given with it.
   const models = input.filter((a) => a.type === 'model');
   if (models.length !== 1) {
@@ -224,8 +236,8 @@ export async function resolveModel(input: Assertion[], opts: ResolveOptions): Pr
     const snapId = rev.header('snap-id')!;
     const decl = await storeRead(`fetching snap-declaration of ${snap.name}`, () => store.assertion('snap-declaration', ['16', snapId]));
     if (!decl) throw fail('ERR_STORE_NO_ASSERTION', `no snap-declaration for ${snap.name} (snap-id ${snapId}) in ${store.backend.url}`, { snap: snap.name });
-    await ensure(decl);
-    await ensure(rev);
+    await ensureStoreSigned(decl);
+    await ensureStoreSigned(rev);
     checkBinding(snap, decl, rev, revision, entry['sha3-384'], entry.size);
     planned.push({ snap, index, revision, sha3_384: entry['sha3-384'], size: Number(rev.header('snap-size')), snapId });
   }
