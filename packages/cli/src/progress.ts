@@ -1,7 +1,7 @@
 import type { ResolveEvent } from '@edgeimage/store';
 import cliProgress from 'cli-progress';
 
-const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+const mb = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.ceil(n / 1e3)} kB`);
 
 /**
  * Shows resolve events: bars on a terminal, one plain line per event otherwise (CI logs, pipes).
