@@ -45,7 +45,7 @@ test('resolve --json prints the resolution manifest, one object per snap', async
   }
   // Off a terminal, progress is one plain line per event on stderr.
   expect(r.err).toMatch(/^model acme\/kiosk: verified$/m);
-  expect(r.err).toMatch(/^downloading pc-kernel \(\d+\.\d MB\)$/m);
+  expect(r.err).toMatch(/^downloading pc-kernel \(\d+(\.\d)? [kM]B\)$/m);
 
   const again = await run(['resolve', files.model, '--store', server.url, ...trustArgs(), '--no-default-trust', '--at', '2026-06-01T00:00:00Z', '--cache', cache]);
   expect(again.status).toBe(0);
