@@ -1,4 +1,6 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import { join } from 'node:path';
 import { encodeStream, sha3_384Digest, type Assertion } from '@edgeimage/assertions';
 import { serveDirectory, type StaticServer } from '../../../store/src/test-helpers/http-server.js';
@@ -63,3 +65,17 @@ test('resolve of a store that does not exist says so', async () => {
   expect(r.status).toBe(1);
   expect(r.err).toMatch(/ERR_STORE_NOT_FOUND/);
 });
+
+test('two edgeimage processes resolving into the same cache at once both succeed and leave it sound', async () => {
+  // Real processes (the built CLI), as two CI jobs sharing a cache would run.
+  const bin = fileURLToPath(new URL('../../bin/edgeimage.js', import.meta.url));
+  const cache = join(world.dir, 'shared-cache');
+  const args = [bin, 'resolve', files.model, '--store', server.url, ...trustArgs(), '--no-default-trust', '--at', '2026-06-01T00:00:00Z', '--cache', cache, '--json'];
+  const [a, b] = await Promise.all([execa('node', args), execa('node', args)]);
+  const ma = JSON.parse(a.stdout) as { path: string; 'sha3-384': string }[];
+  const mb = JSON.parse(b.stdout) as { path: string }[];
+  expect(ma.map((m) => m.path)).toEqual(mb.map((m) => m.path));
+  expect(readdirSync(join(cache, 'bundles')).sort()).toEqual(ma.map((m) => `${m['sha3-384']}.snap`).sort());
+  for (const m of ma) expect(sha3_384Digest(readFileSync(m.path))).toBe(m['sha3-384']);
+  expect(readdirSync(join(cache, 'tmp'))).toEqual([]);
+}, 60_000);
