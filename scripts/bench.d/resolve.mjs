@@ -2,10 +2,10 @@
 // loopback, next to curl fetching the same files one after another (ratio) and to
 // `openssl dgst -sha3-384` over the same bytes (ratio: verifying should cost no more than the
 // hash itself); then a warm-cache resolve.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PrivateKey, accountKeyHeaders, signAssertion, snapIdFor } from '../../packages/assertions/dist/index.js';
@@ -64,15 +64,21 @@ try {
     timestamp: '2026-03-01T00:00:00Z' }, brand);
   const input = [account('bench'), akey(brand, 'bench', 'models'), vs, model];
 
-  // A plain static server, the way any web server would serve the store.
-  const server = createServer((req, res) => {
-    const p = join(storeDir, decodeURIComponent(req.url.split('?')[0]));
-    if (!p.startsWith(storeDir) || !existsSync(p) || !statSync(p).isFile()) { res.writeHead(404).end(); return; }
-    res.writeHead(200, { 'content-length': statSync(p).size });
-    createReadStream(p, { highWaterMark: 1 << 20 }).pipe(res);
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${server.address().port}`;
+  // A plain static server in its own process, the way any web server would serve the store.
+  const serverCode = `
+    const { createServer } = require('node:http'); const fs = require('node:fs'); const path = require('node:path');
+    const root = process.argv[1];
+    const server = createServer((req, res) => {
+      const p = path.join(root, decodeURIComponent(req.url.split('?')[0]));
+      if (!p.startsWith(root) || !fs.existsSync(p) || !fs.statSync(p).isFile()) { res.writeHead(404).end(); return; }
+      res.writeHead(200, { 'content-length': fs.statSync(p).size });
+      fs.createReadStream(p, { highWaterMark: 1 << 20 }).pipe(res);
+    });
+    server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
+  const serverProc = spawn(process.execPath, ['-e', serverCode, storeDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve) => serverProc.stdout.once('data', (d) => resolve(Number(String(d).trim()))));
+  const url = `http://127.0.0.1:${port}`;
+  const server = { close: () => serverProc.kill() };
   const total = files.reduce((n, f) => n + statSync(f).size, 0);
 
   const cacheDir = join(work, 'cache');
@@ -87,7 +93,8 @@ try {
   if (warm.downloaded !== 0) throw new Error('warm resolve downloaded');
 
   t = process.hrtime.bigint();
-  for (const s of specs) execFileSync('curl', ['-sf', '-o', '/dev/null', `${url}/${bundlePath(s.name, 1)}`]);
+  // Asynchronously: the server runs in this process and must keep answering.
+  for (const s of specs) await promisify(execFile)('curl', ['-sf', '-o', '/dev/null', `${url}/${bundlePath(s.name, 1)}`]);
   const curlS = secs(t);
 
   t = process.hrtime.bigint();
