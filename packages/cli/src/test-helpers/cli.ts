@@ -60,22 +60,8 @@ export function useTempDirs(prefix = 'edgeimage-cli-test-'): () => string {
   };
 }
 
-/** Runs `fn` with environment variables set (undefined: unset), restoring them afterwards. */
-export async function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {
-  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
-  const apply = (v: Record<string, string | undefined>) => {
-    for (const [k, x] of Object.entries(v)) {
-      if (x === undefined) delete process.env[k];
-      else process.env[k] = x;
-    }
-  };
-  apply(vars);
-  try {
-    return await fn();
-  } finally {
-    apply(saved);
-  }
-}
+// One withEnv for every package's tests (the CLI's tests already build on the store's helpers).
+export { withEnv } from '../../../store/src/bundle/test-helpers/bundles.js';
 
 /** The base64 lines of a PEM file (without the BEGIN/END lines). */
 export function pemBody(pem: string): string[] {
