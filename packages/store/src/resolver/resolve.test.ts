@@ -294,6 +294,24 @@ describe('bad input: a clear error, and nothing enters the cache', () => {
   });
 });
 
+describe('local bundles (--snap)', () => {
+  test('are refused for a model that is not of grade dangerous', async () => {
+    const file = join(world.storeDir, bundlePath('hello', 1));
+    const e = await failure(resolveWith(modelInput(), { localBundles: [file] }));
+    expect(e.code).toBe('ERR_SNAP_NOT_DANGEROUS');
+    expect(e.message).toMatch(/allowed only for models of grade dangerous.*grade signed/);
+  });
+
+  test('replace the store\'s bundle in a dangerous model', async () => {
+    const file = join(world.storeDir, bundlePath('hello', 1));
+    const r = await resolveWith(modelInput(world.model({ grade: 'dangerous' })), { localBundles: [file] });
+    const hello = r.bundles.find((b) => b.name === 'hello')!;
+    expect(hello).toMatchObject({ revision: 0, path: file, url: `file://${file}` });
+    expect(r.bundles.map((b) => b.name)).toEqual(r.model.snaps.map((s) => s.name));
+    expect(server.log.some((x) => x.path === bundlePath('hello', 1))).toBe(false);
+  });
+});
+
 describe('a tampered store file on disk', () => {
   test('a bundle replaced in the store directory is refused', async () => {
     const copy = join(world.dir, 'store-copy');

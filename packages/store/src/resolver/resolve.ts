@@ -11,6 +11,9 @@ import {
   validationSetType,
 } from '@edgeimage/assertions';
 import { readSnapYaml } from '../bundle/inspect.js';
+import { fileDigest } from '../bundle/digest.js';
+import { resolve as resolvePath } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { StoreError } from '../errors.js';
 import { bundlePath, normaliseChannel, type SnapIndex } from '../layout.js';
 import type { Store } from '../store.js';
@@ -24,6 +27,7 @@ export interface ResolvedBundle {
   name: string;
   'snap-id': string;
   type: string;
+  /** 0 for a local bundle (`--snap`), which nothing signed vouches for. */
   revision: number;
   'sha3-384': string;
   size: number;
@@ -63,6 +67,11 @@ export interface ResolveOptions {
   concurrency?: number;
   retry?: RetryPolicy;
   onEvent?: (e: ResolveEvent) => void;
+  /**
+   * Local bundle files used instead of the store's, as `ubuntu-image --snap` does; allowed only
+   * for models of grade dangerous (nothing signed vouches for them).
+   */
+  localBundles?: string[];
   /** Only tests set it: opens cache temp files, to inject a full disk. */
   openTemp?: (path: string, append: boolean) => Writable;
 }
@@ -167,6 +176,19 @@ export async function resolveModel(input: Assertion[], opts: ResolveOptions): Pr
   const arch = model.architecture;
   if (!arch) throw fail('ERR_MODEL', `${refOf(modelAssertion)}: the model names no architecture`);
 
+  // Local bundles replace the store's for their snap, for dangerous models only.
+  const local = new Map<string, { file: string; type: string; architectures: string[] }>();
+  for (const file of opts.localBundles ?? []) {
+    if (model.grade !== 'dangerous') {
+      throw fail('ERR_SNAP_NOT_DANGEROUS', `--snap ${file}: local bundles are allowed only for models of grade dangerous, and ${refOf(modelAssertion)} is grade ${model.grade}; publish the bundle to a store and pin it in a validation-set instead`, { file });
+    }
+    const y = await readSnapYaml(file);
+    if (!model.snaps.some((s) => s.name === y.name)) {
+      throw fail('ERR_SNAP_NOT_IN_MODEL', `--snap ${file}: the model has no snap named "${y.name}" (it has ${model.snaps.map((s) => s.name).join(', ')})`, { file });
+    }
+    local.set(y.name, { file, type: y.type, architectures: y.architectures });
+  }
+
   // 2. Validation-sets: from the input, else from the store; each verified.
   const pins = new Map<string, Pin>();
   for (const vs of model.validationSets) {
@@ -195,7 +217,7 @@ export async function resolveModel(input: Assertion[], opts: ResolveOptions): Pr
   }
 
   // 3. Per snap: revision, declaration, revision assertion — all before any download.
-  const unpinned = model.snaps.filter((s) => pins.get(s.name)?.revision === undefined && pins.get(s.name)?.presence !== 'invalid');
+  const unpinned = model.snaps.filter((s) => !local.has(s.name) && pins.get(s.name)?.revision === undefined && pins.get(s.name)?.presence !== 'invalid');
   if ((model.grade === 'signed' || model.grade === 'secured') && unpinned.length && !opts.allowUnpinned) {
     throw fail(
       'ERR_UNPINNED',
@@ -204,7 +226,15 @@ export async function resolveModel(input: Assertion[], opts: ResolveOptions): Pr
     );
   }
   const planned: Planned[] = [];
+  const localResolved: ResolvedBundle[] = [];
   for (const snap of model.snaps) {
+    const mine = local.get(snap.name);
+    if (mine) {
+      const { sha3_384, size } = await fileDigest(mine.file);
+      await checkBundle(mine.file, { snap, revision: 0 } as Planned, arch);
+      localResolved.push({ name: snap.name, 'snap-id': snap.id ?? '', type: snap.type, revision: 0, 'sha3-384': sha3_384, size, url: pathToFileURL(resolvePath(mine.file)).href, path: resolvePath(mine.file) });
+      continue;
+    }
     const pin = pins.get(snap.name);
     const optional = snap.presence === 'optional';
     if (pin?.presence === 'invalid') {
@@ -269,7 +299,7 @@ export async function resolveModel(input: Assertion[], opts: ResolveOptions): Pr
     model,
     downloaded,
     assertions: [modelAssertion, ...db.all().filter((a) => a !== modelAssertion)],
-    bundles: planned.map((p, i) => ({
+    bundles: [...localResolved, ...planned.map((p, i) => ({
       name: p.snap.name,
       'snap-id': p.snapId,
       type: p.snap.type,
@@ -278,7 +308,7 @@ export async function resolveModel(input: Assertion[], opts: ResolveOptions): Pr
       size: p.size,
       url: store.backend.locate(bundlePath(p.snap.name, p.revision)),
       path: paths[i]!,
-    })),
+    }))].sort((a, b) => model.snaps.findIndex((s) => s.name === a.name) - model.snaps.findIndex((s) => s.name === b.name)),
   };
 }
 
