@@ -10,6 +10,8 @@ const common = {
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testEnvironment: 'node',
+  // Only the packages hold tests; images/ and bundles/ hold .snap bundles jest would take for snapshots.
+  roots: ['<rootDir>/packages'],
 };
 
 export default {

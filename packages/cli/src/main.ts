@@ -3,6 +3,7 @@ import { accountKeyCommand } from './commands/account-key.js';
 import type { Context } from './commands/common.js';
 import { decodeCommand } from './commands/decode.js';
 import { doctorCommand } from './commands/doctor.js';
+import { gadgetCommand } from './commands/gadget.js';
 import { keyCommand } from './commands/key.js';
 import { bundleCommand, packCommand } from './commands/pack.js';
 import { resolveCommand } from './commands/resolve.js';
@@ -33,6 +34,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .command(bundleCommand(ctx))
     .command(storeCommand(ctx))
     .command(resolveCommand(ctx))
+    .command(gadgetCommand(ctx))
     .command(doctorCommand(ctx))
     .demandCommand(1, 'name a command')
     .strict()

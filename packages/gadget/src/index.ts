@@ -5,5 +5,8 @@
 export * from './types.js';
 export * from './errors.js';
 export { parseGadgetYaml, readGadgetYaml } from './parse.js';
-export { layoutVolume, layoutGadget } from './layout.js';
+export { layoutVolume, layoutGadget, layoutContent, isPartition, GPT_BACKUP_SIZE, NON_MBR_START_OFFSET, MAX_PARTITIONS } from './layout.js';
 export { checkABRoles, AB_ROLES } from './ab-roles.js';
+export { checkContentPath, checkGadgetContent, type ContentPathOrigin } from './content.js';
+export { KNOWN_ROLES, SNAPD_ROLES, SLOT_ROLES, FILESYSTEMS } from './rules/structure.js';
+export { BOOTLOADERS } from './rules/volume.js';

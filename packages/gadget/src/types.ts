@@ -15,14 +15,22 @@ export interface Volume {
   bootloader?: string;
   /** MBR disk id (2 hex digits or 8) or GPT disk GUID, when the gadget gives one. */
   id?: string;
+  /**
+   * In gadget.yaml's order (not disk order), each with the offset as written; {@link layoutVolume}
+   * computes the implicit offsets and the disk order.
+   */
   structures: Structure[];
 }
 
 export interface ContentFile {
   kind: 'file';
+  /** A path inside the gadget (a trailing `/` means a directory's contents) or a `$kernel:ASSET/PATH` reference. */
   source: string;
   target: string;
   unpack?: boolean;
+  /** Where this content entry starts in gadget.yaml (1-based), for messages. */
+  line?: number;
+  col?: number;
 }
 
 export interface ContentImage {
@@ -31,6 +39,9 @@ export interface ContentImage {
   /** Offset inside the structure (bytes). */
   offset?: number;
   size?: number;
+  /** Where this content entry starts in gadget.yaml (1-based), for messages. */
+  line?: number;
+  col?: number;
 }
 
 export interface OffsetWrite {
@@ -42,11 +53,16 @@ export interface OffsetWrite {
 export interface Structure {
   /** Position in gadget.yaml's structure list (0-based), for messages. */
   yamlIndex: number;
+  /** Where this structure's entry starts in gadget.yaml (1-based), for messages. */
+  line?: number;
+  col?: number;
   name?: string;
+  /** The role, with the implicit ones applied (`type: mbr` → `mbr`, label `system-boot` → `system-boot`). */
   role?: string;
   /** As written: `bare`, `mbr`, `XX`, a GUID or `XX,GUID`; see mbrType/gptType for the parts. */
   type: string;
   mbrType?: string;
+  /** The GUID part of the type, upper case. */
   gptType?: string;
   offset?: number;
   offsetWrite?: OffsetWrite;
@@ -73,7 +89,26 @@ export interface LaidOutVolume {
   schema: Schema;
   bootloader?: string;
   id?: string;
+  /** In disk order (by start offset). */
   structures: LaidOutStructure[];
   /** End of the last structure: the smallest disk that holds the layout (plus GPT backup area). */
   minSize: number;
+  /**
+   * What snapd only warns about (a structure in the area of the primary GPT); the layout is still
+   * returned. One sentence each.
+   */
+  warnings?: string[];
+}
+
+/** A raw image placed inside its structure (see `layoutContent`). */
+export interface LaidOutContent {
+  /** Index of the entry in the structure's `content`. */
+  index: number;
+  image: string;
+  /** Start inside the structure, bytes. */
+  offset: number;
+  /** Bytes the image occupies: its declared size, else the file's size. */
+  size: number;
+  /** Start on the disk, bytes. */
+  startOffset: number;
 }
