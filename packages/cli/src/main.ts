@@ -1,5 +1,7 @@
 import yargs from 'yargs';
 import { accountKeyCommand } from './commands/account-key.js';
+import { buildCommand } from './commands/build.js';
+import { envCommand, inspectCommand } from './commands/image.js';
 import type { Context } from './commands/common.js';
 import { decodeCommand } from './commands/decode.js';
 import { doctorCommand } from './commands/doctor.js';
@@ -34,6 +36,9 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .command(bundleCommand(ctx))
     .command(storeCommand(ctx))
     .command(resolveCommand(ctx))
+    .command(buildCommand(ctx))
+    .command(inspectCommand(ctx))
+    .command(envCommand(ctx))
     .command(gadgetCommand(ctx))
     .command(doctorCommand(ctx))
     .demandCommand(1, 'name a command')

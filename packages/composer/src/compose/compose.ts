@@ -1,0 +1,397 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { copyFileSync, closeSync, constants as fsc, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, ftruncateSync, cpSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { type Assertion, encodeStream, PublicKey, writeAtomic } from '@edgeimage/assertions';
+import { checkABRoles, checkContentPath, layoutContent, layoutVolume, parseGadgetYaml, type LaidOutStructure, type LaidOutVolume } from '@edgeimage/gadget';
+import type { Resolution, ResolvedBundle } from '@edgeimage/store';
+import { initialEnv } from '../bootenv/env.js';
+import { writeEnvTree } from '../bootenv/tree.js';
+import { ComposeError } from '../errors.js';
+import { buildExt4 } from '../fs/ext4.js';
+import { buildVfat } from '../fs/vfat.js';
+import { copyIntoImage, writeAt } from '../fs/copy.js';
+import { writeGpt, writeMbr } from '../partition/index.js';
+import { ImageIdentity } from './identity.js';
+import { runTool } from '../fs/tool.js';
+
+export type OutputFormat = 'raw' | 'bmap' | 'qcow2';
+
+export interface ComposeOptions {
+  resolution: Resolution;
+  /** Trust anchors the resolution was verified against (their keys join the device trust store). */
+  trusted: Assertion[];
+  outputDir: string;
+  /** Disk size in bytes; default: exactly what the layout needs. */
+  imageSize?: number;
+  formats?: OutputFormat[];
+  compress?: 'zstd' | 'xz';
+  /** Leave slot b empty instead of a copy of slot a. */
+  emptyB?: boolean;
+  onEvent?: (e: ComposeEvent) => void;
+}
+
+export type ComposeEvent = { kind: 'stage'; what: string } | { kind: 'structure'; name: string; bytes: number } | { kind: 'output'; path: string };
+
+export interface PartitionManifest {
+  name?: string;
+  role?: string;
+  index?: number;
+  offset: number;
+  size: number;
+  type: string;
+  guid?: string;
+  filesystem: string;
+  label?: string;
+  /** sha256 of the structure's bytes as written (filesystem or raw content). */
+  sha256?: string;
+}
+
+export interface ImageManifest {
+  format: 1;
+  model: { 'brand-id': string; model: string; revision: number; architecture: string; grade: string; timestamp: string; 'sign-key-sha3-384': string };
+  volume: string;
+  schema: string;
+  size: number;
+  'disk-guid'?: string;
+  'disk-id'?: string;
+  partitions: PartitionManifest[];
+  bundles: { name: string; 'snap-id': string; type: string; revision: number; 'sha3-384': string; size: number }[];
+  'boot-environment': Record<string, string>;
+  'trust-store': string[];
+  outputs: { format: string; path: string; sha256?: string }[];
+}
+
+export interface ComposeResult {
+  images: { volume: string; path: string; size: number; sha256: string }[];
+  manifestPath: string;
+  manifest: ImageManifest;
+}
+
+const MiB = 1 << 20;
+const SECTOR = 512;
+
+/** Temp files and folders of builds in progress, removed on exit (Ctrl-C included: see the CLI). */
+export const inProgress = new Set<string>();
+export function removeInProgress(): void {
+  for (const p of inProgress) rmSync(p, { recursive: true, force: true });
+  inProgress.clear();
+}
+
+/**
+ * Composes the A/B disk image of a resolved model: unpacks the gadget, lays out its volume, stages
+ * and builds every structure (in parallel), writes them and the partition table into a sparse file
+ * under a temporary name, and renames it into place. Rootless: nothing is mounted.
+ *
+ * ```ts
+ * const r = await composeImage({ resolution, trusted, outputDir: 'images' });
+ * r.images[0].path; // images/pc-amd64.img
+ * ```
+ */
+export async function composeImage(opts: ComposeOptions): Promise<ComposeResult> {
+  const emit = opts.onEvent ?? (() => {});
+  const { resolution } = opts;
+  const model = resolution.model;
+  const modelAssertion = resolution.assertions.find((a) => a.type === 'model')!;
+  const id = new ImageIdentity(model.brandId, model.model, model.revision, model.timestamp);
+  checkOutputDir(opts.outputDir);
+
+  const work = mkdtempSync(join(tmpdir(), 'edgeimage-compose-'));
+  inProgress.add(work);
+  try {
+    const bundle = (type: string) => resolution.bundles.find((b) => b.type === type);
+    const gadget = bundle('gadget');
+    const kernel = bundle('kernel');
+    if (!gadget) throw new ComposeError('ERR_NO_GADGET', `${model.brandId}/${model.model} has no gadget snap: nothing says how to lay out the disk`);
+    if (!kernel) throw new ComposeError('ERR_NO_KERNEL', `${model.brandId}/${model.model} has no kernel snap`);
+
+    // 1. The gadget: its gadget.yaml, its A/B roles, its layout.
+    emit({ kind: 'stage', what: `unpacking gadget ${gadget.name}` });
+    const gadgetDir = join(work, 'gadget');
+    await runTool('unsquashfs', ['-q', '-n', '-no-xattrs', '-d', gadgetDir, gadget.path]);
+    const gadgetYamlPath = join(gadgetDir, 'meta', 'gadget.yaml');
+    if (!existsSync(gadgetYamlPath)) throw new ComposeError('ERR_GADGET_NO_YAML', `gadget ${gadget.name} revision ${gadget.revision} has no meta/gadget.yaml`, { gadget: gadget.name });
+    const gadgetFile = `${gadget.name}_${gadget.revision}.snap:meta/gadget.yaml`;
+    const info = parseGadgetYaml(readFileSync(gadgetYamlPath, 'utf8'), gadgetFile);
+    const volume = checkABRoles(info);
+    const layout = layoutVolume(volume, gadgetFile);
+    await checkArchitectures(resolution, gadgetDir, model.architecture ?? '');
+
+    const needed = layout.minSize;
+    const size = opts.imageSize ?? align(needed, MiB);
+    if (size < needed) {
+      throw new ComposeError('ERR_IMAGE_TOO_SMALL', `--image-size ${size} bytes is too small for the layout of volume ${layout.name}: it needs at least ${needed} bytes (${Math.ceil(needed / MiB)} MiB)`, { size, needed });
+    }
+
+    // 2. Stage every structure's tree.
+    const kernelDir = join(work, 'kernel');
+    await extractKernel(kernel, kernelDir);
+    const slotDir = join(work, 'slot');
+    const trustStore = stageSlot(slotDir, resolution, opts.trusted, modelAssertion, kernelDir, id);
+    const env = initialEnv();
+
+    const builds = layout.structures.map(async (s) => {
+      const out = join(work, 'fs', `${s.yamlIndex}.img`);
+      mkdirSync(dirname(out), { recursive: true });
+      const stage = join(work, 'stage', String(s.yamlIndex));
+      mkdirSync(stage, { recursive: true });
+      if (s.role === 'system-boot') {
+        stageContent(s, gadgetDir, stage, gadgetFile);
+        writeEnvTree(stage, env);
+      } else if (s.role === 'system-a' || (s.role === 'system-b' && !opts.emptyB)) {
+        cpSync(slotDir, stage, { recursive: true });
+      } else if (s.filesystem !== 'none') {
+        stageContent(s, gadgetDir, stage, gadgetFile);
+      }
+      if (s.filesystem === 'ext4') {
+        await buildExt4({ sourceDir: stage, output: out, size: s.size, label: s.filesystemLabel, name: structureKey(s), uuid: id.guid('fs', layout.name, structureKey(s)), hashSeed: id.guid('hash-seed', layout.name, structureKey(s)), timestamp: id.timestamp, journal: s.role === 'system-data' });
+      } else if (s.filesystem === 'vfat' || s.filesystem === 'vfat-16' || s.filesystem === 'vfat-32') {
+        await buildVfat({ sourceDir: stage, output: out, size: s.size, label: s.filesystemLabel, name: structureKey(s), volumeId: id.u32('vfat', layout.name, structureKey(s)), fatBits: s.filesystem === 'vfat-16' ? 16 : s.filesystem === 'vfat-32' ? 32 : undefined, timestamp: id.timestamp, hiddenSectors: s.startOffset / SECTOR });
+      } else {
+        return { s, file: undefined };
+      }
+      emit({ kind: 'structure', name: s.name ?? `#${s.yamlIndex}`, bytes: s.size });
+      return { s, file: out };
+    });
+    const built = await Promise.all(builds);
+
+    // 3. The disk: a sparse file under a temporary name, renamed into place at the end.
+    mkdirSync(opts.outputDir, { recursive: true });
+    const imageName = Object.keys(info.volumes).length > 1 ? `${model.model}.${layout.name}.img` : `${model.model}.img`;
+    const finalPath = join(opts.outputDir, imageName);
+    const tmpImage = join(opts.outputDir, `.${imageName}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+    inProgress.add(tmpImage);
+    const fd = openSync(tmpImage, fsc.O_CREAT | fsc.O_EXCL | fsc.O_RDWR, 0o644);
+    try {
+      ftruncateSync(fd, size);
+    } finally {
+      closeSync(fd);
+    }
+    const partitions: PartitionManifest[] = [];
+    for (const { s, file } of built) {
+      if (file) await copyIntoImage(tmpImage, s.startOffset, file);
+      // Raw images (bootloader blobs) at their offsets, checked to fit and not to overlap.
+      const images = s.content.flatMap((c) => (c.kind === 'image' ? [stageImagePath(gadgetDir, c.image, s, gadgetFile)] : []));
+      if (images.length) {
+        const placed = layoutContent(s, images.map((f) => statSync(f).size), gadgetFile);
+        for (const [i, p] of placed.entries()) await writeAt(tmpImage, p.startOffset, readFileSync(images[i]!));
+      }
+    }
+    const table = writeTable(tmpImage, layout, size, id);
+    for (const s of layout.structures) {
+      if (!s.offsetWrite) continue;
+      const base = s.offsetWrite.relativeTo ? layout.structures.find((x) => x.name === s.offsetWrite!.relativeTo)!.startOffset : 0;
+      const lba = Buffer.alloc(4);
+      lba.writeUInt32LE(Math.floor(s.startOffset / SECTOR));
+      await writeAt(tmpImage, base + s.offsetWrite.offset, lba);
+    }
+    for (const { s, file } of built) {
+      partitions.push({
+        name: s.name,
+        role: s.role,
+        index: s.partitionIndex,
+        offset: s.startOffset,
+        size: s.size,
+        type: s.type,
+        guid: table.guids.get(s),
+        filesystem: s.filesystem,
+        label: s.filesystemLabel,
+        sha256: file ? await sha256File(file) : undefined,
+      });
+    }
+    renameSync(tmpImage, finalPath);
+    inProgress.delete(tmpImage);
+    emit({ kind: 'output', path: finalPath });
+
+    // 4. Other output forms, each written under a temporary name too.
+    const outputs: ImageManifest['outputs'] = [];
+    const imageSha = await sha256File(finalPath);
+    outputs.push({ format: 'raw', path: basename(finalPath), sha256: imageSha });
+    for (const f of opts.formats ?? ['raw']) {
+      if (f === 'bmap') outputs.push({ format: 'bmap', path: basename(await derived(finalPath, '.bmap', (tmp) => runTool('bmaptool', ['create', '-o', tmp, finalPath]))) });
+      if (f === 'qcow2') outputs.push({ format: 'qcow2', path: basename(await derived(finalPath.replace(/\.img$/, '.qcow2'), '', (tmp) => runTool('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', finalPath, tmp]))) });
+    }
+    if (opts.compress) {
+      const ext = opts.compress === 'zstd' ? '.zst' : '.xz';
+      const args = opts.compress === 'zstd' ? ['-q', '-12', '-T0', '-f', '-o'] : ['-T0', '-6', '-c'];
+      const out = await derived(finalPath, ext, async (tmp) => {
+        if (opts.compress === 'zstd') await runTool('zstd', [...args, tmp, finalPath]);
+        else writeFileSync(tmp, (await runTool('xz', [...args, finalPath])).stdout);
+      });
+      outputs.push({ format: opts.compress, path: basename(out), sha256: await sha256File(out) });
+    }
+
+    const manifest: ImageManifest = {
+      format: 1,
+      model: {
+        'brand-id': model.brandId,
+        model: model.model,
+        revision: model.revision,
+        architecture: model.architecture ?? '',
+        grade: model.grade,
+        timestamp: modelAssertion.header('timestamp') ?? '',
+        'sign-key-sha3-384': modelAssertion.signKeyId,
+      },
+      volume: layout.name,
+      schema: layout.schema,
+      size,
+      ...(table.diskGuid ? { 'disk-guid': table.diskGuid } : {}),
+      ...(table.diskId !== undefined ? { 'disk-id': table.diskId.toString(16).padStart(8, '0') } : {}),
+      partitions,
+      bundles: resolution.bundles.map((b) => ({ name: b.name, 'snap-id': b['snap-id'], type: b.type, revision: b.revision, 'sha3-384': b['sha3-384'], size: b.size })),
+      'boot-environment': env,
+      'trust-store': trustStore,
+      outputs,
+    };
+    const manifestPath = `${finalPath}.manifest.json`;
+    writeAtomic(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`, 0o644);
+    return { images: [{ volume: layout.name, path: finalPath, size, sha256: imageSha }], manifestPath, manifest };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+    inProgress.delete(work);
+    for (const p of [...inProgress]) if (p.includes(`.tmp-${process.pid}-`)) { rmSync(p, { force: true }); inProgress.delete(p); }
+  }
+}
+
+const align = (n: number, to: number) => Math.ceil(n / to) * to;
+const structureKey = (s: LaidOutStructure) => s.name ?? `#${s.yamlIndex}`;
+
+function checkOutputDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    const probe = join(dir, `.edgeimage-probe-${process.pid}`);
+    writeFileSync(probe, '');
+    rmSync(probe);
+  } catch (e) {
+    throw new ComposeError('ERR_OUTPUT_DIR', `cannot write to the output directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { dir });
+  }
+}
+
+/** Writes `finalPath + ext` through a temporary name. */
+async function derived(base: string, ext: string, make: (tmp: string) => Promise<unknown>): Promise<string> {
+  const out = `${base}${ext}`;
+  const tmp = join(dirname(out), `.${basename(out)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  inProgress.add(tmp);
+  try {
+    await make(tmp);
+    renameSync(tmp, out);
+    return out;
+  } finally {
+    rmSync(tmp, { force: true });
+    inProgress.delete(tmp);
+  }
+}
+
+export async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+/** The model's architecture must be one the gadget and the kernel are built for. */
+async function checkArchitectures(r: Resolution, gadgetDir: string, arch: string): Promise<void> {
+  for (const b of r.bundles.filter((x) => x.type === 'gadget' || x.type === 'kernel')) {
+    const yaml = b.type === 'gadget' ? readFileSync(join(gadgetDir, 'meta', 'snap.yaml'), 'utf8') : (await runTool('unsquashfs', ['-cat', b.path, 'meta/snap.yaml'])).stdout.toString('utf8');
+    const m = /^architectures:\s*(.*)$/m.exec(yaml);
+    const list = m ? m[1]!.replace(/[[\]\s]/g, '').split(',').filter(Boolean) : ['all'];
+    if (!list.includes(arch) && !list.includes('all')) {
+      throw new ComposeError('ERR_ARCH_MISMATCH', `the model is for ${arch}, but ${b.type} ${b.name} revision ${b.revision} is built for ${list.join(', ')}`, { bundle: b.name, expected: arch, actual: list });
+    }
+  }
+}
+
+/** kernel.img (and initrd.img when present) from the kernel bundle, for the bootloader. */
+async function extractKernel(kernel: ResolvedBundle, dir: string): Promise<void> {
+  const listing = (await runTool('unsquashfs', ['-lc', '-d', '', kernel.path])).stdout.toString('utf8').split('\n').map((l) => l.trim().replace(/^\/+/, ''));
+  if (!listing.includes('kernel.img')) {
+    throw new ComposeError('ERR_KERNEL_NO_IMAGE', `kernel bundle ${kernel.name} revision ${kernel.revision} has no kernel.img at its top level (found: ${listing.filter((l) => l && !l.includes('/')).join(', ') || 'nothing'})`, { bundle: kernel.name });
+  }
+  const files = ['kernel.img', ...(listing.includes('initrd.img') ? ['initrd.img'] : [])];
+  await runTool('unsquashfs', ['-q', '-n', '-no-xattrs', '-d', dir, kernel.path, ...files]);
+}
+
+/**
+ * One complete system: the signed model and every assertion it rests on, the bundle files
+ * exactly as resolved, the kernel (and initrd) for the bootloader, the device trust store and a
+ * slot manifest. Returns the trust store's file names.
+ */
+function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Assertion, kernelDir: string, id: ImageIdentity): string[] {
+  mkdirSync(join(dir, 'bundles'), { recursive: true });
+  mkdirSync(join(dir, 'boot'), { recursive: true });
+  mkdirSync(join(dir, 'trust'), { recursive: true });
+  writeFileSync(join(dir, 'model.assert'), model.encode());
+  const others = [...r.assertions.filter((a) => a !== model)].sort((a, b) => (a.type + a.content.toString()).localeCompare(b.type + b.content.toString()));
+  writeFileSync(join(dir, 'assertions.assert'), encodeStream([...trusted, ...others].map((a) => a.encode())));
+  for (const b of r.bundles) copyFileSync(b.path, join(dir, 'bundles', `${b.name}_${b.revision}.snap`));
+  for (const f of readdirSync(kernelDir)) copyFileSync(join(kernelDir, f), join(dir, 'boot', f));
+  // The device trust store: the public keys of the accounts allowed to sign updates for this
+  // model — the brand's keys from the verified chain, and the store's.
+  const keyAssertions = [...trusted, ...r.assertions].filter((a) => a.type === 'account-key' && a.body);
+  const names: string[] = [];
+  const seen = new Set<string>();
+  for (const a of keyAssertions) {
+    const account = a.header('account-id')!;
+    const keyId = a.header('public-key-sha3-384')!;
+    if (seen.has(keyId)) continue;
+    seen.add(keyId);
+    const name = `${account}-${keyId.slice(0, 12)}.pem`;
+    writeFileSync(join(dir, 'trust', name), PublicKey.fromAccountKeyBody(a.body!.toString()).toPem());
+    names.push(`trust/${name}`);
+  }
+  const slotManifest = {
+    format: 1,
+    model: { 'brand-id': r.model.brandId, model: r.model.model, revision: r.model.revision },
+    bundles: r.bundles.map((b) => ({ name: b.name, type: b.type, revision: b.revision, 'sha3-384': b['sha3-384'], file: `bundles/${b.name}_${b.revision}.snap` })),
+    kernel: readdirSync(kernelDir).sort().map((f) => `boot/${f}`),
+    'trust-store': names.sort(),
+    'source-date-epoch': id.sourceDateEpoch,
+  };
+  writeFileSync(join(dir, 'manifest.json'), `${JSON.stringify(slotManifest, null, 2)}\n`);
+  return names.sort();
+}
+
+/** Copies a structure's `source → target` content from the unpacked gadget into its staging tree. */
+function stageContent(s: LaidOutStructure, gadgetDir: string, stage: string, gadgetFile: string): void {
+  for (const c of s.content) {
+    if (c.kind !== 'file') continue;
+    const src = checkContentPath(gadgetDir, c.source, { file: gadgetFile, structure: structureKey(s) });
+    const target = join(stage, c.target.replace(/^\/+/, ''));
+    if (statSync(src).isDirectory()) {
+      mkdirSync(target, { recursive: true });
+      cpSync(src, target, { recursive: true });
+    } else {
+      const dest = c.target.endsWith('/') ? join(target, basename(src)) : target;
+      mkdirSync(dirname(dest), { recursive: true });
+      copyFileSync(src, dest);
+    }
+  }
+}
+
+function stageImagePath(gadgetDir: string, image: string, s: LaidOutStructure, gadgetFile: string): string {
+  return checkContentPath(gadgetDir, image, { file: gadgetFile, structure: structureKey(s) });
+}
+
+/** The partition table; GUIDs (and the MBR disk id) come from the model and the structures. */
+function writeTable(image: string, layout: LaidOutVolume, size: number, id: ImageIdentity): { diskGuid?: string; diskId?: number; guids: Map<LaidOutStructure, string> } {
+  const parts = layout.structures.filter((s) => s.partitionIndex !== undefined).sort((a, b) => a.partitionIndex! - b.partitionIndex!);
+  const guids = new Map<LaidOutStructure, string>();
+  if (layout.schema === 'mbr') {
+    const diskId = layout.id ? parseInt(layout.id, 16) : id.u32('mbr-disk-id', layout.name);
+    writeMbr(image, {
+      diskId,
+      partitions: parts.map((s) => ({ start: s.startOffset, size: s.size, type: parseInt(s.mbrType ?? '83', 16), bootable: s.role === 'system-boot' })),
+    });
+    return { diskId, guids };
+  }
+  const diskGuid = layout.id ?? id.guid('disk', layout.name);
+  writeGpt(image, {
+    diskSize: size,
+    diskGuid,
+    partitions: parts.map((s) => {
+      const guid = s.id ?? id.guid('partition', layout.name, structureKey(s));
+      guids.set(s, guid);
+      return { firstLba: s.startOffset / SECTOR, lastLba: (s.startOffset + s.size) / SECTOR - 1, typeGuid: s.gptType!, partGuid: guid, name: s.name ?? '' };
+    }),
+  });
+  return { diskGuid, guids };
+}

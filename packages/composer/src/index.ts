@@ -1,0 +1,11 @@
+/**
+ * @edgeimage/composer — turns a resolved model into a bootable A/B disk image: partition tables,
+ * filesystems built from directories, slot population, the redundant boot environment, outputs.
+ */
+export { ComposeError } from './errors.js';
+export { composeImage, removeInProgress, inProgress, sha256File, type ComposeOptions, type ComposeResult, type ImageManifest, type PartitionManifest, type OutputFormat, type ComposeEvent } from './compose/compose.js';
+export { ImageIdentity } from './compose/identity.js';
+export * from './partition/index.js';
+export * from './fs/index.js';
+export * from './bootenv/index.js';
+export { inspectImage, sniffFilesystem, readExt4File, findRolePartition, bootPartitionOffset, type ImageInspection, type SlotInfo, type FilesystemInfo } from './inspect/inspect.js';
