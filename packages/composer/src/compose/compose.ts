@@ -29,6 +29,8 @@ export interface ComposeOptions {
   /** Leave slot b empty instead of a copy of slot a. */
   emptyB?: boolean;
   onEvent?: (e: ComposeEvent) => void;
+  /** Only tests set it: runs before each write into the image, to inject a full disk. */
+  beforeImageWrite?: (offset: number) => void;
 }
 
 export type ComposeEvent = { kind: 'stage'; what: string } | { kind: 'structure'; name: string; bytes: number } | { kind: 'output'; path: string };
@@ -98,6 +100,7 @@ export async function composeImage(opts: ComposeOptions): Promise<ComposeResult>
 
   const work = mkdtempSync(join(tmpdir(), 'edgeimage-compose-'));
   inProgress.add(work);
+  let tmpImage: string | undefined;
   try {
     const bundle = (type: string) => resolution.bundles.find((b) => b.type === type);
     const gadget = bundle('gadget');
@@ -159,7 +162,7 @@ export async function composeImage(opts: ComposeOptions): Promise<ComposeResult>
     mkdirSync(opts.outputDir, { recursive: true });
     const imageName = Object.keys(info.volumes).length > 1 ? `${model.model}.${layout.name}.img` : `${model.model}.img`;
     const finalPath = join(opts.outputDir, imageName);
-    const tmpImage = join(opts.outputDir, `.${imageName}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+    tmpImage = join(opts.outputDir, `.${imageName}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
     inProgress.add(tmpImage);
     const fd = openSync(tmpImage, fsc.O_CREAT | fsc.O_EXCL | fsc.O_RDWR, 0o644);
     try {
@@ -168,22 +171,38 @@ export async function composeImage(opts: ComposeOptions): Promise<ComposeResult>
       closeSync(fd);
     }
     const partitions: PartitionManifest[] = [];
+    const image = tmpImage;
+    const writeInto = async (offset: number, write: () => Promise<unknown>) => {
+      try {
+        opts.beforeImageWrite?.(offset);
+        await write();
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') {
+          throw new ComposeError('ERR_DISK_FULL', `no space left on the device of ${opts.outputDir} while writing the image (${size} bytes, sparse; ${code}); nothing was kept`, { dir: opts.outputDir, code });
+        }
+        throw e;
+      }
+    };
     for (const { s, file } of built) {
-      if (file) await copyIntoImage(tmpImage, s.startOffset, file);
+      if (file) await writeInto(s.startOffset, () => copyIntoImage(image, s.startOffset, file));
       // Raw images (bootloader blobs) at their offsets, checked to fit and not to overlap.
       const images = s.content.flatMap((c) => (c.kind === 'image' ? [stageImagePath(gadgetDir, c.image, s, gadgetFile)] : []));
       if (images.length) {
         const placed = layoutContent(s, images.map((f) => statSync(f).size), gadgetFile);
-        for (const [i, p] of placed.entries()) await writeAt(tmpImage, p.startOffset, readFileSync(images[i]!));
+        for (const [i, p] of placed.entries()) await writeInto(p.startOffset, () => writeAt(image, p.startOffset, readFileSync(images[i]!)));
       }
     }
-    const table = writeTable(tmpImage, layout, size, id);
+    let table!: ReturnType<typeof writeTable>;
+    await writeInto(0, async () => {
+      table = writeTable(image, layout, size, id);
+    });
     for (const s of layout.structures) {
       if (!s.offsetWrite) continue;
       const base = s.offsetWrite.relativeTo ? layout.structures.find((x) => x.name === s.offsetWrite!.relativeTo)!.startOffset : 0;
       const lba = Buffer.alloc(4);
       lba.writeUInt32LE(Math.floor(s.startOffset / SECTOR));
-      await writeAt(tmpImage, base + s.offsetWrite.offset, lba);
+      await writeInto(base + s.offsetWrite.offset, () => writeAt(image, base + s.offsetWrite!.offset, lba));
     }
     for (const { s, file } of built) {
       partitions.push({
@@ -199,8 +218,9 @@ export async function composeImage(opts: ComposeOptions): Promise<ComposeResult>
         sha256: file ? await sha256File(file) : undefined,
       });
     }
-    renameSync(tmpImage, finalPath);
-    inProgress.delete(tmpImage);
+    renameSync(image, finalPath);
+    inProgress.delete(image);
+    tmpImage = undefined;
     emit({ kind: 'output', path: finalPath });
 
     // 4. Other output forms, each written under a temporary name too.
@@ -249,7 +269,10 @@ export async function composeImage(opts: ComposeOptions): Promise<ComposeResult>
   } finally {
     rmSync(work, { recursive: true, force: true });
     inProgress.delete(work);
-    for (const p of [...inProgress]) if (p.includes(`.tmp-${process.pid}-`)) { rmSync(p, { force: true }); inProgress.delete(p); }
+    if (tmpImage) {
+      rmSync(tmpImage, { force: true });
+      inProgress.delete(tmpImage);
+    }
   }
 }
 
