@@ -20,8 +20,9 @@ export const processIo: Io = {
   err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
 };
 
+/** JSON output; 64-bit values (GPT attributes) are written as decimal strings. */
 export function printJson(io: Io, value: unknown): void {
-  io.out(JSON.stringify(value, null, 2));
+  io.out(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2));
 }
 
 /** One line per error, prefixed so scripts can grep it; the code lets them switch on it. */

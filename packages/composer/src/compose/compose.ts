@@ -2,9 +2,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, closeSync, constants as fsc, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, ftruncateSync, cpSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { type Assertion, encodeStream, PublicKey, writeAtomic } from '@edgeimage/assertions';
+import { type Assertion, encodeStream, PublicKey } from '@edgeimage/assertions';
 import { checkABRoles, checkContentPath, layoutContent, layoutVolume, parseGadgetYaml, type LaidOutStructure, type LaidOutVolume } from '@edgeimage/gadget';
-import type { Resolution, ResolvedBundle } from '@edgeimage/store';
+import { parseSnapYaml, readSnapYaml, type Resolution, type ResolvedBundle } from '@edgeimage/store';
 import { initialEnv } from '../bootenv/env.js';
 import { writeEnvTree } from '../bootenv/tree.js';
 import { ComposeError } from '../errors.js';
@@ -100,7 +100,8 @@ export async function composeImage(opts: ComposeOptions): Promise<ComposeResult>
 
   const work = mkdtempSync(join(tmpdir(), 'edgeimage-compose-'));
   inProgress.add(work);
-  let tmpImage: string | undefined;
+  const tmpImages: string[] = [];
+  const pendingOutputs = new Set<string>();
   try {
     const bundle = (type: string) => resolution.bundles.find((b) => b.type === type);
     const gadget = bundle('gadget');
@@ -116,162 +117,192 @@ export async function composeImage(opts: ComposeOptions): Promise<ComposeResult>
     if (!existsSync(gadgetYamlPath)) throw new ComposeError('ERR_GADGET_NO_YAML', `gadget ${gadget.name} revision ${gadget.revision} has no meta/gadget.yaml`, { gadget: gadget.name });
     const gadgetFile = `${gadget.name}_${gadget.revision}.snap:meta/gadget.yaml`;
     const info = parseGadgetYaml(readFileSync(gadgetYamlPath, 'utf8'), gadgetFile);
-    const volume = checkABRoles(info);
-    const layout = layoutVolume(volume, gadgetFile);
+    const abVolume = checkABRoles(info);
     await checkArchitectures(resolution, gadgetDir, model.architecture ?? '');
 
-    const needed = layout.minSize;
-    const size = opts.imageSize ?? align(needed, MiB);
-    if (size < needed) {
-      throw new ComposeError('ERR_IMAGE_TOO_SMALL', `--image-size ${size} bytes is too small for the layout of volume ${layout.name}: it needs at least ${needed} bytes (${Math.ceil(needed / MiB)} MiB)`, { size, needed });
-    }
-
-    // 2. Stage every structure's tree.
+    // 2. The slot tree (one complete system) and the boot environment, staged once.
     const kernelDir = join(work, 'kernel');
     await extractKernel(kernel, kernelDir);
     const slotDir = join(work, 'slot');
     const trustStore = stageSlot(slotDir, resolution, opts.trusted, modelAssertion, kernelDir, id);
     const env = initialEnv();
+    const pending: { tmp: string; final: string }[] = [];
+    const finalImages: { tmp: string; final: string }[] = [];
+    const results: (ComposeResult['images'][number] & { manifestPath: string; manifest: ImageManifest; isAB: boolean })[] = [];
 
-    const builds = layout.structures.map(async (s) => {
-      const out = join(work, 'fs', `${s.yamlIndex}.img`);
-      mkdirSync(dirname(out), { recursive: true });
-      const stage = join(work, 'stage', String(s.yamlIndex));
-      mkdirSync(stage, { recursive: true });
-      if (s.role === 'system-boot') {
-        stageContent(s, gadgetDir, stage, gadgetFile);
-        writeEnvTree(stage, env);
-      } else if (s.role === 'system-a' || (s.role === 'system-b' && !opts.emptyB)) {
-        cpSync(slotDir, stage, { recursive: true });
-      } else if (s.filesystem !== 'none') {
-        stageContent(s, gadgetDir, stage, gadgetFile);
+    for (const volumeName of info.volumeOrder) {
+      const volume = info.volumes[volumeName]!;
+      // eMMC volumes describe on-board boot partitions, not a disk: no image (as ubuntu-image).
+      if (volume.schema === 'emmc') continue;
+      const isAB = volume === abVolume;
+      const layout = layoutVolume(volume, gadgetFile);
+      const needed = layout.minSize;
+      const size = (isAB ? opts.imageSize : undefined) ?? align(needed, MiB);
+      if (size % SECTOR !== 0) {
+        throw new ComposeError('ERR_IMAGE_SIZE', `--image-size ${size} bytes is not a multiple of ${SECTOR} (the sector size)`, { size });
       }
-      if (s.filesystem === 'ext4') {
-        await buildExt4({ sourceDir: stage, output: out, size: s.size, label: s.filesystemLabel, name: structureKey(s), uuid: id.guid('fs', layout.name, structureKey(s)), hashSeed: id.guid('hash-seed', layout.name, structureKey(s)), timestamp: id.timestamp, journal: s.role === 'system-data' });
-      } else if (s.filesystem === 'vfat' || s.filesystem === 'vfat-16' || s.filesystem === 'vfat-32') {
-        await buildVfat({ sourceDir: stage, output: out, size: s.size, label: s.filesystemLabel, name: structureKey(s), volumeId: id.u32('vfat', layout.name, structureKey(s)), fatBits: s.filesystem === 'vfat-16' ? 16 : s.filesystem === 'vfat-32' ? 32 : undefined, timestamp: id.timestamp, hiddenSectors: s.startOffset / SECTOR });
-      } else {
-        return { s, file: undefined };
+      if (size < needed) {
+        throw new ComposeError('ERR_IMAGE_TOO_SMALL', `--image-size ${size} bytes is too small for the layout of volume ${layout.name}: it needs at least ${needed} bytes (${Math.ceil(needed / MiB)} MiB)`, { size, needed });
       }
-      emit({ kind: 'structure', name: s.name ?? `#${s.yamlIndex}`, bytes: s.size });
-      return { s, file: out };
-    });
-    const built = await Promise.all(builds);
 
-    // 3. The disk: a sparse file under a temporary name, renamed into place at the end.
-    mkdirSync(opts.outputDir, { recursive: true });
-    const imageName = Object.keys(info.volumes).length > 1 ? `${model.model}.${layout.name}.img` : `${model.model}.img`;
-    const finalPath = join(opts.outputDir, imageName);
-    tmpImage = join(opts.outputDir, `.${imageName}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-    inProgress.add(tmpImage);
-    const fd = openSync(tmpImage, fsc.O_CREAT | fsc.O_EXCL | fsc.O_RDWR, 0o644);
-    try {
-      ftruncateSync(fd, size);
-    } finally {
-      closeSync(fd);
-    }
-    const partitions: PartitionManifest[] = [];
-    const image = tmpImage;
-    const writeInto = async (offset: number, write: () => Promise<unknown>) => {
-      try {
-        opts.beforeImageWrite?.(offset);
-        await write();
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') {
-          throw new ComposeError('ERR_DISK_FULL', `no space left on the device of ${opts.outputDir} while writing the image (${size} bytes, sparse; ${code}); nothing was kept`, { dir: opts.outputDir, code });
+      // 3. Stage every structure's tree and build it.
+      const builds = layout.structures.map(async (s) => {
+        const out = join(work, 'fs', layout.name, `${s.yamlIndex}.img`);
+        mkdirSync(dirname(out), { recursive: true });
+        const stage = join(work, 'stage', layout.name, String(s.yamlIndex));
+        mkdirSync(stage, { recursive: true });
+        if (s.role === 'system-boot') {
+          stageContent(s, gadgetDir, stage, gadgetFile);
+          writeEnvTree(stage, env);
+        } else if (s.role === 'system-a' || (s.role === 'system-b' && !opts.emptyB)) {
+          cpSync(slotDir, stage, { recursive: true });
+        } else if (s.filesystem !== 'none') {
+          stageContent(s, gadgetDir, stage, gadgetFile);
         }
-        throw e;
-      }
-    };
-    for (const { s, file } of built) {
-      if (file) await writeInto(s.startOffset, () => copyIntoImage(image, s.startOffset, file));
-      // Raw images (bootloader blobs) at their offsets, checked to fit and not to overlap.
-      const images = s.content.flatMap((c) => (c.kind === 'image' ? [stageImagePath(gadgetDir, c.image, s, gadgetFile)] : []));
-      if (images.length) {
-        const placed = layoutContent(s, images.map((f) => statSync(f).size), gadgetFile);
-        for (const [i, p] of placed.entries()) await writeInto(p.startOffset, () => writeAt(image, p.startOffset, readFileSync(images[i]!)));
-      }
-    }
-    let table!: ReturnType<typeof writeTable>;
-    await writeInto(0, async () => {
-      table = writeTable(image, layout, size, id);
-    });
-    for (const s of layout.structures) {
-      if (!s.offsetWrite) continue;
-      const base = s.offsetWrite.relativeTo ? layout.structures.find((x) => x.name === s.offsetWrite!.relativeTo)!.startOffset : 0;
-      const lba = Buffer.alloc(4);
-      lba.writeUInt32LE(Math.floor(s.startOffset / SECTOR));
-      await writeInto(base + s.offsetWrite.offset, () => writeAt(image, base + s.offsetWrite!.offset, lba));
-    }
-    for (const { s, file } of built) {
-      partitions.push({
-        name: s.name,
-        role: s.role,
-        index: s.partitionIndex,
-        offset: s.startOffset,
-        size: s.size,
-        type: s.type,
-        guid: table.guids.get(s),
-        filesystem: s.filesystem,
-        label: s.filesystemLabel,
-        sha256: file ? await sha256File(file) : undefined,
+        if (s.filesystem === 'ext4') {
+          await buildExt4({ sourceDir: stage, output: out, size: s.size, label: s.filesystemLabel, name: structureKey(s), uuid: id.guid('fs', layout.name, structureKey(s)), hashSeed: id.guid('hash-seed', layout.name, structureKey(s)), timestamp: id.timestamp, journal: s.role === 'system-data' });
+        } else if (s.filesystem === 'vfat' || s.filesystem === 'vfat-16' || s.filesystem === 'vfat-32') {
+          await buildVfat({ sourceDir: stage, output: out, size: s.size, label: s.filesystemLabel, name: structureKey(s), volumeId: id.u32('vfat', layout.name, structureKey(s)), fatBits: s.filesystem === 'vfat-16' ? 16 : s.filesystem === 'vfat-32' ? 32 : undefined, timestamp: id.timestamp, hiddenSectors: s.startOffset / SECTOR });
+        } else {
+          return { s, file: undefined };
+        }
+        emit({ kind: 'structure', name: s.name ?? `#${s.yamlIndex}`, bytes: s.size });
+        return { s, file: out };
       });
-    }
-    renameSync(image, finalPath);
-    inProgress.delete(image);
-    tmpImage = undefined;
-    emit({ kind: 'output', path: finalPath });
+      const built = await Promise.all(builds);
 
-    // 4. Other output forms, each written under a temporary name too.
-    const outputs: ImageManifest['outputs'] = [];
-    const imageSha = await sha256File(finalPath);
-    outputs.push({ format: 'raw', path: basename(finalPath), sha256: imageSha });
-    for (const f of opts.formats ?? ['raw']) {
-      if (f === 'bmap') outputs.push({ format: 'bmap', path: basename(await derived(finalPath, '.bmap', (tmp) => runTool('bmaptool', ['create', '-o', tmp, finalPath]))) });
-      if (f === 'qcow2') outputs.push({ format: 'qcow2', path: basename(await derived(finalPath.replace(/\.img$/, '.qcow2'), '', (tmp) => runTool('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', finalPath, tmp]))) });
-    }
-    if (opts.compress) {
-      const ext = opts.compress === 'zstd' ? '.zst' : '.xz';
-      const args = opts.compress === 'zstd' ? ['-q', '-12', '-T0', '-f', '-o'] : ['-T0', '-6', '-c'];
-      const out = await derived(finalPath, ext, async (tmp) => {
-        if (opts.compress === 'zstd') await runTool('zstd', [...args, tmp, finalPath]);
-        else writeFileSync(tmp, (await runTool('xz', [...args, finalPath])).stdout);
+      // 4. The disk: a sparse file under a temporary name, renamed into place at the end.
+      mkdirSync(opts.outputDir, { recursive: true });
+      const imageName = info.volumeOrder.filter((n) => info.volumes[n]!.schema !== 'emmc').length > 1 ? `${model.model}.${layout.name}.img` : `${model.model}.img`;
+      const finalPath = join(opts.outputDir, imageName);
+      const image = join(opts.outputDir, `.${imageName}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+      tmpImages.push(image);
+      inProgress.add(image);
+      const fd = openSync(image, fsc.O_CREAT | fsc.O_EXCL | fsc.O_RDWR, 0o644);
+      try {
+        ftruncateSync(fd, size);
+      } finally {
+        closeSync(fd);
+      }
+      const partitions: PartitionManifest[] = [];
+      const writeInto = async (offset: number, write: () => Promise<unknown>) => {
+        try {
+          opts.beforeImageWrite?.(offset);
+          await write();
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') {
+            throw new ComposeError('ERR_DISK_FULL', `no space left on the device of ${opts.outputDir} while writing the image (${size} bytes, sparse; ${code}); nothing was kept`, { dir: opts.outputDir, code });
+          }
+          throw e;
+        }
+      };
+      for (const { s, file } of built) {
+        if (file) await writeInto(s.startOffset, () => copyIntoImage(image, s.startOffset, file));
+        // Raw images (bootloader blobs) at their offsets, checked to fit and not to overlap.
+        const images = s.content.flatMap((c) => (c.kind === 'image' ? [stageImagePath(gadgetDir, c.image, s, gadgetFile)] : []));
+        if (images.length) {
+          const placed = layoutContent(s, images.map((f) => statSync(f).size), gadgetFile);
+          for (const [i, p] of placed.entries()) await writeInto(p.startOffset, () => writeAt(image, p.startOffset, readFileSync(images[i]!)));
+        }
+      }
+      let table!: ReturnType<typeof writeTable>;
+      await writeInto(0, async () => {
+        table = writeTable(image, layout, size, id);
       });
-      outputs.push({ format: opts.compress, path: basename(out), sha256: await sha256File(out) });
+      for (const s of layout.structures) {
+        if (!s.offsetWrite) continue;
+        const base = s.offsetWrite.relativeTo ? layout.structures.find((x) => x.name === s.offsetWrite!.relativeTo)!.startOffset : 0;
+        const lba = Buffer.alloc(4);
+        lba.writeUInt32LE(Math.floor(s.startOffset / SECTOR));
+        await writeInto(base + s.offsetWrite.offset, () => writeAt(image, base + s.offsetWrite!.offset, lba));
+      }
+      for (const { s, file } of built) {
+        partitions.push({
+          name: s.name,
+          role: s.role,
+          index: s.partitionIndex,
+          offset: s.startOffset,
+          size: s.size,
+          type: s.type,
+          guid: table.guids.get(s),
+          filesystem: s.filesystem,
+          label: s.filesystemLabel,
+          sha256: file ? await sha256File(file) : undefined,
+        });
+      }
+      // 5. Other output forms, from the finished temporary image; everything is renamed into place
+      // together at the end (the images last), so a failure or Ctrl-C leaves none of them.
+      const outputs: ImageManifest['outputs'] = [];
+      const imageSha = await sha256File(image);
+      outputs.push({ format: 'raw', path: basename(finalPath), sha256: imageSha });
+      const derive = async (final: string, make: (tmp: string) => Promise<unknown>) => {
+        const tmp = join(dirname(final), `.${basename(final)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+        inProgress.add(tmp);
+        pendingOutputs.add(tmp);
+        pending.push({ tmp, final });
+        await make(tmp);
+        return final;
+      };
+      for (const f of opts.formats ?? ['raw']) {
+        if (f === 'bmap') outputs.push({ format: 'bmap', path: basename(await derive(`${finalPath}.bmap`, (tmp) => runTool('bmaptool', ['create', '-o', tmp, image]))) });
+        if (f === 'qcow2') outputs.push({ format: 'qcow2', path: basename(await derive(finalPath.replace(/\.img$/, '.qcow2'), (tmp) => runTool('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', image, tmp]))) });
+      }
+      if (opts.compress) {
+        const ext = opts.compress === 'zstd' ? '.zst' : '.xz';
+        const out = await derive(`${finalPath}${ext}`, async (tmp) => {
+          if (opts.compress === 'zstd') await runTool('zstd', ['-q', '-12', '-T0', '-f', '-o', tmp, image]);
+          // xz writes IMAGE + suffix next to its input, streaming (no copy of the output in memory).
+          else {
+            await runTool('xz', ['-q', '-T0', '-6', '-k', '-f', '-S', '.xz-part', image]);
+            renameSync(`${image}.xz-part`, tmp);
+          }
+        });
+        outputs.push({ format: opts.compress, path: basename(out), sha256: await sha256File(pending.at(-1)!.tmp) });
+      }
+
+      const manifest: ImageManifest = {
+        format: 1,
+        model: {
+          'brand-id': model.brandId,
+          model: model.model,
+          revision: model.revision,
+          architecture: model.architecture ?? '',
+          grade: model.grade,
+          timestamp: modelAssertion.header('timestamp') ?? '',
+          'sign-key-sha3-384': modelAssertion.signKeyId,
+        },
+        volume: layout.name,
+        schema: layout.schema,
+        size,
+        ...(table.diskGuid ? { 'disk-guid': table.diskGuid } : {}),
+        ...(table.diskId !== undefined ? { 'disk-id': table.diskId.toString(16).padStart(8, '0') } : {}),
+        partitions,
+        bundles: resolution.bundles.map((b) => ({ name: b.name, 'snap-id': b['snap-id'], type: b.type, revision: b.revision, 'sha3-384': b['sha3-384'], size: b.size })),
+        'boot-environment': isAB ? env : {},
+        'trust-store': isAB ? trustStore : [],
+        outputs,
+      };
+      const manifestPath = await derive(`${finalPath}.manifest.json`, async (tmp) => writeFileSync(tmp, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o644 }));
+      finalImages.push({ tmp: image, final: finalPath });
+      results.push({ volume: layout.name, path: finalPath, size, sha256: imageSha, manifestPath, manifest, isAB });
     }
 
-    const manifest: ImageManifest = {
-      format: 1,
-      model: {
-        'brand-id': model.brandId,
-        model: model.model,
-        revision: model.revision,
-        architecture: model.architecture ?? '',
-        grade: model.grade,
-        timestamp: modelAssertion.header('timestamp') ?? '',
-        'sign-key-sha3-384': modelAssertion.signKeyId,
-      },
-      volume: layout.name,
-      schema: layout.schema,
-      size,
-      ...(table.diskGuid ? { 'disk-guid': table.diskGuid } : {}),
-      ...(table.diskId !== undefined ? { 'disk-id': table.diskId.toString(16).padStart(8, '0') } : {}),
-      partitions,
-      bundles: resolution.bundles.map((b) => ({ name: b.name, 'snap-id': b['snap-id'], type: b.type, revision: b.revision, 'sha3-384': b['sha3-384'], size: b.size })),
-      'boot-environment': env,
-      'trust-store': trustStore,
-      outputs,
-    };
-    const manifestPath = `${finalPath}.manifest.json`;
-    writeAtomic(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`, 0o644);
-    return { images: [{ volume: layout.name, path: finalPath, size, sha256: imageSha }], manifestPath, manifest };
+    for (const p of [...pending, ...finalImages]) {
+      renameSync(p.tmp, p.final);
+      inProgress.delete(p.tmp);
+    }
+    tmpImages.length = 0;
+    pending.length = 0;
+    for (const r of results) emit({ kind: 'output', path: r.path });
+    const ab = results.find((r) => r.isAB)!;
+    return { images: results.map(({ volume, path, size, sha256 }) => ({ volume, path, size, sha256 })), manifestPath: ab.manifestPath, manifest: ab.manifest };
   } finally {
     rmSync(work, { recursive: true, force: true });
     inProgress.delete(work);
-    if (tmpImage) {
-      rmSync(tmpImage, { force: true });
-      inProgress.delete(tmpImage);
+    for (const p of [...pendingOutputs, ...tmpImages.flatMap((t) => [t, `${t}.xz-part`])]) {
+      rmSync(p, { force: true });
+      inProgress.delete(p);
     }
   }
 }
@@ -290,21 +321,6 @@ function checkOutputDir(dir: string): void {
   }
 }
 
-/** Writes `finalPath + ext` through a temporary name. */
-async function derived(base: string, ext: string, make: (tmp: string) => Promise<unknown>): Promise<string> {
-  const out = `${base}${ext}`;
-  const tmp = join(dirname(out), `.${basename(out)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-  inProgress.add(tmp);
-  try {
-    await make(tmp);
-    renameSync(tmp, out);
-    return out;
-  } finally {
-    rmSync(tmp, { force: true });
-    inProgress.delete(tmp);
-  }
-}
-
 export async function sha256File(file: string): Promise<string> {
   const h = createHash('sha256');
   for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
@@ -314,11 +330,9 @@ export async function sha256File(file: string): Promise<string> {
 /** The model's architecture must be one the gadget and the kernel are built for. */
 async function checkArchitectures(r: Resolution, gadgetDir: string, arch: string): Promise<void> {
   for (const b of r.bundles.filter((x) => x.type === 'gadget' || x.type === 'kernel')) {
-    const yaml = b.type === 'gadget' ? readFileSync(join(gadgetDir, 'meta', 'snap.yaml'), 'utf8') : (await runTool('unsquashfs', ['-cat', b.path, 'meta/snap.yaml'])).stdout.toString('utf8');
-    const m = /^architectures:\s*(.*)$/m.exec(yaml);
-    const list = m ? m[1]!.replace(/[[\]\s]/g, '').split(',').filter(Boolean) : ['all'];
-    if (!list.includes(arch) && !list.includes('all')) {
-      throw new ComposeError('ERR_ARCH_MISMATCH', `the model is for ${arch}, but ${b.type} ${b.name} revision ${b.revision} is built for ${list.join(', ')}`, { bundle: b.name, expected: arch, actual: list });
+    const y = b.type === 'gadget' ? parseSnapYaml(readFileSync(join(gadgetDir, 'meta', 'snap.yaml'), 'utf8'), `${b.name}:meta/snap.yaml`) : await readSnapYaml(b.path);
+    if (!y.architectures.includes(arch) && !y.architectures.includes('all')) {
+      throw new ComposeError('ERR_ARCH_MISMATCH', `the model is for ${arch}, but ${b.type} ${b.name} revision ${b.revision} is built for ${y.architectures.join(', ')}`, { bundle: b.name, expected: arch, actual: y.architectures });
     }
   }
 }
@@ -375,9 +389,9 @@ function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Asse
 
 /** Copies a structure's `source → target` content from the unpacked gadget into its staging tree. */
 function stageContent(s: LaidOutStructure, gadgetDir: string, stage: string, gadgetFile: string): void {
-  for (const c of s.content) {
+  for (const [i, c] of s.content.entries()) {
     if (c.kind !== 'file') continue;
-    const src = checkContentPath(gadgetDir, c.source, { file: gadgetFile, structure: structureKey(s) });
+    const src = checkContentPath(gadgetDir, c.source, { file: gadgetFile, structure: structureKey(s), line: c.line, col: c.col, what: `content #${i}: source` });
     const target = join(stage, c.target.replace(/^\/+/, ''));
     if (statSync(src).isDirectory()) {
       mkdirSync(target, { recursive: true });

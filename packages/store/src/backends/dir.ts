@@ -7,7 +7,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { StoreError } from '../errors.js';
 import type { StoreBackend } from './backend.js';
 
-const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._+-]*$/;
+// A leading '-' is allowed: base64url digests (snap-revision keys) start with one 1 time in 64.
+// A leading '.' is not, which keeps out '.', '..' and hidden files.
+const SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9._+-]*$/;
 
 /**
  * Checks a store file name (see `layout.ts`): '/'-separated segments of URL-, file- and tag-safe
