@@ -422,10 +422,6 @@ describe('Ctrl-C', () => {
     expect(await leftAfter(r.tmp, 3000)).toEqual([]);
   }, SLOW);
 
-  // KNOWN BUG: compose.ts renames the raw image into place before writing the other outputs and
-  // the manifest; Ctrl-C while the qcow2 (or .bmap, .zst/.xz) is being written removes that
-  // output's temp file but leaves DIR/<model>.img, without a manifest, from a build that exited
-  // with 130. Expected (issue 4, "Atomic"): nothing of the interrupted build.
   it('while the qcow2 is being written: no image, temp file or work folder is left', async () => {
     const r = await interrupt(/^\.big\.qcow2\.tmp-/, ['--format', 'raw,qcow2']);
     expect(r.seen).toBeDefined();

@@ -53,11 +53,6 @@ describe('inspect', () => {
     expect(r.out).toContain('boot environment (from env1):\n  edge_failed_slot=\n  edge_slot=a\n  edge_status=\n  edge_try_slot=\n');
   });
 
-  // KNOWN BUG: `inspect --json` prints nothing and fails with "edgeimage: internal error:
-  // TypeError: Do not know how to serialize a BigInt": inspectImage returns the partition table
-  // as read, whose GPT entries carry `attributes` as a bigint (packages/composer/src/partition/read.ts,
-  // PartitionInfo.attributes), and packages/cli/src/commands/image.ts hands it to printJson
-  // (JSON.stringify) unchanged. The same happens on ./scripts/demo's images/pc-amd64.img.
   it('--json: partitions, filesystems with labels, both slots\' models and bundles, the boot environment', async () => {
     const r = await run(['inspect', imageOf(gpt), '--json']);
     expect(r.err).toBe('');

@@ -125,11 +125,6 @@ describe('architecture', () => {
     expect(r.manifest.bundles.find((b) => b.type === 'kernel')?.name).toBe('any-kernel');
   }, SLOW);
 
-  // KNOWN BUG: compose.ts checkArchitectures reads `architectures:` with a one-line regular
-  // expression instead of parsing meta/snap.yaml, so a valid block list (`architectures:\n  - amd64`)
-  // is read as ["-amd64"] and refused with ERR_ARCH_MISMATCH ("built for -amd64"), although the
-  // resolver (a real YAML parser) accepted the same bundle. Likewise `[amd64] # comment`
-  // ("built for amd64#comment") and quoted names (`["amd64"]`).
   it('a gadget whose snap.yaml lists its architectures as a YAML block list builds', async () => {
     const yaml = "name: block-pc\nversion: '1.0'\ntype: gadget\narchitectures:\n  - amd64\n";
     const res = await withGadget('block-pc', gadgetTree('block-pc', gadgetYaml('pc', 'gpt', 'grub', abStructures('gpt')), { snapYamlText: yaml }));
@@ -200,11 +195,6 @@ describe('gadget', () => {
     await expectNothingWritten(r.out);
   }, SLOW);
 
-  // KNOWN BUG (minor): issue 4 wants gadget.yaml errors to name the file, line and column, and
-  // `edgeimage gadget validate` of the same gadget says "meta/gadget.yaml:15:13: structure
-  // "system-boot": content #1: source "firmware/" is not in the gadget"; build's stageContent
-  // (compose.ts) calls checkContentPath without the content entry's line and column, so build
-  // says only "…meta/gadget.yaml: structure "system-boot": content path "firmware/" is not in the gadget".
   it('a content error in build names the line and column of the content entry, as gadget validate does', async () => {
     const s = abStructures('gpt');
     s[0]!.content = [{ source: 'boot-assets/', target: '/' }, { source: 'firmware/', target: '/firmware/' }];
@@ -289,10 +279,6 @@ describe('host tools', () => {
     await expectNothingWritten(out);
   }, SLOW);
 
-  // KNOWN BUG: compose.ts renames the raw image into place (renameSync(image, finalPath)) before
-  // it writes the other outputs (bmap, qcow2, compressed) and the manifest; when one of those
-  // fails — here bmaptool is missing — the build fails but leaves DIR/<model>.img behind, without
-  // its manifest. Expected: nothing in the output folder.
   it('bmaptool missing (with --format bmap) is ERR_HOST_TOOL naming bmap-tools, and nothing is written', async () => {
     const out = world.tempDir('out-');
     process.env.PATH = pathWithout(world.tempDir('path-'), ['bmaptool']);
