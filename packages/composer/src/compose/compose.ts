@@ -197,8 +197,14 @@ export async function composeImage(opts: ComposeOptions): Promise<ComposeResult>
           throw e;
         }
       };
+      const digests = new Map<LaidOutStructure, string>();
       for (const { s, file } of built) {
-        if (file) await writeInto(s.startOffset, () => copyIntoImage(image, s.startOffset, file));
+        if (file) {
+          const h = createHash('sha256');
+          // The image is a fresh sparse file and structures never overlap: the target reads zero.
+          await writeInto(s.startOffset, () => copyIntoImage(image, s.startOffset, file, h, { targetIsZero: true }));
+          digests.set(s, h.digest('hex'));
+        }
         // Raw images (bootloader blobs) at their offsets, checked to fit and not to overlap.
         const images = s.content.flatMap((c) => (c.kind === 'image' ? [stageImagePath(gadgetDir, c.image, s, gadgetFile)] : []));
         if (images.length) {
@@ -228,7 +234,7 @@ export async function composeImage(opts: ComposeOptions): Promise<ComposeResult>
           guid: table.guids.get(s),
           filesystem: s.filesystem,
           label: s.filesystemLabel,
-          sha256: file ? await sha256File(file) : undefined,
+          sha256: file ? digests.get(s) : undefined,
         });
       }
       // 5. Other output forms, from the finished temporary image; everything is renamed into place
