@@ -9,3 +9,4 @@ export * from './partition/index.js';
 export * from './fs/index.js';
 export * from './bootenv/index.js';
 export { inspectImage, sniffFilesystem, readExt4File, findRolePartition, bootPartitionOffset, type ImageInspection, type SlotInfo, type FilesystemInfo } from './inspect/inspect.js';
+export * from './initramfs/index.js';

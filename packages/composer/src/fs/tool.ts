@@ -21,6 +21,8 @@ export const HOST_TOOL_PACKAGES: Readonly<Record<string, string>> = {
   'qemu-img': 'qemu-utils',
   zstd: 'zstd',
   xz: 'xz-utils',
+  depmod: 'kmod',
+  busybox: 'busybox-static',
 };
 
 export interface ToolResult {

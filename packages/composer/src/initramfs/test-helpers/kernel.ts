@@ -1,0 +1,45 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../..');
+
+export interface KernelTree {
+  dir: string;
+  version: string;
+  vmlinuz: string;
+}
+
+const made: string[] = [];
+
+/**
+ * The Debian amd64 kernel package extracted to a temp dir (scripts/fetch-debs caches the .deb),
+ * or a reason why not (no network, no apt source) for a visible skip.
+ */
+export function debianKernel(arch = 'amd64'): KernelTree | string {
+  const r = spawnSync(join(ROOT, 'scripts/fetch-debs'), [arch, `linux-image-${arch}`], { encoding: 'utf8' });
+  const deb = r.stdout.trim().split('\n').pop();
+  if (r.status !== 0 || !deb || !existsSync(deb)) return `cannot fetch linux-image-${arch}: ${r.stderr.trim()}`;
+  const dir = mkdtempSync(join(tmpdir(), 'edgeimage-kernel-'));
+  made.push(dir);
+  execFileSync('dpkg-deb', ['-x', deb, dir]);
+  const version = readdirSync(join(dir, 'lib/modules'))[0];
+  if (version === undefined) return `no lib/modules in ${deb}`;
+  return { dir, version, vmlinuz: join(dir, 'boot', `vmlinuz-${version}`) };
+}
+
+export function removeKernels(): void {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
+/** The amd64 module list of boot-notes (17) plus loop and overlay. */
+export const AMD64_MODULES = [
+  'virtio_ring', 'virtio', 'virtio_pci_modern_dev', 'virtio_pci_legacy_dev', 'virtio_pci', 'virtio_blk',
+  'crc32c_generic', 'crc32c-intel', 'jbd2', 'mbcache', 'crc16', 'ext4', 'squashfs', 'fat', 'vfat',
+  'nls_cp437', 'nls_ascii', 'loop', 'overlay',
+];
+
+/** The short list of the brief (dependencies come from modules.dep) plus the virtio PCI transport. */
+export const SHORT_MODULES = ['virtio_pci', 'virtio_blk', 'ext4', 'squashfs', 'vfat', 'nls_cp437', 'nls_ascii', 'crc32c_generic', 'crc32c-intel', 'loop', 'overlay'];
