@@ -172,7 +172,7 @@ describe('the composed GPT image', () => {
     });
 
     test('holds the kernel and initrd of the kernel bundle in /boot', () => {
-      expect(ext4Ls(image, a(), '/boot')).toEqual(['initrd.img', 'kernel.img']);
+      expect(ext4Ls(image, a(), '/boot')).toEqual(['initrd.img', 'kernel.img', 'slot.env']);
       expect(ext4Cat(image, a(), '/boot/kernel.img')!.equals(KERNEL_IMG)).toBe(true);
       expect(ext4Cat(image, a(), '/boot/initrd.img')!.equals(INITRD_IMG)).toBe(true);
     });

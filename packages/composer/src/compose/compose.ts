@@ -367,6 +367,11 @@ function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Asse
   writeFileSync(join(dir, 'assertions.assert'), encodeStream([...trusted, ...others].map((a) => a.encode())));
   for (const b of r.bundles) copyFileSync(b.path, join(dir, 'bundles', `${b.name}_${b.revision}.snap`));
   for (const f of readdirSync(kernelDir)) copyFileSync(join(kernelDir, f), join(dir, 'boot', f));
+  // What the initramfs sources to find the slot's bundles (names and revisions need no quoting).
+  const slotFile = (b: { name: string; revision: number }) => `bundles/${b.name}_${b.revision}.snap`;
+  const base = r.bundles.find((b) => b.type === 'base');
+  const apps = r.bundles.filter((b) => b.type === 'app').map(slotFile);
+  writeFileSync(join(dir, 'boot', 'slot.env'), `EDGE_BASE=${base ? slotFile(base) : ''}\nEDGE_APPS="${apps.join(' ')}"\n`);
   // The device trust store: the public keys of the accounts allowed to sign updates for this
   // model — the brand's keys from the verified chain, and the store's.
   const keyAssertions = [...trusted, ...r.assertions].filter((a) => a.type === 'account-key' && a.body);

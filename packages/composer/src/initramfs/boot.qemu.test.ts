@@ -1,41 +1,15 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, ftruncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildInitramfs } from './build.js';
 import { initScript } from './init.js';
 import { AMD64_MODULES, debianKernel, removeKernels, type KernelTree } from './test-helpers/kernel.js';
+import { bootQemu, hasQemu, QEMU } from './test-helpers/qemu.js';
 
-const QEMU = 'qemu-system-x86_64';
 const TIMEOUT_MS = 120_000;
-const hasQemu = spawnSync(QEMU, ['--version']).status === 0;
 const dirs: string[] = [];
 afterAll(() => { removeKernels(); for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
-
-interface Boot { output: string; code: number | null; signal: NodeJS.Signals | null; timedOut: boolean; seconds: number }
-
-/** Runs QEMU to its exit (or the timeout); QEMU is always killed in `finally`. */
-async function bootQemu(args: string[], timeoutMs: number): Promise<Boot> {
-  const start = Date.now();
-  const child = spawn(QEMU, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (b: Buffer) => { output += b.toString('utf8'); });
-  child.stderr.on('data', (b: Buffer) => { output += b.toString('utf8'); });
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await new Promise<Boot>((resolve, reject) => {
-      timer = setTimeout(() => resolve({ output, code: null, signal: null, timedOut: true, seconds: (Date.now() - start) / 1000 }), timeoutMs);
-      child.on('error', reject);
-      child.on('exit', (code, signal) => {
-        // let the pipes drain
-        setImmediate(() => resolve({ output, code, signal, timedOut: false, seconds: (Date.now() - start) / 1000 }));
-      });
-    });
-  } finally {
-    if (timer) clearTimeout(timer);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }
-}
 
 (hasQemu ? describe : describe.skip)('initramfs boots the Debian amd64 kernel under QEMU (-kernel/-initrd)', () => {
   let k: KernelTree | string;
