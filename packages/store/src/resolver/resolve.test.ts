@@ -294,6 +294,48 @@ describe('bad input: a clear error, and nothing enters the cache', () => {
   });
 });
 
+describe('more bad input', () => {
+  test('an input with no model, or with two, is refused', async () => {
+    const none = await failure(resolveWith([...world.brandAssertions]));
+    expect(none.code).toBe('ERR_MODEL');
+    expect(none.message).toMatch(/expected exactly one model assertion, found 0/);
+    const two = await failure(resolveWith([...modelInput(), world.model({ model: 'other' })]));
+    expect(two.code).toBe('ERR_MODEL');
+    expect(two.message).toMatch(/found 2/);
+  });
+
+  test('a snap the model requires but its validation-set marks invalid', async () => {
+    const vs = world.validationSet(Object.fromEntries(SNAPS.map((s) => [s.name, 1])), { sequence: '2' });
+    const text = vs.content.toString().replace(/(name: hello\n\s+presence: )required\n\s+revision: 1/, '$1invalid');
+    expect(text).not.toBe(vs.content.toString());
+    const { encodeSigned, decodeStream } = await import('@edgeimage/assertions');
+    const invalid = decodeStream(encodeSigned(Buffer.from(text), world.brandKey.sign(Buffer.from(text))))[0]!;
+    const model = world.model({ 'validation-sets': [{ 'account-id': 'acme', name: 'world', sequence: '2', mode: 'enforce' }] as never });
+    const e = await failure(resolveWith([...modelInput(model), invalid]));
+    expect(e.code).toBe('ERR_VALIDATION');
+    expect(e.message).toMatch(/hello is required by the model but invalid in validation-set acme\/world\/2/);
+  });
+
+  test('a store without the snap-revision assertion of a revision it lists', async () => {
+    const copy = join(world.dir, 'store-no-rev');
+    rmSync(copy, { recursive: true, force: true });
+    (await import('node:fs')).cpSync(world.storeDir, copy, { recursive: true });
+    const sha = await shaOf('hello');
+    rmSync(join(copy, 'assertions', 'snap-revision', `${sha}.global-upload.assert`));
+    const e = await failure(resolveWith(modelInput(), { store: await Store.open(copy) }));
+    expect(e.code).toBe('ERR_STORE_NO_ASSERTION');
+    expect(e.message).toContain(`no snap-revision assertion for hello revision 1 (sha3-384 ${sha})`);
+  });
+
+  test('a local bundle for a snap the model does not have', async () => {
+    const file = join(world.storeDir, bundlePath('hello', 1));
+    const model = world.model({ grade: 'dangerous' }, SNAPS.filter((s) => s.name !== 'hello').map((s) => ({ name: s.name, type: s.type })));
+    const e = await failure(resolveWith(modelInput(model), { localBundles: [file] }));
+    expect(e.code).toBe('ERR_SNAP_NOT_IN_MODEL');
+    expect(e.message).toMatch(/the model has no snap named "hello"/);
+  });
+});
+
 describe('local bundles (--snap)', () => {
   test('are refused for a model that is not of grade dangerous', async () => {
     const file = join(world.storeDir, bundlePath('hello', 1));

@@ -16,9 +16,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Assertion, encodeStream, type PrivateKey, snapIdFor } from '@edgeimage/assertions';
 import { BundleCache, resolveModel, Store, type Resolution } from '@edgeimage/store';
-import { makeChain, newKey, type TestChain } from '../../../../assertions/src/test-helpers/chain.js';
+import type { TestChain } from '../../../../assertions/src/test-helpers/chain.js';
 import { writeTree, type Entry } from '../../../../store/src/bundle/test-helpers/bundles.js';
 import { pack } from '../../../../store/src/bundle/pack.js';
+import { makeTrustedStore } from '../../../../store/src/resolver/test-helpers/world.js';
 import { composeImage, type ComposeOptions, type ComposeResult } from '../compose.js';
 
 export const STORE_ID = 'acme-store';
@@ -206,13 +207,7 @@ export async function makeImageWorld(): Promise<ImageWorld> {
   const dir = mkdtempSync(join(tmpdir(), 'edgeimage-image-world-'));
   chmodSync(dir, 0o755);
   const storeDir = join(dir, 'store');
-  const chain = await makeChain('acme-root');
-  const [brandKey, storeKey] = await Promise.all([newKey(), newKey()]);
-  const store = await Store.init(storeDir, { authorityId: STORE_ID, key: storeKey, keyName: 'store' });
-  const storeAccount = chain.account(STORE_ID);
-  const trusted = [...chain.anchors, chain.accountKey(storeKey, STORE_ID, { name: 'store' }), storeAccount];
-  const brandAssertions = [chain.account(BRAND), chain.accountKey(brandKey, BRAND, { name: 'models' })];
-  await store.publishAssertion(storeAccount);
+  const { chain, brandKey, storeKey, store, trusted, brandAssertions } = await makeTrustedStore(storeDir);
 
   const bundles = new Map<string, PublishedBundle>();
   let n = 0;

@@ -66,9 +66,12 @@ export interface World {
   cleanup(): void;
 }
 
-export async function makeWorld(): Promise<World> {
-  const dir = mkdtempSync(join(tmpdir(), 'edgeimage-resolve-'));
-  const storeDir = join(dir, 'store');
+/**
+ * The trust side of a test world: a root, a brand and a store key, an initialised directory store
+ * at `storeDir` holding the store's account, the anchors `resolve --trusted` needs, and the brand's
+ * account and account-key that travel with a model. Shared by every package's test worlds.
+ */
+export async function makeTrustedStore(storeDir: string) {
   const chain = await makeChain('acme-root');
   const [brandKey, storeKey] = await Promise.all([newKey(), newKey()]);
   const store = await Store.init(storeDir, { authorityId: STORE_ID, key: storeKey, keyName: 'store' });
@@ -76,6 +79,13 @@ export async function makeWorld(): Promise<World> {
   const trusted = [...chain.anchors, chain.accountKey(storeKey, STORE_ID, { name: 'store' }), storeAccount];
   const brandAssertions = [chain.account(BRAND), chain.accountKey(brandKey, BRAND, { name: 'models' })];
   await store.publishAssertion(storeAccount);
+  return { chain, brandKey, storeKey, store, trusted, brandAssertions };
+}
+
+export async function makeWorld(): Promise<World> {
+  const dir = mkdtempSync(join(tmpdir(), 'edgeimage-resolve-'));
+  const storeDir = join(dir, 'store');
+  const { chain, brandKey, storeKey, store, trusted, brandAssertions } = await makeTrustedStore(storeDir);
 
   const snapId = (name: string) => snapIdFor(STORE_ID, name);
   const publish = async (spec: BundleSpec, channel = 'stable') => {
