@@ -26,6 +26,8 @@ export function hostTools(): HostTool[] {
 }
 
 function which(tool: string): string | undefined {
+  // Firmware files and other data are named by their absolute path.
+  if (tool.startsWith('/')) return existsSync(tool) ? tool : undefined;
   for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
     const p = join(dir, tool);
     if (dir && existsSync(p)) return p;
@@ -43,7 +45,7 @@ export function doctorCommand(ctx: Context) {
         hostTools().map(async (t) => {
           const path = which(t.tool);
           let version: string | undefined;
-          if (path) {
+          if (path && t.versionArgs.length > 0) {
             const r = await execa(path, t.versionArgs, { reject: false, all: true, timeout: 10_000 });
             version = (r.all ?? '').split('\n').find((l) => l.trim())?.trim();
           }

@@ -16,7 +16,7 @@ export interface SlotInfo {
   slot: 'a' | 'b';
   partition: number;
   empty: boolean;
-  model?: { 'brand-id': string; model: string; revision: number; 'sign-key-sha3-384': string };
+  model?: { 'brand-id': string; model: string; revision: number; architecture: string; 'sign-key-sha3-384': string };
   bundles?: { name: string; type: string; revision: number; 'sha3-384': string }[];
   kernel?: string[];
   'trust-store'?: string[];
@@ -104,7 +104,7 @@ export async function inspectImage(image: string): Promise<ImageInspection> {
       slot,
       partition: p.index,
       empty: false,
-      model: { 'brand-id': model!.header('brand-id')!, model: model!.header('model')!, revision: model!.revision, 'sign-key-sha3-384': model!.signKeyId },
+      model: { 'brand-id': model!.header('brand-id')!, model: model!.header('model')!, revision: model!.revision, architecture: model!.header('architecture') ?? '', 'sign-key-sha3-384': model!.signKeyId },
       bundles: m.bundles,
       kernel: m.kernel,
       'trust-store': m['trust-store'],
