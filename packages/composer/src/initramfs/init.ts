@@ -81,17 +81,28 @@ find_partname() {
     [ "$pn" = "$1" ] && echo "$dn"
   done
 }
-# wait_partname NAME SECONDS: sets part_dev to the one device (/dev/...) with PARTNAME=NAME once
-# it shows; fails when none appears in time or several carry the name (which to boot is unclear).
+# MBR disks have no partition names: there the filesystem label says (FAT labels are upper case).
+find_label() {
+  for l in "$1" "$(echo "$1" | tr a-z A-Z)"; do
+    d=$(findfs "LABEL=$l" 2>/dev/null) && { echo "\${d#/dev/}"; return 0; }
+  done
+  return 1
+}
+# wait_partname NAME SECONDS: sets part_dev to the one device (/dev/...) with PARTNAME=NAME (or,
+# when no partition carries that name, the filesystem labelled NAME) once it shows; fails when
+# none appears in time or several carry the name (which to boot is unclear).
 # (Not called in $(...): a failure there would print into a variable, not on the console.)
 wait_partname() {
   i=0
-  until [ -n "$(find_partname "$1")" ]; do
+  found=
+  while :; do
+    found=$(find_partname "$1")
+    [ -n "$found" ] && break
+    found=$(find_label "$1") && [ -n "$found" ] && break
     i=$((i + 1))
-    [ "$i" -le $(($2 * 10)) ] || fail "no block device with PARTNAME=$1 after $2 s"
+    [ "$i" -le $(($2 * 10)) ] || fail "no block device with PARTNAME=$1 (or filesystem label $1) after $2 s"
     sleep 0.1
   done
-  found=$(find_partname "$1")
   case "$found" in
     *"
 "*) fail "several block devices with PARTNAME=$1: $(echo $found)" ;;
@@ -125,12 +136,13 @@ export const RUN_DIR = '/run/edgeimage';
 
 /**
  * The \`then\` stage that boots a slot (shell text for {@link initScript}): \`edgeimage.slot=a|b\`
- * from the kernel command line (default a); the ext4 partition PARTNAME=system-<slot> read-only
- * at /run/edgeimage/slot; its boot/slot.env sourced (EDGE_BASE, EDGE_APPS: paths in the slot); the
- * base bundle (squashfs) loop-mounted read-only at /run/edgeimage/base; PARTNAME=system-data
- * read-write at /run/edgeimage/data; an overlay root at /newroot (lower: the base; upper and
- * work: data/root/{upper,work}); /dev, /proc, /sys and /run (with /run/edgeimage and the slot
- * letter in /run/edgeimage/slot-name) moved into it; then \`switch_root /newroot /sbin/init\`.
+ * from the kernel command line (default a); the slot partition (GPT name system-<slot>, or the
+ * filesystem label on MBR disks) read-only at /run/edgeimage/slot; its boot/slot.env sourced
+ * (EDGE_BASE, EDGE_APPS: paths in the slot); the base bundle (squashfs) loop-mounted read-only as
+ * the new root — the root stays read-only at run time; system-data read-write at /writable in it;
+ * each app bundle read-only at /run/edgeimage/snap/<name>; the devices found in
+ * /run/edgeimage/devices and the slot letter in /run/edgeimage/slot-name; /dev, /proc, /sys and
+ * /run moved into the new root; then \`switch_root /newroot /sbin/init\`.
  */
 export function slotBootStage(opts: SlotBootOptions = {}): string {
   const wait = opts.waitSeconds ?? 10;
@@ -143,7 +155,7 @@ done
 case "$edge_slot" in a|b) ;; *) fail "edgeimage.slot=$edge_slot: the slot is a or b" ;; esac
 say "booting slot $edge_slot"
 run=${RUN_DIR}
-mkdir -p "$run/slot" "$run/base" "$run/data" /newroot || fail "cannot create the mount points"
+mkdir -p "$run/slot" "$run/snap" /newroot || fail "cannot create the mount points"
 
 wait_partname "system-$edge_slot" ${wait}
 slot_dev=$part_dev
@@ -160,20 +172,35 @@ EDGE_APPS=
 [ -n "$EDGE_BASE" ] || fail "boot/slot.env of slot $edge_slot names no base bundle (EDGE_BASE)"
 case "$EDGE_BASE" in /*|*..*) fail "EDGE_BASE=$EDGE_BASE is not a path inside the slot" ;; esac
 [ -f "$run/slot/$EDGE_BASE" ] || fail "the base bundle $EDGE_BASE is not in slot $edge_slot"
-mount -t squashfs -o loop,ro "$run/slot/$EDGE_BASE" "$run/base" || fail "cannot loop-mount the base bundle $EDGE_BASE (squashfs)"
-say "base $EDGE_BASE mounted on $run/base"
+mount -t squashfs -o loop,ro "$run/slot/$EDGE_BASE" /newroot || fail "cannot loop-mount the base bundle $EDGE_BASE (squashfs)"
+[ -x /newroot/sbin/init ] || [ -L /newroot/sbin/init ] || fail "the base bundle $EDGE_BASE has no /sbin/init"
+for d in dev proc sys run writable; do
+  [ -d "/newroot/$d" ] || fail "the base bundle $EDGE_BASE has no /$d (a read-only root cannot get one at boot)"
+done
+say "base $EDGE_BASE mounted read-only as the root"
+
+for app in $EDGE_APPS; do
+  case "$app" in /*|*..*) fail "EDGE_APPS names $app, not a path inside the slot" ;; esac
+  [ -f "$run/slot/$app" ] || fail "the app bundle $app is not in slot $edge_slot"
+  name=\${app##*/}
+  name=\${name%_*}
+  mkdir -p "$run/snap/$name" || fail "cannot create $run/snap/$name"
+  mount -t squashfs -o loop,ro "$run/slot/$app" "$run/snap/$name" || fail "cannot loop-mount the app bundle $app (squashfs)"
+  say "app $name mounted on $run/snap/$name"
+done
 
 wait_partname system-data ${wait}
 data_dev=$part_dev
-mount -t ext4 -o rw "$data_dev" "$run/data" || fail "cannot mount $data_dev (system-data) read-write as ext4"
-mkdir -p "$run/data/root/upper" "$run/data/root/work" || fail "cannot create root/upper and root/work on system-data"
-say "data: $data_dev mounted on $run/data"
+mount -t ext4 -o rw "$data_dev" /newroot/writable || fail "cannot mount $data_dev (system-data) read-write as ext4"
+say "data: $data_dev mounted on /writable"
 
-mount -t overlay overlay -o "lowerdir=$run/base,upperdir=$run/data/root/upper,workdir=$run/data/root/work" /newroot || fail "cannot mount the overlay root"
-[ -x /newroot/sbin/init ] || [ -L /newroot/sbin/init ] || fail "the base bundle $EDGE_BASE has no /sbin/init"
+# system-boot holds the boot environment the base's health check commits to; optional here.
+boot_dev=$(find_partname system-boot)
+[ -n "$boot_dev" ] || boot_dev=$(find_label system-boot) || boot_dev=
+[ -z "$boot_dev" ] || boot_dev=/dev/$boot_dev
+printf 'slot_dev=%s\\ndata_dev=%s\\nboot_dev=%s\\n' "$slot_dev" "$data_dev" "$boot_dev" > "$run/devices" || fail "cannot write $run/devices"
 echo "$edge_slot" > "$run/slot-name" || fail "cannot write $run/slot-name"
 for d in dev proc sys run; do
-  mkdir -p "/newroot/$d" || fail "cannot create /$d in the new root"
   mount --move "/$d" "/newroot/$d" || fail "cannot move /$d into the new root"
 done
 say "switching to the root of slot $edge_slot"

@@ -19,8 +19,12 @@ const BUSYBOX = '/bin/busybox';
 const INIT = `#!/bin/sh
 # /sbin/init of the test base bundle: report, then power off
 echo "edgeimage-base: up on slot $(busybox cat /run/edgeimage/slot-name)"
-if busybox grep -q ' / overlay ' /proc/mounts; then echo "root is overlay"; else echo "root is NOT overlay:"; busybox cat /proc/mounts; fi
+if busybox grep -q ' / squashfs ro' /proc/mounts; then echo "root is the read-only base"; else echo "root is NOT the read-only base:"; busybox cat /proc/mounts; fi
+if busybox touch /probe 2>/dev/null; then echo "root is writable"; else echo "root refuses writes"; fi
+busybox grep -q ' /writable ext4 rw' /proc/mounts && busybox touch /writable/probe && echo "writable is writable"
 echo "edgeimage-base: slot mounted: $(busybox ls /run/edgeimage/slot/bundles | busybox tr '\\n' ' ')"
+echo "edgeimage-base: apps: $(busybox ls /run/edgeimage/snap | busybox tr '\\n' ' ')"
+busybox cat /run/edgeimage/devices
 busybox poweroff -f
 `;
 
@@ -44,6 +48,7 @@ busybox poweroff -f
       'bin/sh': { symlink: 'busybox' },
       'sbin/init': { data: INIT, mode: 0o755 },
       'etc/os-release': 'NAME="edge base"\nID=edge\n',
+      ...Object.fromEntries(['dev', 'proc', 'sys', 'run', 'writable'].map((d) => [d, { dir: true as const }])),
     });
     const built = await world.compose(await world.resolve(await world.model()));
     image = built.images[0]!.path;
@@ -62,7 +67,7 @@ busybox poweroff -f
     expect(env).toBe(`EDGE_BASE=bundles/${BASE}_${base.revision}.snap\nEDGE_APPS="bundles/${APP}_${app.revision}.snap"\n`);
   });
 
-  test('edgeimage.slot=b: the base bundle is the overlay root and its /sbin/init runs', async () => {
+  test('edgeimage.slot=b: the base bundle is the read-only root, system-data is /writable, apps are mounted, and its /sbin/init runs', async () => {
     if (typeof k === 'string') { console.warn(`SKIPPED: ${k}`); return; }
     const copy = join(world.tempDir('boot-'), 'disk.img');
     copyFileSync(image, copy);
@@ -71,7 +76,11 @@ busybox poweroff -f
     console.log(`world + compose + initramfs ${prepSeconds.toFixed(2)} s; QEMU boot to poweroff ${boot.seconds.toFixed(2)} s\n${tail}`);
     expect(boot.timedOut).toBe(false);
     expect(boot.output).toContain('edgeimage-base: up on slot b');
-    expect(boot.output).toContain('root is overlay');
+    expect(boot.output).toContain('root is the read-only base');
+    expect(boot.output).toContain('root refuses writes');
+    expect(boot.output).toContain('writable is writable');
+    expect(boot.output).toContain(`edgeimage-base: apps: ${APP} `);
+    expect(boot.output).toMatch(/slot_dev=\/dev\/vda3\s+data_dev=\/dev\/vda4\s+boot_dev=\/dev\/vda1/);
     expect(boot.output).toMatch(/edgeimage-initramfs: slot b: \/dev\/vda3 mounted/);
     expect(boot.output).not.toMatch(/FAILED|Kernel panic/);
     expect(boot.code).toBe(0);
