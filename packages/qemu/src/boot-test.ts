@@ -1,0 +1,272 @@
+import { execFile } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, delimiter, join } from 'node:path';
+import { promisify } from 'node:util';
+import { findRolePartition, inspectImage, readPartitionTable, type PartitionTable } from '@edgeimage/composer';
+import { BootTestError } from './errors.js';
+import { ARCHES, FIRMWARE_DIR_ENV, QEMU_BINARY, qemuCommand, resolveFirmware, type Accel, type Arch, type Firmware, type FirmwareFiles } from './machine.js';
+import { QemuSession, type ConsoleLine, type FailurePattern } from './session.js';
+
+const run = promisify(execFile);
+
+/** The health check's line once the system is up; its group is the slot. The default marker. */
+export const HEALTHY = /edgeimage-health: healthy on slot ([ab])/;
+
+export interface DirectBoot {
+  kernel: string;
+  initrd?: string;
+  /** The kernel command line (include the console: `console=ttyS0` on amd64, `console=ttyAMA0` on arm64). */
+  append?: string;
+}
+
+export interface BootTestOptions {
+  /** The disk image. Booted from a sparse copy unless `inPlace`. Optional only for a direct boot. */
+  image?: string;
+  /** The guest architecture; default: the image's model's. Refused when it contradicts the model. */
+  arch?: Arch;
+  /** Default: uefi on amd64; on arm64 uboot for an MBR image, uefi for GPT. */
+  firmware?: Firmware;
+  /** Firmware file paths (else the default file names in `firmwareDir`, else Debian's). */
+  firmwareFiles?: FirmwareFiles;
+  /** A folder holding the firmware files under Debian's names (default $EDGEIMAGE_FIRMWARE_DIR). */
+  firmwareDir?: string;
+  /** A boot without firmware: `-kernel/-initrd/-append` (same machine, CPU and disk). */
+  direct?: DirectBoot;
+  /** Console lines to see, in this order (default: [{@link HEALTHY}]). */
+  expect?: readonly RegExp[];
+  /** For the whole boot, from QEMU's start (default 120). */
+  timeoutSeconds?: number;
+  /** Grow the disk first: `+1G` (relative) or `3G` (absolute); K, M, G, T are powers of 1024. Never shrinks. */
+  diskSize?: string;
+  /** The console log (default: a new file in the temp folder, kept and reported). */
+  log?: string;
+  /** Default tcg (KVM hangs on some hosts). */
+  accel?: Accel;
+  /** Boot the image itself: its changes are kept (several boots in sequence). */
+  inPlace?: boolean;
+  /** `-no-reboot`: a guest reboot ends QEMU. By default a reboot continues in the same QEMU. */
+  noReboot?: boolean;
+  /** After the last marker, wait for QEMU to exit (the guest powers off) instead of killing it. */
+  untilExit?: boolean;
+  /** Console lines that fail the boot (default: panic, initramfs FAILED, GRUB/U-Boot errors). */
+  failOn?: readonly FailurePattern[];
+  /** Guest RAM, MiB (default 512). */
+  memoryMiB?: number;
+  /** Extra QEMU arguments, appended. */
+  extraArgs?: readonly string[];
+  /** Where the temporary copy goes (default the OS temp folder). */
+  tmpDir?: string;
+  /** Cancels the boot (Ctrl-C): QEMU is killed, temp files removed, the result is ERR_ABORTED. */
+  signal?: AbortSignal;
+  /** Each console line as it arrives. */
+  onLine?: (line: ConsoleLine) => void;
+}
+
+export interface MarkerResult {
+  /** The regular expression's source. */
+  pattern: string;
+  /** Seconds since QEMU started. */
+  seconds: number;
+  line: string;
+}
+
+export interface BootTestResult {
+  passed: boolean;
+  /** The slot a marker captured (its `slot` group, else its first group, when `a` or `b`); the last one wins. */
+  slot?: 'a' | 'b';
+  /** The markers seen, in order. */
+  markers: MarkerResult[];
+  /** The markers expected (sources), seen or not. */
+  expected: string[];
+  log: string;
+  /** Failed: what happened (names the cause). */
+  reason?: string;
+  /** Failed: the BootTestError code. */
+  code?: string;
+  /** Failed: the last lines of the log. */
+  tail?: string;
+  error?: BootTestError;
+  arch: Arch;
+  firmware: Firmware | 'direct';
+  image?: string;
+  /** The QEMU command line (its temp paths are gone once the boot is over). */
+  command: { binary: string; args: string[] };
+  /** From QEMU's start to the end of the boot. */
+  seconds: number;
+}
+
+const UNITS: Record<string, number> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
+
+/** The new size of a disk of `current` bytes: `+1G` grows it by 1 GiB, `3G` makes it 3 GiB (rounded up to 512 bytes). Never smaller. */
+export function parseDiskSize(spec: string, current: number): number {
+  const m = /^\s*(\+?)(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$/i.exec(spec);
+  if (!m) throw new BootTestError('ERR_DISK_SIZE', `disk size ${JSON.stringify(spec)}: expected a size such as 3G (absolute) or +1G (grow by), in bytes or K/M/G/T`, { spec });
+  const bytes = Math.ceil((Number(m[2]) * UNITS[m[3]!.toUpperCase()]!) / 512) * 512;
+  const size = m[1] ? current + bytes : bytes;
+  if (size < current) throw new BootTestError('ERR_DISK_SIZE', `disk size ${spec} is ${size} bytes, smaller than the image (${current} bytes): a disk is never shrunk`, { spec, size, current });
+  return size;
+}
+
+function hostArch(): Arch | undefined {
+  return process.arch === 'x64' ? 'amd64' : process.arch === 'arm64' ? 'arm64' : undefined;
+}
+
+function onPath(binary: string): boolean {
+  for (const d of (process.env['PATH'] ?? '/usr/bin:/bin').split(delimiter)) {
+    try {
+      accessSync(join(d, binary), constants.X_OK);
+      return true;
+    } catch {
+      /* next */
+    }
+  }
+  return false;
+}
+
+function mustExist(path: string, what: string): void {
+  if (!existsSync(path)) throw new BootTestError('ERR_IMAGE_OPEN', `${what} ${path} does not exist`, { path });
+}
+
+interface ImageFacts {
+  arch?: Arch;
+  table?: PartitionTable;
+}
+
+/** The partition table and the model's architecture; the checks a firmware boot needs. */
+async function imageFacts(image: string, direct: boolean, wantArch: Arch | undefined): Promise<ImageFacts> {
+  let table: PartitionTable;
+  try {
+    table = readPartitionTable(image);
+  } catch (e) {
+    if (direct) return {};
+    throw e;
+  }
+  if (!direct && !findRolePartition(image, table, 'system-boot')) {
+    throw new BootTestError('ERR_NO_BOOT_PARTITION', `${image}: no system-boot partition (GPT partition named system-boot, or on MBR a filesystem labelled SYSTEM-BOOT): the firmware has nothing to boot`, { image });
+  }
+  let models: { slot: string; architecture: string }[] = [];
+  let why = 'no slot holds a model';
+  let active: string | undefined;
+  try {
+    const inspection = await inspectImage(image);
+    models = inspection.slots.filter((s) => s.model).map((s) => ({ slot: s.slot, architecture: s.model!.architecture }));
+    active = inspection.bootEnvironment?.vars['edge_slot'];
+  } catch (e) {
+    why = `its model cannot be read: ${(e as Error).message}`;
+  }
+  const model = models.find((m) => m.slot === active) ?? models[0];
+  if (!model) {
+    if (wantArch || direct) return { table, arch: wantArch };
+    throw new BootTestError('ERR_ARCH_UNKNOWN', `${image}: cannot tell the architecture (${why}); give it (--arch amd64|arm64)`, { image });
+  }
+  if (!(ARCHES as readonly string[]).includes(model.architecture)) {
+    throw new BootTestError('ERR_ARCH_UNKNOWN', `${image}: the model of slot ${model.slot} is for ${model.architecture || 'no architecture'}; boot-test boots ${ARCHES.join(' and ')}`, { image, arch: model.architecture });
+  }
+  const arch = model.architecture as Arch;
+  if (wantArch && wantArch !== arch) {
+    throw new BootTestError('ERR_ARCH_MISMATCH', `${image} is an ${arch} image (the model of slot ${model.slot}), but ${wantArch} was asked for`, { image, arch, requested: wantArch });
+  }
+  return { table, arch };
+}
+
+let logCounter = 0;
+
+/**
+ * Boots an image under QEMU and waits for console markers, in order.
+ *
+ * Refusals before QEMU starts throw a {@link BootTestError} (ERR_ARCH_MISMATCH,
+ * ERR_FIRMWARE_MISSING, ERR_NO_BOOT_PARTITION, ERR_DISK_SIZE, …). A boot that fails (timeout,
+ * panic, initramfs or bootloader error, QEMU exiting) resolves with `passed: false`, the
+ * `reason`, the `code` and the log's `tail`. QEMU is always killed and the temporary copy removed.
+ *
+ * ```ts
+ * const r = await bootTest({ image, expect: [/hello-kiosk .* up on slot a/, HEALTHY], timeoutSeconds: 120 });
+ * expect(r.passed).toBe(true);
+ * ```
+ */
+export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
+  const expectList = opts.expect ?? [HEALTHY];
+  const timeoutMs = (opts.timeoutSeconds ?? 120) * 1000;
+  const direct = opts.direct;
+  if (!direct && opts.image === undefined) throw new BootTestError('ERR_USAGE', 'an image is needed (only a direct boot may go without a disk)');
+  if (opts.image !== undefined) mustExist(opts.image, 'image');
+  if (direct) {
+    mustExist(direct.kernel, 'kernel');
+    if (direct.initrd !== undefined) mustExist(direct.initrd, 'initrd');
+  }
+  const facts = opts.image !== undefined ? await imageFacts(opts.image, !!direct, opts.arch) : { arch: opts.arch };
+  const arch = facts.arch ?? opts.arch ?? hostArch() ?? 'amd64';
+  const firmware: Firmware | 'direct' = direct ? 'direct' : opts.firmware ?? (arch === 'amd64' ? 'uefi' : facts.table?.kind === 'mbr' ? 'uboot' : 'uefi');
+  const fw = firmware === 'direct' ? undefined : resolveFirmware(arch, firmware, opts.firmwareFiles, opts.firmwareDir !== undefined ? { ...process.env, [FIRMWARE_DIR_ENV]: opts.firmwareDir } : process.env);
+  const accel = opts.accel ?? 'tcg';
+  if (accel === 'kvm' && hostArch() !== arch) throw new BootTestError('ERR_ACCEL', `KVM runs only guests of the host's architecture (${process.arch}), not ${arch}: use tcg`, { arch, accel });
+  const q = QEMU_BINARY[arch];
+  if (!onPath(q.binary)) throw new BootTestError('ERR_QEMU_MISSING', `${q.binary} is not installed (Debian package ${q.package})`, { binary: q.binary, package: q.package });
+  let newSize: number | undefined;
+  if (opts.diskSize !== undefined) {
+    if (opts.image === undefined) throw new BootTestError('ERR_DISK_SIZE', 'a disk size needs an image');
+    newSize = parseDiskSize(opts.diskSize, statSync(opts.image).size);
+  }
+
+  const work = mkdtempSync(join(opts.tmpDir ?? tmpdir(), 'edgeimage-boot-'));
+  const log = opts.log ?? join(opts.tmpDir ?? tmpdir(), `edgeimage-boot-test-${process.pid}-${Date.now()}-${++logCounter}.log`);
+  let session: QemuSession | undefined;
+  const markers: MarkerResult[] = [];
+  let slot: 'a' | 'b' | undefined;
+  let command = { binary: q.binary, args: [] as string[] };
+  try {
+    let disk = opts.image;
+    if (disk !== undefined && !opts.inPlace) {
+      const copy = join(work, basename(disk));
+      await run('cp', ['--sparse=always', disk, copy]);
+      disk = copy;
+    }
+    if (disk !== undefined && newSize !== undefined) truncateSync(disk, newSize);
+    let files = fw;
+    if (fw?.vars !== undefined) {
+      const vars = join(work, basename(fw.vars));
+      await run('cp', ['--sparse=always', fw.vars, vars]);
+      files = { ...fw, vars };
+    }
+    const cmd = qemuCommand({
+      arch,
+      accel,
+      memoryMiB: opts.memoryMiB,
+      disk,
+      firmware: firmware !== 'direct' ? { kind: firmware, files: files! } : undefined,
+      direct,
+      noReboot: opts.noReboot,
+      extraArgs: opts.extraArgs,
+    });
+    command = cmd;
+    if (opts.signal?.aborted) throw new BootTestError('ERR_ABORTED', 'the boot was cancelled');
+    session = QemuSession.start(cmd, { log, signal: opts.signal, onLine: opts.onLine });
+    const deadline = performance.now() + timeoutMs;
+    const waitOpts = { failOn: opts.failOn };
+    for (const pattern of expectList) {
+      const m = await session.waitFor(pattern, deadline - performance.now(), waitOpts);
+      markers.push({ pattern: pattern.source, seconds: m.line.seconds, line: m.line.text });
+      const s = m.match.groups?.['slot'] ?? m.match[1];
+      if (s === 'a' || s === 'b') slot = s;
+    }
+    if (opts.untilExit) await session.waitForExit(deadline - performance.now(), waitOpts);
+    return { passed: true, slot, markers, expected: expectList.map((p) => p.source), log, arch, firmware, image: opts.image, command, seconds: session.elapsed() };
+  } catch (e) {
+    if (!(e instanceof BootTestError) || !session) throw e;
+    const tail = typeof e.context['tail'] === 'string' ? e.context['tail'] : session.tail();
+    const missing = expectList[markers.length];
+    const reason = missing && e.code !== 'ERR_BOOT_TIMEOUT' ? `${e.message}; still waiting for ${missing}` : e.message;
+    return { passed: false, slot, markers, expected: expectList.map((p) => p.source), log, reason, code: e.code, tail, error: e, arch, firmware, image: opts.image, command, seconds: session.elapsed() };
+  } finally {
+    await session?.kill();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** Throws the boot's error (with the reason and the log's tail in its message) unless it passed. */
+export function assertBooted(r: BootTestResult): void {
+  if (r.passed) return;
+  throw new BootTestError(r.code ?? 'ERR_BOOT_FAILED', `boot-test failed: ${r.reason}\nlog: ${r.log}\n${r.tail ?? ''}`, { ...(r.error?.context ?? {}), log: r.log });
+}
+

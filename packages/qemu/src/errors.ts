@@ -1,0 +1,36 @@
+import { EdgeimageError } from '@edgeimage/assertions';
+
+/**
+ * A boot-test failure. `code` is stable and is what callers and tests switch on (never the
+ * message text); `context` carries what a caller needs to act on it.
+ *
+ * Refusals before QEMU starts:
+ *
+ * | code | meaning |
+ * | --- | --- |
+ * | `ERR_IMAGE_OPEN` | the image (or a direct-boot kernel/initrd) does not exist (`context.path`) |
+ * | `ERR_ARCH_MISMATCH` | `arch` contradicts the architecture of the image's model (`context.arch`, `context.image`) |
+ * | `ERR_ARCH_UNKNOWN` | the image holds no model and no `arch` was given |
+ * | `ERR_NO_BOOT_PARTITION` | the image has no system-boot partition |
+ * | `ERR_FIRMWARE_MISSING` | a firmware file is missing (`context.file`, `context.package`) |
+ * | `ERR_FIRMWARE_UNSUPPORTED` | a firmware the architecture cannot use (U-Boot on amd64) |
+ * | `ERR_QEMU_MISSING` | the QEMU binary is not installed (`context.binary`, `context.package`) |
+ * | `ERR_ACCEL` | KVM asked for a guest architecture other than the host's |
+ * | `ERR_DISK_SIZE` | a `diskSize` that is malformed or smaller than the image |
+ *
+ * Failures of the boot itself (`context.tail` holds the last lines of the console log):
+ *
+ * | code | meaning |
+ * | --- | --- |
+ * | `ERR_BOOT_TIMEOUT` | a marker did not appear in time (`context.pattern`) |
+ * | `ERR_KERNEL_PANIC` | `Kernel panic - not syncing` on the console |
+ * | `ERR_INITRAMFS_FAILED` | `edgeimage-initramfs: FAILED: <reason>` on the console (`context.detail`) |
+ * | `ERR_BOOTLOADER` | a GRUB `error: …` line, or a U-Boot image error (`context.detail`) |
+ * | `ERR_QEMU_EXITED` | QEMU exited before the markers appeared (`context.exitCode`, `context.stderr`) |
+ * | `ERR_ABORTED` | the boot was cancelled (Ctrl-C: the caller's AbortSignal) |
+ */
+export class BootTestError extends EdgeimageError {
+  constructor(code: string, message: string, context: Record<string, unknown> = {}) {
+    super(code, message, context);
+  }
+}

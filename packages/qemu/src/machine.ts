@@ -1,0 +1,127 @@
+import { accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
+import { BootTestError } from './errors.js';
+
+export type Arch = 'amd64' | 'arm64';
+export type Firmware = 'uefi' | 'uboot';
+export type Accel = 'tcg' | 'kvm';
+
+export const ARCHES: readonly Arch[] = ['amd64', 'arm64'];
+export const FIRMWARES: readonly Firmware[] = ['uefi', 'uboot'];
+
+/** The firmware files of a boot. Every path can be overridden; see {@link resolveFirmware}. */
+export interface FirmwareFiles {
+  /** UEFI: the read-only code flash (OVMF_CODE_4M.fd, AAVMF_CODE.fd). */
+  code?: string;
+  /** UEFI: the template of the variable store; the boot uses a writable copy of it. */
+  vars?: string;
+  /** U-Boot: the `-bios` binary. */
+  bios?: string;
+}
+
+interface FirmwareDefault {
+  files: Required<Pick<FirmwareFiles, 'code' | 'vars'>> | Required<Pick<FirmwareFiles, 'bios'>>;
+  /** The Debian package that installs the files. */
+  package: string;
+}
+
+/** Debian's firmware files (boot-notes: the 4M OVMF pair, not the secure-boot CODE, which needs SMM). */
+export const DEFAULT_FIRMWARE: Record<`${Arch}/${Firmware}`, FirmwareDefault | undefined> = {
+  'amd64/uefi': { files: { code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.fd' }, package: 'ovmf' },
+  'arm64/uefi': { files: { code: '/usr/share/AAVMF/AAVMF_CODE.fd', vars: '/usr/share/AAVMF/AAVMF_VARS.fd' }, package: 'qemu-efi-aarch64' },
+  'arm64/uboot': { files: { bios: '/usr/lib/u-boot/qemu_arm64/u-boot.bin' }, package: 'u-boot-qemu' },
+  'amd64/uboot': undefined,
+};
+
+/** The QEMU binary of each architecture and its Debian package. */
+export const QEMU_BINARY: Record<Arch, { binary: string; package: string }> = {
+  amd64: { binary: 'qemu-system-x86_64', package: 'qemu-system-x86' },
+  arm64: { binary: 'qemu-system-aarch64', package: 'qemu-system-arm' },
+};
+
+/** The environment variable naming a folder that replaces the default folders of every firmware file (same base names). */
+export const FIRMWARE_DIR_ENV = 'EDGEIMAGE_FIRMWARE_DIR';
+
+/**
+ * The firmware files of `arch`/`firmware`: `overrides` first, else the default file's base name
+ * in `$EDGEIMAGE_FIRMWARE_DIR` when set, else Debian's path. Every file must be readable: a
+ * missing one is ERR_FIRMWARE_MISSING naming the file and the package that provides it.
+ */
+export function resolveFirmware(arch: Arch, firmware: Firmware, overrides: FirmwareFiles = {}, env: NodeJS.ProcessEnv = process.env): FirmwareFiles {
+  const d = DEFAULT_FIRMWARE[`${arch}/${firmware}`];
+  if (!d) throw new BootTestError('ERR_FIRMWARE_UNSUPPORTED', `firmware ${firmware} is not available for ${arch} (use ${arch === 'amd64' ? 'uefi' : 'uefi or uboot'})`, { arch, firmware });
+  const dir = env[FIRMWARE_DIR_ENV] || undefined;
+  const out: FirmwareFiles = {};
+  for (const [key, path] of Object.entries(d.files) as [keyof FirmwareFiles, string][]) {
+    const file = overrides[key] ?? (dir ? join(dir, path.slice(path.lastIndexOf('/') + 1)) : path);
+    try {
+      accessSync(file, constants.R_OK);
+    } catch {
+      const how = overrides[key] ? 'given' : dir ? `looked up in $${FIRMWARE_DIR_ENV}=${dir}` : `installed by the Debian package ${d.package}`;
+      throw new BootTestError('ERR_FIRMWARE_MISSING', `firmware file ${file} is missing (${arch} ${firmware} ${key} file, ${how}; install the Debian package ${d.package})`, { file, package: d.package, arch, firmware, role: key });
+    }
+    out[key] = file;
+  }
+  return out;
+}
+
+/** The console device of the kernel command line (boot-notes: ttyS0 on x86, ttyAMA0 on arm64 virt). */
+export const KERNEL_CONSOLE: Record<Arch, string> = { amd64: 'ttyS0', arm64: 'ttyAMA0' };
+
+/**
+ * The arm64 CPU model. cortex-a57 rather than `max`: under TCG, `max` emulates pointer
+ * authentication (QARMA), which makes every function call of an arm64 kernel expensive.
+ */
+export const ARM64_CPU = 'cortex-a57';
+
+export interface MachineSpec {
+  arch: Arch;
+  accel: Accel;
+  /** Guest RAM in MiB (default 512). */
+  memoryMiB?: number;
+  /** The disk (raw); left out: no disk. */
+  disk?: string;
+  /** A firmware boot: the files (already resolved; `vars` is the writable copy). */
+  firmware?: { kind: Firmware; files: FirmwareFiles };
+  /** A direct boot: no firmware. */
+  direct?: { kernel: string; initrd?: string; append?: string };
+  /** `-no-reboot`: a guest reboot (and a watchdog reset) ends QEMU. */
+  noReboot?: boolean;
+  /** Arguments appended at the end. */
+  extraArgs?: readonly string[];
+}
+
+/** A path inside a QEMU option list (`-drive file=…,format=raw`): commas are doubled. */
+export const qemuPath = (p: string): string => p.replace(/,/g, ',,');
+
+/** The QEMU command line of a boot: the binary and its arguments. Pure: no file is touched. */
+export function qemuCommand(spec: MachineSpec): { binary: string; args: string[] } {
+  const args: string[] = [];
+  if (spec.arch === 'amd64') args.push('-M', 'q35');
+  else args.push('-M', 'virt', '-cpu', spec.accel === 'kvm' ? 'host' : ARM64_CPU);
+  if (spec.arch === 'amd64' && spec.accel === 'kvm') args.push('-cpu', 'host');
+  args.push('-accel', spec.accel, '-m', String(spec.memoryMiB ?? 512));
+  // -nodefaults: no DVD-ROM, no default NIC to try PXE on (boot-notes: +4 s or more on q35).
+  args.push('-nodefaults', '-nographic', '-serial', 'stdio', '-nic', 'none');
+  if (spec.firmware && spec.direct) throw new BootTestError('ERR_USAGE', 'a boot is either a firmware boot or a direct (-kernel) boot, not both');
+  if (spec.firmware) {
+    const f = spec.firmware.files;
+    if (spec.firmware.kind === 'uefi') {
+      args.push('-drive', `if=pflash,format=raw,readonly=on,file=${qemuPath(f.code!)}`, '-drive', `if=pflash,format=raw,file=${qemuPath(f.vars!)}`);
+    } else {
+      args.push('-bios', f.bios!);
+    }
+  }
+  if (spec.direct) {
+    args.push('-kernel', spec.direct.kernel);
+    if (spec.direct.initrd !== undefined) args.push('-initrd', spec.direct.initrd);
+    if (spec.direct.append !== undefined) args.push('-append', spec.direct.append);
+  }
+  if (spec.disk !== undefined) args.push('-drive', `file=${qemuPath(spec.disk)},format=raw,if=virtio`);
+  // The i6300esb is a PCI device: q35 and virt both have PCI. A watchdog timeout resets the
+  // machine (QEMU's default action, spelled out); with -no-reboot the reset ends QEMU.
+  args.push('-device', 'i6300esb', '-action', 'watchdog=reset');
+  if (spec.noReboot) args.push('-no-reboot');
+  if (spec.extraArgs) args.push(...spec.extraArgs);
+  return { binary: QEMU_BINARY[spec.arch].binary, args };
+}

@@ -1,0 +1,56 @@
+import type { BootTestResult } from './boot-test.js';
+
+const xml = (s: string): string =>
+  // eslint-disable-next-line no-control-regex
+  s.replace(/[\x00-\x08\x0b\x0c\x0e-\x1f]/g, '').replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+/** The JSON report of a boot: `{passed, slot, markers: [{pattern, seconds}], log}` (+ `reason`, `code` when failed). */
+export function jsonReport(r: BootTestResult): Record<string, unknown> {
+  return {
+    passed: r.passed,
+    slot: r.slot ?? null,
+    markers: r.markers.map((m) => ({ pattern: m.pattern, seconds: Number(m.seconds.toFixed(3)), line: m.line })),
+    log: r.log,
+    ...(r.passed ? {} : { reason: r.reason, code: r.code }),
+  };
+}
+
+/**
+ * The boot as JUnit XML: one testsuite, one testcase per expected marker (its time: seconds
+ * since the previous marker). The marker that was not reached carries the failure (the reason,
+ * the log's tail); later ones are skipped.
+ */
+export function junitReport(r: BootTestResult, name = `boot-test ${r.image ?? ''}`.trim()): string {
+  const cases: string[] = [];
+  let previous = 0;
+  r.expected.forEach((pattern, i) => {
+    const m = r.markers[i];
+    const attrs = `classname="${xml(name)}" name="${xml(pattern)}"`;
+    if (m) {
+      cases.push(`  <testcase ${attrs} time="${(m.seconds - previous).toFixed(3)}"/>`);
+      previous = m.seconds;
+    } else if (i === r.markers.length && !r.passed) {
+      cases.push(`  <testcase ${attrs} time="${(r.seconds - previous).toFixed(3)}">\n    <failure type="${xml(r.code ?? 'ERR_BOOT_FAILED')}" message="${xml(r.reason ?? 'failed')}">${xml(r.tail ?? '')}</failure>\n  </testcase>`);
+    } else {
+      cases.push(`  <testcase ${attrs} time="0.000">\n    <skipped/>\n  </testcase>`);
+    }
+  });
+  if (!r.passed && r.markers.length === r.expected.length) {
+    // Every marker was seen, then the boot failed (waiting for QEMU to exit).
+    cases.push(`  <testcase classname="${xml(name)}" name="QEMU exits" time="${(r.seconds - previous).toFixed(3)}">\n    <failure type="${xml(r.code ?? 'ERR_BOOT_FAILED')}" message="${xml(r.reason ?? 'failed')}">${xml(r.tail ?? '')}</failure>\n  </testcase>`);
+  }
+  const failures = r.passed ? 0 : 1;
+  const skipped = Math.max(0, r.expected.length - r.markers.length - failures);
+  const tests = cases.length;
+  return [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<testsuites tests="${tests}" failures="${failures}" time="${r.seconds.toFixed(3)}">`,
+    `<testsuite name="${xml(name)}" tests="${tests}" failures="${failures}" errors="0" skipped="${skipped}" time="${r.seconds.toFixed(3)}">`,
+    `  <properties>\n    <property name="arch" value="${r.arch}"/>\n    <property name="firmware" value="${r.firmware}"/>\n    <property name="log" value="${xml(r.log)}"/>${r.slot ? `\n    <property name="slot" value="${r.slot}"/>` : ''}\n  </properties>`,
+    ...cases,
+    `  <system-out>log: ${xml(r.log)}</system-out>`,
+    '</testsuite>',
+    '</testsuites>',
+    '',
+  ].join('\n');
+}
