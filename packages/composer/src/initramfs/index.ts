@@ -2,3 +2,4 @@ export { cpioBytes, writeCpio, type CpioEntry, type CpioOptions } from './cpio.j
 export { moduleName, parseModulesDep, readModulesDep, resolveModules, type ModuleFile, type ModulePlan } from './modules.js';
 export { DEFAULT_INIT, initScript, OPTIONAL_MODULES, RUN_DIR, slotBootStage, type InitOptions, type SlotBootOptions } from './init.js';
 export { buildInitramfs, busyboxVersion, type InitramfsOptions, type InitramfsResult } from './build.js';
+export { BOARD_MODULES } from './boards.js';
