@@ -31,6 +31,8 @@ export interface BootTestOptions {
   firmwareFiles?: FirmwareFiles;
   /** A folder holding the firmware files under Debian's names (default $EDGEIMAGE_FIRMWARE_DIR). */
   firmwareDir?: string;
+  /** U-Boot: an environment flash image (read-only second pflash), e.g. with bootdelay=0. */
+  ubootEnvFlash?: string;
   /** A boot without firmware: `-kernel/-initrd/-append` (same machine, CPU and disk). */
   direct?: DirectBoot;
   /** Console lines to see, in this order (default: [{@link HEALTHY}]). */
@@ -195,6 +197,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
     mustExist(direct.kernel, 'kernel');
     if (direct.initrd !== undefined) mustExist(direct.initrd, 'initrd');
   }
+  if (opts.ubootEnvFlash !== undefined) mustExist(opts.ubootEnvFlash, 'U-Boot environment flash');
   const facts = opts.image !== undefined ? await imageFacts(opts.image, !!direct, opts.arch) : { arch: opts.arch };
   const arch = facts.arch ?? opts.arch ?? hostArch() ?? 'amd64';
   const firmware: Firmware | 'direct' = direct ? 'direct' : opts.firmware ?? (arch === 'amd64' ? 'uefi' : facts.table?.kind === 'mbr' ? 'uboot' : 'uefi');
@@ -237,6 +240,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
       firmware: firmware !== 'direct' ? { kind: firmware, files: files! } : undefined,
       direct,
       noReboot: opts.noReboot,
+      ubootEnvFlash: opts.ubootEnvFlash,
       extraArgs: opts.extraArgs,
     });
     command = cmd;

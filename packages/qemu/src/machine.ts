@@ -85,6 +85,8 @@ export interface MachineSpec {
   firmware?: { kind: Firmware; files: FirmwareFiles };
   /** A direct boot: no firmware. */
   direct?: { kernel: string; initrd?: string; append?: string };
+  /** U-Boot: an environment flash image (second pflash, read-only), e.g. one with bootdelay=0. */
+  ubootEnvFlash?: string;
   /** `-no-reboot`: a guest reboot (and a watchdog reset) ends QEMU. */
   noReboot?: boolean;
   /** Arguments appended at the end. */
@@ -110,6 +112,7 @@ export function qemuCommand(spec: MachineSpec): { binary: string; args: string[]
       args.push('-drive', `if=pflash,format=raw,readonly=on,file=${qemuPath(f.code!)}`, '-drive', `if=pflash,format=raw,file=${qemuPath(f.vars!)}`);
     } else {
       args.push('-bios', f.bios!);
+      if (spec.ubootEnvFlash !== undefined) args.push('-drive', `if=pflash,index=1,format=raw,readonly=on,file=${qemuPath(spec.ubootEnvFlash)}`);
     }
   }
   if (spec.direct) {

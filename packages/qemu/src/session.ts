@@ -132,6 +132,8 @@ export class QemuSession {
       if (this.#partial) this.#line(this.#partial);
       this.#partial = '';
       this.#exit = { code, signal, stderr: this.#stderr };
+      this.#child.stdout?.destroy();
+      this.#child.stderr?.destroy();
       if (this.#logFd !== undefined) {
         for (const l of this.#stderr.split('\n').filter((t) => t.trim())) writeSync(this.#logFd, `[${this.elapsed().toFixed(3).padStart(8)}] qemu: ${l}\n`);
         writeSync(this.#logFd, `[${this.elapsed().toFixed(3).padStart(8)}] qemu: exited (${code !== null ? `status ${code}` : `signal ${signal}`})\n`);
@@ -147,8 +149,12 @@ export class QemuSession {
       this.#stderr += `${e.message}\n`;
       finish(null, null);
     });
-    // 'close': the pipes are drained too.
+    // 'close' comes once the pipes are drained too; a child of QEMU that still holds them must
+    // not keep us waiting: after 'exit', 'close' gets one second.
     this.#child.on('close', finish);
+    this.#child.on('exit', (code, signal) => {
+      setTimeout(() => finish(code, signal), 1000).unref();
+    });
     if (opts.signal) {
       const onAbort = () => {
         this.#aborted = true;

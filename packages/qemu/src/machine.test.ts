@@ -1,0 +1,70 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BootTestError } from './errors.js';
+import { FIRMWARE_DIR_ENV, qemuCommand, resolveFirmware } from './machine.js';
+
+const COMMON = ['-m', '512', '-nodefaults', '-nographic', '-serial', 'stdio', '-nic', 'none'];
+const TAIL = ['-device', 'i6300esb', '-action', 'watchdog=reset'];
+
+describe('qemuCommand: the QEMU command line per architecture and firmware', () => {
+  test('amd64 uefi: q35, TCG, OVMF code read-only + the vars copy, virtio disk, i6300esb', () => {
+    const c = qemuCommand({ arch: 'amd64', accel: 'tcg', disk: '/t/disk.img', firmware: { kind: 'uefi', files: { code: '/fw/OVMF_CODE_4M.fd', vars: '/t/OVMF_VARS_4M.fd' } } });
+    expect(c.binary).toBe('qemu-system-x86_64');
+    expect(c.args).toEqual(['-M', 'q35', '-accel', 'tcg', ...COMMON, '-drive', 'if=pflash,format=raw,readonly=on,file=/fw/OVMF_CODE_4M.fd', '-drive', 'if=pflash,format=raw,file=/t/OVMF_VARS_4M.fd', '-drive', 'file=/t/disk.img,format=raw,if=virtio', ...TAIL]);
+  });
+
+  test('arm64 uefi: virt, cortex-a57, AAVMF pflash pair', () => {
+    const c = qemuCommand({ arch: 'arm64', accel: 'tcg', disk: '/t/d.img', firmware: { kind: 'uefi', files: { code: '/fw/AAVMF_CODE.fd', vars: '/t/AAVMF_VARS.fd' } } });
+    expect(c.binary).toBe('qemu-system-aarch64');
+    expect(c.args).toEqual(['-M', 'virt', '-cpu', 'cortex-a57', '-accel', 'tcg', ...COMMON, '-drive', 'if=pflash,format=raw,readonly=on,file=/fw/AAVMF_CODE.fd', '-drive', 'if=pflash,format=raw,file=/t/AAVMF_VARS.fd', '-drive', 'file=/t/d.img,format=raw,if=virtio', ...TAIL]);
+  });
+
+  test('arm64 uboot: -bios u-boot.bin (and the env flash when given); -no-reboot only when asked', () => {
+    const c = qemuCommand({ arch: 'arm64', accel: 'tcg', disk: '/t/d.img', firmware: { kind: 'uboot', files: { bios: '/fw/u-boot.bin' } }, ubootEnvFlash: '/t/env.img', noReboot: true });
+    expect(c.args).toEqual(['-M', 'virt', '-cpu', 'cortex-a57', '-accel', 'tcg', ...COMMON, '-bios', '/fw/u-boot.bin', '-drive', 'if=pflash,index=1,format=raw,readonly=on,file=/t/env.img', '-drive', 'file=/t/d.img,format=raw,if=virtio', ...TAIL, '-no-reboot']);
+    expect(qemuCommand({ arch: 'arm64', accel: 'tcg', firmware: { kind: 'uboot', files: { bios: '/b' } } }).args).not.toContain('-no-reboot');
+  });
+
+  test('a direct boot: -kernel/-initrd/-append and no firmware; kvm uses the host CPU; commas in paths are doubled', () => {
+    const c = qemuCommand({ arch: 'amd64', accel: 'kvm', disk: '/t/a,b.img', direct: { kernel: '/k/vmlinuz', initrd: '/k/initrd', append: 'console=ttyS0' } });
+    expect(c.args).toEqual(['-M', 'q35', '-cpu', 'host', '-accel', 'kvm', ...COMMON, '-kernel', '/k/vmlinuz', '-initrd', '/k/initrd', '-append', 'console=ttyS0', '-drive', 'file=/t/a,,b.img,format=raw,if=virtio', ...TAIL]);
+    expect(c.args.join(' ')).not.toMatch(/pflash|-bios/);
+  });
+});
+
+describe('resolveFirmware', () => {
+  let dir: string;
+  beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'edgeimage-fw-')); });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const refusal = (f: () => unknown): BootTestError => {
+    try { f(); } catch (e) { if (e instanceof BootTestError) return e; throw e; }
+    throw new Error('not refused');
+  };
+
+  test('a missing file is ERR_FIRMWARE_MISSING naming the file and the Debian package', () => {
+    const e = refusal(() => resolveFirmware('amd64', 'uefi', {}, { [FIRMWARE_DIR_ENV]: dir }));
+    expect(e.code).toBe('ERR_FIRMWARE_MISSING');
+    expect(e.message).toContain(join(dir, 'OVMF_CODE_4M.fd'));
+    expect(e.message).toMatch(/Debian package ovmf/);
+    expect(e.context).toMatchObject({ file: join(dir, 'OVMF_CODE_4M.fd'), package: 'ovmf' });
+    expect(refusal(() => resolveFirmware('arm64', 'uefi', {}, { [FIRMWARE_DIR_ENV]: dir })).message).toMatch(/AAVMF_CODE\.fd .*qemu-efi-aarch64/);
+    const given = refusal(() => resolveFirmware('arm64', 'uboot', { bios: join(dir, 'nope.bin') }));
+    expect(given.message).toMatch(/nope\.bin is missing .*u-boot-qemu/);
+  });
+
+  test('files in $EDGEIMAGE_FIRMWARE_DIR replace the defaults; per-file options win', () => {
+    writeFileSync(join(dir, 'OVMF_CODE_4M.fd'), 'code');
+    // the vars file is still missing there
+    expect(refusal(() => resolveFirmware('amd64', 'uefi', {}, { [FIRMWARE_DIR_ENV]: dir })).message).toContain(join(dir, 'OVMF_VARS_4M.fd'));
+    writeFileSync(join(dir, 'OVMF_VARS_4M.fd'), 'vars');
+    writeFileSync(join(dir, 'other-vars.fd'), 'vars');
+    expect(resolveFirmware('amd64', 'uefi', {}, { [FIRMWARE_DIR_ENV]: dir })).toEqual({ code: join(dir, 'OVMF_CODE_4M.fd'), vars: join(dir, 'OVMF_VARS_4M.fd') });
+    expect(resolveFirmware('amd64', 'uefi', { vars: join(dir, 'other-vars.fd') }, { [FIRMWARE_DIR_ENV]: dir }).vars).toBe(join(dir, 'other-vars.fd'));
+  });
+
+  test('U-Boot on amd64 is refused', () => {
+    expect(refusal(() => resolveFirmware('amd64', 'uboot')).code).toBe('ERR_FIRMWARE_UNSUPPORTED');
+  });
+});

@@ -1,0 +1,100 @@
+/**
+ * QemuSession with real processes standing in for QEMU (a shell script writing console output):
+ * line handling, ordered waits, failure lines, timeouts, exits and kills — no VM needed.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BootTestError } from './errors.js';
+import { cleanLine, QemuSession } from './session.js';
+
+const sh = (script: string) => ({ binary: '/bin/sh', args: ['-c', script] });
+let dir: string;
+beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'edgeimage-session-')); });
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function rejection(p: Promise<unknown>): Promise<BootTestError> {
+  try { await p; } catch (e) { if (e instanceof BootTestError) return e; throw e; }
+  throw new Error('did not reject');
+}
+
+test('cleanLine drops escape sequences, carriage returns and control characters', () => {
+  expect(cleanLine('\x1b[=3h\x1b[2J\x1b[01;01HBdsDxe: loading\r')).toBe('BdsDxe: loading');
+  expect(cleanLine('a\x07b\x08c')).toBe('abc');
+});
+
+test('lines are split across chunks, timestamped and logged; waits match in order, each after the previous match', async () => {
+  const log = join(dir, 'order.log');
+  const s = QemuSession.start(sh("printf 'two\\none\\nt'; sleep 0.2; printf 'wo\\r\\n\\033[1mthree\\033[0m\\n'; printf 'no newline'; sleep 0.2"), { log });
+  try {
+    const one = await s.waitFor(/^one$/, 10_000);
+    const two = await s.waitFor(/^(t)wo$/, 10_000);
+    expect(one.index).toBe(1);
+    expect(two.index).toBe(2); // the "two" before "one" is not taken
+    expect(two.match[1]).toBe('t');
+    expect((await s.waitFor(/three/, 10_000)).line.text).toBe('three');
+    // The last line without a newline counts once QEMU has exited.
+    expect((await s.waitFor(/no newline/, 10_000)).line.text).toBe('no newline');
+    expect((await s.exited).code).toBe(0);
+  } finally {
+    await s.kill();
+  }
+  const lines = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+  expect(lines.slice(0, 4).map((l) => l.replace(/^\[ *\d+\.\d{3}\] /, ''))).toEqual(['two', 'one', 'two', 'three']);
+  expect(lines[0]).toMatch(/^\[ {3}0\.\d{3}\] two$/);
+  expect(lines.at(-1)).toMatch(/qemu: exited \(status 0\)$/);
+});
+
+test('a failure line before the marker rejects with its code and reason; [] turns failures off', async () => {
+  const script = "echo 'Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)'; echo marker; sleep 5";
+  const s = QemuSession.start(sh(script));
+  try {
+    const e = await rejection(s.waitFor(/marker/, 10_000));
+    expect(e.code).toBe('ERR_KERNEL_PANIC');
+    expect(e.message).toMatch(/^kernel panic: VFS: Unable to mount root fs/);
+    expect(e.context['tail']).toMatch(/Kernel panic/);
+  } finally {
+    await s.kill();
+  }
+  const t = QemuSession.start(sh(script));
+  try {
+    expect((await t.waitFor(/marker/, 10_000, { failOn: [] })).line.text).toBe('marker');
+  } finally {
+    await t.kill();
+  }
+});
+
+test('a timeout rejects with ERR_BOOT_TIMEOUT and the tail (at most 30 lines); kill ends the process', async () => {
+  const s = QemuSession.start(sh('i=0; while [ $i -lt 50 ]; do echo "line $i"; i=$((i+1)); done; exec sleep 60'));
+  try {
+    const e = await rejection(s.waitFor(/never/, 1500));
+    expect(e.code).toBe('ERR_BOOT_TIMEOUT');
+    expect(e.message).toMatch(/waiting until \/never\/ appeared/);
+    const tail = String(e.context['tail']).split('\n');
+    expect(tail).toHaveLength(30);
+    expect(tail.at(-1)).toMatch(/line 49$/);
+  } finally {
+    const status = await s.kill();
+    expect(status?.signal ?? status?.code).toBeDefined();
+  }
+  expect(s.exitStatus).toBeDefined();
+});
+
+test('the process exiting before the marker rejects with ERR_QEMU_EXITED, its status and stderr; a missing binary too', async () => {
+  const s = QemuSession.start(sh("echo booting; echo 'qemu-system-x86_64: could not open disk' >&2; exit 1"));
+  const e = await rejection(s.waitFor(/healthy/, 10_000));
+  expect(e.code).toBe('ERR_QEMU_EXITED');
+  expect(e.message).toMatch(/^QEMU exited with status 1 after .* before \/healthy\/ appeared: qemu-system-x86_64: could not open disk/);
+  const m = QemuSession.start({ binary: join(dir, 'no-such-qemu'), args: [] });
+  expect((await rejection(m.waitFor(/x/, 5000))).code).toBe('ERR_QEMU_EXITED');
+});
+
+test('an abort signal kills the process and rejects the wait with ERR_ABORTED', async () => {
+  const ac = new AbortController();
+  const s = QemuSession.start(sh('echo up; exec sleep 60'), { signal: ac.signal });
+  await s.waitFor(/up/, 10_000);
+  const waiting = rejection(s.waitFor(/never/, 60_000));
+  ac.abort();
+  expect((await waiting).code).toBe('ERR_ABORTED');
+  expect((await s.exited).signal).toBe('SIGTERM');
+});
