@@ -1,6 +1,7 @@
 import yargs from 'yargs';
 import { accountKeyCommand } from './commands/account-key.js';
 import { buildCommand } from './commands/build.js';
+import { bootTestCommand } from './commands/boot-test.js';
 import { envCommand, inspectCommand } from './commands/image.js';
 import type { Context } from './commands/common.js';
 import { decodeCommand } from './commands/decode.js';
@@ -41,6 +42,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .command(envCommand(ctx))
     .command(gadgetCommand(ctx))
     .command(doctorCommand(ctx))
+    .command(bootTestCommand(ctx))
     .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()

@@ -1,0 +1,74 @@
+/**
+ * `edgeimage boot-test`: usage errors (exit 2) and the refusals before QEMU starts (exit 1,
+ * `[ERR_CODE]`), in-process through `main`, on images composed from the image test world.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeTestImages, type TestImages } from '../../../qemu/src/test-helpers/images.js';
+import { run } from '../test-helpers/cli.js';
+
+const SLOW = 180_000;
+let images: TestImages;
+let emptyFw: string;
+beforeAll(async () => {
+  images = await makeTestImages();
+  emptyFw = mkdtempSync(join(tmpdir(), 'edgeimage-no-firmware-'));
+}, SLOW);
+afterAll(() => {
+  images?.world.cleanup();
+  rmSync(emptyFw, { recursive: true, force: true });
+});
+
+test('--help shows the options, examples, the QEMU lines per firmware and that KVM hangs on some hosts', async () => {
+  const r = await run(['boot-test', '--help']);
+  expect(r.status).toBe(0);
+  for (const o of ['--arch', '--firmware', '--expect', '--timeout', '--disk-size', '--log', '--junit', '--accel', '--in-place', '--json']) expect(r.out).toContain(o);
+  expect(r.out).toMatch(/KVM hangs on some hosts/);
+  expect(r.out).toMatch(/arm64 uboot: +qemu-system-aarch64 -M virt -cpu cortex-a57 -bios/);
+});
+
+test('usage errors exit 2: a bad --expect regex, an unknown --arch, a non-positive --timeout', async () => {
+  const bad = await run(['boot-test', images.amd64Gpt, '--expect', 'slot (a']);
+  expect(bad.status).toBe(2);
+  expect(bad.err).toMatch(/--expect: "slot \(a" is not a regular expression/);
+  const arch = await run(['boot-test', images.amd64Gpt, '--arch', 'riscv64']);
+  expect(arch.status).toBe(2);
+  expect(arch.err).toMatch(/Invalid values:[\s\S]*arch/);
+  const t = await run(['boot-test', images.amd64Gpt, '--timeout', '0']);
+  expect(t.status).toBe(2);
+  expect(t.err).toMatch(/--timeout: expected a positive number/);
+});
+
+test('an image for another architecture is refused before QEMU starts', async () => {
+  const r = await run(['boot-test', images.arm64Mbr, '--arch', 'amd64', '--timeout', '5']);
+  expect(r.status).toBe(1);
+  expect(r.err).toMatch(/^edgeimage: error: .*edge-arm-uboot\.img is an arm64 image \(the model of slot a\), but amd64 was asked for \[ERR_ARCH_MISMATCH\]$/m);
+  expect(r.out).toBe('');
+});
+
+test('a missing firmware file is named with its Debian package (--firmware-dir and $EDGEIMAGE_FIRMWARE_DIR)', async () => {
+  const r = await run(['boot-test', images.arm64Mbr, '--firmware-dir', emptyFw]);
+  expect(r.status).toBe(1);
+  expect(r.err).toContain(`firmware file ${join(emptyFw, 'u-boot.bin')} is missing`);
+  expect(r.err).toMatch(/install the Debian package u-boot-qemu\) \[ERR_FIRMWARE_MISSING\]/);
+  const before = process.env['EDGEIMAGE_FIRMWARE_DIR'];
+  process.env['EDGEIMAGE_FIRMWARE_DIR'] = emptyFw;
+  try {
+    const e = await run(['boot-test', images.amd64Gpt]);
+    expect(e.status).toBe(1);
+    expect(e.err).toMatch(/OVMF_CODE_4M\.fd is missing .*ovmf\) \[ERR_FIRMWARE_MISSING\]/);
+  } finally {
+    if (before === undefined) delete process.env['EDGEIMAGE_FIRMWARE_DIR'];
+    else process.env['EDGEIMAGE_FIRMWARE_DIR'] = before;
+  }
+});
+
+test('an image without a system-boot partition, and a --disk-size that would shrink the disk', async () => {
+  const r = await run(['boot-test', images.noBoot, '--arch', 'amd64']);
+  expect(r.status).toBe(1);
+  expect(r.err).toMatch(/no-boot\.img: no system-boot partition .* \[ERR_NO_BOOT_PARTITION\]$/m);
+  const s = await run(['boot-test', images.amd64Gpt, '--disk-size', '1M']);
+  expect(s.status).toBe(1);
+  expect(s.err).toMatch(/disk size 1M is 1048576 bytes, smaller than the image .* \[ERR_DISK_SIZE\]$/m);
+});
