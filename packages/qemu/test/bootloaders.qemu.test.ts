@@ -1,0 +1,205 @@
+/**
+ * The bootloaders of the three example gadgets (bundles/bootloader) run the A/B state machine:
+ * real firmware (OVMF, AAVMF, U-Boot qemu_arm64), real GRUB/U-Boot from build-assets, the real
+ * gadget.yaml files, Debian's kernel in both slots (no initrd: the kernel panics after reporting
+ * its command line, and panic=5 reboots, which ends QEMU with -no-reboot). Each row of the state
+ * machine is set up on the host, booted once, and checked from the console and from the boot
+ * environment read back on the host, where every file must still be a valid 1024-byte GRUB
+ * environment block (for edgeimage's decoder and for grub-editenv).
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { bootPartitionOffset, encodeGrubEnv, ENV_FILES, writeImageEnv, writeImageFile } from '../../composer/src/index.js';
+import { BASE, makeImageWorld, sfdiskJson, snapYaml, baseTree, type ImageWorld } from '../../composer/src/compose/test-helpers/image-world.js';
+import { BOARDS, bootOnce, buildAssets, checkEnvFiles, copyImage, debianVmlinuz, edgeVars, gadgetBundleTree, missingFor, rawEnvBlock, readEnv, summary, UBOOT_ENV_IMAGE, type Board, type BootResult } from './helpers-bootloader.js';
+
+const BOOT_MS = 180_000;
+/** Stop a boot once the kernel has shown its command line: the bootloader's work is done. */
+const CMDLINE = /Kernel command line:[^\n]*\n/;
+
+const timings: string[] = [];
+afterAll(() => {
+  if (timings.length) console.log(`bootloader boot times (QEMU start = firmware start; TCG):\n${timings.join('\n')}`);
+});
+
+describe.each(BOARDS)('$gadget: the bootloader runs the A/B state machine', (board: Board) => {
+  const missing = missingFor(board);
+  let world: ImageWorld;
+  let image: string;
+  let tmp: string;
+  let ubootEnvFlash: string | undefined;
+  let skip: string | undefined = missing;
+  /** The image a story of boots goes on (like one device): created by the first test. */
+  let device: string;
+
+  beforeAll(async () => {
+    if (skip) return;
+    const vmlinuz = debianVmlinuz(board.arch);
+    if (typeof vmlinuz === 'string') {
+      skip = vmlinuz;
+      return;
+    }
+    world = await makeImageWorld();
+    tmp = world.tempDir('boot-');
+    const assets = buildAssets(board.gadget, world.tempDir('assets-'));
+    await world.publish(board.gadget, gadgetBundleTree(board.gadget, assets));
+    const kernel = `debian-kernel-${board.arch}`;
+    await world.publish(kernel, { 'meta/snap.yaml': snapYaml(kernel, 'kernel', board.arch), 'kernel.img': vmlinuz });
+    const base = board.arch === 'amd64' ? BASE : `${BASE}-${board.arch}`;
+    if (base !== BASE) await world.publish(base, baseTree(base, board.arch));
+    const model = await world.model({ model: `boot-${board.gadget}`, gadget: board.gadget, kernel, base, apps: [], architecture: board.arch });
+    const built = await world.compose(await world.resolve(model));
+    image = built.images[0]!.path;
+    if (board.gadget === 'arm64-uboot') {
+      ubootEnvFlash = join(tmp, 'uboot-env.img');
+      execFileSync(UBOOT_ENV_IMAGE, [ubootEnvFlash]);
+    }
+  }, 600_000);
+  afterAll(() => world?.cleanup());
+
+  const fresh = (name: string) => copyImage(image, join(tmp, `${name}.img`));
+  const boot = async (disk: string, what: string, stopAt: RegExp | null = CMDLINE): Promise<BootResult> => {
+    const r = await bootOnce(board, disk, { tmp, stopAt: stopAt ?? undefined, timeoutMs: BOOT_MS, ubootEnvFlash });
+    const t = (s?: number) => (s === undefined ? '-' : `${s.toFixed(1)} s`);
+    timings.push(`  ${board.gadget.padEnd(11)} ${what.padEnd(40)} decision ${t(r.toDecision).padStart(7)}, kernel command line ${t(r.toCmdline).padStart(7)}, total ${r.seconds.toFixed(1)} s${r.timedOut ? ' (TIMED OUT)' : ''}`);
+    console.log(`${board.gadget}: ${what}\n${summary(r.output)}`);
+    if (r.timedOut) throw new Error(`${board.gadget}: ${what}: no result within ${BOOT_MS / 1000} s; console:\n${r.output.slice(-3000)}`);
+    return r;
+  };
+  const decision = (r: BootResult) => r.output.split('\n').find((l) => l.includes(`${board.tag}: booting slot`))?.trim();
+  const cmdline = (r: BootResult) => /Kernel command line:([^\n]*)/.exec(r.output)?.[1]?.trim() ?? '';
+  /** Reads the environment back: all four files valid, both locks editing=0 unless said otherwise. */
+  const envAfter = async () => {
+    const state = await readEnv(device);
+    const files = checkEnvFiles(state.files, tmp);
+    return { ...state, decoded: files, edge: edgeVars(state.vars) };
+  };
+  const skipped = () => {
+    if (skip) console.warn(`SKIPPED (${board.gadget}): ${skip}`);
+    return skip !== undefined;
+  };
+
+  test('a fresh image (edge_slot=a, status empty) boots slot a, writes nothing; the kernel panics without an initrd and panic=5 reboots', async () => {
+    if (skipped()) return;
+    device = fresh('device');
+    const before = await readEnv(device);
+    const r = await boot(device, 'status empty, run to the reboot', null);
+    expect(decision(r)).toBe(`${board.tag}: booting slot a (status empty)`);
+    const args = cmdline(r).split(/\s+/);
+    expect(args).toEqual(expect.arrayContaining([`console=${board.arch === 'amd64' ? 'ttyS0' : 'ttyAMA0'}`, 'edgeimage.slot=a', 'panic=5']));
+    expect(r.output).toMatch(/Kernel panic/);
+    expect(r.exited).toBe(true); // the reboot of panic=5, with -no-reboot
+    const after = await envAfter();
+    for (const k of Object.keys(ENV_FILES) as (keyof typeof ENV_FILES)[]) expect(Buffer.compare(after.files[k]!, before.files[k]!)).toBe(0);
+  }, BOOT_MS * 2);
+
+  test('status try (set on the host, as an update does): saves status trying in both copies, boots the try slot b', async () => {
+    if (skipped()) return;
+    await writeImageEnv(device, bootPartitionOffset(device), { edge_try_slot: 'b', edge_status: 'try' });
+    const r = await boot(device, 'status try -> trying, slot b');
+    expect(decision(r)).toMatch(new RegExp(`^${board.tag}: booting slot b \\(status try`));
+    expect(cmdline(r)).toContain('edgeimage.slot=b');
+    const after = await envAfter();
+    expect(after.edge).toEqual({ edge_slot: 'a', edge_try_slot: 'b', edge_status: 'trying', edge_failed_slot: '' });
+    expect(after.from).toBe('env1');
+    expect(edgeVars(after.decoded.env2)).toEqual(after.edge);
+    expect(after.decoded.lock1).toEqual({ editing: '0' });
+    expect(after.decoded.lock2).toEqual({ editing: '0' });
+  }, BOOT_MS * 2);
+
+  test('status trying (the try never reported success): rolls back to edge_slot a, edge_failed_slot=b, status and try slot cleared', async () => {
+    if (skipped()) return;
+    // No host change: the bootloader reads what it wrote on the previous boot.
+    const r = await boot(device, 'status trying -> rollback to a');
+    expect(decision(r)).toMatch(new RegExp(`^${board.tag}: booting slot a \\(status trying: rollback, slot b failed\\)`));
+    expect(cmdline(r)).toContain('edgeimage.slot=a');
+    const after = await envAfter();
+    expect(after.edge).toEqual({ edge_slot: 'a', edge_try_slot: '', edge_status: '', edge_failed_slot: 'b' });
+    expect(edgeVars(after.decoded.env1)).toEqual(after.edge);
+    expect(edgeVars(after.decoded.env2)).toEqual(after.edge);
+    expect(after.decoded.lock1).toEqual({ editing: '0' });
+    expect(after.decoded.lock2).toEqual({ editing: '0' });
+  }, BOOT_MS * 2);
+
+  test('status empty boots edge_slot whatever it is: edge_slot=b boots b', async () => {
+    if (skipped()) return;
+    device = fresh('slot-b');
+    await writeImageEnv(device, bootPartitionOffset(device), { edge_slot: 'b' });
+    const before = await readEnv(device);
+    const r = await boot(device, 'status empty, edge_slot=b');
+    expect(decision(r)).toBe(`${board.tag}: booting slot b (status empty)`);
+    expect(cmdline(r)).toContain('edgeimage.slot=b');
+    const after = await envAfter();
+    expect(Buffer.compare(after.files.env1!, before.files.env1!)).toBe(0);
+    expect(Buffer.compare(after.files.env2!, before.files.env2!)).toBe(0);
+  }, BOOT_MS * 2);
+
+  test('lock1 says editing=1 (a write of env1 was cut off): env2 is used, and the save repairs env1 and lock1', async () => {
+    if (skipped()) return;
+    device = fresh('lock1');
+    const off = bootPartitionOffset(device);
+    // env1 holds an older state; env2 the state being written: try slot a from known-good b.
+    await writeImageFile(device, off, ENV_FILES.lock1, encodeGrubEnv({ editing: '1' }));
+    await writeImageFile(device, off, ENV_FILES.env1, encodeGrubEnv({ edge_slot: 'a', edge_try_slot: '', edge_status: '', edge_failed_slot: '' }));
+    await writeImageFile(device, off, ENV_FILES.env2, encodeGrubEnv({ edge_slot: 'b', edge_try_slot: 'a', edge_status: 'try', edge_failed_slot: '' }));
+    const r = await boot(device, 'lock1 editing=1 -> env2 (try a)');
+    expect(decision(r)).toMatch(new RegExp(`^${board.tag}: booting slot a \\(status try: trying slot a, known-good slot b\\)`));
+    expect(cmdline(r)).toContain('edgeimage.slot=a');
+    const after = await envAfter();
+    expect(after.from).toBe('env1');
+    expect(after.decoded.lock1).toEqual({ editing: '0' });
+    expect(after.decoded.lock2).toEqual({ editing: '0' });
+    const want = { edge_slot: 'b', edge_try_slot: 'a', edge_status: 'trying', edge_failed_slot: '' };
+    expect(edgeVars(after.decoded.env1)).toEqual(want);
+    expect(edgeVars(after.decoded.env2)).toEqual(want);
+  }, BOOT_MS * 2);
+
+  test('env1 is not a valid block (1024 zero bytes, an interrupted write): env2 is used', async () => {
+    if (skipped()) return;
+    device = fresh('env1-zero');
+    const off = bootPartitionOffset(device);
+    await writeImageFile(device, off, ENV_FILES.env1, Buffer.alloc(1024));
+    await writeImageFile(device, off, ENV_FILES.env2, encodeGrubEnv({ edge_slot: 'b', edge_try_slot: '', edge_status: '', edge_failed_slot: '' }));
+    const r = await boot(device, 'env1 invalid -> env2 (slot b)');
+    expect(decision(r)).toBe(`${board.tag}: booting slot b (status empty)`);
+    expect(cmdline(r)).toContain('edgeimage.slot=b');
+  }, BOOT_MS * 2);
+
+  test('garbage slot values are taken as a: edge_slot=x boots a; status try with edge_try_slot=zz tries a', async () => {
+    if (skipped()) return;
+    device = fresh('garbage');
+    const off = bootPartitionOffset(device);
+    const garbage = rawEnvBlock(['edge_failed_slot=', 'edge_slot=x', 'edge_status=try', 'edge_try_slot=zz']);
+    await writeImageFile(device, off, ENV_FILES.env1, garbage);
+    await writeImageFile(device, off, ENV_FILES.env2, garbage);
+    const r = await boot(device, 'garbage slots -> a');
+    expect(decision(r)).toMatch(new RegExp(`^${board.tag}: booting slot a \\(status try: trying slot a, known-good slot a\\)`));
+    expect(cmdline(r)).toContain('edgeimage.slot=a');
+    const after = await envAfter();
+    expect(after.edge).toEqual({ edge_slot: 'a', edge_try_slot: 'a', edge_status: 'trying', edge_failed_slot: '' });
+  }, BOOT_MS * 2);
+
+  test('a corrupt kernel in the try slot: FAILED on the console and a reboot (never a prompt); the next boot rolls back', async () => {
+    if (skipped()) return;
+    device = fresh('corrupt');
+    const b = sfdiskJson(device).partitions[2]!;
+    const junk = join(tmp, 'junk-kernel');
+    writeFileSync(junk, Buffer.alloc(2 << 20, 0x5a));
+    execFileSync('debugfs', ['-w', '-R', 'rm /boot/kernel.img', `${device}?offset=${b.start * 512}`], { stdio: 'pipe' });
+    execFileSync('debugfs', ['-w', '-R', `write ${junk} /boot/kernel.img`, `${device}?offset=${b.start * 512}`], { stdio: 'pipe' });
+    await writeImageEnv(device, bootPartitionOffset(device), { edge_try_slot: 'b', edge_status: 'try' });
+
+    const r1 = await boot(device, 'try b, corrupt kernel -> FAILED, reboot', null);
+    expect(decision(r1)).toMatch(new RegExp(`^${board.tag}: booting slot b \\(status try`));
+    expect(r1.output).toMatch(new RegExp(`${board.tag}: FAILED: (cannot load the kernel|the kernel) of slot b`));
+    expect(r1.output).not.toMatch(/Kernel command line/);
+    expect(r1.exited).toBe(true); // reboot/reset, ending QEMU (-no-reboot)
+    expect(edgeVars((await envAfter()).vars).edge_status).toBe('trying');
+
+    const r2 = await boot(device, 'after the failed try -> rollback');
+    expect(decision(r2)).toMatch(new RegExp(`^${board.tag}: booting slot a \\(status trying: rollback, slot b failed\\)`));
+    expect(cmdline(r2)).toContain('edgeimage.slot=a');
+    expect((await envAfter()).edge).toEqual({ edge_slot: 'a', edge_try_slot: '', edge_status: '', edge_failed_slot: 'b' });
+  }, BOOT_MS * 3);
+});

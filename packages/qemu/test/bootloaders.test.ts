@@ -1,0 +1,123 @@
+/**
+ * bundles/bootloader without booting: build-assets is deterministic (the same bytes twice) and
+ * writes what each gadget needs, grub.cfg wastes no time (no menu, timeout 0, no wait before the
+ * kernel), boot.cmd's hand-written GRUB header is the header of a GRUB environment block, and
+ * uboot-env-image makes a valid U-Boot environment with bootdelay=0.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { GRUB_ENV_HEADER } from '../../composer/src/index.js';
+import { buildAssets, readTree, REPO, UBOOT_ENV_IMAGE, type Gadget } from './helpers-bootloader.js';
+
+const made: string[] = [];
+const temp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'edgeimage-bootloader-test-'));
+  made.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+
+const has = (cmd: string, arg = '--version') => spawnSync(cmd, [arg]).status === 0;
+const EXPECTED: Record<Gadget, string[]> = {
+  pc: ['EFI/BOOT/BOOTX64.EFI', 'EFI/BOOT/grub.cfg'],
+  'arm64-efi': ['EFI/BOOT/BOOTAA64.EFI', 'EFI/BOOT/grub.cfg'],
+  'arm64-uboot': ['boot.scr'],
+};
+/** Why a gadget's assets cannot be built here, or undefined. */
+function missing(gadget: Gadget): string | undefined {
+  if (gadget === 'arm64-uboot') return has('mkimage', '-V') ? undefined : 'mkimage (u-boot-tools) is not installed';
+  if (!has('grub-mkimage')) return 'grub-mkimage is not installed';
+  if (gadget === 'pc') return statSync('/usr/lib/grub/x86_64-efi', { throwIfNoEntry: false }) ? undefined : 'no /usr/lib/grub/x86_64-efi (grub-efi-amd64-bin)';
+  const r = spawnSync(join(REPO, 'scripts/fetch-debs'), ['arm64', 'grub-efi-arm64-bin'], { encoding: 'utf8' });
+  return r.status === 0 ? undefined : `cannot fetch grub-efi-arm64-bin:arm64: ${r.stderr.trim()}`;
+}
+
+describe.each(Object.keys(EXPECTED) as Gadget[])('build-assets %s', (gadget) => {
+  test('writes the bootloader files, byte-identical across two runs', () => {
+    const why = missing(gadget);
+    if (why) {
+      console.warn(`SKIPPED: ${why}`);
+      return;
+    }
+    const one = readTree(buildAssets(gadget, temp()));
+    const two = readTree(buildAssets(gadget, temp()));
+    expect([...one.keys()]).toEqual(EXPECTED[gadget]);
+    expect([...two.keys()]).toEqual(EXPECTED[gadget]);
+    for (const [path, bytes] of one) expect(two.get(path)!.equals(bytes)).toBe(true);
+  }, 60_000);
+});
+
+test('build-assets refuses an unknown gadget, with the usage', () => {
+  const r = spawnSync(join(REPO, 'bundles/bootloader/build-assets'), ['rpi', temp()], { encoding: 'utf8' });
+  expect(r.status).toBe(2);
+  expect(r.stderr).toContain('usage:');
+});
+
+describe('grub.cfg', () => {
+  const cfg = readFileSync(join(REPO, 'bundles/bootloader/grub.cfg.in'), 'utf8');
+  const code = cfg.split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean);
+
+  test('no menu and no delay: timeout=0, hidden, no menuentry, no sleep or read before the kernel boots', () => {
+    expect(code).toContain('set timeout=0');
+    expect(code).toContain('set timeout_style=hidden');
+    expect(code.some((l) => /^(menuentry|submenu)\b/.test(l))).toBe(false);
+    const firstBoot = code.findIndex((l) => l === 'boot');
+    expect(firstBoot).toBeGreaterThan(0);
+    expect(code.slice(0, firstBoot).some((l) => /^(sleep|read|pause)\b/.test(l))).toBe(false);
+    // After a failure: a bounded wait, then a reboot, never a prompt.
+    expect(code.slice(-2)).toEqual(['sleep 3', 'reboot']);
+  });
+
+  test('build-assets fills in the console of each board and leaves no placeholder', () => {
+    if (missing('pc')) return;
+    const pc = readFileSync(join(buildAssets('pc', temp()), 'EFI/BOOT/grub.cfg'), 'utf8');
+    expect(pc).toContain('console=ttyS0 edgeimage.slot=$ei_slot panic=5');
+    expect(pc).not.toContain('@');
+  });
+});
+
+test("boot.cmd's template header (little-endian words) is the GRUB environment block header", () => {
+  const cmd = readFileSync(join(REPO, 'bundles/bootloader/boot.cmd'), 'utf8');
+  const words = [...cmd.matchAll(/^(?:setexpr ei_a \$\{ei_tmpl\} \+ (0x[0-9a-f]+); )?mw\.l \$\{ei_(?:tmpl|a)\} (0x[0-9a-f]{8})$/gm)];
+  const bytes = Buffer.alloc(25, '#');
+  for (const [, off, word] of words) bytes.writeUInt32LE(Number(word), off ? Number(off) : 0);
+  const last = /^setexpr ei_a \$\{ei_tmpl\} \+ (0x[0-9a-f]+); mw\.b \$\{ei_a\} (0x[0-9a-f]{2})$/m.exec(cmd);
+  expect(last).not.toBeNull();
+  bytes[Number(last![1])] = Number(last![2]);
+  expect(words).toHaveLength(6);
+  expect(bytes.toString('latin1')).toBe(GRUB_ENV_HEADER);
+});
+
+test('boot.scr is a U-Boot script image of boot.cmd', () => {
+  if (missing('arm64-uboot')) return;
+  const scr = join(buildAssets('arm64-uboot', temp()), 'boot.scr');
+  const listed = execFileSync('mkimage', ['-l', scr], { encoding: 'utf8' });
+  expect(listed).toMatch(/Image Type:\s+AArch64 Linux Script \(uncompressed\)/);
+  // legacy header (64 bytes) + image length table (8 bytes), then the script itself
+  expect(readFileSync(scr).subarray(72).toString('utf8').replace(/\0+$/, '')).toBe(readFileSync(join(REPO, 'bundles/bootloader/boot.cmd'), 'utf8'));
+});
+
+test('uboot-env-image: 64 MiB, a valid CRC, the default environment with bootdelay=0, deterministic', () => {
+  const uboot = '/usr/lib/u-boot/qemu_arm64/u-boot.bin';
+  if (!statSync(uboot, { throwIfNoEntry: false }) || !has('mkenvimage', '-V')) {
+    console.warn('SKIPPED: needs u-boot-qemu and u-boot-tools');
+    return;
+  }
+  const d = temp();
+  execFileSync(UBOOT_ENV_IMAGE, [join(d, 'one.img')]);
+  execFileSync(UBOOT_ENV_IMAGE, [join(d, 'two.img')]);
+  const one = readFileSync(join(d, 'one.img'));
+  expect(one.length).toBe(64 << 20);
+  expect(one.equals(readFileSync(join(d, 'two.img')))).toBe(true);
+  const env = one.subarray(0, 0x40000);
+  expect(env.readUInt32LE(0)).toBe(crc32(env.subarray(4)));
+  const vars = env.subarray(4, env.indexOf(Buffer.from([0, 0]), 4)).toString('latin1').split('\0');
+  expect(vars).toContain('bootdelay=0');
+  expect(vars).toContain('bootcmd=run distro_bootcmd');
+  expect(vars.filter((v) => v.startsWith('bootdelay='))).toHaveLength(1);
+});
