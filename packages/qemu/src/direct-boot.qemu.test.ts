@@ -177,3 +177,19 @@ const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).diges
     expect(existsSync(join(dir, 'session.log'))).toBe(true);
   }, T);
 });
+
+(hasQemu('arm64') ? describe : describe.skip)('bootTest: a direct boot of the Debian arm64 kernel (virt, cortex-a57)', () => {
+  let g: Guest | string;
+  beforeAll(async () => { g = await makeGuest('arm64'); }, T);
+  afterAll(() => { if (typeof g !== 'string') g?.cleanup(); });
+
+  test('reaches the marker on ttyAMA0 without a disk; a named group `slot` gives the slot', async () => {
+    if (typeof g === 'string') { console.warn(`SKIPPED: ${g}`); return; }
+    const r = await bootTest({ arch: 'arm64', direct: { kernel: g.kernel.vmlinuz, initrd: await g.initrd('echo "guest: arm64 up on a"\nsleep 600\n'), append: `${CONSOLE.arm64} quiet` }, expect: [/guest: arm64 up on (?<slot>[ab])/], timeoutSeconds: 120 });
+    console.log(`arm64 direct boot: marker at ${r.markers[0]?.seconds.toFixed(2)} s`);
+    expect(r.reason).toBeUndefined();
+    expect(r.slot).toBe('a');
+    expect(r.command.args).toEqual(expect.arrayContaining(['-M', 'virt', '-cpu', 'cortex-a57']));
+    expect(r.command.args).not.toContain('-drive');
+  }, T);
+});
