@@ -7,6 +7,7 @@ import type { Context } from './commands/common.js';
 import { decodeCommand } from './commands/decode.js';
 import { doctorCommand } from './commands/doctor.js';
 import { gadgetCommand } from './commands/gadget.js';
+import { initramfsCommand } from './commands/initramfs.js';
 import { keyCommand } from './commands/key.js';
 import { bundleCommand, packCommand } from './commands/pack.js';
 import { resolveCommand } from './commands/resolve.js';
@@ -41,6 +42,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .command(inspectCommand(ctx))
     .command(envCommand(ctx))
     .command(gadgetCommand(ctx))
+    .command(initramfsCommand(ctx))
     .command(doctorCommand(ctx))
     .command(bootTestCommand(ctx))
     .demandCommand(1, 'name a command')
