@@ -12,7 +12,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bootPartitionOffset, encodeGrubEnv, ENV_FILES, writeImageEnv, writeImageFile } from '../../composer/src/index.js';
 import { BASE, makeImageWorld, sfdiskJson, snapYaml, baseTree, type ImageWorld } from '../../composer/src/compose/test-helpers/image-world.js';
-import { BOARDS, bootOnce, buildAssets, checkEnvFiles, copyImage, debianVmlinuz, edgeVars, gadgetBundleTree, missingFor, rawEnvBlock, readEnv, summary, UBOOT_ENV_IMAGE, type Board, type BootResult } from './helpers-bootloader.js';
+import { BOARDS, bootOnce, buildAssets, checkBootFat, checkEnvFiles, copyImage, debianVmlinuz, edgeVars, gadgetBundleTree, missingFor, rawEnvBlock, readEnv, summary, UBOOT_ENV_IMAGE, type Board, type BootResult } from './helpers-bootloader.js';
 
 const BOOT_MS = 180_000;
 /** Stop a boot once the kernel has shown its command line: the bootloader's work is done. */
@@ -73,6 +73,7 @@ describe.each(BOARDS)('$gadget: the bootloader runs the A/B state machine', (boa
   const envAfter = async () => {
     const state = await readEnv(device);
     const files = checkEnvFiles(state.files, tmp);
+    checkBootFat(device, tmp);
     return { ...state, decoded: files, edge: edgeVars(state.vars) };
   };
   const skipped = () => {

@@ -5,7 +5,7 @@
  * watched on the serial console, with the firmware of each board.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, openSync, readSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -143,6 +143,29 @@ export function checkEnvFiles(files: EnvFiles, tmp: string): Record<keyof typeof
     }
   }
   return out;
+}
+
+/**
+ * Checks the FAT filesystem of system-boot with `fsck.fat -n` (the bootloaders' writes must leave it
+ * clean); throws with fsck's report otherwise.
+ */
+export function checkBootFat(image: string, tmp: string): void {
+  const offset = bootPartitionOffset(image);
+  const copy = join(tmp, 'system-boot.fat');
+  // The filesystem alone (fsck.fat takes no offset), its size from the boot sector.
+  const fd = openSync(image, 'r');
+  const bs = Buffer.alloc(512);
+  try {
+    readSync(fd, bs, 0, 512, offset);
+  } finally {
+    closeSync(fd);
+  }
+  const sectors = bs.readUInt16LE(19) || bs.readUInt32LE(32);
+  const bytes = sectors * bs.readUInt16LE(11);
+  execFileSync('bash', ['-c', 'dd if="$1" of="$2" bs=1M iflag=skip_bytes,count_bytes skip="$3" count="$4" status=none', '-', image, copy, String(offset), String(bytes)]);
+  const r = spawnSync('fsck.fat', ['-n', copy], { encoding: 'utf8' });
+  rmSync(copy, { force: true });
+  if (r.status !== 0) throw new Error(`fsck.fat -n system-boot of ${image}: exit ${r.status}\n${r.stdout}${r.stderr}`);
 }
 
 /**
