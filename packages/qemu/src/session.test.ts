@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BootTestError } from './errors.js';
-import { cleanLine, QemuSession } from './session.js';
+import { cleanLine, DEFAULT_FAILURES, QemuSession } from './session.js';
 
 const sh = (script: string) => ({ binary: '/bin/sh', args: ['-c', script] });
 let dir: string;
@@ -97,4 +97,11 @@ test('an abort signal kills the process and rejects the wait with ERR_ABORTED', 
   ac.abort();
   expect((await waiting).code).toBe('ERR_ABORTED');
   expect((await s.exited).signal).toBe('SIGTERM');
+});
+
+test("GRUB's errors fail a boot, except its harmless note about a machine without a display", () => {
+  const failing = (line: string) => DEFAULT_FAILURES.find((f) => f.pattern.test(line))?.code;
+  expect(failing('error: invalid magic number.')).toBe('ERR_BOOTLOADER');
+  expect(failing('error: you need to load the kernel first.')).toBe('ERR_BOOTLOADER');
+  expect(failing('error: no suitable video mode found.')).toBeUndefined();
 });
