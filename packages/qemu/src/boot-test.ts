@@ -5,6 +5,7 @@ import { basename, delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import { findRolePartition, inspectImage, readPartitionTable, type PartitionTable } from '@edgeimage/composer';
 import { BootTestError } from './errors.js';
+import { ubootEnvFlash } from './uboot-env.js';
 import { ARCHES, FIRMWARE_DIR_ENV, QEMU_BINARY, qemuCommand, resolveFirmware, type Accel, type Arch, type Firmware, type FirmwareFiles } from './machine.js';
 import { QemuSession, type ConsoleLine, type FailurePattern } from './session.js';
 
@@ -31,8 +32,11 @@ export interface BootTestOptions {
   firmwareFiles?: FirmwareFiles;
   /** A folder holding the firmware files under Debian's names (default $EDGEIMAGE_FIRMWARE_DIR). */
   firmwareDir?: string;
-  /** U-Boot: an environment flash image (read-only second pflash), e.g. with bootdelay=0. */
-  ubootEnvFlash?: string;
+  /**
+   * U-Boot: an environment flash image (read-only second pflash). Default: Debian's default
+   * environment with bootdelay=0 ({@link ubootEnvFlash}), so no 2 s countdown; `false`: none.
+   */
+  ubootEnvFlash?: string | false;
   /** A boot without firmware: `-kernel/-initrd/-append` (same machine, CPU and disk). */
   direct?: DirectBoot;
   /** Console lines to see, in this order (default: [{@link HEALTHY}]). */
@@ -197,7 +201,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
     mustExist(direct.kernel, 'kernel');
     if (direct.initrd !== undefined) mustExist(direct.initrd, 'initrd');
   }
-  if (opts.ubootEnvFlash !== undefined) mustExist(opts.ubootEnvFlash, 'U-Boot environment flash');
+  if (typeof opts.ubootEnvFlash === 'string') mustExist(opts.ubootEnvFlash, 'U-Boot environment flash');
   const facts = opts.image !== undefined ? await imageFacts(opts.image, !!direct, opts.arch) : { arch: opts.arch };
   const arch = facts.arch ?? opts.arch ?? hostArch() ?? 'amd64';
   const firmware: Firmware | 'direct' = direct ? 'direct' : opts.firmware ?? (arch === 'amd64' ? 'uefi' : facts.table?.kind === 'mbr' ? 'uboot' : 'uefi');
@@ -240,7 +244,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
       firmware: firmware !== 'direct' ? { kind: firmware, files: files! } : undefined,
       direct,
       noReboot: opts.noReboot,
-      ubootEnvFlash: opts.ubootEnvFlash,
+      ubootEnvFlash: firmware === 'uboot' && opts.ubootEnvFlash !== false ? (opts.ubootEnvFlash ?? ubootEnvFlash(files!.bios!)) : undefined,
       extraArgs: opts.extraArgs,
     });
     command = cmd;

@@ -8,3 +8,4 @@ export { ARCHES, FIRMWARES, ARM64_CPU, DEFAULT_FIRMWARE, FIRMWARE_DIR_ENV, KERNE
 export { QemuSession, DEFAULT_FAILURES, cleanLine, formatLine, type ConsoleLine, type ExitStatus, type FailurePattern, type MarkerMatch, type SessionOptions, type WaitOptions } from './session.js';
 export { bootTest, assertBooted, parseDiskSize, HEALTHY, type BootTestOptions, type BootTestResult, type DirectBoot, type MarkerResult } from './boot-test.js';
 export { jsonReport, junitReport } from './report.js';
+export { ubootEnvFlash } from './uboot-env.js';

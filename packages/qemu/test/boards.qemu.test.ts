@@ -24,7 +24,6 @@ const hasQemu = spawnSync('qemu-system-x86_64', ['--version']).status === 0 && s
 
 let work: string;
 let images: Record<string, string> = {};
-let ubootEnv: string | undefined;
 let buildError: string | undefined;
 
 beforeAll(() => {
@@ -36,8 +35,6 @@ beforeAll(() => {
     return;
   }
   images = Object.fromEntries(r.stdout.trim().split('\n').map((p) => [p.replace(/^.*\//, '').replace(/\.img$/, ''), p]));
-  const env = join(work, 'uboot-env.img');
-  if (spawnSync(join(ROOT, 'bundles/bootloader/uboot-env-image'), [env]).status === 0) ubootEnv = env;
 }, 20 * 60_000);
 
 afterAll(() => {
@@ -51,7 +48,6 @@ function boot(board: string, disk: string, expect: RegExp[], extra: { diskSize?:
     expect,
     timeoutSeconds: BOOT_TIMEOUT_S,
     log: `${disk}.${Date.now()}.log`,
-    ...(board === 'arm64-uboot' && ubootEnv ? { ubootEnvFlash: ubootEnv } : {}),
     ...extra,
   });
 }
