@@ -104,4 +104,5 @@ test("GRUB's errors fail a boot, except its harmless note about a machine withou
   expect(failing('error: invalid magic number.')).toBe('ERR_BOOTLOADER');
   expect(failing('error: you need to load the kernel first.')).toBe('ERR_BOOTLOADER');
   expect(failing('error: no suitable video mode found.')).toBeUndefined();
+  expect(failing('edgeimage-uboot: FAILED: cannot load the kernel of slot a')).toBe('ERR_BOOTLOADER');
 });

@@ -27,6 +27,8 @@ export const DEFAULT_FAILURES: readonly FailurePattern[] = [
   // GRUB says "no suitable video mode found. Booting in blind mode" on a machine without a display
   // (QEMU -nodefaults): it boots on, so that one is no failure.
   { pattern: /^error: (?!no suitable video mode found)(.+)$/, code: 'ERR_BOOTLOADER', describe: (m) => `GRUB error: ${m[1]}` },
+  // the gadgets' own bootloader scripts name what failed (e.g. the kernel of a slot) before rebooting
+  { pattern: /^edgeimage-(grub|uboot): FAILED: (.+)$/, code: 'ERR_BOOTLOADER', describe: (m) => `${m[1] === 'grub' ? 'GRUB' : 'U-Boot'}: ${m[2]}` },
   { pattern: /^(Bad Linux ARM64 Image magic!|Wrong Image Format for \w+ command|SCRIPT FAILED: .*)$/, code: 'ERR_BOOTLOADER', describe: (m) => `U-Boot error: ${m[1]}` },
 ];
 

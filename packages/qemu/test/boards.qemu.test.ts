@@ -112,6 +112,33 @@ const text = (r: BootTestResult, re: RegExp): string | undefined => r.markers.ma
     expect(explain(r)).toBe('');
     expect(r.slot).toBe('b');
   }, (BOOT_TIMEOUT_S + 60) * 1000);
+
+  test('a corrupted kernel in slot a: the boot fails at the bootloader, naming the cause, without hanging', async () => {
+    ready();
+    const bad = join(work, `${board}.bad-kernel.img`);
+    execFileSync('cp', ['--sparse=always', images[board]!, bad]);
+    corruptSlotKernel(bad, 'a');
+    const r = await boot(board, bad, [HEALTHY]);
+    expect(r.passed).toBe(false);
+    expect(r.code).toBe('ERR_BOOTLOADER');
+    expect(r.reason).toMatch(/magic|kernel/i);
+    rmSync(bad);
+  }, (BOOT_TIMEOUT_S + 60) * 1000);
 });
+
+/** Replaces boot/kernel.img of a slot with 4 MiB of garbage (debugfs on the slot's ext4, no root). */
+function corruptSlotKernel(image: string, slot: 'a' | 'b'): void {
+  const table = readPartitionTable(image);
+  const p = table.kind === 'gpt' ? table.partitions.find((x) => x.name === `system-${slot}`)! : table.partitions[slot === 'a' ? 1 : 2]!;
+  const fs = `${image}.slot.ext4`;
+  const garbage = `${image}.garbage`;
+  execFileSync('dd', [`if=${image}`, `of=${fs}`, 'bs=1M', `skip=${p.start / 1048576}`, `count=${p.size / 1048576}`, 'status=none']);
+  execFileSync('sh', ['-c', `head -c 4194304 /dev/urandom > '${garbage}'`]);
+  execFileSync('debugfs', ['-w', '-R', 'rm /boot/kernel.img', fs], { stdio: 'ignore' });
+  execFileSync('debugfs', ['-w', '-R', `write ${garbage} /boot/kernel.img`, fs], { stdio: 'ignore' });
+  execFileSync('dd', [`if=${fs}`, `of=${image}`, 'bs=1M', `seek=${p.start / 1048576}`, 'conv=notrunc,sparse', 'status=none']);
+  rmSync(fs);
+  rmSync(garbage);
+}
 
 if (!hasQemu) test.skip('qemu-system-x86_64 / qemu-system-aarch64 are not installed: the board boots are skipped', () => undefined);

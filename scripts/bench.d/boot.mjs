@@ -1,0 +1,60 @@
+// Boot: each reference image (pc-amd64: OVMF → GRUB; arm64-efi: AAVMF → GRUB; arm64-uboot: U-Boot
+// with bootdelay=0 → boot.scr) booted under QEMU TCG from a copy to the health check's healthy line;
+// next to it, in the same run, a direct -kernel/-initrd boot of the same kernel and initramfs (taken
+// from the image's slot a), with the same machine, CPU, memory and disk, to the same healthy line.
+// The ratio is what firmware, bootloader and slot selection cost. Each boot runs RUNS times; the
+// median is shown. Images come from scripts/reference-images (into a temp folder).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readPartitionTable } from '../../packages/composer/dist/index.js';
+import { bootTest, HEALTHY, KERNEL_CONSOLE } from '../../packages/qemu/dist/index.js';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const RUNS = Number(process.env.BENCH_BOOT_RUNS ?? 3);
+const BOARDS = [
+  { name: 'pc-amd64', arch: 'amd64', firmware: 'OVMF → GRUB' },
+  { name: 'arm64-efi', arch: 'arm64', firmware: 'AAVMF → GRUB' },
+  { name: 'arm64-uboot', arch: 'arm64', firmware: 'U-Boot (bootdelay=0) → boot.scr' },
+];
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const work = mkdtempSync(join(tmpdir(), 'edgeimage-bench-boot-'));
+try {
+  execFileSync(join(REPO, 'scripts/reference-images'), ['--out', work, ...BOARDS.map((b) => b.name)], { stdio: ['ignore', 'ignore', 'ignore'] });
+  console.log(`TCG, 512 MiB, healthy marker ${HEALTHY.source}; median of ${RUNS} boots each`);
+  console.log(`${'board'.padEnd(12)} ${'firmware path'.padEnd(32)} ${'firmware s'.padStart(10)} ${'direct s'.padStart(9)} ${'ratio'.padStart(6)}`);
+  for (const b of BOARDS) {
+    const image = join(work, `${b.name}.img`);
+    // slot a's kernel and initramfs, as the bootloader loads them
+    const table = readPartitionTable(image);
+    const slot = table.kind === 'gpt' ? table.partitions.find((p) => p.name === 'system-a') : table.partitions[1];
+    const fs = join(work, `${b.name}.slot-a.ext4`);
+    execFileSync('dd', [`if=${image}`, `of=${fs}`, 'bs=1M', `skip=${slot.start / 1048576}`, `count=${slot.size / 1048576}`, 'status=none']);
+    for (const f of ['kernel.img', 'initrd.img']) execFileSync('debugfs', ['-R', `dump /boot/${f} ${join(work, `${b.name}.${f}`)}`, fs], { stdio: 'ignore' });
+    rmSync(fs);
+    const fw = [];
+    const direct = [];
+    for (let i = 0; i < RUNS; i++) {
+      const r = await bootTest({ image, expect: [HEALTHY], timeoutSeconds: 300 });
+      if (!r.passed) throw new Error(`${b.name}: ${r.reason}\n${r.tail}`);
+      fw.push(r.markers.at(-1).seconds);
+      const d = await bootTest({
+        image,
+        arch: b.arch,
+        direct: { kernel: join(work, `${b.name}.kernel.img`), initrd: join(work, `${b.name}.initrd.img`), append: `console=${KERNEL_CONSOLE[b.arch]} edgeimage.slot=a panic=5 loglevel=6` },
+        expect: [HEALTHY],
+        timeoutSeconds: 300,
+      });
+      if (!d.passed) throw new Error(`${b.name} direct: ${d.reason}\n${d.tail}`);
+      direct.push(d.markers.at(-1).seconds);
+    }
+    const f = median(fw);
+    const d = median(direct);
+    console.log(`${b.name.padEnd(12)} ${b.firmware.padEnd(32)} ${f.toFixed(2).padStart(10)} ${d.toFixed(2).padStart(9)} ${(f / d).toFixed(2).padStart(6)}`);
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
