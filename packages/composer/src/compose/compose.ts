@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, closeSync, constants as fsc, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, ftruncateSync, cpSync, readdirSync } from 'node:fs';
+import { copyFileSync, closeSync, constants as fsc, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, ftruncateSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { type Assertion, encodeStream, PublicKey } from '@edgeimage/assertions';
+import { type Assertion } from '@edgeimage/assertions';
 import { checkABRoles, checkContentPath, layoutContent, layoutVolume, parseGadgetYaml, type LaidOutStructure, type LaidOutVolume } from '@edgeimage/gadget';
-import { parseSnapYaml, readSnapYaml, type Resolution, type ResolvedBundle } from '@edgeimage/store';
+import { parseSnapYaml, readSnapYaml, type Resolution } from '@edgeimage/store';
 import { initialEnv } from '../bootenv/env.js';
 import { writeEnvTree } from '../bootenv/tree.js';
 import { ComposeError } from '../errors.js';
@@ -13,6 +13,7 @@ import { buildVfat } from '../fs/vfat.js';
 import { copyIntoImage, writeAt } from '../fs/copy.js';
 import { writeGpt, writeMbr } from '../partition/index.js';
 import { ImageIdentity } from './identity.js';
+import { stageSystem } from './slot.js';
 import { runTool } from '../fs/tool.js';
 
 export type OutputFormat = 'raw' | 'bmap' | 'qcow2';
@@ -121,10 +122,8 @@ export async function composeImage(opts: ComposeOptions): Promise<ComposeResult>
     await checkArchitectures(resolution, gadgetDir, model.architecture ?? '');
 
     // 2. The slot tree (one complete system) and the boot environment, staged once.
-    const kernelDir = join(work, 'kernel');
-    await extractKernel(kernel, kernelDir);
     const slotDir = join(work, 'slot');
-    const trustStore = stageSlot(slotDir, resolution, opts.trusted, modelAssertion, kernelDir, id);
+    const { trustStore } = await stageSystem({ resolution, trusted: opts.trusted, modelAssertion, dir: slotDir, identity: id });
     const env = initialEnv();
     const pending: { tmp: string; final: string }[] = [];
     const finalImages: { tmp: string; final: string }[] = [];
@@ -341,61 +340,6 @@ async function checkArchitectures(r: Resolution, gadgetDir: string, arch: string
       throw new ComposeError('ERR_ARCH_MISMATCH', `the model is for ${arch}, but ${b.type} ${b.name} revision ${b.revision} is built for ${y.architectures.join(', ')}`, { bundle: b.name, expected: arch, actual: y.architectures });
     }
   }
-}
-
-/** kernel.img (and initrd.img when present) from the kernel bundle, for the bootloader. */
-async function extractKernel(kernel: ResolvedBundle, dir: string): Promise<void> {
-  const listing = (await runTool('unsquashfs', ['-lc', '-d', '', kernel.path])).stdout.toString('utf8').split('\n').map((l) => l.trim().replace(/^\/+/, ''));
-  if (!listing.includes('kernel.img')) {
-    throw new ComposeError('ERR_KERNEL_NO_IMAGE', `kernel bundle ${kernel.name} revision ${kernel.revision} has no kernel.img at its top level (found: ${listing.filter((l) => l && !l.includes('/')).join(', ') || 'nothing'})`, { bundle: kernel.name });
-  }
-  const files = ['kernel.img', ...(listing.includes('initrd.img') ? ['initrd.img'] : [])];
-  await runTool('unsquashfs', ['-q', '-n', '-no-xattrs', '-d', dir, kernel.path, ...files]);
-}
-
-/**
- * One complete system: the signed model and every assertion it rests on, the bundle files
- * exactly as resolved, the kernel (and initrd) for the bootloader, the device trust store and a
- * slot manifest. Returns the trust store's file names.
- */
-function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Assertion, kernelDir: string, id: ImageIdentity): string[] {
-  mkdirSync(join(dir, 'bundles'), { recursive: true });
-  mkdirSync(join(dir, 'boot'), { recursive: true });
-  mkdirSync(join(dir, 'trust'), { recursive: true });
-  writeFileSync(join(dir, 'model.assert'), model.encode());
-  const others = [...r.assertions.filter((a) => a !== model)].sort((a, b) => (a.type + a.content.toString()).localeCompare(b.type + b.content.toString()));
-  writeFileSync(join(dir, 'assertions.assert'), encodeStream([...trusted, ...others].map((a) => a.encode())));
-  for (const b of r.bundles) copyFileSync(b.path, join(dir, 'bundles', `${b.name}_${b.revision}.snap`));
-  for (const f of readdirSync(kernelDir)) copyFileSync(join(kernelDir, f), join(dir, 'boot', f));
-  // What the initramfs sources to find the slot's bundles (names and revisions need no quoting).
-  const slotFile = (b: { name: string; revision: number }) => `bundles/${b.name}_${b.revision}.snap`;
-  const base = r.bundles.find((b) => b.type === 'base');
-  const apps = r.bundles.filter((b) => b.type === 'app').map(slotFile);
-  writeFileSync(join(dir, 'boot', 'slot.env'), `EDGE_BASE=${base ? slotFile(base) : ''}\nEDGE_APPS="${apps.join(' ')}"\n`);
-  // The device trust store: the public keys of the accounts allowed to sign updates for this
-  // model — the brand's keys from the verified chain, and the store's.
-  const keyAssertions = [...trusted, ...r.assertions].filter((a) => a.type === 'account-key' && a.body);
-  const names: string[] = [];
-  const seen = new Set<string>();
-  for (const a of keyAssertions) {
-    const account = a.header('account-id')!;
-    const keyId = a.header('public-key-sha3-384')!;
-    if (seen.has(keyId)) continue;
-    seen.add(keyId);
-    const name = `${account}-${keyId.slice(0, 12)}.pem`;
-    writeFileSync(join(dir, 'trust', name), PublicKey.fromAccountKeyBody(a.body!.toString()).toPem());
-    names.push(`trust/${name}`);
-  }
-  const slotManifest = {
-    format: 1,
-    model: { 'brand-id': r.model.brandId, model: r.model.model, revision: r.model.revision },
-    bundles: r.bundles.map((b) => ({ name: b.name, type: b.type, revision: b.revision, 'sha3-384': b['sha3-384'], file: `bundles/${b.name}_${b.revision}.snap` })),
-    kernel: readdirSync(kernelDir).sort().map((f) => `boot/${f}`),
-    'trust-store': names.sort(),
-    'source-date-epoch': id.sourceDateEpoch,
-  };
-  writeFileSync(join(dir, 'manifest.json'), `${JSON.stringify(slotManifest, null, 2)}\n`);
-  return names.sort();
 }
 
 /** Copies a structure's `source → target` content from the unpacked gadget into its staging tree. */

@@ -1,0 +1,109 @@
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Assertion, encodeStream, PublicKey } from '@edgeimage/assertions';
+import type { Resolution, ResolvedBundle } from '@edgeimage/store';
+import { ComposeError } from '../errors.js';
+import { runTool } from '../fs/tool.js';
+import { ImageIdentity } from './identity.js';
+
+export interface StageSystemOptions {
+  resolution: Resolution;
+  /** Trust anchors the resolution was verified against (their keys join the device trust store). */
+  trusted: Assertion[];
+  /** The model assertion; default: the one among the resolution's assertions. */
+  modelAssertion?: Assertion;
+  /** Where the slot tree is written; must not exist yet or be empty. */
+  dir: string;
+  /** Default: derived from the model (the same as composeImage's). */
+  identity?: ImageIdentity;
+}
+
+export interface StagedSystem {
+  dir: string;
+  /** The trust store's files, relative to the slot root (`trust/NAME.pem`), sorted. */
+  trustStore: string[];
+  /** The kernel files, relative to the slot root (`boot/kernel.img`, …), sorted. */
+  kernel: string[];
+}
+
+/**
+ * Stages one complete system: the signed model and every assertion it rests on, the bundle files
+ * exactly as resolved, the kernel (and initrd) for the bootloader, the device trust store and a
+ * slot manifest. Both the composer's slots and update bundles come from here, so an image's slot
+ * and an update's slot cannot differ.
+ *
+ * ```ts
+ * const s = await stageSystem({ resolution, trusted, dir: 'work/slot' });
+ * s.trustStore; // ['trust/acme-AbCdEf012345.pem', …]
+ * ```
+ */
+export async function stageSystem(opts: StageSystemOptions): Promise<StagedSystem> {
+  const r = opts.resolution;
+  const model = opts.modelAssertion ?? r.assertions.find((a) => a.type === 'model');
+  if (!model) throw new ComposeError('ERR_NO_MODEL', `the resolution of ${r.model.brandId}/${r.model.model} carries no model assertion`);
+  const kernel = r.bundles.find((b) => b.type === 'kernel');
+  if (!kernel) throw new ComposeError('ERR_NO_KERNEL', `${r.model.brandId}/${r.model.model} has no kernel snap`);
+  const id = opts.identity ?? new ImageIdentity(r.model.brandId, r.model.model, r.model.revision, r.model.timestamp);
+  mkdirSync(opts.dir, { recursive: true });
+  // Next to the slot, not inside it: the slot holds only what the device gets.
+  const scratch = mkdtempSync(`${opts.dir}.kernel-`);
+  try {
+    const kernelDir = join(scratch, 'files');
+    await extractKernel(kernel, kernelDir);
+    const trustStore = stageSlot(opts.dir, r, opts.trusted, model, kernelDir, id);
+    return { dir: opts.dir, trustStore, kernel: readdirSync(kernelDir).sort().map((f) => `boot/${f}`) };
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** kernel.img (and initrd.img when present) from the kernel bundle, for the bootloader. */
+async function extractKernel(kernel: ResolvedBundle, dir: string): Promise<void> {
+  const listing = (await runTool('unsquashfs', ['-lc', '-d', '', kernel.path])).stdout.toString('utf8').split('\n').map((l) => l.trim().replace(/^\/+/, ''));
+  if (!listing.includes('kernel.img')) {
+    throw new ComposeError('ERR_KERNEL_NO_IMAGE', `kernel bundle ${kernel.name} revision ${kernel.revision} has no kernel.img at its top level (found: ${listing.filter((l) => l && !l.includes('/')).join(', ') || 'nothing'})`, { bundle: kernel.name });
+  }
+  const files = ['kernel.img', ...(listing.includes('initrd.img') ? ['initrd.img'] : [])];
+  await runTool('unsquashfs', ['-q', '-n', '-no-xattrs', '-d', dir, kernel.path, ...files]);
+}
+
+/** Writes the slot tree; returns the trust store's file names. */
+function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Assertion, kernelDir: string, id: ImageIdentity): string[] {
+  mkdirSync(join(dir, 'bundles'), { recursive: true });
+  mkdirSync(join(dir, 'boot'), { recursive: true });
+  mkdirSync(join(dir, 'trust'), { recursive: true });
+  writeFileSync(join(dir, 'model.assert'), model.encode());
+  const others = [...r.assertions.filter((a) => a !== model)].sort((a, b) => (a.type + a.content.toString()).localeCompare(b.type + b.content.toString()));
+  writeFileSync(join(dir, 'assertions.assert'), encodeStream([...trusted, ...others].map((a) => a.encode())));
+  for (const b of r.bundles) copyFileSync(b.path, join(dir, 'bundles', `${b.name}_${b.revision}.snap`));
+  for (const f of readdirSync(kernelDir)) copyFileSync(join(kernelDir, f), join(dir, 'boot', f));
+  // What the initramfs sources to find the slot's bundles (names and revisions need no quoting).
+  const slotFile = (b: { name: string; revision: number }) => `bundles/${b.name}_${b.revision}.snap`;
+  const base = r.bundles.find((b) => b.type === 'base');
+  const apps = r.bundles.filter((b) => b.type === 'app').map(slotFile);
+  writeFileSync(join(dir, 'boot', 'slot.env'), `EDGE_BASE=${base ? slotFile(base) : ''}\nEDGE_APPS="${apps.join(' ')}"\n`);
+  // The device trust store: the public keys of the accounts allowed to sign updates for this
+  // model — the brand's keys from the verified chain, and the store's.
+  const keyAssertions = [...trusted, ...r.assertions].filter((a) => a.type === 'account-key' && a.body);
+  const names: string[] = [];
+  const seen = new Set<string>();
+  for (const a of keyAssertions) {
+    const account = a.header('account-id')!;
+    const keyId = a.header('public-key-sha3-384')!;
+    if (seen.has(keyId)) continue;
+    seen.add(keyId);
+    const name = `${account}-${keyId.slice(0, 12)}.pem`;
+    writeFileSync(join(dir, 'trust', name), PublicKey.fromAccountKeyBody(a.body!.toString()).toPem());
+    names.push(`trust/${name}`);
+  }
+  const slotManifest = {
+    format: 1,
+    model: { 'brand-id': r.model.brandId, model: r.model.model, revision: r.model.revision },
+    bundles: r.bundles.map((b) => ({ name: b.name, type: b.type, revision: b.revision, 'sha3-384': b['sha3-384'], file: `bundles/${b.name}_${b.revision}.snap` })),
+    kernel: readdirSync(kernelDir).sort().map((f) => `boot/${f}`),
+    'trust-store': names.sort(),
+    'source-date-epoch': id.sourceDateEpoch,
+  };
+  writeFileSync(join(dir, 'manifest.json'), `${JSON.stringify(slotManifest, null, 2)}\n`);
+  return names.sort();
+}
