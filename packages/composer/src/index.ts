@@ -10,3 +10,4 @@ export * from './fs/index.js';
 export * from './bootenv/index.js';
 export { inspectImage, sniffFilesystem, readExt4File, findRolePartition, bootPartitionOffset, type ImageInspection, type SlotInfo, type FilesystemInfo } from './inspect/inspect.js';
 export * from './initramfs/index.js';
+export * from './update/index.js';

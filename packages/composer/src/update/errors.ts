@@ -1,0 +1,19 @@
+import { ComposeError } from '../errors.js';
+
+/**
+ * A failure of `update create` or `update info`. `code` is stable:
+ *
+ * | code | meaning |
+ * | --- | --- |
+ * | `ERR_UPDATE_KEY_NOT_BRAND` | the signing key is not an account-key of the model's brand (`context.brandKeys`) |
+ * | `ERR_UPDATE_FROM_MISMATCH` | `--from` is a system of another brand or model |
+ * | `ERR_UPDATE_NOT_NEWER` | `--from` has a revision not lower than the update's |
+ * | `ERR_UPDATE_FROM_UNKNOWN` | `--from` is neither a disk image nor an assertion |
+ * | `ERR_UPDATE_FROM_IMAGE` | an image whose active slot cannot be read (no boot environment, empty slot) |
+ * | `ERR_UPDATE_PATH` | a slot path outside `[A-Za-z0-9._+/-]`, absolute, or with `.`/`..` |
+ * | `ERR_UPDATE_FILE_TYPE` | a slot entry that is not a regular file or folder |
+ * | `ERR_UPDATE_MANIFEST` | an update manifest that does not follow the format |
+ * | `ERR_UPDATE_FORMAT` | an update file that is not a tar of the expected entries |
+ * | `ERR_UPDATE_SIGNATURE` | the manifest signature does not verify |
+ */
+export class UpdateError extends ComposeError {}
