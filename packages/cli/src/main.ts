@@ -13,6 +13,7 @@ import { bundleCommand, packCommand } from './commands/pack.js';
 import { resolveCommand } from './commands/resolve.js';
 import { signCommand } from './commands/sign.js';
 import { storeCommand } from './commands/store.js';
+import { updateCommand } from './commands/update.js';
 import { verifyCommand } from './commands/verify.js';
 import { EXIT_USAGE, processIo, reportError, UsageError, type Io } from './output.js';
 
@@ -39,6 +40,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .command(storeCommand(ctx))
     .command(resolveCommand(ctx))
     .command(buildCommand(ctx))
+    .command(updateCommand(ctx))
     .command(inspectCommand(ctx))
     .command(envCommand(ctx))
     .command(gadgetCommand(ctx))
