@@ -55,6 +55,13 @@ export interface BootTestOptions {
   noReboot?: boolean;
   /** After the last marker, wait for QEMU to exit (the guest powers off) instead of killing it. */
   untilExit?: boolean;
+  /**
+   * After the last marker, watch the console this many more seconds before killing QEMU: the boot
+   * fails if a `failOn` line shows or QEMU exits meanwhile (the system must stay up). Not with `untilExit`.
+   */
+  settleSeconds?: number;
+  /** More raw disks after the main one (/dev/vdb, …), attached as they are (never copied). */
+  extraDisks?: readonly string[];
   /** Console lines that fail the boot (default: panic, initramfs FAILED, GRUB/U-Boot errors). */
   failOn?: readonly FailurePattern[];
   /** Guest RAM, MiB (default 512). */
@@ -178,6 +185,19 @@ async function imageFacts(image: string, direct: boolean, wantArch: Arch | undef
 
 let logCounter = 0;
 
+/** Watches the console for `seconds`: QEMU exiting or a failure line meanwhile is a BootTestError. */
+async function settle(session: QemuSession, seconds: number, waitOpts: { failOn?: readonly FailurePattern[] }): Promise<void> {
+  let status;
+  try {
+    status = await session.waitForExit(seconds * 1000, waitOpts);
+  } catch (e) {
+    if (e instanceof BootTestError && e.code === 'ERR_BOOT_TIMEOUT') return; // still up: settled
+    throw e;
+  }
+  const how = status.code !== null ? `with status ${status.code}` : status.signal ? `on signal ${status.signal}` : '';
+  throw new BootTestError('ERR_QEMU_EXITED', `QEMU exited ${how} within ${seconds} s after the last marker: the guest rebooted or powered off where it should have stayed up`, { exitCode: status.code, signal: status.signal, stderr: status.stderr, tail: session.tail() });
+}
+
 /**
  * Boots an image under QEMU and waits for console markers, in order.
  *
@@ -197,6 +217,8 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
   const direct = opts.direct;
   if (!direct && opts.image === undefined) throw new BootTestError('ERR_USAGE', 'an image is needed (only a direct boot may go without a disk)');
   if (opts.image !== undefined) mustExist(opts.image, 'image');
+  for (const d of opts.extraDisks ?? []) mustExist(d, 'extra disk');
+  if (opts.untilExit && opts.settleSeconds !== undefined) throw new BootTestError('ERR_USAGE', 'a boot either waits for QEMU to exit (untilExit) or settles with the system up (settleSeconds), not both');
   if (direct) {
     mustExist(direct.kernel, 'kernel');
     if (direct.initrd !== undefined) mustExist(direct.initrd, 'initrd');
@@ -241,6 +263,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
       accel,
       memoryMiB: opts.memoryMiB,
       disk,
+      extraDisks: opts.extraDisks,
       firmware: firmware !== 'direct' ? { kind: firmware, files: files! } : undefined,
       direct,
       noReboot: opts.noReboot,
@@ -259,6 +282,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
       if (s === 'a' || s === 'b') slot = s;
     }
     if (opts.untilExit) await session.waitForExit(deadline - performance.now(), waitOpts);
+    if (opts.settleSeconds !== undefined && opts.settleSeconds > 0) await settle(session, opts.settleSeconds, waitOpts);
     return { passed: true, slot, markers, expected: expectList.map((p) => p.source), log, arch, firmware, image: opts.image, command, seconds: session.elapsed() };
   } catch (e) {
     if (!(e instanceof BootTestError) || !session) throw e;

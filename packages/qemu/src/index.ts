@@ -9,3 +9,5 @@ export { QemuSession, DEFAULT_FAILURES, cleanLine, formatLine, type ConsoleLine,
 export { bootTest, assertBooted, parseDiskSize, HEALTHY, type BootTestOptions, type BootTestResult, type DirectBoot, type MarkerResult } from './boot-test.js';
 export { jsonReport, junitReport } from './report.js';
 export { ubootEnvFlash } from './uboot-env.js';
+export { runScenario, scenarioReport, checkScenarioOptions, parseCrashPoint, parseScenario, SCENARIOS, CRASH_POINTS, SCENARIO_MARKERS, type ScenarioName, type CrashPoint, type ScenarioOptions, type ScenarioResult, type ScenarioStep, type ScenarioCheck, type ScenarioFailure, type PowerCutOutcome, type StepOutcome } from './scenario.js';
+export { readUpdateManifest, tamperUpdate, tarEntries, type UpdateManifest, type TarEntry } from './update-file.js';

@@ -33,6 +33,12 @@ describe('qemuCommand: the QEMU command line per architecture and firmware', () 
   });
 });
 
+  test('extra disks follow the main disk, in order (the guest sees /dev/vdb, /dev/vdc)', () => {
+    const c = qemuCommand({ arch: 'amd64', accel: 'tcg', disk: '/t/disk.img', extraDisks: ['/t/update,1.img', '/t/other.img'], firmware: { kind: 'uefi', files: { code: '/c', vars: '/v' } } });
+    const drives = c.args.flatMap((a, i) => (c.args[i - 1] === '-drive' && a.includes('if=virtio') ? [a] : []));
+    expect(drives).toEqual(['file=/t/disk.img,format=raw,if=virtio', 'file=/t/update,,1.img,format=raw,if=virtio', 'file=/t/other.img,format=raw,if=virtio']);
+  });
+
 describe('resolveFirmware', () => {
   let dir: string;
   beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'edgeimage-fw-')); });

@@ -81,6 +81,11 @@ export interface MachineSpec {
   memoryMiB?: number;
   /** The disk (raw); left out: no disk. */
   disk?: string;
+  /**
+   * More raw disks, each `-drive file=…,format=raw,if=virtio` after the main disk, in order: the
+   * guest sees them as /dev/vdb, /dev/vdc, … (e.g. an update on a stand-in for a USB stick).
+   */
+  extraDisks?: readonly string[];
   /** A firmware boot: the files (already resolved; `vars` is the writable copy). */
   firmware?: { kind: Firmware; files: FirmwareFiles };
   /** A direct boot: no firmware. */
@@ -121,6 +126,7 @@ export function qemuCommand(spec: MachineSpec): { binary: string; args: string[]
     if (spec.direct.append !== undefined) args.push('-append', spec.direct.append);
   }
   if (spec.disk !== undefined) args.push('-drive', `file=${qemuPath(spec.disk)},format=raw,if=virtio`);
+  for (const d of spec.extraDisks ?? []) args.push('-drive', `file=${qemuPath(d)},format=raw,if=virtio`);
   // The i6300esb is a PCI device: q35 and virt both have PCI. A watchdog timeout resets the
   // machine (QEMU's default action, spelled out); with -no-reboot the reset ends QEMU.
   args.push('-device', 'i6300esb', '-action', 'watchdog=reset');

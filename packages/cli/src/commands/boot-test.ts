@@ -1,5 +1,23 @@
 import { writeFileSync } from 'node:fs';
-import { ARCHES, bootTest, FIRMWARES, HEALTHY, jsonReport, junitReport, type Accel, type Arch, type Firmware } from '@edgeimage/qemu';
+import {
+  ARCHES,
+  bootTest,
+  CRASH_POINTS,
+  FIRMWARES,
+  HEALTHY,
+  jsonReport,
+  junitReport,
+  runScenario,
+  scenarioReport,
+  SCENARIOS,
+  type Accel,
+  type Arch,
+  type CrashPoint,
+  type Firmware,
+  type ScenarioName,
+  type ScenarioResult,
+  type ScenarioStep,
+} from '@edgeimage/qemu';
 import type { Argv } from 'yargs';
 import { printJson, UsageError } from '../output.js';
 import type { Context } from './common.js';
@@ -9,7 +27,7 @@ interface BootTestArgs {
   arch?: Arch;
   firmware?: Firmware;
   expect?: string[];
-  timeout: number;
+  timeout?: number;
   diskSize?: string;
   log?: string;
   junit?: string;
@@ -18,17 +36,45 @@ interface BootTestArgs {
   firmwareDir?: string;
   ubootEnv?: string;
   json?: boolean;
+  scenario?: ScenarioName;
+  update?: string;
+  crashAt?: CrashPoint;
+  expectRefusal?: string;
+  keep?: string;
+  logDir?: string;
+}
+
+function regex(option: string, s: string, flags = ''): RegExp {
+  try {
+    return new RegExp(s, flags);
+  } catch (e) {
+    throw new UsageError(`${option}: ${JSON.stringify(s)} is not a regular expression: ${(e as Error).message}`);
+  }
 }
 
 function parseExpect(list: string[] | undefined): RegExp[] {
   if (!list?.length) return [HEALTHY];
-  return list.map((s) => {
-    try {
-      return new RegExp(s);
-    } catch (e) {
-      throw new UsageError(`--expect: ${JSON.stringify(s)} is not a regular expression: ${(e as Error).message}`);
-    }
-  });
+  return list.map((s) => regex('--expect', s));
+}
+
+/** The options that go with --scenario, and those that do not: usage errors before anything runs. */
+export function checkScenarioArgs(a: Record<string, unknown>): void {
+  const scenario = a['scenario'] as string | undefined;
+  const has = (k: string) => a[k] !== undefined && a[k] !== false && !(Array.isArray(a[k]) && (a[k] as unknown[]).length === 0);
+  if (scenario === undefined) {
+    for (const k of ['update', 'crash-at', 'expect-refusal', 'keep', 'log-dir']) if (has(k)) throw new UsageError(`--${k} belongs to a scenario: give --scenario ${SCENARIOS.join('|')}`);
+    return;
+  }
+  if (!has('update')) throw new UsageError(`--scenario ${scenario} needs the update to boot with: --update FILE (made by edgeimage update create)`);
+  for (const k of ['expect', 'junit', 'disk-size']) if (has(k)) throw new UsageError(`--${k} is not for a scenario (--scenario ${scenario} has its own markers per boot)`);
+  if (has('crash-at') && scenario !== 'power-cut') throw new UsageError(`--crash-at belongs to --scenario power-cut, not ${scenario}`);
+  if (has('expect-refusal') && scenario !== 'refuse') throw new UsageError(`--expect-refusal belongs to --scenario refuse, not ${scenario}`);
+  if (scenario === 'power-cut' && !has('crash-at') && a['inPlace'] === true) throw new UsageError('--scenario power-cut without --crash-at runs every crash point, each on a fresh copy of the image: name one point to run it --in-place');
+}
+
+function stepLine(s: ScenarioStep): string {
+  const mark = s.passed ? 'ok  ' : 'FAIL';
+  return `${mark} ${s.name}${s.updateDisk ? ' [update on /dev/vdb]' : ''} — ${s.summary} (${s.seconds.toFixed(1)} s)`;
 }
 
 export function bootTestCommand(ctx: Context) {
@@ -41,7 +87,7 @@ export function bootTestCommand(ctx: Context) {
         .option('arch', { choices: ARCHES, describe: "the guest architecture (default: the image model's; refused when they differ)" })
         .option('firmware', { choices: FIRMWARES, describe: 'default: uefi on amd64; on arm64 uboot for an MBR image, uefi for GPT' })
         .option('expect', { type: 'string', array: true, describe: 'a regular expression a console line must match, in order (repeatable; default: the health check\'s "edgeimage-health: healthy on slot ([ab])")' })
-        .option('timeout', { type: 'number', default: 120, describe: 'seconds for the whole boot' })
+        .option('timeout', { type: 'number', describe: 'seconds for the whole boot (default 120; with --scenario, for each boot: default 300)' })
         .option('disk-size', { type: 'string', describe: 'grow the disk first: +1G (by) or 3G (to); never shrinks' })
         .option('log', { type: 'string', describe: 'the console log, one line each with the seconds since QEMU started (default: a file in the temp folder)' })
         .option('junit', { type: 'string', describe: 'also write the result as JUnit XML (one testcase per marker)' })
@@ -49,14 +95,23 @@ export function bootTestCommand(ctx: Context) {
         .option('in-place', { type: 'boolean', default: false, describe: 'boot the image itself: what the guest writes is kept (several boots in sequence)' })
         .option('firmware-dir', { type: 'string', describe: 'a folder holding the firmware files under their Debian names (default: $EDGEIMAGE_FIRMWARE_DIR, else /usr/share/OVMF, /usr/share/AAVMF, /usr/lib/u-boot/qemu_arm64)' })
         .option('uboot-env', { type: 'string', describe: 'U-Boot: an environment flash image for the second pflash (e.g. bootdelay=0)' })
-        .option('json', { type: 'boolean', describe: 'print {passed, slot, markers: [{pattern, seconds}], log} (+ reason) as JSON' })
+        .option('json', { type: 'boolean', describe: 'print {passed, slot, markers: [{pattern, seconds}], log} (+ reason) as JSON; with --scenario also "scenario" and "steps"' })
+        .option('scenario', { choices: SCENARIOS, describe: 'run an update scenario, each boot a QEMU of its own on one copy: update (apply, try, commit), rollback (a try never healthy), refuse (nothing written), power-cut (a crash at a point, then healthy on a or b)' })
+        .option('update', { type: 'string', describe: 'the update file (edgeimage update create) for --scenario, attached as /dev/vdb on the boot that applies it' })
+        .option('crash-at', { choices: CRASH_POINTS, describe: 'power-cut: the crash point (default: every point in turn, each on a fresh copy)' })
+        .option('expect-refusal', { type: 'string', describe: 'refuse: a regular expression (case-insensitive) the REFUSED reason must match, e.g. signature' })
+        .option('keep', { type: 'string', describe: "scenario: keep the final disk at this path (power-cut over every point: NAME.POINT.img)" })
+        .option('log-dir', { type: 'string', describe: "scenario: a folder for each boot's console log (default: a new folder in the temp folder)" })
         .check((a) => {
-          if (!(Number(a['timeout']) > 0)) throw new UsageError(`--timeout: expected a positive number of seconds, found ${String(a['timeout'])}`);
+          if (a['timeout'] !== undefined && !(Number(a['timeout']) > 0)) throw new UsageError(`--timeout: expected a positive number of seconds, found ${String(a['timeout'])}`);
+          checkScenarioArgs(a);
           return true;
         })
         .example('$0 boot-test images/pc-amd64.img', 'boot a copy until the health check reports healthy')
         .example("$0 boot-test images/pi-arm64.img --expect 'hello-kiosk .* up on slot a' --expect 'healthy on slot a' --timeout 180", 'two markers in order')
         .example('$0 boot-test images/pc-amd64.img --disk-size +1G --json --junit boot.xml', 'on a bigger disk; reports for CI')
+        .example('$0 boot-test images/pc-amd64.img --scenario update --update rev2.update', 'apply an update from /dev/vdb, try and commit slot b, stay on it')
+        .example('$0 boot-test images/pc-amd64.img --scenario power-cut --update rev2.update --crash-at after-env --json', 'a power cut right after the boot environment changed')
         .epilog(
           [
             'QEMU per architecture and firmware (TCG, 512 MiB, -nodefaults, serial console on stdio, no NIC, an i6300esb watchdog that resets the machine):',
@@ -65,9 +120,13 @@ export function bootTestCommand(ctx: Context) {
             '  arm64 uboot: qemu-system-aarch64 -M virt -cpu cortex-a57 -bios u-boot.bin (package u-boot-qemu)',
             'A boot fails on a timeout, a kernel panic, "edgeimage-initramfs: FAILED", a GRUB error line, or QEMU exiting early; the log tail is printed. ' +
               'QEMU is always killed and the temporary copy removed, also on Ctrl-C. Exit status: 0 passed, 1 failed, 2 usage.',
+            'Scenarios (--scenario): every boot is a QEMU of its own with -no-reboot on one copy of the image; the update is a second virtio disk (/dev/vdb) only on the boot that should apply it. ' +
+              'power-cut sets edge_kargs=edge.crash=POINT offline (the bootloader appends it to the kernel command line), clears it after the crash, and boots at most 3 times until healthy on slot a or b. ' +
+              `Crash points: ${CRASH_POINTS.join(', ')}.`,
           ].join('\n'),
         ),
     handler: async (a: BootTestArgs) => {
+      if (a.scenario !== undefined) return scenarioHandler(ctx, a);
       const expect = parseExpect(a.expect);
       const abort = new AbortController();
       const onSignal = () => abort.abort();
@@ -81,7 +140,7 @@ export function bootTestCommand(ctx: Context) {
           firmwareDir: a.firmwareDir,
           ubootEnvFlash: a.ubootEnv,
           expect,
-          timeoutSeconds: a.timeout,
+          timeoutSeconds: a.timeout ?? 120,
           diskSize: a.diskSize,
           log: a.log,
           accel: a.accel,
@@ -110,4 +169,51 @@ export function bootTestCommand(ctx: Context) {
       }
     },
   };
+}
+
+async function scenarioHandler(ctx: Context, a: BootTestArgs): Promise<void> {
+  const refusal = a.expectRefusal !== undefined ? regex('--expect-refusal', a.expectRefusal, 'i') : undefined;
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  // Progress: each boot as it ends (stderr with --json, so stdout stays one JSON document).
+  const progress = (t: string) => (a.json ? ctx.io.err(t) : ctx.io.out(t));
+  let r: ScenarioResult;
+  try {
+    r = await runScenario({
+      image: a.image,
+      scenario: a.scenario!,
+      update: a.update!,
+      crashAt: a.crashAt,
+      refusal,
+      inPlace: a.inPlace,
+      keep: a.keep,
+      logDir: a.logDir,
+      bootTimeoutSeconds: a.timeout,
+      boot: { arch: a.arch, firmware: a.firmware, firmwareDir: a.firmwareDir, ubootEnvFlash: a.ubootEnv, accel: a.accel },
+      signal: abort.signal,
+      onStep: (s) => progress(`${a.scenario}: ${stepLine(s)}`),
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  if (r.failure?.code === 'ERR_ABORTED') {
+    ctx.io.err(`edgeimage: boot-test --scenario ${r.scenario} interrupted; QEMU stopped, temporary files removed (logs: ${r.logDir}) [ERR_ABORTED]`);
+    ctx.exitCode = 130;
+    return;
+  }
+  if (!r.passed) ctx.exitCode = 1;
+  if (a.json) return printJson(ctx.io, { ...scenarioReport(r), arch: a.arch ?? null });
+  for (const c of r.checks) ctx.io.out(`${c.passed ? 'ok  ' : 'FAIL'} check: ${c.name} — ${c.detail}`);
+  for (const p of r.powerCut ?? []) ctx.io.out(`power-cut at ${p.point}: ${p.passed ? `healthy on slot ${p.slot} — ${p.why}` : `FAILED — ${p.why}`}`);
+  const update = [r.manifest.brandId, r.manifest.model].filter(Boolean).join('/') + (r.manifest.revision !== undefined ? ` revision ${r.manifest.revision}` : '');
+  if (r.passed) {
+    ctx.io.out(`boot-test --scenario ${r.scenario} ${a.image} with ${update || a.update}: passed in ${r.seconds.toFixed(1)} s${r.slot ? `; ends healthy on slot ${r.slot}` : ''} (logs: ${r.logDir})`);
+  } else {
+    const f = r.failure!;
+    if (f.tail) ctx.io.err(`--- last lines of ${f.log ?? 'the log'} ---\n${f.tail}\n---`);
+    ctx.io.err(`edgeimage: boot-test --scenario ${r.scenario} ${a.image} failed at ${f.step}: ${f.reason} [${f.code}]`);
+  }
 }
