@@ -28,6 +28,28 @@ import { EdgeimageError } from '@edgeimage/assertions';
  * | `ERR_BOOTLOADER` | a GRUB `error: …` line, or a U-Boot image error (`context.detail`) |
  * | `ERR_QEMU_EXITED` | QEMU exited before the markers appeared (`context.exitCode`, `context.stderr`) |
  * | `ERR_ABORTED` | the boot was cancelled (Ctrl-C: the caller's AbortSignal) |
+ *
+ * Scenarios (`runScenario`): refusals before anything is copied or booted —
+ *
+ * | code | meaning |
+ * | --- | --- |
+ * | `ERR_SCENARIO` | an unknown scenario (`context.valid` lists them) |
+ * | `ERR_CRASH_POINT` | an unknown crash point (`context.valid` lists the device's points) |
+ * | `ERR_USAGE` | options that do not go together (a crash point outside power-cut, every point in place) |
+ * | `ERR_UPDATE_OPEN` | the update file does not exist |
+ * | `ERR_UPDATE_FILE` | the update file is no tar, or has no `edgeimage-update/manifest` |
+ *
+ * — and what fails a scenario's step (`failure.code`, besides the boot failures above):
+ *
+ * | code | meaning |
+ * | --- | --- |
+ * | `ERR_UPDATE_REFUSED` | the device refused an update it should apply |
+ * | `ERR_UPDATE_APPLIED` | the device applied an update it should refuse |
+ * | `ERR_UPDATE_FAILED` | the device's `edge-update: FAILED:` line |
+ * | `ERR_UNHEALTHY` | `UNHEALTHY` where the system should be healthy |
+ * | `ERR_COMMITTED` | a try boot committed where it must not be |
+ * | `ERR_SCENARIO_CHECK` | a check of the disk between boots (boot environment, the inactive slot's bytes, the refusal's reason) |
+ * | `ERR_NOT_RECOVERED` | after a power cut, no boot became healthy on slot a or b |
  */
 export class BootTestError extends EdgeimageError {
   constructor(code: string, message: string, context: Record<string, unknown> = {}) {

@@ -72,3 +72,47 @@ test('an image without a system-boot partition, and a --disk-size that would shr
   expect(s.status).toBe(1);
   expect(s.err).toMatch(/disk size 1M is 1048576 bytes, smaller than the image .* \[ERR_DISK_SIZE\]$/m);
 });
+
+describe('--scenario: usage errors exit 2 before anything runs', () => {
+  test('--scenario without --update, --update without --scenario', async () => {
+    const r = await run(['boot-test', images.amd64Gpt, '--scenario', 'update']);
+    expect(r.status).toBe(2);
+    expect(r.err).toMatch(/--scenario update needs the update to boot with: --update FILE/);
+    const u = await run(['boot-test', images.amd64Gpt, '--update', 'x.update']);
+    expect(u.status).toBe(2);
+    expect(u.err).toMatch(/--update belongs to a scenario: give --scenario update\|rollback\|refuse\|power-cut/);
+  });
+
+  test('an unknown crash point is refused naming the valid ones; a crash point outside power-cut; an unknown scenario', async () => {
+    const p = await run(['boot-test', images.amd64Gpt, '--scenario', 'power-cut', '--update', 'x.update', '--crash-at', 'half-way']);
+    expect(p.status).toBe(2);
+    expect(p.err).toMatch(/Invalid values:[\s\S]*crash-at[\s\S]*half-way/);
+    for (const point of ['mid-slot-write', 'after-slot-write', 'env-between-copies', 'after-env', 'try-before-commit']) expect(p.err).toContain(point);
+    const q = await run(['boot-test', images.amd64Gpt, '--scenario', 'update', '--update', 'x.update', '--crash-at', 'after-env']);
+    expect(q.status).toBe(2);
+    expect(q.err).toMatch(/--crash-at belongs to --scenario power-cut, not update/);
+    const s = await run(['boot-test', images.amd64Gpt, '--scenario', 'upgrade', '--update', 'x.update']);
+    expect(s.status).toBe(2);
+    expect(s.err).toMatch(/Invalid values:[\s\S]*scenario/);
+  });
+
+  test('options that are not for a scenario, and power-cut over every point in place', async () => {
+    const e = await run(['boot-test', images.amd64Gpt, '--scenario', 'update', '--update', 'x.update', '--expect', 'x']);
+    expect(e.status).toBe(2);
+    expect(e.err).toMatch(/--expect is not for a scenario/);
+    const i = await run(['boot-test', images.amd64Gpt, '--scenario', 'power-cut', '--update', 'x.update', '--in-place']);
+    expect(i.status).toBe(2);
+    expect(i.err).toMatch(/each on a fresh copy of the image: name one point to run it --in-place/);
+    const r = await run(['boot-test', images.amd64Gpt, '--scenario', 'refuse', '--update', 'x.update', '--expect-refusal', 'sig(']);
+    expect(r.status).toBe(2);
+    expect(r.err).toMatch(/--expect-refusal: "sig\(" is not a regular expression/);
+  });
+
+  test('a missing update file is refused before QEMU (exit 1, [ERR_UPDATE_OPEN]); --help names the scenarios and crash points', async () => {
+    const r = await run(['boot-test', images.amd64Gpt, '--scenario', 'update', '--update', join(emptyFw, 'missing.update')]);
+    expect(r.status).toBe(1);
+    expect(r.err).toMatch(/update file .*missing\.update does not exist \[ERR_UPDATE_OPEN\]$/m);
+    const h = await run(['boot-test', '--help']);
+    for (const o of ['--scenario', '--update', '--crash-at', '--expect-refusal', '--keep', 'power-cut', 'try-before-commit', '/dev/vdb']) expect(h.out).toContain(o);
+  });
+});
