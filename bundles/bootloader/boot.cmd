@@ -41,6 +41,8 @@ setenv edge_slot a
 setenv edge_try_slot
 setenv edge_status
 setenv edge_failed_slot
+# extra kernel arguments from the environment (e.g. edge.crash=POINT for power-cut tests)
+setenv edge_kargs
 # env1 unless lock1 says editing=1 (a write of env1 was cut off) or env1 is not a valid block;
 # else env2. A lock that cannot be read does not say editing=1.
 setenv editing 0
@@ -53,7 +55,7 @@ if test ${ei_from} = env2; then
   if load ${ei_boot} ${ei_buf} ${ei_dir}/env2/env; then run ei_valid; else setenv ei_ok 0; fi
 fi
 if test ${ei_ok} = 1; then
-  env import -t ${ei_buf} 0x400 edge_slot edge_try_slot edge_status edge_failed_slot
+  env import -t ${ei_buf} 0x400 edge_slot edge_try_slot edge_status edge_failed_slot edge_kargs
 else
   echo "edgeimage-uboot: no readable boot environment: booting slot a"
 fi
@@ -64,7 +66,7 @@ fi
 # last line turned back into '#' padding, then the whole 1024 bytes with fatwrite.
 setenv ei_put 'cp.b ${ei_tmpl} ${ei_out} 0x400; setexpr ei_a ${ei_out} + 0x19; env export -t ${ei_a} ${ei_vars}; setexpr ei_a ${ei_a} + ${filesize}; setexpr ei_a ${ei_a} - 1; mw.b ${ei_a} 0x23; fatwrite ${ei_boot} ${ei_out} ${ei_file} 0x400 || setenv ei_saved 0'
 setenv ei_lock 'setenv editing ${ei_editing}; setenv ei_vars editing; run ei_put'
-setenv ei_env 'setenv ei_vars edge_failed_slot edge_slot edge_status edge_try_slot; run ei_put'
+setenv ei_env 'setenv ei_vars edge_failed_slot edge_kargs edge_slot edge_status edge_try_slot; run ei_put'
 # The redundant protocol, in this order, so that a power cut at any step leaves one complete copy
 # the reader picks: lock1 editing=1, env1, lock1 editing=0, lock2 editing=1, env2, lock2
 # editing=0. ei_saved ends up 0 if any step failed.
@@ -107,7 +109,7 @@ if test ${ei_slot} = b; then setenv ei_part 3; else setenv ei_part 2; fi
 setenv ei_slotdev "${devtype} ${devnum}:${ei_part}"
 # loglevel=6 keeps the console short (no info messages) but shows the kernel's notices, among them
 # its command line. panic=5: a kernel that cannot go on reboots, so a bad try reaches the rollback.
-setenv bootargs "console=ttyAMA0 edgeimage.slot=${ei_slot} panic=5 loglevel=6"
+setenv bootargs "console=ttyAMA0 edgeimage.slot=${ei_slot} panic=5 loglevel=6 ${edge_kargs}"
 
 echo "edgeimage-uboot: booting slot ${ei_slot} (${ei_why})"
 if load ${ei_slotdev} ${kernel_addr_r} boot/kernel.img; then
