@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from './main.js';
 import { hostTools } from './commands/doctor.js';
@@ -126,7 +126,9 @@ describe('edgeimage doctor', () => {
   function fakeTools(tools: Record<string, string>, only = false): string {
     const bin = join(tempDir(), 'bin');
     mkdirSync(bin);
-    const all = only ? tools : { ...Object.fromEntries(hostTools().map((t) => [t.tool, `${t.tool} 1.0`])), ...tools };
+    // data files (firmware) are named by absolute path and checked where they are, not on PATH
+    const onPath = hostTools().filter((t) => !t.tool.startsWith('/'));
+    const all = only ? tools : { ...Object.fromEntries(onPath.map((t) => [t.tool, `${t.tool} 1.0`])), ...tools };
     for (const [tool, version] of Object.entries(all)) {
       const p = join(bin, tool);
       writeFileSync(p, `#!/bin/sh\necho '${version}'\n`);
@@ -163,6 +165,18 @@ describe('edgeimage doctor', () => {
     const rows = JSON.parse(json.out) as DoctorRow[];
     expect(rows.find((x) => x.tool === 'openssl')).toMatchObject({ found: false });
     expect(rows.find((x) => x.tool === 'openssl')!.version).toBeUndefined();
+  });
+
+  it('a data file (firmware) is looked up by its path: found when it exists, else missing with its package', async () => {
+    const r = await run(['doctor', '--json']);
+    const rows = JSON.parse(r.out) as DoctorRow[];
+    const files = rows.filter((x) => x.tool.startsWith('/'));
+    expect(files.map((x) => x.tool)).toEqual(expect.arrayContaining(['/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/lib/u-boot/qemu_arm64/u-boot.bin']));
+    for (const f of files) {
+      expect(f.found).toBe(existsSync(f.tool));
+      expect(f.version).toBeUndefined();
+    }
+    expect(rows.find((x) => x.tool === '/usr/share/OVMF/OVMF_CODE_4M.fd')).toMatchObject({ package: 'ovmf' });
   });
 
   it('on this machine, finds node with a v-version', async () => {
