@@ -95,6 +95,17 @@ describe.each(BOARDS)('$gadget: the bootloader runs the A/B state machine', (boa
     for (const k of Object.keys(ENV_FILES) as (keyof typeof ENV_FILES)[]) expect(Buffer.compare(after.files[k]!, before.files[k]!)).toBe(0);
   }, BOOT_MS * 2);
 
+  test('edge_kargs from the environment is appended to the kernel command line, and kept through a save', async () => {
+    if (skipped()) return;
+    const disk = fresh('kargs');
+    await writeImageEnv(disk, bootPartitionOffset(disk), { edge_kargs: 'edge.crash=after-env', edge_try_slot: 'b', edge_status: 'try' });
+    const r = await boot(disk, 'edge_kargs with a try (a save)');
+    expect(cmdline(r).split(/\s+/)).toEqual(expect.arrayContaining(['edgeimage.slot=b', 'edge.crash=after-env']));
+    const state = await readEnv(disk);
+    expect(state.vars['edge_kargs']).toBe('edge.crash=after-env');
+    expect(state.vars['edge_status']).toBe('trying');
+  }, BOOT_MS * 2);
+
   test('status try (set on the host, as an update does): saves status trying in both copies, boots the try slot b', async () => {
     if (skipped()) return;
     await writeImageEnv(device, bootPartitionOffset(device), { edge_try_slot: 'b', edge_status: 'try' });

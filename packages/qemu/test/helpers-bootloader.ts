@@ -138,7 +138,8 @@ export function checkEnvFiles(files: EnvFiles, tmp: string): Record<keyof typeof
       const eq = line.indexOf('=');
       listed[line.slice(0, eq)] = line.slice(eq + 1);
     }
-    if (JSON.stringify(listed) !== JSON.stringify(sortKeys(out[key]))) {
+    // the same variables and values, whatever order the writer (GRUB, U-Boot, Linux) put them in
+    if (JSON.stringify(sortKeys(listed)) !== JSON.stringify(sortKeys(out[key]))) {
       throw new Error(`${ENV_FILES[key]}: grub-editenv reads ${JSON.stringify(listed)}, decodeGrubEnv ${JSON.stringify(out[key])}`);
     }
   }
