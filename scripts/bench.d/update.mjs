@@ -15,7 +15,7 @@ const board = process.env.BENCH_UPDATE_BOARD ?? 'pc-amd64';
 const work = mkdtempSync(join(tmpdir(), 'edgeimage-bench-update-'));
 const ei = (...args) => execFileSync('node', [join(REPO, 'packages/cli/bin/edgeimage.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 }).toString();
 try {
-  execFileSync(join(REPO, 'scripts/scenarios'), ['--board', board, '--only', 'update', '--work', work, '--json', join(work, 'report.json')], { cwd: REPO, stdio: ['ignore', 'ignore', 'ignore'] });
+  execFileSync(join(REPO, 'scripts/scenarios'), ['--board', board, '--only', 'update', '--work', work, '--json', join(work, 'bench-report.json')], { cwd: REPO, stdio: ['ignore', 'ignore', 'ignore'] });
   const report = JSON.parse(readFileSync(join(work, 'reports/update.json'), 'utf8'));
   // the delta as the scenario used it, and the full update of the same model for comparison
   const delta = join(work, 'updates/good.update');
