@@ -1,11 +1,11 @@
 import { BundleCache, Store, resolveModel } from '@edgeimage/store';
-import { composeImage, removeInProgress, type OutputFormat } from '@edgeimage/composer';
+import { composeImage, type OutputFormat } from '@edgeimage/composer';
 import { resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { printJson, UsageError } from '../output.js';
 import { repoRoot } from '../paths.js';
 import { resolveProgress } from '../progress.js';
-import { parseTime, readAssertions, type Context } from './common.js';
+import { cleanOnInterrupt, parseTime, readAssertions, type Context } from './common.js';
 import { resolveOptions, trustedFrom, type TrustArgs } from './resolve.js';
 
 /** `512M`, `2G`, `1048576`: bytes, or M (MiB) / G (GiB) as gadget.yaml sizes. */
@@ -38,53 +38,49 @@ export function buildCommand(ctx: Context) {
         .example('$0 build images/models/pc-amd64.assert --store images/store --no-default-trust --trusted signing-keys.example/root.account-key --trusted signing-keys.example/example-root.account --trusted signing-keys.example/store.account-key --trusted signing-keys.example/example-store.account', 'images/pc-amd64.img')
         .example('$0 build dev.model --store ./store --snap ./hello_1.1_all.snap --format raw,bmap --compress zstd', 'a dangerous model with a local bundle')
         .epilog('The image is written under a temporary name and renamed at the end: a failed or interrupted build leaves nothing behind. Same inputs, same bytes.'),
-    handler: async (a: TrustArgs & { model: string; store: string; cache?: string; allowUnpinned: boolean; at?: string; concurrency: number; output?: string; imageSize?: string; format: string; compress?: 'zstd' | 'xz'; snap?: string | string[]; emptyB: boolean; json?: boolean }) => {
-      const formats = parseFormats(a.format);
-      const imageSize = a.imageSize ? parseSize(a.imageSize, '--image-size') : undefined;
-      const onSignal = () => {
-        removeInProgress();
-        process.exit(130);
-      };
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      const progress = resolveProgress((line) => ctx.io.err(line));
-      try {
-        const trusted = trustedFrom(a);
-        const resolution = await resolveModel(readAssertions(a.model), {
-          store: await Store.open(a.store),
-          trusted,
-          at: parseTime(a.at, '--at'),
-          cache: new BundleCache(a.cache),
-          allowUnpinned: a.allowUnpinned,
-          concurrency: a.concurrency,
-          localBundles: [a.snap ?? []].flat().map((f) => resolve(f)),
-          onEvent: progress.onEvent,
-        });
-        progress.stop();
-        const outputDir = resolve(a.output ?? `${repoRoot() ?? process.cwd()}/images`);
-        const r = await composeImage({
-          resolution,
-          trusted,
-          outputDir,
-          imageSize,
-          formats,
-          compress: a.compress,
-          emptyB: a.emptyB,
-          onEvent: (e) => {
-            if (e.kind === 'stage') ctx.io.err(e.what);
-            else if (e.kind === 'structure') ctx.io.err(`built ${e.name}`);
-          },
-        });
-        if (a.json) return printJson(ctx.io, r.manifest);
-        for (const img of r.images) ctx.io.out(`${img.path}  ${img.size} bytes  sha256 ${img.sha256}`);
-        for (const p of r.manifest.partitions) ctx.io.out(`  ${String(p.index ?? '-').padStart(2)} ${(p.name ?? '').padEnd(14)} ${(p.role ?? '').padEnd(12)} ${String(p.offset).padStart(11)} ${String(p.size).padStart(11)} ${p.filesystem}`);
-        for (const o of r.manifest.outputs.filter((x) => x.format !== 'raw')) ctx.io.out(`  ${o.format}: ${o.path}`);
-        ctx.io.out(`manifest: ${r.manifestPath}`);
-      } finally {
-        progress.stop();
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
-    },
+    handler: (a: BuildArgs) => cleanOnInterrupt(() => build(ctx, a)),
   };
+}
+
+type BuildArgs = TrustArgs & { model: string; store: string; cache?: string; allowUnpinned: boolean; at?: string; concurrency: number; output?: string; imageSize?: string; format: string; compress?: 'zstd' | 'xz'; snap?: string | string[]; emptyB: boolean; json?: boolean };
+
+async function build(ctx: Context, a: BuildArgs): Promise<void> {
+  const formats = parseFormats(a.format);
+  const imageSize = a.imageSize ? parseSize(a.imageSize, '--image-size') : undefined;
+  const progress = resolveProgress((line) => ctx.io.err(line));
+  try {
+    const trusted = trustedFrom(a);
+    const resolution = await resolveModel(readAssertions(a.model), {
+      store: await Store.open(a.store),
+      trusted,
+      at: parseTime(a.at, '--at'),
+      cache: new BundleCache(a.cache),
+      allowUnpinned: a.allowUnpinned,
+      concurrency: a.concurrency,
+      localBundles: [a.snap ?? []].flat().map((f) => resolve(f)),
+      onEvent: progress.onEvent,
+    });
+    progress.stop();
+    const outputDir = resolve(a.output ?? `${repoRoot() ?? process.cwd()}/images`);
+    const r = await composeImage({
+      resolution,
+      trusted,
+      outputDir,
+      imageSize,
+      formats,
+      compress: a.compress,
+      emptyB: a.emptyB,
+      onEvent: (e) => {
+        if (e.kind === 'stage') ctx.io.err(e.what);
+        else if (e.kind === 'structure') ctx.io.err(`built ${e.name}`);
+      },
+    });
+    if (a.json) return printJson(ctx.io, r.manifest);
+    for (const img of r.images) ctx.io.out(`${img.path}  ${img.size} bytes  sha256 ${img.sha256}`);
+    for (const p of r.manifest.partitions) ctx.io.out(`  ${String(p.index ?? '-').padStart(2)} ${(p.name ?? '').padEnd(14)} ${(p.role ?? '').padEnd(12)} ${String(p.offset).padStart(11)} ${String(p.size).padStart(11)} ${p.filesystem}`);
+    for (const o of r.manifest.outputs.filter((x) => x.format !== 'raw')) ctx.io.out(`  ${o.format}: ${o.path}`);
+    ctx.io.out(`manifest: ${r.manifestPath}`);
+  } finally {
+    progress.stop();
+  }
 }

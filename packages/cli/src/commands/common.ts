@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Keyring, decodeStream, parseRFC3339, type Assertion } from '@edgeimage/assertions';
+import { removeInProgress } from '@edgeimage/composer';
 import type { Argv } from 'yargs';
 import { UsageError, type Io } from '../output.js';
 import { defaultKeyring } from '../paths.js';
@@ -37,4 +38,23 @@ export function parseTime(value: string | undefined, option: string): Date | und
   const d = parseRFC3339(value);
   if (!d) throw new UsageError(`${option}: expected an RFC 3339 time such as 2026-01-31T12:00:00Z, found ${JSON.stringify(value)}`);
   return d;
+}
+
+/**
+ * Runs `fn` so that Ctrl-C or SIGTERM removes every output still under its temporary name (a
+ * build or an update) and exits 130: an interrupted command leaves nothing half-written.
+ */
+export async function cleanOnInterrupt<T>(fn: () => Promise<T>): Promise<T> {
+  const onSignal = () => {
+    removeInProgress();
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await fn();
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }

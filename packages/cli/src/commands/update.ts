@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BundleCache, Store, resolveModel, type Resolution } from '@edgeimage/store';
-import { createUpdate, readUpdate, removeInProgress, sniffUpdateFrom, verifierFromPem, verifiersFromAssertions, UpdateError, type UpdateFrom, type UpdateVerifier } from '@edgeimage/composer';
+import { createUpdate, readUpdate, sniffUpdateFrom, verifierFromPem, verifiersFromAssertions, UpdateError, type UpdateFrom, type UpdateVerifier } from '@edgeimage/composer';
 import type { Argv } from 'yargs';
 import { printJson } from '../output.js';
 import { resolveProgress } from '../progress.js';
-import { keyringOption, openKeyring, parseTime, passphrase, readAssertions, type Context } from './common.js';
+import { cleanOnInterrupt, keyringOption, openKeyring, parseTime, passphrase, readAssertions, type Context } from './common.js';
 import { resolveOptions, trustedFrom, type TrustArgs } from './resolve.js';
 
 const FORMAT = [
@@ -40,7 +40,7 @@ export function updateCommand(ctx: Context) {
               .example('$0 update create pc-amd64-r4.model --store ./store --key brand --from images/pc-amd64.img -o r4.update', 'only the bundles that changed since the image')
               .example('$0 update create r4.model --store ./store --key brand --from r3.model -o r4.update --json', 'a delta against the previous model, summary as JSON')
               .epilog(`${FORMAT}\n\nThe key must be an account-key of the model's brand; --from must be the same brand and model at a lower revision. The passphrase of an encrypted key comes from $EDGEIMAGE_KEY_PASSPHRASE.`),
-          (a) => create(ctx, a as unknown as CreateArgs),
+          (a) => cleanOnInterrupt(() => create(ctx, a as unknown as CreateArgs)),
         )
         .command(
           'info <file>',
@@ -65,12 +65,6 @@ export function updateCommand(ctx: Context) {
 }
 
 async function create(ctx: Context, a: CreateArgs): Promise<void> {
-  const onSignal = () => {
-    removeInProgress();
-    process.exit(130);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   const progress = resolveProgress((line) => ctx.io.err(line));
   try {
     // The key first: a wrong name or passphrase should fail before any download.
@@ -94,8 +88,6 @@ async function create(ctx: Context, a: CreateArgs): Promise<void> {
     ctx.io.out(`output: ${r.output}`);
   } finally {
     progress.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
   }
 }
 
