@@ -17,6 +17,6 @@ const common = {
 export default {
   projects: [
     { ...common, displayName: 'fast', testMatch: ['<rootDir>/packages/*/src/**/*.test.ts', '<rootDir>/packages/*/test/**/*.test.ts'], testPathIgnorePatterns: ['\\.qemu\\.test\\.ts$', '/node_modules/', '/dist/'] },
-    { ...common, displayName: 'qemu', testMatch: ['<rootDir>/packages/*/src/**/*.qemu.test.ts', '<rootDir>/packages/*/test/**/*.qemu.test.ts'] },
+    { ...common, displayName: 'qemu', setupFilesAfterEnv: ['<rootDir>/jest.qemu-setup.js'], testMatch: ['<rootDir>/packages/*/src/**/*.qemu.test.ts', '<rootDir>/packages/*/test/**/*.qemu.test.ts'] },
   ],
 };
