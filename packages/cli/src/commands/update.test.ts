@@ -3,10 +3,11 @@
  * models resolved into real bundles, a keyring holding the brand's key, images composed for
  * `--from`, and the update files read back with busybox tar and openssl.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeStream, Keyring, type Assertion } from '@edgeimage/assertions';
-import { APP, appTree, AT, makeImageWorld, sh, SLOW, type ImageWorld } from '../../../composer/src/compose/test-helpers/image-world.js';
+import { APP, appTree, AT, CLI_BIN, INITRD_IMG, leftAfter, listFiles, makeImageWorld, MiB, sh, SLOW, snapYaml, type ImageWorld } from '../../../composer/src/compose/test-helpers/image-world.js';
 import { run, transcript, withEnv } from '../test-helpers/cli.js';
 
 let world: ImageWorld;
@@ -148,6 +149,36 @@ describe('update create', () => {
       expect(err).toMatch(/neither a disk image .* nor a model assertion .*\[ERR_UPDATE_FROM_UNKNOWN\]$/);
     }, SLOW);
   });
+
+  test('Ctrl-C while the update is being written: exit 130, no update, temporary file or work folder left', async () => {
+    // a kernel of 96 MiB, so that writing the tar takes long enough to be interrupted
+    const kernel = Buffer.alloc(96 * MiB);
+    for (let i = 0; i < kernel.length; i++) kernel[i] = (i * 7 + (i >> 12)) % 251;
+    await world.publish('big-kernel', { 'meta/snap.yaml': snapYaml('big-kernel', 'kernel', 'amd64'), 'kernel.img': kernel, 'initrd.img': INITRD_IMG });
+    const big = world.files(await world.model({ model: 'big', kernel: 'big-kernel', revision: 2 }), 'big.model');
+    const out = world.tempDir('ctrl-c-');
+    const tmp = world.tempDir('tmpdir-');
+    // the built CLI in its own process group, signalled as a terminal's Ctrl-C signals it
+    const child = spawn(process.execPath, [CLI_BIN, ...createArgs(big.model, join(out, 'big.update'))], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TMPDIR: tmp },
+      detached: true,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    let seen: string | undefined;
+    const watcher = watch(out, () => {
+      if (seen) return;
+      seen = readdirSync(out).find((n) => /^\.big\.update\.tmp-/.test(n));
+      if (seen) process.kill(-child.pid!, 'SIGINT');
+    });
+    const status = await new Promise<number | null>((done) => child.on('close', (code) => done(code)));
+    watcher.close();
+    expect([seen, status, stderr.split('\n').filter((l) => /error/i.test(l))]).toEqual([expect.stringMatching(/^\.big\.update\.tmp-\d+-[0-9a-f]{8}$/), 130, []]);
+    expect(listFiles(out)).toEqual([]);
+    // the staged slot (edgeimage-update-* in TMPDIR) is gone too
+    expect(await leftAfter(tmp, 3000)).toEqual([]);
+  }, SLOW);
 
   test('--help shows examples and explains the format', async () => {
     const r = await run(['update', 'create', '--help']);
