@@ -62,6 +62,11 @@ export interface BootTestOptions {
   settleSeconds?: number;
   /** More raw disks after the main one (/dev/vdb, …), attached as they are (never copied). */
   extraDisks?: readonly string[];
+  /**
+   * A QEMU blkdebug rules file: I/O errors injected on the main disk where the rules say, to test
+   * how the device fails (e.g. a slot write that hits a bad sector).
+   */
+  diskErrors?: string;
   /** Console lines that fail the boot (default: panic, initramfs FAILED, GRUB/U-Boot errors). */
   failOn?: readonly FailurePattern[];
   /** Guest RAM, MiB (default 512). */
@@ -218,6 +223,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
   if (!direct && opts.image === undefined) throw new BootTestError('ERR_USAGE', 'an image is needed (only a direct boot may go without a disk)');
   if (opts.image !== undefined) mustExist(opts.image, 'image');
   for (const d of opts.extraDisks ?? []) mustExist(d, 'extra disk');
+  if (opts.diskErrors !== undefined) mustExist(opts.diskErrors, 'disk error rules');
   if (opts.untilExit && opts.settleSeconds !== undefined) throw new BootTestError('ERR_USAGE', 'a boot either waits for QEMU to exit (untilExit) or settles with the system up (settleSeconds), not both');
   if (direct) {
     mustExist(direct.kernel, 'kernel');
@@ -263,6 +269,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
       accel,
       memoryMiB: opts.memoryMiB,
       disk,
+      diskErrors: opts.diskErrors,
       extraDisks: opts.extraDisks,
       firmware: firmware !== 'direct' ? { kind: firmware, files: files! } : undefined,
       direct,

@@ -39,6 +39,13 @@ describe('qemuCommand: the QEMU command line per architecture and firmware', () 
     expect(drives).toEqual(['file=/t/disk.img,format=raw,if=virtio', 'file=/t/update,,1.img,format=raw,if=virtio', 'file=/t/other.img,format=raw,if=virtio']);
   });
 
+  test('disk errors: the main disk goes through blkdebug with the rules file; without a disk they are refused', () => {
+    const c = qemuCommand({ arch: 'amd64', accel: 'tcg', disk: '/t/disk,1.img', diskErrors: '/t/rules.conf', extraDisks: ['/t/u.img'] });
+    const drives = c.args.flatMap((a, i) => (c.args[i - 1] === '-drive' ? [a] : []));
+    expect(drives).toEqual(['if=virtio,format=raw,file.driver=blkdebug,file.config=/t/rules.conf,file.image.filename=/t/disk,,1.img', 'file=/t/u.img,format=raw,if=virtio']);
+    expect(() => qemuCommand({ arch: 'amd64', accel: 'tcg', diskErrors: '/t/rules.conf' })).toThrow('disk errors need a disk');
+  });
+
 describe('resolveFirmware', () => {
   let dir: string;
   beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'edgeimage-fw-')); });

@@ -82,6 +82,11 @@ export interface MachineSpec {
   /** The disk (raw); left out: no disk. */
   disk?: string;
   /**
+   * A QEMU blkdebug rules file for the disk: its I/O errors are injected as the rules say
+   * (`[inject-error] event = "write_aio" errno = "5" sector = "N"`), to test failure paths.
+   */
+  diskErrors?: string;
+  /**
    * More raw disks, each `-drive file=…,format=raw,if=virtio` after the main disk, in order: the
    * guest sees them as /dev/vdb, /dev/vdc, … (e.g. an update on a stand-in for a USB stick).
    */
@@ -125,7 +130,10 @@ export function qemuCommand(spec: MachineSpec): { binary: string; args: string[]
     if (spec.direct.initrd !== undefined) args.push('-initrd', spec.direct.initrd);
     if (spec.direct.append !== undefined) args.push('-append', spec.direct.append);
   }
-  if (spec.disk !== undefined) args.push('-drive', `file=${qemuPath(spec.disk)},format=raw,if=virtio`);
+  if (spec.disk !== undefined) {
+    if (spec.diskErrors !== undefined) args.push('-drive', `if=virtio,format=raw,file.driver=blkdebug,file.config=${qemuPath(spec.diskErrors)},file.image.filename=${qemuPath(spec.disk)}`);
+    else args.push('-drive', `file=${qemuPath(spec.disk)},format=raw,if=virtio`);
+  } else if (spec.diskErrors !== undefined) throw new BootTestError('ERR_USAGE', 'disk errors need a disk');
   for (const d of spec.extraDisks ?? []) args.push('-drive', `file=${qemuPath(d)},format=raw,if=virtio`);
   // The i6300esb is a PCI device: q35 and virt both have PCI. A watchdog timeout resets the
   // machine (QEMU's default action, spelled out); with -no-reboot the reset ends QEMU.
