@@ -9,7 +9,9 @@
  *   power-cut → every crash point ends healthy on a or b.
  * Every board runs the power cut at every crash point. The reference store is built once
  * (`scripts/reference-images --store-only`) and each board starts from a copy of it (`--ref`).
- * Time (2 cores, two QEMUs at once with --jobs 2): TIME_TBD.
+ * Time (2 cores, two QEMUs at once with --jobs 2): ~6 min per board (pc-amd64 358 s, arm64-efi
+ * 367 s, arm64-uboot 262 s), ~1 min for the bad-sector test; the reference store 18 s when the
+ * bundles are already built (several minutes on a clean clone, where this file builds them).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
