@@ -5,7 +5,7 @@
  * full disk.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chownSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, watch, writeFileSync } from 'node:fs';
+import { chownSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha3_384Digest, type Assertion } from '@edgeimage/assertions';
 import {
@@ -30,7 +30,7 @@ import {
   type ImageWorld,
 } from '../../../composer/src/compose/test-helpers/image-world.js';
 import type { ImageManifest } from '@edgeimage/composer';
-import { run } from '../test-helpers/cli.js';
+import { interruptWhen, run } from '../test-helpers/cli.js';
 
 const isRoot = process.getuid?.() === 0;
 const NOBODY = 65534;
@@ -385,31 +385,12 @@ describe('Ctrl-C', () => {
     if (r.status !== 0) throw new Error(r.err);
   }, SLOW);
 
-  /**
-   * Starts a build in its own process group and, as soon as a file matching `when` appears in the
-   * output folder, sends SIGINT to the group, as a terminal's Ctrl-C does.
-   */
+  /** A build of the big model, interrupted (SIGINT to its process group) once a file matching `when` shows in its output folder. */
   async function interrupt(when: RegExp, extra: string[] = []) {
     const out = world.tempDir('out-');
     const tmp = world.tempDir('tmpdir-');
-    const child = spawn(process.execPath, [CLI_BIN, 'build', big.model, '--store', world.storeDir, ...files.trustArgs, ...at, '--cache', cache, '-o', out, ...extra], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TMPDIR: tmp },
-      detached: true,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    let seen: string | undefined;
-    const check = () => {
-      if (seen) return;
-      seen = readdirSync(out).find((n) => when.test(n));
-      if (seen) process.kill(-child.pid!, 'SIGINT');
-    };
-    const watcher = watch(out, check);
-    const done = new Promise<{ status: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (status, signal) => resolve({ status, signal })));
-    const res = await done;
-    watcher.close();
-    return { ...res, seen, out, tmp, stderr };
+    const r = await interruptWhen(['build', big.model, '--store', world.storeDir, ...files.trustArgs, ...at, '--cache', cache, '-o', out, ...extra], out, when, tmp);
+    return { ...r, out, tmp };
   }
 
   test('while the temporary image is being written: the build stops (130) and leaves no image, temp file or work folder', async () => {

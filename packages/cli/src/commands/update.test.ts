@@ -3,12 +3,11 @@
  * models resolved into real bundles, a keyring holding the brand's key, images composed for
  * `--from`, and the update files read back with busybox tar and openssl.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeStream, Keyring, type Assertion } from '@edgeimage/assertions';
-import { APP, appTree, AT, CLI_BIN, INITRD_IMG, leftAfter, listFiles, makeImageWorld, MiB, sh, SLOW, snapYaml, type ImageWorld } from '../../../composer/src/compose/test-helpers/image-world.js';
-import { run, transcript, withEnv } from '../test-helpers/cli.js';
+import { APP, appTree, AT, INITRD_IMG, leftAfter, listFiles, makeImageWorld, MiB, sh, SLOW, snapYaml, type ImageWorld } from '../../../composer/src/compose/test-helpers/image-world.js';
+import { interruptWhen, run, transcript, withEnv } from '../test-helpers/cli.js';
 
 let world: ImageWorld;
 let keyring: string;
@@ -158,23 +157,8 @@ describe('update create', () => {
     const big = world.files(await world.model({ model: 'big', kernel: 'big-kernel', revision: 2 }), 'big.model');
     const out = world.tempDir('ctrl-c-');
     const tmp = world.tempDir('tmpdir-');
-    // the built CLI in its own process group, signalled as a terminal's Ctrl-C signals it
-    const child = spawn(process.execPath, [CLI_BIN, ...createArgs(big.model, join(out, 'big.update'))], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TMPDIR: tmp },
-      detached: true,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    let seen: string | undefined;
-    const watcher = watch(out, () => {
-      if (seen) return;
-      seen = readdirSync(out).find((n) => /^\.big\.update\.tmp-/.test(n));
-      if (seen) process.kill(-child.pid!, 'SIGINT');
-    });
-    const status = await new Promise<number | null>((done) => child.on('close', (code) => done(code)));
-    watcher.close();
-    expect([seen, status, stderr.split('\n').filter((l) => /error/i.test(l))]).toEqual([expect.stringMatching(/^\.big\.update\.tmp-\d+-[0-9a-f]{8}$/), 130, []]);
+    const r = await interruptWhen(createArgs(big.model, join(out, 'big.update')), out, /^\.big\.update\.tmp-/, tmp);
+    expect([r.seen, r.status, r.stderr.split('\n').filter((l) => /error/i.test(l))]).toEqual([expect.stringMatching(/^\.big\.update\.tmp-\d+-[0-9a-f]{8}$/), 130, []]);
     expect(listFiles(out)).toEqual([]);
     // the staged slot (edgeimage-update-* in TMPDIR) is gone too
     expect(await leftAfter(tmp, 3000)).toEqual([]);

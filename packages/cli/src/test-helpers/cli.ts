@@ -2,10 +2,12 @@
  * Runs the CLI in-process for tests: a capturing Io, temporary folders that are removed after the
  * test file, environment overrides, and a small own trust chain (root → acme account → brand key).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeContent, encodeSigned, type Headers, type PrivateKey } from '@edgeimage/assertions';
+import { CLI_BIN } from '../../../composer/src/compose/test-helpers/image-world.js';
 import { main } from '../main.js';
 import type { Io } from '../output.js';
 
@@ -184,4 +186,35 @@ export function signRaw(headers: Headers, key: PrivateKey, primaryKey: readonly 
   const h: Headers = { ...headers, 'sign-key-sha3-384': key.publicKey.id };
   const content = encodeContent({ primaryKey }, h, body === undefined ? undefined : Buffer.from(body));
   return encodeSigned(content, key.sign(content, at));
+}
+
+export interface Interrupted {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  /** The file whose appearance triggered the SIGINT (undefined: the command ended first). */
+  seen?: string;
+  stderr: string;
+}
+
+/**
+ * Runs the built CLI (`edgeimage ARGV`) in its own process group with TMPDIR `tmp` and, as soon
+ * as a file matching `when` appears in `dir`, sends SIGINT to the group, as a terminal's Ctrl-C does.
+ */
+export async function interruptWhen(argv: string[], dir: string, when: RegExp, tmp: string): Promise<Interrupted> {
+  const child = spawn(process.execPath, [CLI_BIN, ...argv], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TMPDIR: tmp },
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  let seen: string | undefined;
+  const watcher = watch(dir, () => {
+    if (seen) return;
+    seen = readdirSync(dir).find((n) => when.test(n));
+    if (seen) process.kill(-child.pid!, 'SIGINT');
+  });
+  const res = await new Promise<{ status: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (status, signal) => resolve({ status, signal })));
+  watcher.close();
+  return { ...res, seen, stderr };
 }
