@@ -15,6 +15,12 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readPartitionTable, readImageEnv, bootPartitionOffset } from '@edgeimage/composer';
 import { bootTest, HEALTHY, type BootTestResult } from '../src/index.js';
+import { jest } from '@jest/globals';
+
+// Each board's tests are one sequence on one disk (first boot, then reboot, then slot b): jest
+// retries a failed test after the rest of its block, on a disk the later tests changed, so a
+// retry here could only mislead. No retries in this file (jest.qemu-setup.js gives one elsewhere).
+jest.retryTimes(0);
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const BOARDS = ['pc-amd64', 'arm64-efi', 'arm64-uboot'] as const;
