@@ -80,6 +80,7 @@ describe('refusals before QEMU starts', () => {
   test('a missing image, kernel or initrd; a disk size smaller than the image; KVM for a foreign architecture', async () => {
     expect((await refused({ image: join(tmp, 'nope.img') })).code).toBe('ERR_IMAGE_OPEN');
     expect((await refused({ direct: { kernel: join(tmp, 'vmlinuz') } })).message).toMatch(/kernel .*vmlinuz does not exist/);
+    expect((await refused({ image: images.amd64Gpt, diskErrors: join(tmp, 'rules.conf') })).message).toMatch(/^disk error rules .*rules\.conf does not exist$/);
     const shrink = await refused({ image: images.amd64Gpt, diskSize: '1M' });
     expect(shrink.code).toBe('ERR_DISK_SIZE');
     expect(shrink.message).toMatch(/smaller than the image .*never shrunk/);
