@@ -7,9 +7,11 @@
  *      system-data grown to the end of the bigger disk (the GPT verifies afterwards);
  *   2. a reboot: hello-kiosk's data survived (its second start is recorded), nothing grown again;
  *   3. `edgeimage env set edge_slot=b` offline: slot b boots, healthy, data still there.
+ * Then, on fresh copies: a power cut in the middle of the first-boot growth (the next boot
+ * finishes it), and a corrupted kernel (the bootloader names it).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -119,6 +121,38 @@ const text = (r: BootTestResult, re: RegExp): string | undefined => r.markers.ma
     expect(r.slot).toBe('b');
   }, (BOOT_TIMEOUT_S + 60) * 1000);
 
+  test('a power cut in the first-boot growth, after the partition table and before the filesystem: the next boot grows the filesystem', async () => {
+    ready();
+    const cut = join(work, `${board}.grow-cut.img`);
+    execFileSync('cp', ['--sparse=always', images[board]!, cut]);
+    const cli = (...args: string[]) => execFileSync('node', [join(ROOT, 'packages/cli/bin/edgeimage.js'), ...args]);
+    cli('env', 'set', cut, 'edge_kargs=edge.crash=grow-after-table');
+    const crashed = await bootTest({
+      image: cut,
+      inPlace: true,
+      diskSize: '+1G',
+      expect: [/edgeimage-grow: growing system-data/, /edgeimage: crash point grow-after-table: rebooting at once/],
+      noReboot: true,
+      untilExit: true,
+      timeoutSeconds: BOOT_TIMEOUT_S,
+      log: `${cut}.crash.log`,
+    });
+    expect(explain(crashed)).toBe('');
+    const data = () => readPartitionTable(cut).partitions.find((p) => p.name === 'system-data' || p.index === 4)!;
+    // the cut left the table grown and the filesystem at its old size
+    expect(ext4Bytes(cut, data().start)).toBeLessThan(data().size);
+    cli('env', 'set', cut, 'edge_kargs=');
+    const r = await boot(board, cut, [
+      /edgeimage-grow: the filesystem of system-data \((\d+) MiB\) is smaller than its partition \((\d+) MiB\): an earlier growth was cut off/,
+      /edgeimage-grow: system-data is now (\d+) MiB/,
+      HEALTHY,
+    ]);
+    expect(explain(r)).toBe('');
+    expect(r.markers.some((m) => /edgeimage-grow: growing/.test(m.line))).toBe(false);
+    expect(ext4Bytes(cut, data().start)).toBe(data().size);
+    rmSync(cut);
+  }, (2 * BOOT_TIMEOUT_S + 60) * 1000);
+
   test('a corrupted kernel in slot a: the boot fails at the bootloader, naming the cause, without hanging', async () => {
     ready();
     const bad = join(work, `${board}.bad-kernel.img`);
@@ -131,6 +165,18 @@ const text = (r: BootTestResult, re: RegExp): string | undefined => r.markers.ma
     rmSync(bad);
   }, (BOOT_TIMEOUT_S + 60) * 1000);
 });
+
+/** The size of the ext4 at byte `offset` of `image`, from its superblock (block count at byte 4, log2(block size / 1024) at 24). */
+function ext4Bytes(image: string, offset: number): number {
+  const sb = Buffer.alloc(32);
+  const fd = openSync(image, 'r');
+  try {
+    readSync(fd, sb, 0, 32, offset + 1024);
+  } finally {
+    closeSync(fd);
+  }
+  return sb.readUInt32LE(4) * (1024 << sb.readUInt32LE(24));
+}
 
 /** Replaces boot/kernel.img of a slot with 4 MiB of garbage (debugfs on the slot's ext4, no root). */
 function corruptSlotKernel(image: string, slot: 'a' | 'b'): void {
