@@ -11,13 +11,14 @@
  * finishes it), and a corrupted kernel (the bootloader names it).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readPartitionTable, readImageEnv, bootPartitionOffset } from '@edgeimage/composer';
 import { bootTest, HEALTHY, type BootTestResult } from '../src/index.js';
 import { jest } from '@jest/globals';
+import { ext4Bytes } from './helpers-disk.js';
 
 // Each board's tests are one sequence on one disk (first boot, then reboot, then slot b): jest
 // retries a failed test after the rest of its block, on a disk the later tests changed, so a
@@ -165,18 +166,6 @@ const text = (r: BootTestResult, re: RegExp): string | undefined => r.markers.ma
     rmSync(bad);
   }, (BOOT_TIMEOUT_S + 60) * 1000);
 });
-
-/** The size of the ext4 at byte `offset` of `image`, from its superblock (block count at byte 4, log2(block size / 1024) at 24). */
-function ext4Bytes(image: string, offset: number): number {
-  const sb = Buffer.alloc(32);
-  const fd = openSync(image, 'r');
-  try {
-    readSync(fd, sb, 0, 32, offset + 1024);
-  } finally {
-    closeSync(fd);
-  }
-  return sb.readUInt32LE(4) * (1024 << sb.readUInt32LE(24));
-}
 
 /** Replaces boot/kernel.img of a slot with 4 MiB of garbage (debugfs on the slot's ext4, no root). */
 function corruptSlotKernel(image: string, slot: 'a' | 'b'): void {

@@ -9,15 +9,13 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import { Keyring } from '@edgeimage/assertions';
 import { encodeUpdateManifest, signManifest, type SlotFile } from '@edgeimage/composer';
+import { ROOT, isRoot, unpackBase } from './helpers-base-chroot.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const isRoot = process.getuid?.() === 0;
 const keys = new Keyring(join(ROOT, 'signing-keys.example'));
 
 let work: string;
@@ -33,15 +31,13 @@ const NEW = Buffer.from('a new bundle\n');
 beforeAll(() => {
   if (!isRoot) return;
   work = mkdtempSync(join(tmpdir(), 'edgeimage-edge-update-'));
-  // the reference bundles as bundles/build keeps them (unchanged ones are not rebuilt)
-  const r = spawnSync(join(ROOT, 'bundles/build'), [], { encoding: 'utf8' });
-  const snap = r.stdout.split('\n').find((l) => /busybox-base_.*_amd64\.snap$/.test(l));
-  if (r.status !== 0 || !snap) {
-    setupError = `bundles/build failed: ${r.stderr.slice(-2000)}`;
+  chroot = join(work, 'root');
+  try {
+    unpackBase(chroot);
+  } catch (e) {
+    setupError = (e as Error).message;
     return;
   }
-  chroot = join(work, 'root');
-  execFileSync('unsquashfs', ['-q', '-n', '-d', chroot, snap]);
   // the running system as the initramfs leaves it: slot a mounted, with the brand's key in its trust store
   const run = join(chroot, 'run/edgeimage');
   mkdirSync(join(run, 'slot/trust'), { recursive: true });
