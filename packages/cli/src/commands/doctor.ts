@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hostToolEnv } from '@edgeimage/store';
 import { execa } from 'execa';
 import type { Argv } from 'yargs';
 import { EXIT_FAILURE, printJson } from '../output.js';
@@ -46,7 +47,7 @@ export function doctorCommand(ctx: Context) {
           const path = which(t.tool);
           let version: string | undefined;
           if (path && t.versionArgs.length > 0) {
-            const r = await execa(path, t.versionArgs, { reject: false, all: true, timeout: 10_000 });
+            const r = await execa(path, t.versionArgs, { reject: false, all: true, timeout: 10_000, env: hostToolEnv(), extendEnv: false });
             version = (r.all ?? '').split('\n').find((l) => l.trim())?.trim();
           }
           return { tool: t.tool, found: Boolean(path), path, version, package: t.package, 'needed-by': t.neededBy };

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { EdgeimageError } from '@edgeimage/assertions';
 import { checkABRoles, checkGadgetContent, GadgetError, layoutGadget, parseGadgetYaml, readGadgetYaml, type GadgetInfo, type LaidOutVolume } from '@edgeimage/gadget';
+import { hostToolEnv } from '@edgeimage/store';
 import { execa } from 'execa';
 import type { Argv } from 'yargs';
 import { printJson } from '../output.js';
@@ -55,7 +56,7 @@ function isSquashfs(file: string): boolean {
 }
 
 async function unsquashfs(args: string[]) {
-  const r = await execa('unsquashfs', args, { reject: false, maxBuffer: MAX_GADGET_YAML, stripFinalNewline: false });
+  const r = await execa('unsquashfs', args, { reject: false, maxBuffer: MAX_GADGET_YAML, stripFinalNewline: false, env: hostToolEnv(), extendEnv: false });
   if (r.failed && r.code === 'ENOENT') {
     throw new EdgeimageError('ERR_HOST_TOOL', 'unsquashfs is not installed (not found on PATH); install the Debian package squashfs-tools (apt-get install squashfs-tools)', {
       tool: 'unsquashfs',

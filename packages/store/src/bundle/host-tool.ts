@@ -28,8 +28,21 @@ export interface ToolResult {
 export interface ToolOptions {
   /** Stop the tool once it has written more than this to stdout (default 16 MiB). */
   maxStdout?: number;
-  /** Variables to set (a string) or remove (undefined) on top of this process's environment. */
+  /** Variables to set (a string) or remove (undefined) on top of {@link hostToolEnv}. */
   env?: Record<string, string | undefined>;
+}
+
+/**
+ * The whole environment of a host tool: nothing of this process's is inherited but `PATH` (with
+ * the sbin directories, where Debian keeps some tools), so a secret in the build's environment
+ * (`EDGEIMAGE_KEY_PASSPHRASE`, tokens) never reaches a child, and the locale, time zone and home
+ * of the build user cannot change a tool's output. squashfs-tools need nothing else (timestamps
+ * are given as options, never through SOURCE_DATE_EPOCH).
+ */
+export function hostToolEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const path = (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(':').filter(Boolean);
+  for (const dir of ['/usr/local/sbin', '/usr/sbin', '/sbin']) if (!path.includes(dir)) path.push(dir);
+  return { PATH: path.join(':'), LANG: 'C', LC_ALL: 'C', TZ: 'UTC', HOME: '/nonexistent', ...extra };
 }
 
 const STDERR_KEEP = 64 * 1024;
@@ -41,7 +54,7 @@ const STDERR_KEEP = 64 * 1024;
  */
 export function runTool(tool: string, args: readonly string[], opts: ToolOptions = {}): Promise<ToolResult> {
   const maxStdout = opts.maxStdout ?? 16 * 1024 * 1024;
-  const env: NodeJS.ProcessEnv = { ...process.env };
+  const env: NodeJS.ProcessEnv = hostToolEnv();
   for (const [k, v] of Object.entries(opts.env ?? {})) {
     if (v === undefined) delete env[k];
     else env[k] = v;
