@@ -109,7 +109,12 @@ if test ${ei_slot} = b; then setenv ei_part 3; else setenv ei_part 2; fi
 setenv ei_slotdev "${devtype} ${devnum}:${ei_part}"
 # loglevel=6 keeps the console short (no info messages) but shows the kernel's notices, among them
 # its command line. panic=5: a kernel that cannot go on reboots, so a bad try reaches the rollback.
-setenv bootargs "console=ttyAMA0 edgeimage.slot=${ei_slot} panic=5 loglevel=6 ${edge_kargs}"
+# The partition this script came from, as Linux's PARTUUID has it (MBR: <disk id>-<partition
+# number>; GPT: its unique GUID; lower case): the device looks for its slots and system-data only
+# on the disk that holds it, never on a second disk that happens to carry the same names.
+setenv ei_bootpart
+part uuid ${ei_boot} ei_bootpart
+setenv bootargs "console=ttyAMA0 edgeimage.slot=${ei_slot} edgeimage.bootpart=${ei_bootpart} panic=5 loglevel=6 ${edge_kargs}"
 
 echo "edgeimage-uboot: booting slot ${ei_slot} (${ei_why})"
 if load ${ei_slotdev} ${kernel_addr_r} boot/kernel.img; then

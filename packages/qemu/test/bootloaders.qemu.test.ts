@@ -18,6 +18,16 @@ const BOOT_MS = 180_000;
 /** Stop a boot once the kernel has shown its command line: the bootloader's work is done. */
 const CMDLINE = /Kernel command line:[^\n]*\n/;
 
+/**
+ * Partition `n`'s PARTUUID from the host's reading of the table, as Linux spells it: GPT, the
+ * partition's unique GUID; MBR, `<disk id>-<partition number>`; lower case.
+ */
+function hostPartUuid(disk: string, n: number): string {
+  const t = sfdiskJson(disk);
+  if (t.label === 'gpt') return String(t.partitions[n - 1]!.uuid).toLowerCase();
+  return `${String(t.id).replace(/^0x/, '').padStart(8, '0')}-${n.toString(16).padStart(2, '0')}`.toLowerCase();
+}
+
 const timings: string[] = [];
 afterAll(() => {
   if (timings.length) console.log(`bootloader boot times (QEMU start = firmware start; TCG):\n${timings.join('\n')}`);
@@ -91,6 +101,8 @@ describe.each(BOARDS)('$gadget: the bootloader runs the A/B state machine', (boa
     expect(args).toEqual(expect.arrayContaining([`console=${board.arch === 'amd64' ? 'ttyS0' : 'ttyAMA0'}`, 'edgeimage.slot=a', 'panic=5']));
     expect(r.output).toMatch(/Kernel panic/);
     expect(r.exited).toBe(true); // the reboot of panic=5, with -no-reboot
+    // edgeimage.bootpart= is system-boot's PARTUUID, spelled as Linux spells it
+    expect(args.filter((a) => a.startsWith('edgeimage.bootpart='))).toEqual([`edgeimage.bootpart=${hostPartUuid(device, 1)}`]);
     const after = await envAfter();
     for (const k of Object.keys(ENV_FILES) as (keyof typeof ENV_FILES)[]) expect(Buffer.compare(after.files[k]!, before.files[k]!)).toBe(0);
   }, BOOT_MS * 2);

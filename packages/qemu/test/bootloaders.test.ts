@@ -76,7 +76,7 @@ describe('grub.cfg', () => {
   test('build-assets fills in the console of each board and leaves no placeholder', () => {
     if (missing('pc')) return;
     const pc = readFileSync(join(buildAssets('pc', temp()), 'EFI/BOOT/grub.cfg'), 'utf8');
-    expect(pc).toContain('console=ttyS0 edgeimage.slot=$ei_slot panic=5');
+    expect(pc).toContain('console=ttyS0 edgeimage.slot=$ei_slot edgeimage.bootpart=$ei_bootpart panic=5');
     expect(pc).not.toContain('@');
   });
 });
