@@ -20,8 +20,14 @@ export const ACCOUNT_ID = /^(?:[a-z0-9A-Z]{32}|[-a-z0-9]{2,28})$/;
 export const SNAP_ID = /^[a-z0-9A-Z]{32}$/;
 /** `validValidationSetName` (validation_set.go). */
 export const VALIDATION_SET_NAME = /^[a-z0-9](?:-?[a-z0-9])*$/;
-/** `validAccountKeyName` (account_key.go). */
-export const ACCOUNT_KEY_NAME = /^(?:[a-z0-9]+-?)*[a-z](?:-?[a-z0-9])*$/;
+/**
+ * `validAccountKeyName` (account_key.go): runs of lower-case letters and digits joined by single
+ * dashes, at least one letter. snapd's `^(?:[a-z0-9]+-?)*[a-z](?:-?[a-z0-9])*$` nests quantifiers
+ * and backtracks exponentially on a long name that fails at its end (30 characters: seconds); this
+ * form accepts the same names in linear time (the dash is required between runs, so every
+ * character is matched one way, and the anchored lookahead scans once).
+ */
+export const ACCOUNT_KEY_NAME = /^(?=[a-z0-9-]*[a-z])[a-z0-9]+(?:-[a-z0-9]+)*$/;
 /** `naming.ValidProvenance`. */
 export const PROVENANCE = /^[a-zA-Z0-9](?:-?[a-zA-Z0-9])*$/;
 /** `naming.ValidAlias`. */

@@ -91,6 +91,13 @@ describe('repository mapping', () => {
     expect(ociReference('', 'snaps/a--b/1.snap').repository).toBe('snaps/a--b');
   });
 
+  test('a hostile 100 kB path component is refused at once (the component check is linear)', () => {
+    // distribution's `[-]*` separator backtracked exponentially on this: 30 characters took seconds.
+    expect(() => ociReference('acme', `snaps/${'a'.repeat(100_000)}A/1.snap`)).toThrow(expect.objectContaining({ code: 'ERR_STORE_PATH' }));
+    expect(() => ociReference('acme', `snaps/${'a-'.repeat(50_000)}/1.snap`)).toThrow(expect.objectContaining({ code: 'ERR_STORE_PATH' }));
+    expect(ociReference('', `snaps/${'a-b.c__d'.repeat(4)}/1.snap`).repository).toBe(`snaps/${'a-b.c__d'.repeat(4)}`);
+  });
+
   test.each([
     ['snaps/Hello/1.snap', 'not a repository name component'],
     ['snaps//1.snap', 'not a repository name component'],

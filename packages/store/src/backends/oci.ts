@@ -109,7 +109,10 @@ const ACCEPT = [
 const USER_AGENT = 'edgeimage';
 
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*$/;
+// distribution's grammar writes the dash separator `[-]*`, which can match nothing and so nests
+// `[a-z0-9]+` inside a star: exponential backtracking on a long component that fails at its end.
+// `-+` accepts the same components (an empty separator only joins two runs of letters).
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 const MAX_REPOSITORY = 255;
 
