@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, closeSync, constants as fsc, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, ftruncateSync, cpSync } from 'node:fs';
+import { copyFileSync, closeSync, constants as fsc, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, ftruncateSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { type Assertion } from '@edgeimage/assertions';
@@ -11,6 +11,7 @@ import { ComposeError } from '../errors.js';
 import { buildExt4 } from '../fs/ext4.js';
 import { buildVfat } from '../fs/vfat.js';
 import { copyIntoImage, writeAt } from '../fs/copy.js';
+import { checkUnpackedTree, extractBundle, type BundleRef } from '../fs/bundle-files.js';
 import { writeGpt, writeMbr } from '../partition/index.js';
 import { ImageIdentity } from './identity.js';
 import { stageSystem } from './slot.js';
@@ -113,7 +114,10 @@ export async function composeImage(opts: ComposeOptions): Promise<ComposeResult>
     // 1. The gadget: its gadget.yaml, its A/B roles, its layout.
     emit({ kind: 'stage', what: `unpacking gadget ${gadget.name}` });
     const gadgetDir = join(work, 'gadget');
-    await runTool('unsquashfs', ['-q', '-n', '-no-xattrs', '-d', gadgetDir, gadget.path]);
+    const gadgetRef = { name: gadget.name, revision: gadget.revision, path: gadget.path, type: 'gadget' };
+    // Symbolic links may stay in the unpacked gadget: content paths are resolved through them and
+    // refused when they leave it; stageContent refuses any left in what it copies.
+    await extractBundle(gadgetRef, gadgetDir, { allowSymlinks: true });
     const gadgetYamlPath = join(gadgetDir, 'meta', 'gadget.yaml');
     if (!existsSync(gadgetYamlPath)) throw new ComposeError('ERR_GADGET_NO_YAML', `gadget ${gadget.name} revision ${gadget.revision} has no meta/gadget.yaml`, { gadget: gadget.name });
     const gadgetFile = `${gadget.name}_${gadget.revision}.snap:meta/gadget.yaml`;
@@ -151,12 +155,12 @@ export async function composeImage(opts: ComposeOptions): Promise<ComposeResult>
         const stage = join(work, 'stage', layout.name, String(s.yamlIndex));
         mkdirSync(stage, { recursive: true });
         if (s.role === 'system-boot') {
-          stageContent(s, gadgetDir, stage, gadgetFile);
+          stageContent(s, gadgetRef, gadgetDir, stage, gadgetFile);
           writeEnvTree(stage, env);
         } else if (s.role === 'system-a' || (s.role === 'system-b' && !opts.emptyB)) {
           cpSync(slotDir, stage, { recursive: true });
         } else if (s.filesystem !== 'none') {
-          stageContent(s, gadgetDir, stage, gadgetFile);
+          stageContent(s, gadgetRef, gadgetDir, stage, gadgetFile);
         }
         if (s.filesystem === 'ext4') {
           await buildExt4({ sourceDir: stage, output: out, size: s.size, label: s.filesystemLabel, name: structureKey(s), uuid: id.guid('fs', layout.name, structureKey(s)), hashSeed: id.guid('hash-seed', layout.name, structureKey(s)), timestamp: id.timestamp, journal: s.role === 'system-data' });
@@ -343,10 +347,12 @@ async function checkArchitectures(r: Resolution, gadgetDir: string, arch: string
 }
 
 /** Copies a structure's `source → target` content from the unpacked gadget into its staging tree. */
-function stageContent(s: LaidOutStructure, gadgetDir: string, stage: string, gadgetFile: string): void {
+function stageContent(s: LaidOutStructure, gadget: BundleRef, gadgetDir: string, stage: string, gadgetFile: string): void {
   for (const [i, c] of s.content.entries()) {
     if (c.kind !== 'file') continue;
     const src = checkContentPath(gadgetDir, c.source, { file: gadgetFile, structure: structureKey(s), line: c.line, col: c.col, what: `content #${i}: source` });
+    // Regular files and folders only: a link (even one inside the gadget) would be copied as a link.
+    checkUnpackedTree(gadget, src, realpathSync(gadgetDir));
     const target = join(stage, c.target.replace(/^\/+/, ''));
     if (statSync(src).isDirectory()) {
       mkdirSync(target, { recursive: true });

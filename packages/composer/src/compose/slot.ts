@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { type Assertion, encodeStream, PublicKey } from '@edgeimage/assertions';
 import type { Resolution, ResolvedBundle } from '@edgeimage/store';
 import { ComposeError } from '../errors.js';
-import { runTool } from '../fs/tool.js';
+import { extractBundle, listBundle } from '../fs/bundle-files.js';
 import { ImageIdentity } from './identity.js';
 
 export interface StageSystemOptions {
@@ -57,14 +57,18 @@ export async function stageSystem(opts: StageSystemOptions): Promise<StagedSyste
   }
 }
 
-/** kernel.img (and initrd.img when present) from the kernel bundle, for the bootloader. */
+/**
+ * kernel.img (and initrd.img when present) from the kernel bundle, for the bootloader: regular
+ * files inside the bundle, of a bounded size (extractBundle refuses anything else before
+ * unpacking).
+ */
 async function extractKernel(kernel: ResolvedBundle, dir: string): Promise<void> {
-  const listing = (await runTool('unsquashfs', ['-lc', '-d', '', kernel.path])).stdout.toString('utf8').split('\n').map((l) => l.trim().replace(/^\/+/, ''));
-  if (!listing.includes('kernel.img')) {
-    throw new ComposeError('ERR_KERNEL_NO_IMAGE', `kernel bundle ${kernel.name} revision ${kernel.revision} has no kernel.img at its top level (found: ${listing.filter((l) => l && !l.includes('/')).join(', ') || 'nothing'})`, { bundle: kernel.name });
+  const ref = { name: kernel.name, revision: kernel.revision, path: kernel.path, type: 'kernel' };
+  const top = (await listBundle(ref)).filter((e) => !e.path.includes('/')).map((e) => e.path);
+  if (!top.includes('kernel.img')) {
+    throw new ComposeError('ERR_KERNEL_NO_IMAGE', `kernel bundle ${kernel.name} revision ${kernel.revision} has no kernel.img at its top level (found: ${top.join(', ') || 'nothing'})`, { bundle: kernel.name });
   }
-  const files = ['kernel.img', ...(listing.includes('initrd.img') ? ['initrd.img'] : [])];
-  await runTool('unsquashfs', ['-q', '-n', '-no-xattrs', '-d', dir, kernel.path, ...files]);
+  await extractBundle(ref, dir, { files: ['kernel.img', ...(top.includes('initrd.img') ? ['initrd.img'] : [])] });
 }
 
 /** Writes the slot tree; returns the trust store's file names. */
