@@ -2,14 +2,17 @@
  * The device's edge-update, run for real — busybox sh, Debian's openssl and the base bundle's own
  * files — in a chroot of the amd64 busybox-base bundle (root needed; CI runs as root). The slot it
  * sees is a folder standing in for the mounted active slot; no disk is touched: every update here
- * is refused before writing, except the valid one, which passes verification and then stops at
- * the missing slot partition. Entries with absolute paths, `..` or links, a manifest that does not
- * verify, a key of another account, another model, an older or equal revision, a wrong digest, a
- * missing or an extra file: each is REFUSED (exit 3) with the reason.
+ * is refused before writing, except the valid ones, which pass verification and then stop at the
+ * missing slot partition (the refuse scenario under QEMU checks slot b's bytes on a real disk).
+ * The source is read once (a FIFO works). Entries with absolute paths, `..`, `.` or empty
+ * components (aliases of the manifest), twice, not in the manifest, links; a manifest that does
+ * not verify, a key id that is not one, a key of another account, another model, an older or
+ * equal revision, a wrong digest, a missing or an extra file: each is REFUSED (exit 3) with the
+ * reason, and the work folder on /writable is gone.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Keyring } from '@edgeimage/assertions';
@@ -94,9 +97,66 @@ function makeUpdate(name: string, c: Case = {}): string {
   return `/tmp/${name}.tar`;
 }
 
-function apply(tarInChroot: string): { status: number | null; out: string } {
-  const r = spawnSync('chroot', [chroot, '/usr/bin/edge-update', 'apply', tarInChroot], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
-  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+/** A ustar archive written header by header: the hostile entries (aliases, duplicates, links, pax records) tar tools normalise or will not write. */
+function ustar(entries: { name: string; data?: Buffer; type?: string; link?: string }[]): Buffer {
+  const blocks: Buffer[] = [];
+  for (const e of entries) {
+    const data = e.data ?? Buffer.alloc(0);
+    const h = Buffer.alloc(512);
+    h.write(e.name, 0, 100, 'latin1');
+    h.write('0000644\0', 100, 'latin1');
+    h.write('0000000\0', 108, 'latin1');
+    h.write('0000000\0', 116, 'latin1');
+    h.write(`${data.length.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
+    h.write('00000000000\0', 136, 'latin1');
+    h.write('        ', 148, 'latin1');
+    h.write(e.type ?? '0', 156, 'latin1');
+    if (e.link) h.write(e.link, 157, 100, 'latin1');
+    h.write('ustar\u000000', 257, 'latin1');
+    const sum = h.reduce((n, b) => n + b, 0);
+    h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+    blocks.push(h, data, Buffer.alloc((512 - (data.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+
+const EVIL = Buffer.from('a bundle nobody signed\n');
+const file = (path: string, data: Buffer): SlotFile => ({ path, sha256: sha(data), size: data.length });
+const slotFiles = [file('model.assert', MODEL(2)), file('bundles/app_1.snap', APP), file('bundles/new_1.snap', NEW)];
+const manifestOf = (files: SlotFile[], keyId = brand().publicKey.id) => encodeUpdateManifest({ 'brand-id': 'example-brand', model: 'pc-amd64', revision: 2, 'sign-key-sha3-384': keyId, files });
+/** A manifest the brand signed, with the key id line replaced before signing (a key id encodeUpdateManifest would not write). */
+function signedWithKeyId(keyId: string): Buffer {
+  return Buffer.from(manifestOf(slotFiles).toString().replace(`sign-key-sha3-384: ${brand().publicKey.id}\n`, `sign-key-sha3-384: ${keyId}\n`));
+}
+/** The valid update's entries (its manifest as given, signed by the brand), then `extra`; written to /tmp/NAME.tar in the chroot. */
+function writeHostile(name: string, extra: Parameters<typeof ustar>[0], manifest = manifestOf(slotFiles)): string {
+  const tar = ustar([
+    { name: 'edgeimage-update/manifest', data: manifest },
+    { name: 'edgeimage-update/manifest.sig', data: signManifest(manifest, brand()) },
+    { name: 'edgeimage-update/slot/bundles/new_1.snap', data: NEW },
+    { name: 'edgeimage-update/slot/model.assert', data: MODEL(2) },
+    ...extra,
+  ]);
+  writeFileSync(join(chroot, 'tmp', `${name}.tar`), tar);
+  return `/tmp/${name}.tar`;
+}
+/** An unsigned manifest that lists a bundle of its own besides the signed ones: what an alias of the manifest would smuggle in. */
+const unsigned = () => manifestOf([...slotFiles, file('bundles/evil_1.snap', EVIL)].sort((a, b) => (a.path < b.path ? -1 : 1)));
+
+function apply(source: string): { status: number | null; out: string } {
+  // the timeout only stops a run that waits for a second read of a FIFO no one writes to any more
+  const r = spawnSync('chroot', [chroot, '/usr/bin/edge-update', 'apply', source], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, timeout: 120_000, killSignal: 'SIGKILL' });
+  return { status: r.status, out: `${r.stdout}${r.stderr}${r.error ? `\n(${r.error.message})` : ''}` };
+}
+
+/** What a run may leave in the chroot's writable places: nothing of its own. */
+function leftBehind(): string[] {
+  const spool = join(chroot, 'writable');
+  return [
+    ...(existsSync(spool) ? readdirSync(spool).map((f) => `writable/${f}`) : []),
+    ...readdirSync(join(chroot, 'run/edgeimage')).filter((f) => !['slot', 'slot-name', 'devices'].includes(f)).map((f) => `run/edgeimage/${f}`),
+  ];
 }
 
 const ready = () => {
@@ -111,14 +171,15 @@ const ready = () => {
     // this chroot has no slot b partition: the first write step is where it stops
     expect(r.out).toContain('edge-update: FAILED: no partition for slot b');
     expect(r.status).toBe(1);
+    expect(leftBehind()).toEqual([]);
   });
 
   const refused: [string, Case, RegExp][] = [
     // busybox tar lists these names already stripped of the leading / and of the ../ (as it would
     // extract them): what is left lies outside edgeimage-update/, and is refused as such
-    ['an entry with an absolute path', { extraEntries: (dir) => { writeFileSync(join(dir, 'evil'), 'x'); return [join(dir, 'evil')]; } }, /REFUSED: entry tmp\/.*\/evil is outside edgeimage-update\//],
-    ['an entry with ..', { extraEntries: (dir) => { mkdirSync(join(dir, 'edgeimage-update/slot/x'), { recursive: true }); writeFileSync(join(dir, 'edgeimage-update/evil'), 'x'); return ['edgeimage-update/slot/x/../../evil']; } }, /REFUSED: entry evil is outside edgeimage-update\//],
-    ['a symlink entry', { extraEntries: (dir) => { symlinkSync('/etc/passwd', join(dir, 'edgeimage-update/slot/link')); return ['edgeimage-update/slot/link']; } }, /REFUSED: entry edgeimage-update\/slot\/link: links and names with spaces are not allowed/],
+    ['an entry with an absolute path', { extraEntries: (dir) => { writeFileSync(join(dir, 'evil'), 'x'); return [join(dir, 'evil')]; } }, /REFUSED: entry \/tmp\/.*\/evil is not in canonical form/],
+    ['an entry with ..', { extraEntries: (dir) => { mkdirSync(join(dir, 'edgeimage-update/slot/x'), { recursive: true }); writeFileSync(join(dir, 'edgeimage-update/evil'), 'x'); return ['edgeimage-update/slot/x/../../evil']; } }, /REFUSED: entry edgeimage-update\/slot\/x\/\.\.\/\.\.\/evil is not in canonical form/],
+    ['a symlink entry', { extraEntries: (dir) => { symlinkSync('/etc/passwd', join(dir, 'edgeimage-update/slot/link')); return ['edgeimage-update/slot/link']; } }, /REFUSED: entry edgeimage-update\/slot\/link is a symbolic link: an update holds regular files only/],
     ['a manifest changed after signing', { tamperManifest: true }, /REFUSED: the signature of the manifest does not verify with example-brand's key/],
     ['a manifest signed by the store, not the brand', { signer: 'store' }, /REFUSED: signed with key \S+, which is not a key of brand example-brand in the device's trust store/],
     ['an update for another model of the brand', { model: 'pc-amd64-lab' }, /REFUSED: the update is for model example-brand\/pc-amd64-lab; this device is example-brand\/pc-amd64/],
@@ -126,7 +187,7 @@ const ready = () => {
     ['an older revision', { revision: 0 }, /REFUSED: revision 0 is not higher than the installed revision 1 \(anti-rollback\)/],
     ['a payload file whose bytes differ from the signed digest', { tamperPayload: true }, /REFUSED: (model\.assert|bundles\/new_1\.snap): digest or size does not match the signed manifest/],
     ['a file neither in the update nor in the running slot', { files: [{ path: 'model.assert', data: MODEL(2), inTar: true }, { path: 'bundles/gone_3.snap', data: NEW, inTar: false }] }, /REFUSED: bundles\/gone_3\.snap is neither in the update nor in slot a/],
-    ['a payload file the signed manifest does not list', { extraEntries: (dir) => { writeFileSync(join(dir, 'edgeimage-update/slot/unlisted'), 'x'); return ['edgeimage-update/slot/unlisted']; } }, /REFUSED: slot\/unlisted is in the update but not in its signed manifest/],
+    ['a payload file the signed manifest does not list', { extraEntries: (dir) => { writeFileSync(join(dir, 'edgeimage-update/slot/unlisted'), 'x'); return ['edgeimage-update/slot/unlisted']; } }, /REFUSED: edgeimage-update\/slot\/unlisted is in the update but not in its signed manifest/],
   ];
   test.each(refused)('refused before writing anything: %s', (name, c, message) => {
     ready();
@@ -134,6 +195,51 @@ const ready = () => {
     expect(r.out).toMatch(message);
     expect(r.out).not.toContain('writing slot');
     expect(r.status).toBe(3);
+    expect(leftBehind()).toEqual([]);
+  });
+
+  test('a source that can be read only once (a FIFO, fed the update then endless zeros) is read once, up to the end-of-archive mark, and verifies', async () => {
+    ready();
+    const tar = makeUpdate('fifo');
+    const fifo = join(chroot, 'tmp/update.fifo');
+    rmSync(fifo, { force: true });
+    execFileSync('mkfifo', [fifo]);
+    // cat ends on the broken pipe once edge-update closes its end: a second open would wait for a writer forever
+    const writer = spawn('sh', ['-c', 'exec cat "$1" /dev/zero > "$2"', 'feed', join(chroot, tar), fifo], { stdio: 'ignore' });
+    const fed = new Promise<number | null>((resolve) => writer.on('exit', (code) => resolve(code)));
+    const r = apply('/tmp/update.fifo');
+    writer.kill('SIGKILL');
+    await fed;
+    expect(r.out).toContain('edge-update: update example-brand/pc-amd64 revision 2 verified: 3 files; writing slot b');
+    expect(r.out).toContain('edge-update: FAILED: no partition for slot b');
+    expect(r.status).toBe(1);
+    expect(leftBehind()).toEqual([]);
+  });
+
+  const hostile: [string, () => string, RegExp][] = [
+    // an alias of the manifest after the signed one: tar would extract it over the verified manifest
+    ['a second manifest under the alias edgeimage-update/./manifest', () => writeHostile('alias-dot', [{ name: 'edgeimage-update/slot/bundles/evil_1.snap', data: EVIL }, { name: 'edgeimage-update/./manifest', data: unsigned() }]), /REFUSED: entry edgeimage-update\/\.\/manifest is not in canonical form/],
+    ['a second manifest under the alias edgeimage-update//manifest', () => writeHostile('alias-slash', [{ name: 'edgeimage-update/slot/bundles/evil_1.snap', data: EVIL }, { name: 'edgeimage-update//manifest', data: unsigned() }]), /REFUSED: entry edgeimage-update\/\/manifest is not in canonical form/],
+    ['a slot entry with a trailing /', () => writeHostile('trailing', [{ name: 'edgeimage-update/slot/bundles/', data: EVIL }]), /REFUSED: entry edgeimage-update\/slot\/bundles\/ is not in canonical form/],
+    ['the manifest twice', () => writeHostile('dup-manifest', [{ name: 'edgeimage-update/manifest', data: unsigned() }]), /REFUSED: entry edgeimage-update\/manifest appears twice/],
+    ['a slot file twice, the second with other bytes', () => writeHostile('dup-slot', [{ name: 'edgeimage-update/slot/bundles/new_1.snap', data: EVIL }]), /REFUSED: entry edgeimage-update\/slot\/bundles\/new_1\.snap appears twice/],
+    ['a slot file the signed manifest does not list', () => writeHostile('unlisted', [{ name: 'edgeimage-update/slot/bundles/evil_1.snap', data: EVIL }]), /REFUSED: edgeimage-update\/slot\/bundles\/evil_1\.snap is in the update but not in its signed manifest/],
+    ['a hard link to the manifest', () => writeHostile('hardlink', [{ name: 'edgeimage-update/slot/bundles/app_1.snap', type: '1', link: 'edgeimage-update/manifest' }]), /REFUSED: entry edgeimage-update\/slot\/bundles\/app_1\.snap is a hard link: an update holds regular files only/],
+    ['a pax record renaming the next entry', () => writeHostile('pax', [{ name: 'edgeimage-update/PaxHeaders/x', type: 'x', data: Buffer.from('35 path=edgeimage-update/manifest\n') }]), /REFUSED: entry edgeimage-update\/PaxHeaders\/x is of tar type x, not a regular file/],
+    ['an entry outside edgeimage-update/', () => writeHostile('outside', [{ name: 'etc/passwd', data: EVIL }]), /REFUSED: entry etc\/passwd is neither the manifest, its signature nor a file under edgeimage-update\/slot\//],
+    ['a signature before the manifest', () => { const m = manifestOf(slotFiles); writeFileSync(join(chroot, 'tmp/sig-first.tar'), ustar([{ name: 'edgeimage-update/manifest.sig', data: signManifest(m, brand()) }, { name: 'edgeimage-update/manifest', data: m }])); return '/tmp/sig-first.tar'; }, /REFUSED: entry edgeimage-update\/manifest\.sig comes first: expected edgeimage-update\/manifest/],
+    ['a name with a space', () => writeHostile('space', [{ name: 'edgeimage-update/slot/a b', data: EVIL }]), /REFUSED: \/tmp\/space\.tar is not a tar stream of regular files: at byte \d+, a name with byte 0x20/],
+    // the key id becomes part of a path in the trust store: only a key id may
+    ['a key id that climbs out of the trust store (../../x)', () => writeHostile('key-dots', [], signedWithKeyId('../../x')), /REFUSED: sign-key-sha3-384 '\.\.\/\.\.\/x' is not a key id \(64 characters of A-Za-z0-9_-\)/],
+    ['a key id of 63 characters (the brand key id, cut)', () => writeHostile('key-63', [], signedWithKeyId(brand().publicKey.id.slice(0, 63))), /REFUSED: sign-key-sha3-384 '\S{63}' is 63 characters, not a key id/],
+  ];
+  test.each(hostile)('refused while reading, before writing anything: %s', (_name, make, message) => {
+    ready();
+    const r = apply(make());
+    expect(r.out).toMatch(message);
+    expect(r.out).not.toContain('writing slot');
+    expect(r.status).toBe(3);
+    expect(leftBehind()).toEqual([]);
   });
 
   test('not a tar at all', () => {
@@ -142,6 +248,7 @@ const ready = () => {
     const r = apply('/tmp/garbage.tar');
     expect(r.out).toMatch(/REFUSED: \/tmp\/garbage\.tar is not a tar stream/);
     expect(r.status).toBe(3);
+    expect(leftBehind()).toEqual([]);
   });
 });
 
