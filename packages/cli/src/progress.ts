@@ -26,6 +26,8 @@ export function resolveProgress(log: (line: string) => void, stream: NodeJS.Writ
             return line(`verified and cached ${e.name}`);
           case 'retry':
             return line(`retry ${e.attempt} of ${e.what} in ${e.delayMs} ms: ${e.error}`);
+          case 'cache-corrupt':
+            return line(`cache entry of ${e.name} is damaged (${e.why})`);
           default:
             return;
         }
@@ -43,6 +45,7 @@ export function resolveProgress(log: (line: string) => void, stream: NodeJS.Writ
       if (e.kind === 'download-start') bars.set(e.name, multi.create(e.size, 0, { name: e.name.padEnd(22), size: mb(e.size) }));
       else if (e.kind === 'download-progress') bars.get(e.name)?.increment(e.bytes);
       else if (e.kind === 'retry') multi.log(`retry ${e.attempt} of ${e.what}: ${e.error}\n`);
+      else if (e.kind === 'cache-corrupt') multi.log(`cache entry of ${e.name} is damaged (${e.why})\n`);
       else if (e.kind === 'model') multi.log(`model ${e.model}: verified\n`);
     },
     stop: () => multi.stop(),

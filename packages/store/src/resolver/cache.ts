@@ -1,7 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { encodeDigest } from '@edgeimage/assertions';
 
 /**
  * The content-addressed bundle cache: `DIR/bundles/<sha3-384>.snap`. A file enters it only by an
@@ -32,14 +33,39 @@ export class BundleCache {
     return join(this.bundlesDir, `${sha3_384}.snap`);
   }
 
-  /** The cached file when present with the expected size (sizes are checked; digests were on entry). */
-  lookup(sha3_384: string, size: number): string | undefined {
+  /**
+   * The cached file of `sha3_384` when its bytes still are what its name says, else undefined.
+   * A name proves content only while nothing changes the file (a disk error, a truncating copy, a
+   * hand edit), so every hit is re-hashed (size, then sha3-384) before it is used. An entry that
+   * fails is left alone and reported through `onCorrupt`: the caller downloads the bundle again
+   * through the full verification path, whose atomic rename replaces it (deleting it here could
+   * race with another build renaming a good copy into place).
+   */
+  async verifiedLookup(sha3_384: string, size: number, onCorrupt?: (why: string) => void): Promise<string | undefined> {
     const p = this.pathOf(sha3_384);
+    let actualSize: number;
     try {
-      return statSync(p).size === size ? p : undefined;
+      actualSize = statSync(p).size;
     } catch {
       return undefined;
     }
+    if (actualSize !== size) {
+      onCorrupt?.(`${p} has ${actualSize} bytes, the signed size is ${size}`);
+      return undefined;
+    }
+    const hash = createHash('sha3-384');
+    try {
+      for await (const chunk of createReadStream(p, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+    } catch (e) {
+      onCorrupt?.(`${p} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      return undefined;
+    }
+    const actual = encodeDigest(hash.digest());
+    if (actual !== sha3_384) {
+      onCorrupt?.(`${p} has sha3-384 ${actual}, the signed digest is ${sha3_384}`);
+      return undefined;
+    }
+    return p;
   }
 
   tempPath(sha3_384: string): string {

@@ -54,7 +54,9 @@ export type ResolveEvent =
   | { kind: 'download-progress'; name: string; bytes: number }
   | { kind: 'download-done'; name: string }
   | { kind: 'retry'; what: string; attempt: number; delayMs: number; error: string }
-  | { kind: 'cached'; name: string };
+  | { kind: 'cached'; name: string }
+  /** A cache entry whose bytes no longer match its signed digest or size: not used, fetched again. */
+  | { kind: 'cache-corrupt'; name: string; why: string };
 
 export interface ResolveOptions {
   store: Store;
@@ -274,7 +276,9 @@ export async function resolveModel(input: Assertion[], opts: ResolveOptions): Pr
 
   // 4. Downloads, in parallel, into the cache.
   cache.prepare();
-  const cachedBefore = planned.map((p) => cache.lookup(p.sha3_384, p.size));
+  const cachedBefore = await Promise.all(
+    planned.map((p) => cache.verifiedLookup(p.sha3_384, p.size, (why) => emit({ kind: 'cache-corrupt', name: p.snap.name, why: `${why}: downloading it again` }))),
+  );
   emit({ kind: 'plan', bundles: planned.map((p, i) => ({ name: p.snap.name, revision: p.revision, size: p.size, cached: Boolean(cachedBefore[i]) })) });
   let downloaded = 0;
   const paths = await mapLimit(planned, opts.concurrency ?? 4, async (p, i) => {
