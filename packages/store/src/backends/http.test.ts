@@ -146,3 +146,48 @@ describe('HttpBackend', () => {
     expect(() => new HttpBackend('ftp://example.com/store')).toThrow(expect.objectContaining({ code: 'ERR_STORE_URL' }));
   });
 });
+
+describe('HttpBackend bounds (a hostile or broken store)', () => {
+  it('gives up on a metadata file whose body stalls after the headers (idle timeout), instead of hanging', async () => {
+    faults.set('store.json', 'stall-mid-body');
+    const b = new HttpBackend(server.url, { idleTimeoutMs: 200 });
+    await expect(b.read('store.json')).rejects.toMatchObject({ code: 'ERR_STORE_UNREACHABLE', message: expect.stringContaining(`GET ${server.url}/store.json: the connection failed after 6 bytes of the body: no data for 0.2 s`) });
+  });
+
+  it('refuses a store file over the cap from its Content-Length, before reading the body', async () => {
+    const b = new HttpBackend(server.url, { maxFileBytes: 1000 });
+    await expect(b.read(BUNDLE)).rejects.toMatchObject({
+      code: 'ERR_STORE_TOO_BIG',
+      message: expect.stringContaining(`${BUNDLE} is ${bytes.length} bytes (Content-Length), more than the 1000 bytes a store file other than a bundle may be`),
+    });
+  });
+
+  it('refuses an endless body without Content-Length at the default cap (16 MiB)', async () => {
+    // Chunked, 64 KiB at a time, until the client goes away (at most 48 MiB: the server stops by itself).
+    let sent = 0;
+    const endless = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      const more = () => {
+        while (sent < 48 * 1024 * 1024 && !res.destroyed) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      more();
+    });
+    await new Promise<void>((r) => endless.listen(0, '127.0.0.1', () => r()));
+    try {
+      const url = `http://127.0.0.1:${(endless.address() as AddressInfo).port}`;
+      await expect(new HttpBackend(url).read('index.json')).rejects.toMatchObject({
+        code: 'ERR_STORE_TOO_BIG',
+        message: expect.stringMatching(/index\.json is at least \d+ bytes \(no Content-Length\), more than the 16777216 bytes/),
+      });
+      expect(sent).toBeLessThan(48 * 1024 * 1024);
+    } finally {
+      endless.closeAllConnections();
+      await new Promise((r) => endless.close(r));
+    }
+  });
+});

@@ -2,12 +2,15 @@ import { Readable } from 'node:stream';
 import { StoreError } from '../errors.js';
 import type { StoreBackend } from './backend.js';
 import { checkStorePath } from './dir.js';
+import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, MAX_STORE_FILE_BYTES } from './transfer.js';
 
 export interface HttpBackendOptions {
   /** Give up when the server has not answered with headers within this time (default 30 s). */
   headersTimeoutMs?: number;
   /** Give up on a body when no bytes arrive for this long (default 60 s). */
   idleTimeoutMs?: number;
+  /** The largest file `read` accepts (store files other than bundles; default 16 MiB). */
+  maxFileBytes?: number;
 }
 
 /** Why a request failed at the transport level, in a few words (`connect ECONNREFUSED 127.0.0.1:9`). */
@@ -37,6 +40,7 @@ export class HttpBackend implements StoreBackend {
   private readonly base: URL;
   private readonly headersTimeoutMs: number;
   private readonly idleTimeoutMs: number;
+  private readonly maxFileBytes: number;
 
   constructor(
     readonly url: string,
@@ -53,8 +57,9 @@ export class HttpBackend implements StoreBackend {
     }
     base.hash = '';
     this.base = base;
-    this.headersTimeoutMs = opts.headersTimeoutMs ?? 30_000;
-    this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
+    this.headersTimeoutMs = opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.maxFileBytes = opts.maxFileBytes ?? MAX_STORE_FILE_BYTES;
   }
 
   locate(path: string): string {
@@ -67,11 +72,19 @@ export class HttpBackend implements StoreBackend {
     try {
       if (response.status === 404) return undefined;
       if (response.status !== 200) throw this.statusError(response, url);
-      try {
-        return Buffer.from(await response.arrayBuffer());
-      } catch (e) {
-        throw new StoreError('ERR_STORE_UNREACHABLE', `GET ${url}: the connection failed while reading the response: ${transportReason(e)}`, { url });
+      // Metadata and assertions are read into memory: bounded, and with the idle timeout of body().
+      const tooBig = (found: string) =>
+        new StoreError('ERR_STORE_TOO_BIG', `GET ${url}: ${path} is ${found}, more than the ${this.maxFileBytes} bytes a store file other than a bundle may be; refused`, { url, path, max: this.maxFileBytes });
+      const length = contentLength(response);
+      if (length !== undefined && length > this.maxFileBytes) throw tooBig(`${length} bytes (Content-Length)`);
+      const chunks: Buffer[] = [];
+      let received = 0;
+      for await (const b of this.body(response, controller, url, 0)) {
+        received += b.length;
+        if (received > this.maxFileBytes) throw tooBig(`at least ${received} bytes (no Content-Length)`);
+        chunks.push(b);
       }
+      return Buffer.concat(chunks);
     } finally {
       controller.abort();
     }
