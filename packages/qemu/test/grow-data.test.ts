@@ -12,7 +12,9 @@
  * a later boot; a growth cut off between the table and the filesystem; and every refusal —
  * system-data not the last partition, no ext4 on it, a resize2fs that fails (a filesystem with
  * errors recorded: growth resumes once it is repaired), no device recorded,
- * a device that is not a partition.
+ * a device that is not a partition. A second disk with its own growable system-data is never
+ * touched: only the boot disk's system-data grows (the kernel command line each run sees, bound
+ * over /proc/cmdline, names the boot disk's system-boot in `edgeimage.bootpart=`).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readPartitionTable } from '@edgeimage/composer';
 import { isRoot, unpackBase } from './helpers-base-chroot.js';
-import { ext4Bytes } from './helpers-disk.js';
+import { ext4Bytes, partUuid } from './helpers-disk.js';
 
 const MiB = 1024 * 1024;
 const hasLoop = isRoot && spawnSync('losetup', ['-f']).status === 0;
@@ -76,7 +78,7 @@ function makeDisk(name: string, o: DiskOptions): string {
   if (!o.noExt4) {
     const fs = join(work, `${name}.ext4`);
     execFileSync('truncate', ['-s', '16M', fs]);
-    execFileSync('mkfs.ext4', ['-q', '-F', '-b', '4096', '-E', 'root_owner=0:0', fs]);
+    execFileSync('mkfs.ext4', ['-q', '-F', '-b', '4096', '-L', 'system-data', '-E', 'root_owner=0:0', fs]);
     if (o.fsErrors) execFileSync('debugfs', ['-w', '-R', 'ssv state 2', fs], { stdio: 'ignore' });
     execFileSync('dd', [`if=${fs}`, `of=${disk}`, 'bs=1M', `seek=${dataStart}`, 'conv=notrunc', 'status=none']);
     rmSync(fs);
@@ -96,33 +98,45 @@ interface Run {
   output: string;
   /** The loop device the disk was attached to. */
   dev: string;
+  /** The loop device of the second disk ('' without one). */
+  otherDev: string;
 }
 
 /**
- * Attaches `disk` to a loop device with its partitions, records `data` (a function of the loop
- * device, e.g. `${dev}p4`) as system-data the way the initramfs does, and runs grow-data in the
- * chroot.
+ * Attaches `disk` (and `other`, a second disk, when given) to loop devices with their partitions,
+ * records `data` (a function of the loop devices, e.g. `${dev}p4`) as system-data the way the
+ * initramfs does, and runs grow-data in the chroot, with `edgeimage.bootpart=` naming the first
+ * partition of `disk` as the bootloader would.
  */
-function grow(disk: string, data: (dev: string) => string): Run {
+function grow(disk: string, data: (dev: string, other: string) => string, other?: string): Run {
   const dev = execFileSync('losetup', ['-P', '--show', '-f', disk], { encoding: 'utf8' }).trim();
+  let otherDev = '';
   try {
     waitForPartitions(dev);
-    const dataDev = data(dev);
+    if (other) {
+      otherDev = execFileSync('losetup', ['-P', '--show', '-f', other], { encoding: 'utf8' }).trim();
+      waitForPartitions(otherDev);
+    }
+    const dataDev = data(dev, otherDev);
     writeFileSync(join(chroot, 'run/edgeimage/devices'), `slot_dev=${dev}p2\ndata_dev=${dataDev}\nboot_dev=${dev}p1\n`);
+    const cmdline = join(work, 'cmdline');
+    writeFileSync(cmdline, `console=ttyS0 edgeimage.bootpart=${partUuid(disk, 1)} edgeimage.slot=a\n`);
     const script = [
       'set -e',
       'C=$1',
       'mount --rbind /dev "$C/dev"',
       'mount --rbind /sys "$C/sys"',
       'mount -t proc proc "$C/proc"',
+      'mount --bind "$2" "$C/proc/cmdline"',
       'mount -t tmpfs tmpfs "$C/tmp"',
       'set +e',
       'chroot "$C" /usr/lib/edgeimage/grow-data 2>&1',
     ].join('\n');
-    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', chroot], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
-    return { status: r.status, output: `${r.stdout}${r.stderr}`.trim(), dev };
+    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', chroot, cmdline], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    return { status: r.status, output: `${r.stdout}${r.stderr}`.trim(), dev, otherDev };
   } finally {
     execFileSync('losetup', ['-d', dev]);
+    if (otherDev) execFileSync('losetup', ['-d', otherDev]);
   }
 }
 
@@ -225,6 +239,38 @@ function ready(): void {
       'edgeimage-grow: system-data is now 48 MiB',
     ].join('\n'));
     expect(ext4Bytes(disk, data(disk).start)).toBe(48 * MiB);
+  });
+
+  test('a second disk whose system-data is last and growable: untouched, also when system-data was recorded from it (refused by name); the boot disk still grows', () => {
+    ready();
+    const boot = makeDisk('boot', { label: 'gpt', grownBy: 32 });
+    const second = makeDisk('second', { label: 'gpt', grownBy: 32 });
+    const before = table(second);
+    const wrong = grow(boot, (_dev, other) => `${other}p4`, second);
+    expect(wrong.output).toBe(`edgeimage-grow: system-data mounted from ${wrong.otherDev}p4 is not the boot disk's system-data (${wrong.dev}p4): not grown`);
+    expect(wrong.status).toBe(1);
+    expect(table(second)).toBe(before);
+    const r = grow(boot, p4, second);
+    expect(r.output).toBe([
+      `edgeimage-grow: growing system-data (${r.dev}p4) by 32 MiB to the end of ${r.dev} (gpt)`,
+      'edgeimage-grow: system-data is now 48 MiB',
+    ].join('\n'));
+    expect(r.status).toBe(0);
+    expect(data(boot).size).toBe(48 * MiB);
+    expect(table(second)).toBe(before);
+    expect(data(second).size).toBe(16 * MiB);
+    expect(ext4Bytes(second, data(second).start)).toBe(16 * MiB);
+  });
+
+  test('the boot disk has two partitions named system-data: refused by name, nothing grown', () => {
+    ready();
+    const disk = makeDisk('two-data', { label: 'gpt', grownBy: 32, afterData: true });
+    execFileSync('sfdisk', ['-q', '--part-label', disk, '5', 'system-data'], { stdio: 'ignore' });
+    const before = table(disk);
+    const r = grow(disk, p4);
+    expect(r.output).toBe(`edgeimage-grow: several partitions with the GPT name or filesystem label system-data on the boot disk ${r.dev}: ${r.dev}p4 ${r.dev}p5: which to use is unclear: not grown`);
+    expect(r.status).toBe(1);
+    expect(table(disk)).toBe(before);
   });
 
   test('no system-data device recorded by the initramfs; a device that is not a partition: each refused by name', () => {

@@ -3,6 +3,9 @@
  * shell: every failure prints `edgeimage-initramfs: FAILED: <reason>` and reboots (`reboot -f`)
  * after a short delay.
  */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
 export interface InitOptions {
   /**
    * Shell commands run after the modules are loaded and the block devices listed. The default is
@@ -21,6 +24,14 @@ export interface InitOptions {
 
 /** Modules whose load may fail without failing the boot (crc32c-intel needs SSE4.2, absent under TCG's default CPU). */
 export const OPTIONAL_MODULES = ['crc32c_intel'] as const;
+
+/**
+ * The partition lookup restricted to the boot disk (`edgeimage.bootpart=`), POSIX sh. The same
+ * file is the base's /usr/lib/edgeimage/partitions (bundles/busybox-base/assemble copies it), so
+ * the initramfs and the device tools cannot disagree on which partition is which.
+ */
+export const PARTITIONS_SH_PATH = fileURLToPath(new URL('../../src/initramfs/partitions.sh', import.meta.url));
+export const PARTITIONS_SH = readFileSync(PARTITIONS_SH_PATH, 'utf8');
 
 const shQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
@@ -69,45 +80,19 @@ while read -r ko; do
 done < /etc/modules.order
 say "$n modules loaded"
 
-# PARTNAME of block devices: without udev, /sys/class/block/*/uevent is where GPT names show.
-find_partname() {
-  for u in /sys/class/block/*/uevent; do
-    [ -r "$u" ] || continue
-    pn=
-    dn=
-    while IFS='=' read -r k v; do
-      case "$k" in PARTNAME) pn=$v ;; DEVNAME) dn=$v ;; esac
-    done < "$u"
-    [ "$pn" = "$1" ] && echo "$dn"
-  done
-}
-# MBR disks have no partition names: there the filesystem label says (FAT labels are upper case).
-find_label() {
-  for l in "$1" "$(echo "$1" | tr a-z A-Z)"; do
-    d=$(findfs "LABEL=$l" 2>/dev/null) && { echo "\${d#/dev/}"; return 0; }
-  done
-  return 1
-}
-# wait_partname NAME SECONDS: sets part_dev to the one device (/dev/...) with PARTNAME=NAME (or,
-# when no partition carries that name, the filesystem labelled NAME) once it shows; fails when
-# none appears in time or several carry the name (which to boot is unclear).
+${PARTITIONS_SH}
+# wait_partname NAME SECONDS: sets part_dev to the one partition of the boot disk (see
+# edge_find_part) with the GPT name or filesystem label NAME once it shows; fails when none appears
+# in time or several carry the name (which to boot is unclear).
 # (Not called in $(...): a failure there would print into a variable, not on the console.)
 wait_partname() {
   i=0
-  found=
-  while :; do
-    found=$(find_partname "$1")
-    [ -n "$found" ] && break
-    found=$(find_label "$1") && [ -n "$found" ] && break
+  while ! edge_find_part "$1"; do
+    case "$part_err" in several*|edgeimage.bootpart=*) fail "$part_err" ;; esac
     i=$((i + 1))
-    [ "$i" -le $(($2 * 10)) ] || fail "no block device with PARTNAME=$1 (or filesystem label $1) after $2 s"
+    [ "$i" -le $(($2 * 10)) ] || fail "$part_err (after $2 s)"
     sleep 0.1
   done
-  case "$found" in
-    *"
-"*) fail "several block devices with PARTNAME=$1: $(echo $found)" ;;
-  esac
-  part_dev=/dev/$found
 }
 ${wait}
 for u in /sys/class/block/*/uevent; do
@@ -137,10 +122,13 @@ export const RUN_DIR = '/run/edgeimage';
 /**
  * The \`then\` stage that boots a slot (shell text for {@link initScript}): \`edgeimage.slot=a|b\`
  * from the kernel command line (default a); the slot partition (GPT name system-<slot>, or the
- * filesystem label on MBR disks) read-only at /run/edgeimage/slot; its boot/slot.env sourced
- * (EDGE_BASE, EDGE_APPS: paths in the slot); the base bundle (squashfs) loop-mounted read-only as
- * the new root — the root stays read-only at run time; system-data read-write at /writable in it;
- * each app bundle read-only at /run/edgeimage/snap/<name>; the devices found in
+ * filesystem label on MBR disks), on the boot disk only (`edgeimage.bootpart=`, see
+ * {@link PARTITIONS_SH}), read-only at /run/edgeimage/slot; its boot/slot.env sourced
+ * (EDGE_BASE, EDGE_APPS: paths in the slot); the base bundle (squashfs) loop-mounted read-only,
+ * nosuid, nodev as the new root — the root stays read-only at run time (nothing in it is setuid,
+ * and /dev is a devtmpfs of its own); system-data (of the boot disk) read-write at /writable in it;
+ * each app bundle read-only, nosuid, nodev at /run/edgeimage/snap/<name>; system-boot (the
+ * partition the bootloader started from) read-only at /run/edgeimage/boot; the devices found in
  * /run/edgeimage/devices and the slot letter in /run/edgeimage/slot-name; /dev, /proc, /sys and
  * /run moved into the new root; then \`switch_root /newroot /sbin/init\`.
  */
@@ -150,7 +138,8 @@ export function slotBootStage(opts: SlotBootOptions = {}): string {
 edge_slot=a
 read -r cmdline < /proc/cmdline || fail "cannot read /proc/cmdline"
 for w in $cmdline; do
-  case "$w" in edgeimage.slot=*) edge_slot=\${w#edgeimage.slot=} ;; esac
+  # the FIRST occurrence: the bootloader's; a later one (from the boot environment) never overrides it
+  case "$w" in edgeimage.slot=*) edge_slot=\${w#edgeimage.slot=}; break ;; esac
 done
 case "$edge_slot" in a|b) ;; *) fail "edgeimage.slot=$edge_slot: the slot is a or b" ;; esac
 say "booting slot $edge_slot"
@@ -159,6 +148,11 @@ mkdir -p "$run/slot" "$run/snap" /newroot || fail "cannot create the mount point
 
 wait_partname "system-$edge_slot" ${wait}
 slot_dev=$part_dev
+if [ -n "$boot_disk" ]; then
+  say "boot disk /dev/$boot_disk (edgeimage.bootpart=$bootpart is /dev/$boot_part)"
+else
+  say "no edgeimage.bootpart on the kernel command line: partitions looked for on every disk, each name unique across them"
+fi
 mount -t ext4 -o ro "$slot_dev" "$run/slot" || fail "cannot mount $slot_dev (system-$edge_slot) read-only as ext4"
 say "slot $edge_slot: $slot_dev mounted on $run/slot"
 
@@ -172,7 +166,7 @@ EDGE_APPS=
 [ -n "$EDGE_BASE" ] || fail "boot/slot.env of slot $edge_slot names no base bundle (EDGE_BASE)"
 case "$EDGE_BASE" in /*|*..*) fail "EDGE_BASE=$EDGE_BASE is not a path inside the slot" ;; esac
 [ -f "$run/slot/$EDGE_BASE" ] || fail "the base bundle $EDGE_BASE is not in slot $edge_slot"
-mount -t squashfs -o loop,ro "$run/slot/$EDGE_BASE" /newroot || fail "cannot loop-mount the base bundle $EDGE_BASE (squashfs)"
+mount -t squashfs -o loop,ro,nosuid,nodev "$run/slot/$EDGE_BASE" /newroot || fail "cannot loop-mount the base bundle $EDGE_BASE (squashfs)"
 [ -x /newroot/sbin/init ] || [ -L /newroot/sbin/init ] || fail "the base bundle $EDGE_BASE has no /sbin/init"
 for d in dev proc sys run writable; do
   [ -d "/newroot/$d" ] || fail "the base bundle $EDGE_BASE has no /$d (a read-only root cannot get one at boot)"
@@ -185,7 +179,7 @@ for app in $EDGE_APPS; do
   name=\${app##*/}
   name=\${name%_*}
   mkdir -p "$run/snap/$name" || fail "cannot create $run/snap/$name"
-  mount -t squashfs -o loop,ro "$run/slot/$app" "$run/snap/$name" || fail "cannot loop-mount the app bundle $app (squashfs)"
+  mount -t squashfs -o loop,ro,nosuid,nodev "$run/slot/$app" "$run/snap/$name" || fail "cannot loop-mount the app bundle $app (squashfs)"
   say "app $name mounted on $run/snap/$name"
 done
 
@@ -194,10 +188,24 @@ data_dev=$part_dev
 mount -t ext4 -o rw "$data_dev" /newroot/writable || fail "cannot mount $data_dev (system-data) read-write as ext4"
 say "data: $data_dev mounted on /writable"
 
-# system-boot holds the boot environment the base's health check commits to; optional here.
-boot_dev=$(find_partname system-boot)
-[ -n "$boot_dev" ] || boot_dev=$(find_label system-boot) || boot_dev=
-[ -z "$boot_dev" ] || boot_dev=/dev/$boot_dev
+# system-boot holds the boot environment the base's health check commits to: the partition the
+# bootloader started from; without edgeimage.bootpart the one named so, optional here.
+if [ -n "$boot_part" ]; then
+  boot_dev=/dev/$boot_part
+elif edge_find_part system-boot; then
+  boot_dev=$part_dev
+else
+  boot_dev=
+fi
+# read-only from here on: only bootenv remounts it read-write, while it writes the environment
+if [ -n "$boot_dev" ]; then
+  mkdir -p "$run/boot" || fail "cannot create $run/boot"
+  if mount -t vfat -o ro,nosuid,nodev,noexec,noatime "$boot_dev" "$run/boot"; then
+    say "system-boot: $boot_dev mounted read-only on $run/boot"
+  else
+    say "cannot mount $boot_dev (system-boot) read-only on $run/boot: the boot environment is out of reach"
+  fi
+fi
 printf 'slot_dev=%s\\ndata_dev=%s\\nboot_dev=%s\\n' "$slot_dev" "$data_dev" "$boot_dev" > "$run/devices" || fail "cannot write $run/devices"
 echo "$edge_slot" > "$run/slot-name" || fail "cannot write $run/slot-name"
 for d in dev proc sys run; do

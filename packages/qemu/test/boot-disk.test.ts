@@ -1,0 +1,172 @@
+/**
+ * The device's partition lookup (`partitions`, shared by the initramfs /init and the base's tools),
+ * run for real — busybox sh, dd and od of the amd64 base — in a chroot, on loop devices whose
+ * tables it reads itself (no udev, no blkid, as on the device). The kernel command line each run
+ * sees is a file bound over /proc/cmdline in a mount namespace of its own.
+ *
+ * A second disk that carries system-boot/system-a/system-b/system-data (GPT names, or filesystem
+ * labels on MBR) is never chosen: the boot disk is the one holding the partition whose PARTUUID
+ * `edgeimage.bootpart=` names (its first occurrence). No partition or two with that PARTUUID, a
+ * malformed value, or (without the argument) a name found on two disks: each a refusal naming it.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_INIT, PARTITIONS_SH } from '@edgeimage/composer';
+import { isRoot, unpackBase } from './helpers-base-chroot.js';
+import { partUuid } from './helpers-disk.js';
+
+const hasLoop = isRoot && spawnSync('losetup', ['-f']).status === 0;
+const NAMES = ['system-boot', 'system-a', 'system-b', 'system-data'];
+
+let work: string;
+let chroot: string;
+let setupError: string | undefined;
+
+beforeAll(() => {
+  if (!hasLoop) return;
+  work = mkdtempSync(join(tmpdir(), 'edgeimage-boot-disk-'));
+  chroot = join(work, 'root');
+  try {
+    unpackBase(chroot);
+  } catch (e) {
+    setupError = (e as Error).message;
+  }
+}, 15 * 60_000);
+
+afterAll(() => { if (work) rmSync(work, { recursive: true, force: true }); });
+
+const ready = () => {
+  if (setupError) throw new Error(setupError);
+};
+
+/**
+ * A 40 MiB disk laid out as an image: four 8 MiB partitions named (GPT) or labelled (MBR: vfat
+ * SYSTEM-BOOT, then ext4) system-boot, system-a, system-b, system-data. New UUIDs every time.
+ */
+function makeDisk(name: string, label: 'gpt' | 'dos'): string {
+  const disk = join(work, `${name}.img`);
+  execFileSync('truncate', ['-s', '40M', disk]);
+  const parts = NAMES.map((n, i) => `${i === 0 ? 'start=1MiB, ' : ''}size=8MiB${label === 'gpt' ? `, name=${n}` : ''}`);
+  execFileSync('sfdisk', ['-q', disk], { input: [`label: ${label}`, ...parts, ''].join('\n') });
+  if (label === 'dos') {
+    NAMES.forEach((n, i) => {
+      const fs = join(work, `${name}.${i}.fs`);
+      execFileSync('truncate', ['-s', '8M', fs]);
+      if (i === 0) execFileSync('mkfs.vfat', ['-n', n.toUpperCase(), fs], { stdio: 'ignore' });
+      else execFileSync('mkfs.ext4', ['-q', '-F', '-L', n, fs]);
+      execFileSync('dd', [`if=${fs}`, `of=${disk}`, 'bs=1M', `seek=${1 + 8 * i}`, 'conv=notrunc', 'status=none']);
+      rmSync(fs);
+    });
+  }
+  return disk;
+}
+
+/** Attaches a disk to a loop device and waits for its partitions (partx when the kernel did not scan them). */
+function attach(disk: string): string {
+  const dev = execFileSync('losetup', ['-P', '--show', '-f', disk], { encoding: 'utf8' }).trim();
+  const p4 = `/sys/class/block/${dev.replace('/dev/', '')}p4`;
+  for (let i = 0; i < 10 && !existsSync(p4); i++) spawnSync('sleep', ['0.1']);
+  if (!existsSync(p4)) execFileSync('partx', ['-a', dev]);
+  return dev;
+}
+
+interface Lookup {
+  /** NAME → the device found, or `ERROR <part_err>`. */
+  found: Record<string, string>;
+  /** The loop device of each disk, in the order given. */
+  devs: string[];
+}
+
+/** Attaches `disks`, then looks each name up in the chroot, the kernel command line being `cmdline`. */
+function lookup(disks: string[], cmdline: string): Lookup {
+  const devs: string[] = [];
+  try {
+    for (const d of disks) devs.push(attach(d));
+    const file = join(work, 'cmdline');
+    writeFileSync(file, `${cmdline}\n`);
+    const inner = `. /usr/lib/edgeimage/partitions; for n in ${NAMES.join(' ')}; do if edge_find_part "$n"; then echo "$n $part_dev"; else echo "$n ERROR $part_err"; fi; done`;
+    const script = [
+      'set -e',
+      'C=$1',
+      'mount --rbind /dev "$C/dev"',
+      'mount --rbind /sys "$C/sys"',
+      'mount -t proc proc "$C/proc"',
+      'mount --bind "$2" "$C/proc/cmdline"',
+      'mount -t tmpfs tmpfs "$C/tmp"',
+      'set +e',
+      `chroot "$C" /bin/sh -c '${inner}' 2>&1`,
+    ].join('\n');
+    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', chroot, file], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    if (r.status !== 0) throw new Error(`the lookup did not run (${r.status}): ${r.stdout}${r.stderr}`);
+    const found = Object.fromEntries(r.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1)]));
+    return { found, devs };
+  } finally {
+    for (const d of devs) execFileSync('losetup', ['-d', d]);
+  }
+}
+
+const partsOf = (dev: string) => Object.fromEntries(NAMES.map((n, i) => [n, `${dev}p${i + 1}`]));
+
+(hasLoop ? describe : describe.skip)('partitions on the boot disk (chroot of the amd64 base, loop devices)', () => {
+  test('the initramfs /init embeds the very file the base ships as /usr/lib/edgeimage/partitions', () => {
+    ready();
+    expect(readFileSync(join(chroot, 'usr/lib/edgeimage/partitions'), 'utf8')).toBe(PARTITIONS_SH);
+    expect(DEFAULT_INIT).toContain(PARTITIONS_SH);
+  });
+
+  test.each(['gpt', 'dos'] as const)('%s: a second disk with the same names and labels: every name is found on the boot disk only, whichever disk comes first; the first edgeimage.bootpart counts', (label) => {
+    ready();
+    const boot = makeDisk(`boot-${label}`, label);
+    const second = makeDisk(`second-${label}`, label);
+    const bootpart = partUuid(boot, 1);
+    for (const order of [[second, boot], [boot, second]]) {
+      const r = lookup(order, `console=ttyS0 edgeimage.bootpart=${bootpart} edgeimage.bootpart=${partUuid(second, 1)} edgeimage.slot=a`);
+      expect(r.found).toEqual(partsOf(r.devs[order.indexOf(boot)]!));
+    }
+    // upper case, as a hand-typed argument might be: the same partition
+    const upper = lookup([second, boot], `edgeimage.bootpart=${bootpart.toUpperCase()}`);
+    expect(upper.found).toEqual(partsOf(upper.devs[1]!));
+  });
+
+  test('edgeimage.bootpart matches no partition: every lookup refused, naming the UUID', () => {
+    ready();
+    const boot = makeDisk('nomatch', 'gpt');
+    const r = lookup([boot], 'edgeimage.bootpart=01234567-89ab-cdef-0123-456789abcdef');
+    for (const n of NAMES) expect(r.found[n]).toBe('ERROR no partition has PARTUUID 01234567-89ab-cdef-0123-456789abcdef (edgeimage.bootpart, the system-boot the bootloader started from): which disk to boot from is unclear');
+  });
+
+  test.each(['gpt', 'dos'] as const)('%s: edgeimage.bootpart matches two partitions (a byte copy of the boot disk attached): refused, naming both', (label) => {
+    ready();
+    const boot = makeDisk(`twin-${label}`, label);
+    const copy = join(work, `twin-${label}.copy.img`);
+    copyFileSync(boot, copy);
+    const r = lookup([boot, copy], `edgeimage.bootpart=${partUuid(boot, 1)}`);
+    const [a, b] = r.devs.map((d) => `${d}p1`).sort();
+    for (const n of NAMES) expect(r.found[n]).toBe(`ERROR several partitions have PARTUUID ${partUuid(boot, 1)} (edgeimage.bootpart): ${a} ${b}: which disk to trust is unclear`);
+  });
+
+  test('a value that is no partition UUID: refused, naming it', () => {
+    ready();
+    const boot = makeDisk('malformed', 'gpt');
+    for (const v of ['', 'system-boot', '0123456-01', '01234567-1g', '../../etc', '01234567-89ab-cdef-0123-456789abcdef0']) {
+      const r = lookup([boot], `edgeimage.bootpart=${v} quiet`);
+      expect(r.found['system-a']).toBe(`ERROR edgeimage.bootpart=${v} is not a partition UUID (GPT: 8-4-4-4-12 hex digits; MBR: 8-2)`);
+    }
+  });
+
+  test('without edgeimage.bootpart (a direct kernel boot): one disk is searched whole; with a second disk every name is refused as ambiguous, naming both', () => {
+    ready();
+    const boot = makeDisk('direct', 'gpt');
+    const alone = lookup([boot], 'console=ttyS0 edgeimage.slot=a');
+    expect(alone.found).toEqual(partsOf(alone.devs[0]!));
+    const second = makeDisk('direct-second', 'dos');
+    const two = lookup([boot, second], 'console=ttyS0');
+    NAMES.forEach((n, i) => {
+      expect(two.found[n]).toBe(`ERROR several partitions with the GPT name or filesystem label ${n} on any disk (no edgeimage.bootpart on the kernel command line): ${two.devs[0]}p${i + 1} ${two.devs[1]}p${i + 1}: which to use is unclear`);
+    });
+  });
+});
+
+if (!hasLoop) test.skip('the partition lookup runs in a chroot on loop devices, which needs root and a free loop device: skipped', () => undefined);
