@@ -13,7 +13,11 @@ import { ComposeError } from '../errors.js';
  * | `ERR_UPDATE_PATH` | a slot path outside `[A-Za-z0-9._+/-]`, absolute, or with `.`/`..` |
  * | `ERR_UPDATE_FILE_TYPE` | a slot entry that is not a regular file or folder |
  * | `ERR_UPDATE_MANIFEST` | an update manifest that does not follow the format |
- * | `ERR_UPDATE_FORMAT` | an update file that is not a tar of the expected entries |
+ * | `ERR_UPDATE_FORMAT` | an update file that is not a ustar tar (checksum, magic, size field, truncated), or whose slot entry does not match the manifest |
+ * | `ERR_UPDATE_ENTRY_TYPE` | an update entry that is not a regular file: hard link, symbolic link, folder, pax or GNU record, device (`context.entry`, `context.type`) |
+ * | `ERR_UPDATE_ENTRY_NAME` | an update entry name not in canonical form, or not the manifest, then its signature, then `slot/PATH` entries (`context.entry`) |
+ * | `ERR_UPDATE_ENTRY_DUPLICATE` | an update entry name that appears twice (`context.entry`) |
+ * | `ERR_UPDATE_ENTRY_UNLISTED` | a `slot/PATH` entry the manifest does not list (`context.entry`) |
  * | `ERR_UPDATE_SIGNATURE` | the manifest signature does not verify |
  */
 export class UpdateError extends ComposeError {}

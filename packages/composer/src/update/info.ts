@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { type Assertion, PublicKey } from '@edgeimage/assertions';
 import { UpdateError } from './errors.js';
 import { MANIFEST_ENTRY, parseUpdateManifest, SIGNATURE_ENTRY, SLOT_PREFIX, type UpdateManifest } from './manifest.js';
-import { readTar, readTarEntry } from './tar.js';
+import { readTar, readTarEntry, type TarEntry } from './tar.js';
 
 /** A key `update info` may check the signature with. */
 export interface UpdateVerifier {
@@ -36,33 +36,62 @@ export function verifierFromPem(pem: string, source: string): UpdateVerifier {
   return { name: source, key: createPublicKey(pem) };
 }
 
+/** An update file's entries, checked against its manifest (digests not yet computed). */
+export interface UpdateLayout {
+  file: string;
+  /** The manifest's exact bytes: what the signature covers and what was parsed. */
+  manifestBytes: Buffer;
+  signature: Buffer;
+  manifest: UpdateManifest;
+  /** The slot entries, by slot path. */
+  carried: Map<string, TarEntry>;
+}
+
 /**
- * Reads an update file: checks the entries are the manifest, its signature and slot files the
- * manifest lists (with the digests it gives), and, given keys, verifies the signature.
+ * The structure of an update file, as the device checks it before anything else: the manifest,
+ * its signature, then `slot/PATH` entries, each a regular file named once, in canonical form, and
+ * listed by the manifest (typed `ERR_UPDATE_*` errors otherwise). The manifest is parsed from the
+ * very bytes returned for the signature check.
+ */
+export function readUpdateLayout(file: string): UpdateLayout {
+  const entries = readTar(file);
+  const entryError = (code: string, e: TarEntry, why: string): never => {
+    throw new UpdateError(code, `${file}: entry ${e.name} ${why}`, { file, entry: e.name, offset: e.offset });
+  };
+  const [first, second] = entries;
+  if (first?.name !== MANIFEST_ENTRY || second?.name !== SIGNATURE_ENTRY) {
+    const found = entries.slice(0, 2).map((e) => e.name).join(', ') || 'nothing';
+    throw new UpdateError('ERR_UPDATE_ENTRY_NAME', `${file}: expected ${MANIFEST_ENTRY} and ${SIGNATURE_ENTRY} as the first two entries, found ${found}`, { file, entry: found });
+  }
+  const manifestBytes = readTarEntry(file, first, 1 << 20);
+  const signature = readTarEntry(file, second, 64 << 10);
+  const manifest = parseUpdateManifest(manifestBytes, `${file}:${MANIFEST_ENTRY}`);
+  const listed = new Set(manifest.files.map((f) => f.path));
+  const carried = new Map<string, TarEntry>();
+  for (const e of entries.slice(2)) {
+    if (e.name === MANIFEST_ENTRY || e.name === SIGNATURE_ENTRY) entryError('ERR_UPDATE_ENTRY_DUPLICATE', e, 'appears twice');
+    if (!e.name.startsWith(SLOT_PREFIX)) entryError('ERR_UPDATE_ENTRY_NAME', e, `is neither the manifest, its signature nor a file under ${SLOT_PREFIX}`);
+    const path = e.name.slice(SLOT_PREFIX.length);
+    if (carried.has(path)) entryError('ERR_UPDATE_ENTRY_DUPLICATE', e, 'appears twice');
+    if (!listed.has(path)) entryError('ERR_UPDATE_ENTRY_UNLISTED', e, 'is in the update but not in its manifest');
+    carried.set(path, e);
+  }
+  return { file, manifestBytes, signature, manifest, carried };
+}
+
+/**
+ * Reads an update file: checks its layout (readUpdateLayout), that each slot entry has the
+ * digest and size the manifest gives, and, given keys, verifies the signature.
  */
 export async function readUpdate(file: string, verifiers?: UpdateVerifier[]): Promise<UpdateInfo> {
-  const entries = readTar(file);
-  const bad = (why: string): never => {
-    throw new UpdateError('ERR_UPDATE_FORMAT', `${file}: ${why}`, { file });
-  };
-  if (entries[0]?.name !== MANIFEST_ENTRY || entries[1]?.name !== SIGNATURE_ENTRY) bad(`expected ${MANIFEST_ENTRY} and ${SIGNATURE_ENTRY} as the first two entries, found ${entries.slice(0, 2).map((e) => e.name).join(', ') || 'nothing'}`);
-  const manifestBytes = readTarEntry(file, entries[0]!);
-  const sig = readTarEntry(file, entries[1]!, 64 << 10);
-  const manifest = parseUpdateManifest(manifestBytes, `${file}:${MANIFEST_ENTRY}`);
-  const listed = new Map(manifest.files.map((f) => [f.path, f]));
-  const included = new Set<string>();
-  for (const e of entries.slice(2)) {
-    if (e.type === 'directory' && (`${e.name.replace(/\/$/, '')}/` === SLOT_PREFIX || SLOT_PREFIX.startsWith(e.name))) continue;
-    if (!e.name.startsWith(SLOT_PREFIX)) bad(`entry ${e.name} is outside ${SLOT_PREFIX}`);
-    const path = e.name.slice(SLOT_PREFIX.length).replace(/\/$/, '');
-    if (e.type === 'directory') continue;
-    const f = listed.get(path);
-    if (!f) bad(`entry ${e.name} is not in the manifest`);
-    if (included.has(path)) bad(`entry ${e.name} appears twice`);
+  const { manifestBytes, signature: sig, manifest, carried } = readUpdateLayout(file);
+  const byPath = new Map(manifest.files.map((f) => [f.path, f]));
+  for (const [path, e] of carried) {
+    const f = byPath.get(path)!;
     const sha = await sha256Range(file, e.offset, e.size);
-    if (e.size !== f!.size || sha !== f!.sha256) bad(`entry ${e.name} (${e.size} bytes, sha256 ${sha}) does not match the manifest (${f!.size} bytes, sha256 ${f!.sha256})`);
-    included.add(path);
+    if (e.size !== f.size || sha !== f.sha256) throw new UpdateError('ERR_UPDATE_FORMAT', `${file}: entry ${e.name} (${e.size} bytes, sha256 ${sha}) does not match the manifest (${f.size} bytes, sha256 ${f.sha256})`, { file, entry: e.name });
   }
+  const included = new Set(carried.keys());
   const files = manifest.files.map((f) => ({ ...f, included: included.has(f.path) }));
   let signature: UpdateInfo['signature'] = { checked: false };
   if (verifiers?.length) {

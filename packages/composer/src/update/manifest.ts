@@ -30,10 +30,19 @@ export const SLOT_PREFIX = `${UPDATE_DIR}/slot/`;
 // the slot.
 const PATH_CHARS = /^[A-Za-z0-9._+/-]+$/;
 
+/**
+ * Why `path` is not in the one canonical spelling the device accepts (relative, only
+ * [A-Za-z0-9._+/-], no empty or `.` component, no trailing `/`, no `..` at all), or undefined.
+ * Two spellings of one name would let a tar entry stand for another (the manifest).
+ */
+export function slotPathProblem(path: string): string | undefined {
+  // Any `..` at all, as the device's `case *..*` refuses it.
+  return !PATH_CHARS.test(path) ? 'has characters outside [A-Za-z0-9._+/-]' : path.startsWith('/') ? 'is absolute' : path.includes('..') ? 'contains ..' : path.split('/').some((s) => s === '' || s === '.') ? 'has an empty or . component (or a trailing /)' : undefined;
+}
+
 /** Refuses a slot path the device's shell could misread or that leaves the slot. */
 export function checkSlotPath(path: string, where = 'the slot'): void {
-  // Any `..` at all, as the device's `case *..*` refuses it.
-  const bad = !PATH_CHARS.test(path) ? 'has characters outside [A-Za-z0-9._+/-]' : path.startsWith('/') ? 'is absolute' : path.includes('..') ? 'contains ..' : path.split('/').some((s) => s === '' || s === '.') ? 'has an empty or . component' : undefined;
+  const bad = slotPathProblem(path);
   if (bad) throw new UpdateError('ERR_UPDATE_PATH', `${where}: file path ${JSON.stringify(path)} ${bad}: update paths are relative, plain and never leave the slot`, { path });
 }
 

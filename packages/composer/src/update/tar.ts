@@ -1,7 +1,8 @@
-import { closeSync, createReadStream, createWriteStream, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { TarArchive } from 'archiver';
 import { UpdateError } from './errors.js';
+import { slotPathProblem } from './manifest.js';
 
 export type TarSource = { name: string; data: Buffer } | { name: string; file: string };
 
@@ -11,6 +12,12 @@ export type TarSource = { name: string; data: Buffer } | { name: string; file: s
  * same entries give the same bytes. Files are streamed, never read whole into memory.
  */
 export async function writeTar(output: string, entries: readonly TarSource[]): Promise<void> {
+  // The device reads plain ustar headers only: a name must fit the name field, or split at a /
+  // into prefix and name (what archiver does), never need a pax record.
+  for (const e of entries) {
+    const fits = Buffer.byteLength(e.name) <= 100 || [...e.name.matchAll(/\//g)].some((m) => m.index! <= 155 && Buffer.byteLength(e.name) - m.index! - 1 <= 100 && m.index! > 0);
+    if (!fits) throw new UpdateError('ERR_UPDATE_PATH', `update entry ${e.name} is too long for a plain ustar header (a name of up to 100 bytes after a prefix of up to 155)`, { path: e.name });
+  }
   // Stat before the output exists: a missing file fails here, not half-way through the tar.
   const sized = entries.map((e) => ('data' in e ? e : { ...e, stats: statSync(e.file) }));
   const archive = new TarArchive();
@@ -55,7 +62,8 @@ export interface TarEntry {
   size: number;
   /** Where the entry's bytes start in the archive. */
   offset: number;
-  type: 'file' | 'directory';
+  /** An update holds regular files only. */
+  type: 'file';
   mode: number;
   mtime: number;
   uid: number;
@@ -63,52 +71,61 @@ export interface TarEntry {
 }
 
 const BLOCK = 512;
+const TYPE_NAMES: Record<string, string> = { '1': 'a hard link', '2': 'a symbolic link', '3': 'a character device', '4': 'a block device', '5': 'a folder', '6': 'a FIFO', x: 'a pax record', g: 'a pax global record', L: 'a GNU long name', K: 'a GNU long link name' };
 
 /**
- * The entries of a ustar archive (regular files and folders; pax path records are honoured).
- * Links and devices are refused: nothing in an update is one.
+ * The entries of an update tar, read as the device reads them (edge-update parses the same
+ * headers): POSIX ustar headers with valid checksums, regular files only (no links, folders, pax
+ * or GNU records: what renames or aliases an entry is refused, not followed), names in canonical
+ * form and NUL-padded, every entry whole. Ends at the first zero block or at the end of the file.
  */
 export function readTar(file: string): TarEntry[] {
   const fd = openSync(file, 'r');
   try {
+    const total = fstatSync(fd).size;
     const entries: TarEntry[] = [];
     const header = Buffer.alloc(BLOCK);
     let pos = 0;
-    let paxPath: string | undefined;
     const fail = (why: string): never => {
       throw new UpdateError('ERR_UPDATE_FORMAT', `${file}: not a valid update tar at byte ${pos}: ${why}`, { file, offset: pos });
     };
     for (;;) {
       const n = readSync(fd, header, 0, BLOCK, pos);
-      if (n === 0) return entries; // tolerated: no end-of-archive blocks
+      if (n === 0) return entries; // tolerated, as by tar: no end-of-archive blocks
       if (n < BLOCK) fail('truncated header');
       if (header.every((b) => b === 0)) return entries;
-      const str = (at: number, len: number) => header.subarray(at, at + len).toString('latin1').replace(/\0.*$/s, '');
       const oct = (at: number, len: number, what: string) => {
-        const s = str(at, len).trim();
-        if (!/^[0-7]+$/.test(s)) fail(`${what} ${JSON.stringify(s)} is not an octal number`);
-        return parseInt(s, 8);
+        // digits, space/NUL padded on either side, as the device's parser reads them
+        const s = header.subarray(at, at + len).toString('latin1');
+        const m = /^[ \0]*([0-7]{1,12})[ \0]*$/.exec(s);
+        if (!m) fail(`${what} ${JSON.stringify(s)} is not an octal number`);
+        return parseInt(m![1]!, 8);
       };
       const sum = oct(148, 8, 'checksum');
       let actual = 0;
       for (let i = 0; i < BLOCK; i++) actual += i >= 148 && i < 156 ? 32 : header[i]!;
       if (sum !== actual) fail('header checksum mismatch');
+      if (header.subarray(257, 265).toString('latin1') !== 'ustar\u000000') fail('not a POSIX ustar header');
       const size = oct(124, 12, 'size');
       const flag = String.fromCharCode(header[156]!);
-      const prefix = str(345, 155);
-      const name = paxPath ?? (prefix ? `${prefix}/${str(0, 100)}` : str(0, 100));
+      const field = (at: number, len: number): string => {
+        const raw = header.subarray(at, at + len);
+        const end = raw.indexOf(0);
+        if (end >= 0 && raw.subarray(end).some((b) => b !== 0)) fail(`an entry name with bytes after its end (${JSON.stringify(raw.toString('latin1'))})`);
+        return raw.subarray(0, end < 0 ? len : end).toString('latin1');
+      };
+      const prefix = field(345, 155);
+      const name = prefix ? `${prefix}/${field(0, 100)}` : field(0, 100);
+      const entryError = (code: string, why: string, ctx: Record<string, unknown> = {}): never => {
+        throw new UpdateError(code, `${file}: entry ${JSON.stringify(name)} at byte ${pos} ${why}`, { file, offset: pos, entry: name, ...ctx });
+      };
+      if (flag !== '0' && flag !== '\0') entryError('ERR_UPDATE_ENTRY_TYPE', `is ${TYPE_NAMES[flag] ?? `of tar type ${JSON.stringify(flag)}`}: an update holds regular files only`, { type: flag });
+      const bad = slotPathProblem(name);
+      if (bad) entryError('ERR_UPDATE_ENTRY_NAME', `${bad}: entry names are in canonical form, else one could stand for another`);
       const dataOffset = pos + BLOCK;
+      if (dataOffset + size > total) fail(`entry ${name} (${size} bytes) goes past the end of the file (${total} bytes)`);
+      entries.push({ name, size, offset: dataOffset, type: 'file', mode: oct(100, 8, 'mode'), mtime: oct(136, 12, 'mtime'), uid: oct(108, 8, 'uid'), gid: oct(116, 8, 'gid') });
       pos = dataOffset + Math.ceil(size / BLOCK) * BLOCK;
-      if (flag === 'x') {
-        const rec = Buffer.alloc(size);
-        readSync(fd, rec, 0, size, dataOffset);
-        paxPath = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(rec.toString('utf8'))?.[1];
-        continue;
-      }
-      if (flag === 'g') continue;
-      paxPath = undefined;
-      if (flag !== '0' && flag !== '\0' && flag !== '5') fail(`entry ${name} is of type ${JSON.stringify(flag)}: only files and folders are expected`);
-      entries.push({ name, size, offset: dataOffset, type: flag === '5' ? 'directory' : 'file', mode: oct(100, 8, 'mode'), mtime: oct(136, 12, 'mtime'), uid: oct(108, 8, 'uid'), gid: oct(116, 8, 'gid') });
     }
   } finally {
     closeSync(fd);
