@@ -73,3 +73,15 @@ test('a hard link, a duplicate and an unlisted file: ERR_UPDATE_FILE with the re
   expect(refusal(() => readUpdateManifest(unlisted)).context).toMatchObject({ cause: 'ERR_UPDATE_ENTRY_UNLISTED', entry: 'edgeimage-update/slot/bin/other' });
   expect(readUpdateManifest(update)).toEqual({ brandId: 'acme', model: 'kiosk', revision: 7, files: 1, carried: ['bin/app'] });
 });
+
+test('read as a hostile update (the refuse scenario), the aliased copy is described from its signed manifest, with the reader refusal; a file that starts with no manifest is still ERR_UPDATE_FILE', () => {
+  const out = join(tmp, 'aliased2.update');
+  tamperUpdate(update, out, 'aliased-manifest');
+  const m = readUpdateManifest(out, { hostile: true });
+  expect(m).toMatchObject({ brandId: 'acme', model: 'kiosk', revision: 7, files: 1 });
+  expect(m.refused).toMatch(/edgeimage-update\/\.\/manifest.*\[ERR_UPDATE_ENTRY_NAME\]$/);
+  expect(readUpdateManifest(update, { hostile: true }).refused).toBeUndefined();
+  const notTar = join(tmp, 'not-a-tar');
+  writeFileSync(notTar, 'x'.repeat(1024));
+  expect(refusal(() => readUpdateManifest(notTar, { hostile: true })).code).toBe('ERR_UPDATE_FILE');
+});

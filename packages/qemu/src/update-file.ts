@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { EdgeimageError } from '@edgeimage/assertions';
-import { readTar, readUpdateLayout } from '@edgeimage/composer';
+import { parseUpdateManifest, readTar, readTarEntry, readUpdateLayout } from '@edgeimage/composer';
 import { BootTestError } from './errors.js';
 
 /**
@@ -36,6 +36,8 @@ export function tarEntries(file: string): TarEntry[] {
 }
 
 export interface UpdateManifest {
+  /** Read as a hostile update (the refuse scenario): why the reader refuses it, as the device should ("… [ERR_UPDATE_…]"). */
+  refused?: string;
   brandId?: string;
   model?: string;
   revision?: number;
@@ -48,13 +50,19 @@ export interface UpdateManifest {
 const MANIFEST = 'edgeimage-update/manifest';
 const SLOT = 'edgeimage-update/slot/';
 
-/** What an update file carries (its manifest's headers), for the report. ERR_UPDATE_FILE when it is no update. */
-export function readUpdateManifest(file: string): UpdateManifest {
+/**
+ * What an update file carries (its manifest's headers), for the report. ERR_UPDATE_FILE when it is
+ * no update. `hostile`: an update made for the device to refuse (the refuse scenario) may break
+ * the rules after its first entry; it is described from that entry, its manifest, with the
+ * reader's refusal in `refused` (still ERR_UPDATE_FILE when even the first entry is no manifest).
+ */
+export function readUpdateManifest(file: string, opts: { hostile?: boolean } = {}): UpdateManifest {
   let layout: ReturnType<typeof readUpdateLayout>;
   try {
     layout = readUpdateLayout(file);
   } catch (e) {
-    return asUpdateFileError(file, e);
+    if (!opts.hostile || !(e instanceof EdgeimageError)) return asUpdateFileError(file, e);
+    return { ...hostileManifest(file, e), refused: `${e.message} [${e.code}]` };
   }
   const m = layout.manifest;
   return {
@@ -64,6 +72,24 @@ export function readUpdateManifest(file: string): UpdateManifest {
     files: m.files.length,
     carried: [...layout.carried].filter(([, e]) => e.size > 0).map(([path]) => path),
   };
+}
+
+/** The headers of the manifest an update that the reader refuses (`why`) starts with, if it starts with one. */
+function hostileManifest(file: string, why: EdgeimageError): Omit<UpdateManifest, 'refused'> {
+  let first: ReturnType<typeof readTar>[number] | undefined;
+  try {
+    first = readTar(file, { first: 1 })[0];
+  } catch {
+    first = undefined;
+  }
+  if (first?.name !== MANIFEST) return asUpdateFileError(file, why);
+  const text = readTarEntry(file, first, 1 << 20).toString('utf8');
+  try {
+    const m = parseUpdateManifest(Buffer.from(text), `${file}:${MANIFEST}`);
+    return { brandId: m['brand-id'], model: m.model, revision: m.revision, files: m.files.length, carried: [] };
+  } catch {
+    return { files: 0, carried: [] };
+  }
 }
 
 /** A plain ustar header of a regular file (mode 0644, owner 0, mtime 0), written by hand: no tar tool writes a name such as edgeimage-update/./manifest as given. */

@@ -77,9 +77,10 @@ const TYPE_NAMES: Record<string, string> = { '1': 'a hard link', '2': 'a symboli
  * The entries of an update tar, read as the device reads them (edge-update parses the same
  * headers): POSIX ustar headers with valid checksums, regular files only (no links, folders, pax
  * or GNU records: what renames or aliases an entry is refused, not followed), names in canonical
- * form and NUL-padded, every entry whole. Ends at the first zero block or at the end of the file.
+ * form and NUL-padded, every entry whole. Ends at the first zero block or at the end of the file
+ * (or after `first` entries: what comes after them is not read).
  */
-export function readTar(file: string): TarEntry[] {
+export function readTar(file: string, opts: { first?: number } = {}): TarEntry[] {
   const fd = openSync(file, 'r');
   try {
     const total = fstatSync(fd).size;
@@ -90,6 +91,7 @@ export function readTar(file: string): TarEntry[] {
       throw new UpdateError('ERR_UPDATE_FORMAT', `${file}: not a valid update tar at byte ${pos}: ${why}`, { file, offset: pos });
     };
     for (;;) {
+      if (opts.first !== undefined && entries.length >= opts.first) return entries;
       const n = readSync(fd, header, 0, BLOCK, pos);
       if (n === 0) return entries; // tolerated, as by tar: no end-of-archive blocks
       if (n < BLOCK) fail('truncated header');
