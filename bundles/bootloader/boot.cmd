@@ -5,6 +5,11 @@
 # The same A/B state machine as GRUB's grub.cfg (DESIGN.md "The boot state machine",
 # packages/composer/src/bootenv/env.ts), on the same redundant files: four 1024-byte GRUB
 # environment blocks under EFI/edgeimage/. No prompt, no menu: every failure ends in a reset.
+## Template notes (lines starting with ## are left out of the outputs): two variants, boot.scr for
+## images of grade signed and secured, boot.scr.dangerous for grade dangerous, which alone reads the
+## test hook edge_kargs from the boot environment: lines starting with @D@ and the fields
+## @KARGS_VAR@ (the variable name) and @KARGS@ (its value on the kernel command line) exist only
+## there. The composer installs the variant of the model's grade.
 
 # Where the script was found (defaults for a manual `source`).
 if test -z "${devtype}"; then setenv devtype virtio; fi
@@ -41,8 +46,8 @@ setenv edge_slot a
 setenv edge_try_slot
 setenv edge_status
 setenv edge_failed_slot
-# extra kernel arguments from the environment (e.g. edge.crash=POINT for power-cut tests)
-setenv edge_kargs
+@D@# extra kernel arguments from the environment (e.g. edge.crash=POINT for power-cut tests)
+@D@setenv edge_kargs
 # env1 unless lock1 says editing=1 (a write of env1 was cut off) or env1 is not a valid block;
 # else env2. A lock that cannot be read does not say editing=1.
 setenv editing 0
@@ -55,7 +60,7 @@ if test ${ei_from} = env2; then
   if load ${ei_boot} ${ei_buf} ${ei_dir}/env2/env; then run ei_valid; else setenv ei_ok 0; fi
 fi
 if test ${ei_ok} = 1; then
-  env import -t ${ei_buf} 0x400 edge_slot edge_try_slot edge_status edge_failed_slot edge_kargs
+  env import -t ${ei_buf} 0x400 edge_slot edge_try_slot edge_status edge_failed_slot@KARGS_VAR@
 else
   echo "edgeimage-uboot: no readable boot environment: booting slot a"
 fi
@@ -66,7 +71,7 @@ fi
 # last line turned back into '#' padding, then the whole 1024 bytes with fatwrite.
 setenv ei_put 'cp.b ${ei_tmpl} ${ei_out} 0x400; setexpr ei_a ${ei_out} + 0x19; env export -t ${ei_a} ${ei_vars}; setexpr ei_a ${ei_a} + ${filesize}; setexpr ei_a ${ei_a} - 1; mw.b ${ei_a} 0x23; fatwrite ${ei_boot} ${ei_out} ${ei_file} 0x400 || setenv ei_saved 0'
 setenv ei_lock 'setenv editing ${ei_editing}; setenv ei_vars editing; run ei_put'
-setenv ei_env 'setenv ei_vars edge_failed_slot edge_kargs edge_slot edge_status edge_try_slot; run ei_put'
+setenv ei_env 'setenv ei_vars edge_failed_slot@KARGS_VAR@ edge_slot edge_status edge_try_slot; run ei_put'
 # The redundant protocol, in this order, so that a power cut at any step leaves one complete copy
 # the reader picks: lock1 editing=1, env1, lock1 editing=0, lock2 editing=1, env2, lock2
 # editing=0. ei_saved ends up 0 if any step failed.
@@ -104,8 +109,30 @@ else
   setenv ei_why "status empty"
 fi
 
-# --- The slot: a = partition 2, b = partition 3 of the disk this script came from.
-if test ${ei_slot} = b; then setenv ei_part 3; else setenv ei_part 2; fi
+# --- The slot: the ext4 filesystem labelled system-<slot> among partitions 1-9 of the disk this
+# script came from, whatever their order (the gadget may put others first); never another disk.
+# U-Boot has no command that reads a filesystem label, so the superblock is read raw: the first
+# 8 blocks of each partition into scratch memory, the ext4 magic (0xef53 at byte 1024 + 0x38) and
+# the volume name (1024 + 0x78: "system-a" or "system-b", NUL-terminated) compared as words.
+# Partitions 1-9 only: `part start` takes a decimal number, the partition of `load` a hex one,
+# and they agree up to 9. The gadget rules keep the slots there (packages/gadget/src/rules/roles.ts);
+# the composer and edge-update label them system-a and system-b.
+if test ${ei_slot} = b; then setenv ei_want 622d6d65; else setenv ei_want 612d6d65; fi
+setexpr ei_sb ${ei_tmpl} + 0x10000
+setenv ei_part
+for ei_p in 1 2 3 4 5 6 7 8 9; do
+  if test -z "${ei_part}" && part start ${devtype} ${devnum} ${ei_p} ei_start; then
+    if ${devtype} read ${ei_sb} ${ei_start} 8; then
+      setexpr ei_a ${ei_sb} + 0x438; setexpr.w ei_magic *${ei_a}
+      setexpr ei_a ${ei_sb} + 0x478; setexpr.l ei_w0 *${ei_a}
+      setexpr ei_a ${ei_sb} + 0x47c; setexpr.l ei_w1 *${ei_a}
+      setexpr ei_a ${ei_sb} + 0x480; setexpr.b ei_w2 *${ei_a}
+      if test "${ei_magic}" = ef53 && test "${ei_w0}" = 74737973 && test "${ei_w1}" = ${ei_want} && test "${ei_w2}" = 0; then
+        setenv ei_part ${ei_p}
+      fi
+    fi
+  fi
+done
 setenv ei_slotdev "${devtype} ${devnum}:${ei_part}"
 # loglevel=6 keeps the console short (no info messages) but shows the kernel's notices, among them
 # its command line. panic=5: a kernel that cannot go on reboots, so a bad try reaches the rollback.
@@ -114,10 +141,13 @@ setenv ei_slotdev "${devtype} ${devnum}:${ei_part}"
 # on the disk that holds it, never on a second disk that happens to carry the same names.
 setenv ei_bootpart
 part uuid ${ei_boot} ei_bootpart
-setenv bootargs "console=ttyAMA0 edgeimage.slot=${ei_slot} edgeimage.bootpart=${ei_bootpart} panic=5 loglevel=6 ${edge_kargs}"
+# edgeimage.slot comes first, from the bootloader alone: the device takes its first occurrence.
+setenv bootargs "console=ttyAMA0 edgeimage.slot=${ei_slot} edgeimage.bootpart=${ei_bootpart} panic=5 loglevel=6@KARGS@"
 
 echo "edgeimage-uboot: booting slot ${ei_slot} (${ei_why})"
-if load ${ei_slotdev} ${kernel_addr_r} boot/kernel.img; then
+if test -z "${ei_part}"; then
+  echo "edgeimage-uboot: FAILED: no ext4 partition labelled system-${ei_slot} among partitions 1-9 of ${devtype} ${devnum}"
+elif load ${ei_slotdev} ${kernel_addr_r} boot/kernel.img; then
   # A compressed (gzip) Image is unpacked by booti through kernel_comp_addr_r; Debian 12's arm64
   # vmlinuz is not compressed, but a kernel bundle may be. 0x50000000 is above the kernel and the
   # initrd, below U-Boot at the top of qemu_arm64's 512 MiB.

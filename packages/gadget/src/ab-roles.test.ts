@@ -103,6 +103,29 @@ describe('checkABRoles', () => {
     });
   });
 
+  it('refuses a slot labelled other than its role: the bootloaders find a slot by that label', () => {
+    expectGadgetError(() => parseGadgetYaml(gadget([BOOT, { ...A, label: 'rootfs-a' }, B, DATA]), F), {
+      code: 'ERR_GADGET_AB',
+      line: lineOf(1),
+      structure: 'system-a',
+      message: ['a system slot (role system-a) must have the filesystem-label "system-a" or none (it is implied), not "rootfs-a"', 'the bootloaders find a slot by that label'],
+    });
+    // on GPT the label may be left out: it is implied
+    expect(checkABRoles(parseGadgetYaml(gadget([BOOT, { ...A, label: undefined }, { ...B, label: undefined }, DATA]), F)).name).toBe('pc');
+  });
+
+  it('accepts the slots anywhere among partitions 1-9 (a BIOS-boot partition first), refuses a slot at partition 10', () => {
+    const bios: Part = { name: 'bios-boot', type: '21686148-6449-6E6F-744E-656564454649' };
+    expect(checkABRoles(parseGadgetYaml(gadget([{ ...bios }, BOOT, B, A, DATA]), F)).structures.map((s) => s.role ?? s.name)).toEqual(['bios-boot', 'system-boot', 'system-b', 'system-a', 'system-data']);
+    const fillers: Part[] = Array.from({ length: 8 }, (_, i) => ({ name: `firmware-${i + 1}`, type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4' }));
+    expectGadgetError(() => parseGadgetYaml(gadget([BOOT, ...fillers, A, B, DATA]), F), {
+      code: 'ERR_GADGET_AB',
+      line: lineOf(9),
+      structure: 'system-a',
+      message: ['a system slot (role system-a) is partition 10 of the disk: the bootloaders look for the slots among partitions 1-9 only'],
+    });
+  });
+
   it("does not apply snapd's UC20 role rules to an A/B gadget: no seed or save needed, any labels", () => {
     const g = parseGadgetYaml(gadget([BOOT, A, B, { ...DATA, label: 'my-data' }]), F);
     expect(checkABRoles(g).structures.map((s) => s.role)).toEqual(['system-boot', 'system-a', 'system-b', 'system-data']);

@@ -8,7 +8,9 @@
  *   2. a reboot: hello-kiosk's data survived (its second start is recorded), nothing grown again;
  *   3. `edgeimage env set edge_slot=b` offline: slot b boots, healthy, data still there.
  * Then, on fresh copies: a power cut in the middle of the first-boot growth (the next boot
- * finishes it), and a corrupted kernel (the bootloader names it).
+ * finishes it) on the board's grade dangerous twin (the only image that keeps the crash points),
+ * and a corrupted kernel (the bootloader names it). On pc-amd64, the signed image ignores test
+ * hooks written into its boot partition: edge_kargs=rdinit=/bin/sh edgeimage.slot=b changes nothing.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -38,7 +40,7 @@ let buildError: string | undefined;
 beforeAll(() => {
   if (!hasQemu) return;
   work = mkdtempSync(join(tmpdir(), 'edgeimage-boards-'));
-  const r = spawnSync(join(ROOT, 'scripts/reference-images'), ['--out', work, ...BOARDS], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const r = spawnSync(join(ROOT, 'scripts/reference-images'), ['--out', work, ...BOARDS, ...BOARDS.map((b) => `${b}-dangerous`)], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   if (r.status !== 0) {
     buildError = `scripts/reference-images failed (${r.status}):\n${r.stderr.split('\n').slice(-30).join('\n')}`;
     return;
@@ -122,10 +124,11 @@ const text = (r: BootTestResult, re: RegExp): string | undefined => r.markers.ma
     expect(r.slot).toBe('b');
   }, (BOOT_TIMEOUT_S + 60) * 1000);
 
-  test('a power cut in the first-boot growth, after the partition table and before the filesystem: the next boot grows the filesystem', async () => {
+  test('grade dangerous twin: a power cut in the first-boot growth, after the partition table and before the filesystem: the next boot grows the filesystem', async () => {
     ready();
     const cut = join(work, `${board}.grow-cut.img`);
-    execFileSync('cp', ['--sparse=always', images[board]!, cut]);
+    expect(images[`${board}-dangerous`]).toBeDefined();
+    execFileSync('cp', ['--sparse=always', images[`${board}-dangerous`]!, cut]);
     const cli = (...args: string[]) => execFileSync('node', [join(ROOT, 'packages/cli/bin/edgeimage.js'), ...args]);
     cli('env', 'set', cut, 'edge_kargs=edge.crash=grow-after-table');
     const crashed = await bootTest({
@@ -153,6 +156,21 @@ const text = (r: BootTestResult, re: RegExp): string | undefined => r.markers.ma
     expect(ext4Bytes(cut, data().start)).toBe(data().size);
     rmSync(cut);
   }, (2 * BOOT_TIMEOUT_S + 60) * 1000);
+
+  (board === 'pc-amd64' ? test : test.skip)('the signed image ignores test hooks in its boot partition: edge_kargs=rdinit=/bin/sh edgeimage.slot=b, and slot a boots to healthy through the normal init', async () => {
+    ready();
+    const hooked = join(work, `${board}.hooked.img`);
+    execFileSync('cp', ['--sparse=always', images[board]!, hooked]);
+    execFileSync('node', [join(ROOT, 'packages/cli/bin/edgeimage.js'), 'env', 'set', hooked, 'edge_kargs=rdinit=/bin/sh edgeimage.slot=b']);
+    expect((await readImageEnv(hooked, bootPartitionOffset(hooked))).vars['edge_kargs']).toBe('rdinit=/bin/sh edgeimage.slot=b');
+    const r = await boot(board, hooked, [/booting slot a \(status empty\)/, /Kernel command line: (.*)$/, /edgeimage-initramfs: booting slot a/, /hello-kiosk \S+ up on slot a /, HEALTHY]);
+    expect(explain(r)).toBe('');
+    expect(r.slot).toBe('a');
+    const cmdline = text(r, /Kernel command line:/)!;
+    expect(cmdline).toMatch(/edgeimage\.slot=a /);
+    expect(cmdline).not.toMatch(/rdinit|edgeimage\.slot=b/);
+    rmSync(hooked);
+  }, (BOOT_TIMEOUT_S + 60) * 1000);
 
   test('a corrupted kernel in slot a: the boot fails at the bootloader, naming the cause, without hanging', async () => {
     ready();

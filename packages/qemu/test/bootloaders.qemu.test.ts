@@ -8,7 +8,7 @@
  * environment block (for edgeimage's decoder and for grub-editenv).
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bootPartitionOffset, encodeGrubEnv, ENV_FILES, writeImageEnv, writeImageFile } from '../../composer/src/index.js';
 import { BASE, makeImageWorld, sfdiskJson, snapYaml, baseTree, type ImageWorld } from '../../composer/src/compose/test-helpers/image-world.js';
@@ -17,6 +17,96 @@ import { BOARDS, bootOnce, buildAssets, checkBootFat, checkEnvFiles, copyImage, 
 const BOOT_MS = 180_000;
 /** Stop a boot once the kernel has shown its command line: the bootloader's work is done. */
 const CMDLINE = /Kernel command line:[^\n]*\n/;
+
+/**
+ * Gadgets whose slots are not partitions 2 and 3: pc (GPT) with a BIOS-boot partition first and
+ * slot b before slot a; arm64-uboot (MBR, 4 partitions at most) with slot b before slot a. No
+ * filesystem-label on pc's slots: the composer gives each its role.
+ */
+const REORDERED: Partial<Record<Board['gadget'], string>> = {
+  pc: `volumes:
+  pc:
+    schema: gpt
+    bootloader: grub
+    structure:
+      - name: bios-boot
+        type: 21686148-6449-6E6F-744E-656564454649
+        size: 1M
+      - name: system-boot
+        role: system-boot
+        filesystem: vfat
+        filesystem-label: system-boot
+        type: C12A7328-F81F-11D2-BA4B-00A0C93EC93B
+        size: 64M
+        content:
+          - source: boot-assets/
+            target: /
+      - name: system-b
+        role: system-b
+        filesystem: ext4
+        type: 0FC63DAF-8483-4772-8E79-3D69D8477DE4
+        size: 96M
+      - name: system-a
+        role: system-a
+        filesystem: ext4
+        type: 0FC63DAF-8483-4772-8E79-3D69D8477DE4
+        size: 96M
+      - name: system-data
+        role: system-data
+        filesystem: ext4
+        filesystem-label: system-data
+        type: 0FC63DAF-8483-4772-8E79-3D69D8477DE4
+        size: 16M
+`,
+  'arm64-uboot': `volumes:
+  arm64-uboot:
+    schema: mbr
+    bootloader: u-boot
+    structure:
+      - name: system-boot
+        role: system-boot
+        filesystem: vfat
+        filesystem-label: system-boot
+        type: 0C
+        size: 64M
+        content:
+          - source: boot-assets/
+            target: /
+      - name: system-b
+        role: system-b
+        filesystem: ext4
+        filesystem-label: system-b
+        type: 83
+        size: 96M
+      - name: system-a
+        role: system-a
+        filesystem: ext4
+        filesystem-label: system-a
+        type: 83
+        size: 96M
+      - name: system-data
+        role: system-data
+        filesystem: ext4
+        filesystem-label: system-data
+        type: 83
+        size: 16M
+`,
+};
+
+/** The volume name of the ext4 filesystem at `offset` (empty when none or not ext4). */
+function ext4Label(disk: string, offset: number): string {
+  const sb = Buffer.alloc(1024);
+  const fd = openSync(disk, 'r');
+  try {
+    readSync(fd, sb, 0, 1024, offset + 1024);
+  } finally {
+    closeSync(fd);
+  }
+  if (sb.readUInt16LE(0x38) !== 0xef53) return '';
+  const name = sb.subarray(0x78, 0x88);
+  const end = name.indexOf(0);
+  return name.subarray(0, end < 0 ? 16 : end).toString('latin1');
+}
 
 /**
  * Partition `n`'s PARTUUID from the host's reading of the table, as Linux spells it: GPT, the
@@ -37,6 +127,10 @@ describe.each(BOARDS)('$gadget: the bootloader runs the A/B state machine', (boa
   const missing = missingFor(board);
   let world: ImageWorld;
   let image: string;
+  /** The same image for a grade dangerous model: its boot script reads edge_kargs. */
+  let dangerousImage: string;
+  /** A gadget whose slots are not partitions 2 and 3 (other partitions first, b before a). */
+  let reorderedImage: string | undefined;
   let tmp: string;
   let ubootEnvFlash: string | undefined;
   let skip: string | undefined = missing;
@@ -61,6 +155,16 @@ describe.each(BOARDS)('$gadget: the bootloader runs the A/B state machine', (boa
     const model = await world.model({ model: `boot-${board.gadget}`, gadget: board.gadget, kernel, base, apps: [], architecture: board.arch });
     const built = await world.compose(await world.resolve(model));
     image = built.images[0]!.path;
+    const twin = await world.model({ model: `boot-${board.gadget}-dangerous`, gadget: board.gadget, kernel, base, apps: [], architecture: board.arch, grade: 'dangerous' });
+    dangerousImage = (await world.compose(await world.resolve(twin))).images[0]!.path;
+    const reordered = REORDERED[board.gadget];
+    if (reordered) {
+      const name = `${board.gadget}-reordered`;
+      const tree = { ...gadgetBundleTree(board.gadget, assets), 'meta/snap.yaml': snapYaml(name, 'gadget', board.arch), 'meta/gadget.yaml': reordered };
+      await world.publish(name, tree);
+      const m = await world.model({ model: `boot-${name}`, gadget: name, kernel, base, apps: [], architecture: board.arch });
+      reorderedImage = (await world.compose(await world.resolve(m))).images[0]!.path;
+    }
     if (board.gadget === 'arm64-uboot') {
       ubootEnvFlash = join(tmp, 'uboot-env.img');
       execFileSync(UBOOT_ENV_IMAGE, [ubootEnvFlash]);
@@ -107,12 +211,14 @@ describe.each(BOARDS)('$gadget: the bootloader runs the A/B state machine', (boa
     for (const k of Object.keys(ENV_FILES) as (keyof typeof ENV_FILES)[]) expect(Buffer.compare(after.files[k]!, before.files[k]!)).toBe(0);
   }, BOOT_MS * 2);
 
-  test('edge_kargs from the environment is appended to the kernel command line, and kept through a save', async () => {
+  test('grade dangerous: edge_kargs from the environment is appended to the kernel command line, after edgeimage.slot, and kept through a save', async () => {
     if (skipped()) return;
-    const disk = fresh('kargs');
+    const disk = copyImage(dangerousImage, join(tmp, 'kargs.img'));
     await writeImageEnv(disk, bootPartitionOffset(disk), { edge_kargs: 'edge.crash=after-env', edge_try_slot: 'b', edge_status: 'try' });
     const r = await boot(disk, 'edge_kargs with a try (a save)');
-    expect(cmdline(r).split(/\s+/)).toEqual(expect.arrayContaining(['edgeimage.slot=b', 'edge.crash=after-env']));
+    const args = cmdline(r).split(/\s+/);
+    expect(args).toEqual(expect.arrayContaining(['edgeimage.slot=b', 'edge.crash=after-env']));
+    expect(args.indexOf('edgeimage.slot=b')).toBeLessThan(args.indexOf('edge.crash=after-env'));
     const state = await readEnv(disk);
     expect(state.vars['edge_kargs']).toBe('edge.crash=after-env');
     expect(state.vars['edge_status']).toBe('trying');
@@ -203,6 +309,33 @@ describe.each(BOARDS)('$gadget: the bootloader runs the A/B state machine', (boa
     const after = await envAfter();
     expect(after.edge).toEqual({ edge_slot: 'a', edge_try_slot: 'a', edge_status: 'trying', edge_failed_slot: '' });
   }, BOOT_MS * 2);
+
+  test('the slots found by their label, not their number: a gadget with another partition first and slot b before slot a boots a and b from the right partitions', async () => {
+    if (skipped()) return;
+    if (!reorderedImage) return;
+    const disk = copyImage(reorderedImage, join(tmp, 'reordered.img'));
+    const parts = sfdiskJson(disk).partitions;
+    // slot b's partition (by the label system-b, wherever it is) gets a kernel that cannot start:
+    // booting b must fail on it, booting a must reach the kernel of the partition labelled system-a
+    const b = parts.find((p) => ext4Label(disk, p.start * 512) === 'system-b')!;
+    const a = parts.find((p) => ext4Label(disk, p.start * 512) === 'system-a')!;
+    expect(parts.indexOf(a)).toBeGreaterThan(parts.indexOf(b));
+    expect(parts.indexOf(b)).toBeGreaterThanOrEqual(1);
+    const junk = join(tmp, 'junk-kernel-reordered');
+    writeFileSync(junk, Buffer.alloc(2 << 20, 0x5a));
+    execFileSync('debugfs', ['-w', '-R', 'rm /boot/kernel.img', `${disk}?offset=${b.start * 512}`], { stdio: 'pipe' });
+    execFileSync('debugfs', ['-w', '-R', `write ${junk} /boot/kernel.img`, `${disk}?offset=${b.start * 512}`], { stdio: 'pipe' });
+
+    const ra = await boot(disk, 'reordered gadget, slot a');
+    expect(decision(ra)).toBe(`${board.tag}: booting slot a (status empty)`);
+    expect(cmdline(ra).split(/\s+/)).toEqual(expect.arrayContaining(['edgeimage.slot=a']));
+
+    await writeImageEnv(disk, bootPartitionOffset(disk), { edge_slot: 'b' });
+    const rb = await boot(disk, 'reordered gadget, slot b (junk kernel)', null);
+    expect(decision(rb)).toBe(`${board.tag}: booting slot b (status empty)`);
+    expect(rb.output).toMatch(new RegExp(`${board.tag}: FAILED: (cannot load the kernel|the kernel) of slot b`));
+    expect(rb.output).not.toMatch(/Kernel command line/);
+  }, BOOT_MS * 3);
 
   test('a corrupt kernel in the try slot: FAILED on the console and a reboot (never a prompt); the next boot rolls back', async () => {
     if (skipped()) return;

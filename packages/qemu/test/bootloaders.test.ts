@@ -24,9 +24,9 @@ afterAll(() => {
 
 const has = (cmd: string, arg = '--version') => spawnSync(cmd, [arg]).status === 0;
 const EXPECTED: Record<Gadget, string[]> = {
-  pc: ['EFI/BOOT/BOOTX64.EFI', 'EFI/BOOT/grub.cfg'],
-  'arm64-efi': ['EFI/BOOT/BOOTAA64.EFI', 'EFI/BOOT/grub.cfg'],
-  'arm64-uboot': ['boot.scr'],
+  pc: ['EFI/BOOT/BOOTX64.EFI', 'EFI/BOOT/grub.cfg', 'EFI/BOOT/grub.cfg.dangerous'],
+  'arm64-efi': ['EFI/BOOT/BOOTAA64.EFI', 'EFI/BOOT/grub.cfg', 'EFI/BOOT/grub.cfg.dangerous'],
+  'arm64-uboot': ['boot.scr', 'boot.scr.dangerous'],
 };
 /** Why a gadget's assets cannot be built here, or undefined. */
 function missing(gadget: Gadget): string | undefined {
@@ -79,6 +79,21 @@ describe('grub.cfg', () => {
     expect(pc).toContain('console=ttyS0 edgeimage.slot=$ei_slot edgeimage.bootpart=$ei_bootpart panic=5');
     expect(pc).not.toContain('@');
   });
+
+  test('two variants: grub.cfg (grades signed, secured) never reads edge_kargs; grub.cfg.dangerous appends it after edgeimage.slot', () => {
+    if (missing('pc')) return;
+    const dir = buildAssets('pc', temp());
+    const signed = readFileSync(join(dir, 'EFI/BOOT/grub.cfg'), 'utf8');
+    const dangerous = readFileSync(join(dir, 'EFI/BOOT/grub.cfg.dangerous'), 'utf8');
+    expect(signed).not.toContain('kargs');
+    expect(signed).not.toMatch(/^##/m);
+    expect(dangerous).not.toContain('@');
+    expect(dangerous).toMatch(/^elif linux \S+ console=ttyS0 edgeimage\.slot=\$ei_slot edgeimage\.bootpart=\$ei_bootpart panic=5 loglevel=6 \$edge_kargs; then$/m);
+    expect(dangerous.match(/edge_failed_slot edge_kargs/g)).toHaveLength(4);
+    // the rest is the same script
+    const strip = (t: string) => t.split('\n').filter((l) => !/^set edge_kargs=$|^# Extra kernel arguments/.test(l)).join('\n').replace(/ \$?edge_kargs/g, '');
+    expect(strip(dangerous)).toBe(strip(signed));
+  });
 });
 
 test("boot.cmd's template header (little-endian words) is the GRUB environment block header", () => {
@@ -93,13 +108,23 @@ test("boot.cmd's template header (little-endian words) is the GRUB environment b
   expect(bytes.toString('latin1')).toBe(GRUB_ENV_HEADER);
 });
 
-test('boot.scr is a U-Boot script image of boot.cmd', () => {
+test('boot.scr and boot.scr.dangerous are U-Boot script images of boot.cmd: the signed one never reads edge_kargs', () => {
   if (missing('arm64-uboot')) return;
-  const scr = join(buildAssets('arm64-uboot', temp()), 'boot.scr');
-  const listed = execFileSync('mkimage', ['-l', scr], { encoding: 'utf8' });
-  expect(listed).toMatch(/Image Type:\s+AArch64 Linux Script \(uncompressed\)/);
-  // legacy header (64 bytes) + image length table (8 bytes), then the script itself
-  expect(readFileSync(scr).subarray(72).toString('utf8').replace(/\0+$/, '')).toBe(readFileSync(join(REPO, 'bundles/bootloader/boot.cmd'), 'utf8'));
+  const dir = buildAssets('arm64-uboot', temp());
+  const cmd = readFileSync(join(REPO, 'bundles/bootloader/boot.cmd'), 'utf8').split('\n').filter((l) => !l.startsWith('##'));
+  const want = {
+    'boot.scr': cmd.filter((l) => !l.startsWith('@D@')).join('\n').replace(/@KARGS_VAR@|@KARGS@/g, ''),
+    'boot.scr.dangerous': cmd.map((l) => l.replace(/^@D@/, '')).join('\n').replace(/@KARGS_VAR@/g, ' edge_kargs').replace(/@KARGS@/g, ' ${edge_kargs}'),
+  };
+  for (const [name, text] of Object.entries(want)) {
+    const scr = join(dir, name);
+    const listed = execFileSync('mkimage', ['-l', scr], { encoding: 'utf8' });
+    expect(listed).toMatch(/Image Type:\s+AArch64 Linux Script \(uncompressed\)/);
+    // legacy header (64 bytes) + image length table (8 bytes), then the script itself
+    expect(readFileSync(scr).subarray(72).toString('utf8').replace(/\0+$/, '')).toBe(text);
+  }
+  expect(want['boot.scr']).not.toContain('kargs');
+  expect(want['boot.scr.dangerous']).toMatch(/^setenv bootargs "console=ttyAMA0 edgeimage\.slot=\$\{ei_slot\} edgeimage\.bootpart=\$\{ei_bootpart\} panic=5 loglevel=6 \$\{edge_kargs\}"$/m);
 });
 
 test('uboot-env-image: 64 MiB, a valid CRC, the default environment with bootdelay=0, deterministic', () => {

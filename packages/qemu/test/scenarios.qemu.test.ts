@@ -48,6 +48,7 @@ interface Entry {
   checks: { name: string; passed: boolean; detail: string }[];
   powerCut?: { point: string; passed: boolean; slot: 'a' | 'b' | null; why: string }[];
   failures?: { point?: string; reason: string; code: string; tail: string | null }[];
+  update: { model: string | null } | null;
 }
 interface Report {
   board: string;
@@ -128,6 +129,11 @@ const explain = (r: Report | undefined, out: { stdout: string; stderr: string })
       expect(e.checks.filter((c) => /unchanged/.test(c.name)).map((c) => c.passed)).toEqual([true, true]);
       expect(e.env).toMatchObject({ edge_slot: 'a', edge_status: '' });
     }
+
+    // the signed model's image for update, rollback and the refusals; its grade dangerous twin
+    // (the only one with the crash points) for power-cut
+    for (const name of ['update', 'rollback', 'bad-signature', 'bad-digest', 'downgrade']) expect([name, by[name]!.update?.model]).toEqual([name, board]);
+    expect(by['power-cut']!.update?.model).toBe(`${board}-dangerous`);
 
     // power-cut: each point ends healthy on a slot, a or b — never neither
     const p = by['power-cut']!;

@@ -15,6 +15,7 @@ import { checkUnpackedTree, extractBundle, type BundleRef } from '../fs/bundle-f
 import { writeGpt, writeMbr } from '../partition/index.js';
 import { ImageIdentity } from './identity.js';
 import { stageSystem } from './slot.js';
+import { applyGradeVariants } from './grade-variant.js';
 import { runTool } from '../fs/tool.js';
 
 export type OutputFormat = 'raw' | 'bmap' | 'qcow2';
@@ -156,6 +157,7 @@ export async function composeImage(opts: ComposeOptions): Promise<ComposeResult>
         mkdirSync(stage, { recursive: true });
         if (s.role === 'system-boot') {
           stageContent(s, gadgetRef, gadgetDir, stage, gadgetFile);
+          applyGradeVariants(stage, model.grade);
           writeEnvTree(stage, env);
         } else if (s.role === 'system-a' || (s.role === 'system-b' && !opts.emptyB)) {
           cpSync(slotDir, stage, { recursive: true });
@@ -163,7 +165,7 @@ export async function composeImage(opts: ComposeOptions): Promise<ComposeResult>
           stageContent(s, gadgetRef, gadgetDir, stage, gadgetFile);
         }
         if (s.filesystem === 'ext4') {
-          await buildExt4({ sourceDir: stage, output: out, size: s.size, label: s.filesystemLabel, name: structureKey(s), uuid: id.guid('fs', layout.name, structureKey(s)), hashSeed: id.guid('hash-seed', layout.name, structureKey(s)), timestamp: id.timestamp, journal: s.role === 'system-data' });
+          await buildExt4({ sourceDir: stage, output: out, size: s.size, label: fsLabel(s), name: structureKey(s), uuid: id.guid('fs', layout.name, structureKey(s)), hashSeed: id.guid('hash-seed', layout.name, structureKey(s)), timestamp: id.timestamp, journal: s.role === 'system-data' });
         } else if (s.filesystem === 'vfat' || s.filesystem === 'vfat-16' || s.filesystem === 'vfat-32') {
           await buildVfat({ sourceDir: stage, output: out, size: s.size, label: s.filesystemLabel, name: structureKey(s), volumeId: id.u32('vfat', layout.name, structureKey(s)), fatBits: s.filesystem === 'vfat-16' ? 16 : s.filesystem === 'vfat-32' ? 32 : undefined, timestamp: id.timestamp, hiddenSectors: s.startOffset / SECTOR });
         } else {
@@ -236,7 +238,7 @@ export async function composeImage(opts: ComposeOptions): Promise<ComposeResult>
           type: s.type,
           guid: table.guids.get(s),
           filesystem: s.filesystem,
-          label: s.filesystemLabel,
+          label: fsLabel(s),
           sha256: file ? digests.get(s) : undefined,
         });
       }
@@ -347,6 +349,14 @@ async function checkArchitectures(r: Resolution, gadgetDir: string, arch: string
 }
 
 /** Copies a structure's `source → target` content from the unpacked gadget into its staging tree. */
+/**
+ * A structure's filesystem label; the slots' default to their role (system-a, system-b): the
+ * bootloaders find a slot by that label, and edge-update writes it when it formats a slot.
+ */
+function fsLabel(s: LaidOutStructure): string | undefined {
+  return s.filesystemLabel ?? (s.role === 'system-a' || s.role === 'system-b' ? s.role : undefined);
+}
+
 function stageContent(s: LaidOutStructure, gadget: BundleRef, gadgetDir: string, stage: string, gadgetFile: string): void {
   for (const [i, c] of s.content.entries()) {
     if (c.kind !== 'file') continue;

@@ -85,7 +85,9 @@ function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Asse
   const slotFile = (b: { name: string; revision: number }) => `bundles/${b.name}_${b.revision}.snap`;
   const base = r.bundles.find((b) => b.type === 'base');
   const apps = r.bundles.filter((b) => b.type === 'app').map(slotFile);
-  writeFileSync(join(dir, 'boot', 'slot.env'), `EDGE_BASE=${base ? slotFile(base) : ''}\nEDGE_APPS="${apps.join(' ')}"\n`);
+  // EDGE_GRADE: the model's grade, where the device reads it (the slot is covered by the update
+  // manifest's signature; system-boot is not): only grade dangerous keeps the device's test hooks.
+  writeFileSync(join(dir, 'boot', 'slot.env'), `EDGE_BASE=${base ? slotFile(base) : ''}\nEDGE_APPS="${apps.join(' ')}"\nEDGE_GRADE=${r.model.grade}\n`);
   // The device trust store: the public keys of the accounts allowed to sign updates for this
   // model — the brand's keys from the verified chain, and the store's.
   const keyAssertions = [...trusted, ...r.assertions].filter((a) => a.type === 'account-key' && a.body);

@@ -5,6 +5,8 @@
  * A/B rules instead.
  */
 import type { GadgetInfo, Structure, Volume } from '../types.js';
+import { layoutVolume } from '../layout.js';
+import { GadgetError } from '../errors.js';
 import { describeOther, failAt } from './context.js';
 
 /** Roles a gadget may use once at most, across all its volumes. */
@@ -99,7 +101,12 @@ export function checkABRules(g: GadgetInfo, roles: RoleMap): Volume {
     if (volume.schema === 'mbr' && !s.filesystemLabel) {
       failAt('ERR_GADGET_AB', `a system slot (role ${role}) on an MBR volume needs a filesystem-label: MBR partitions have no names, so the device finds its slots by label (e.g. filesystem-label: ${role}); ${AB_README}`, g.file, s);
     }
+    // GRUB 2.06 and U-Boot cannot read GPT names: they find a slot by its ext4 label alone
+    if (s.filesystemLabel !== undefined && s.filesystemLabel !== role) {
+      failAt('ERR_GADGET_AB', `a system slot (role ${role}) must have the filesystem-label ${JSON.stringify(role)} or none (it is implied), not ${JSON.stringify(s.filesystemLabel)}: the bootloaders find a slot by that label; ${AB_README}`, g.file, s);
+    }
   }
+  checkSlotPartitionNumbers(g, volume, roles);
   const data = roles.get('system-data')!.s;
   if (data.filesystem !== 'ext4') failAt('ERR_GADGET_AB', `system-data must have filesystem ext4, not ${data.filesystem}; ${AB_README}`, g.file, data);
   const boot = roles.get('system-boot')!.s;
@@ -107,6 +114,32 @@ export function checkABRules(g: GadgetInfo, roles: RoleMap): Volume {
     failAt('ERR_GADGET_AB', `system-boot needs a filesystem (vfat for an EFI system partition; it holds the bootloader and the boot environment); ${AB_README}`, g.file, boot);
   }
   return volume;
+}
+
+/** The partitions the bootloaders look through for a slot's label (bundles/bootloader: 1-9). */
+export const MAX_SLOT_PARTITION = 9;
+
+/**
+ * The slots must be among partitions 1-9 of the disk, in any order: the bootloaders look through
+ * those for the label system-a/system-b (U-Boot's `part start` reads a decimal partition number
+ * and its device:partition syntax a hex one; they agree up to 9). A volume that cannot be laid
+ * out is left to the layout's own, more precise error.
+ */
+function checkSlotPartitionNumbers(g: GadgetInfo, volume: Volume, roles: RoleMap): void {
+  let laidOut: ReturnType<typeof layoutVolume>;
+  try {
+    laidOut = layoutVolume(volume, g.file);
+  } catch (e) {
+    if (e instanceof GadgetError) return;
+    throw e;
+  }
+  for (const role of ['system-a', 'system-b'] as const) {
+    const { s } = roles.get(role)!;
+    const n = laidOut.structures.find((x) => x.yamlIndex === s.yamlIndex)?.partitionIndex;
+    if (n !== undefined && n > MAX_SLOT_PARTITION) {
+      failAt('ERR_GADGET_AB', `a system slot (role ${role}) is partition ${n} of the disk: the bootloaders look for the slots among partitions 1-${MAX_SLOT_PARTITION} only; put it earlier in the volume; ${AB_README}`, g.file, s);
+    }
+  }
 }
 
 // ---- snapd's rules (gadget/validate.go, without a model)
