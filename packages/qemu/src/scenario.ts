@@ -193,7 +193,8 @@ export function checkScenarioOptions(o: ScenarioOptions): UpdateManifest {
   for (const [k, v] of [['bootTimeoutSeconds', o.bootTimeoutSeconds], ['settleSeconds', o.settleSeconds], ['recoveryBoots', o.recoveryBoots]] as const) {
     if (v !== undefined && !(v > 0)) throw new BootTestError('ERR_USAGE', `${k}: expected a positive number, found ${v}`);
   }
-  return readUpdateManifest(o.update);
+  // the refuse scenario's updates are made to be refused: described from their manifest
+  return readUpdateManifest(o.update, { hostile: o.scenario === 'refuse' });
 }
 
 /** sha256 of a byte range of a file (a partition of a disk image). */

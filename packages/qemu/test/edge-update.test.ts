@@ -242,6 +242,14 @@ const ready = () => {
     expect(leftBehind()).toEqual([]);
   });
 
+  test('a work folder left on /writable by a run that crashed (its process gone) is removed by the next run', () => {
+    ready();
+    mkdirSync(join(chroot, 'writable/.edge-update.999999/e.0'), { recursive: true });
+    const r = apply(makeUpdate('after-crash', { revision: 1 }));
+    expect(r.out).toMatch(/REFUSED: revision 1 is not higher/);
+    expect(leftBehind()).toEqual([]);
+  });
+
   test('not a tar at all', () => {
     ready();
     writeFileSync(join(chroot, 'tmp/garbage.tar'), 'this is not a tar archive\n'.repeat(40));

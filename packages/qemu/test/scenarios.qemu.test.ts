@@ -5,7 +5,7 @@
  * `edgeimage boot-test --scenario`. Each board is one test; the report must show every scenario
  * passed, with the slots where they should be:
  *   update → healthy on b, edge_slot=b;  rollback → healthy on a, edge_failed_slot=b;
- *   refusals (bad-signature, bad-digest, downgrade, wrong-model) → every boot on a;
+ *   refusals (bad-signature, bad-digest, downgrade, wrong-model, aliased-manifest) → every boot on a;
  *   power-cut → every crash point ends healthy on a or b.
  * Every board runs the power cut at every crash point. The reference store is built once
  * (`scripts/reference-images --store-only`) and each board starts from a copy of it (`--ref`).
@@ -107,7 +107,7 @@ const explain = (r: Report | undefined, out: { stdout: string; stderr: string })
     expect(report!.passed).toBe(true);
     // an empty variable may be left out of a copy (U-Boot's `env export` skips them): as empty
     const by = Object.fromEntries(report!.scenarios.map((e) => [e.name, { ...e, env: { edge_slot: '', edge_try_slot: '', edge_status: '', edge_failed_slot: '', ...e.env } }]));
-    expect(Object.keys(by).sort()).toEqual(['bad-digest', 'bad-signature', 'downgrade', 'power-cut', 'rollback', 'update', 'wrong-model']);
+    expect(Object.keys(by).sort()).toEqual(['aliased-manifest', 'bad-digest', 'bad-signature', 'downgrade', 'power-cut', 'rollback', 'update', 'wrong-model']);
 
     // update: applied from slot a, then every later boot on b; the environment names b
     const u = by['update']!;
@@ -123,7 +123,7 @@ const explain = (r: Report | undefined, out: { stdout: string; stderr: string })
     expect(r.env).toMatchObject({ edge_slot: 'a', edge_failed_slot: 'b', edge_status: '' });
 
     // refusals: nothing written, every boot on a
-    for (const name of ['bad-signature', 'bad-digest', 'downgrade', 'wrong-model']) {
+    for (const name of ['bad-signature', 'bad-digest', 'downgrade', 'wrong-model', 'aliased-manifest']) {
       const e = by[name]!;
       expect([name, e.steps.map((s) => [s.slot, s.outcome])]).toEqual([name, [['a', 'refused'], ['a', 'healthy']]]);
       expect(e.checks.filter((c) => /unchanged/.test(c.name)).map((c) => c.passed)).toEqual([true, true]);
