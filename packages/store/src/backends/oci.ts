@@ -87,6 +87,7 @@ import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { StoreError } from '../errors.js';
 import type { StoreBackend } from './backend.js';
+import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, MAX_ERROR_BODY_BYTES, MAX_MANIFEST_BYTES, MAX_STORE_FILE_BYTES, readBounded, Watchdog } from './transfer.js';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export const OCI_EMPTY = 'application/vnd.oci.empty.v1+json';
@@ -234,10 +235,16 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 const stripQuery = (url: string) => url.split('?')[0]!;
 const hex = (alg: string, data: Uint8Array) => createHash(alg).update(data).digest('hex');
 
+/** The watchdog of each response's transfer (see send). */
+const watchdogs = new WeakMap<Response, Watchdog>();
+
 /** Throws away a response body we do not read, so the connection can be reused. */
 async function discard(res: Response): Promise<void> {
+  watchdogs.get(res)?.stop();
   await res.body?.cancel().catch(() => undefined);
 }
+
+const isAsyncIterable = (v: unknown): v is AsyncIterable<Uint8Array> => typeof v === 'object' && v !== null && Symbol.asyncIterator in v;
 
 /** The code of a network error behind fetch's "fetch failed" (ECONNREFUSED, UND_ERR_SOCKET, …). */
 function causeCode(e: unknown): string {
@@ -252,8 +259,8 @@ function causeCode(e: unknown): string {
   return message;
 }
 
-function unreachable(method: string, url: string, e: unknown, during = 'request'): StoreError {
-  const code = causeCode(e);
+function unreachable(method: string, url: string, e: unknown, during = 'request', dog?: Watchdog): StoreError {
+  const code = dog?.fired ? `no data for ${dog.ms / 1000} s` : causeCode(e);
   const hint = /SSL|TLS|CERT|EPROTO/i.test(code) ? ' (a plain-HTTP registry? use oci+http://)' : '';
   const err = new StoreError('ERR_STORE_UNREACHABLE', `registry unreachable: ${method} ${stripQuery(url)} failed during the ${during}: ${code}${hint}`, { method, url: stripQuery(url), cause: code });
   err.cause = e;
@@ -269,16 +276,34 @@ function unreachable(method: string, url: string, e: unknown, during = 'request'
  *   await b.writeFile('snaps/hello/1.snap', 'hello_1.0_amd64.snap');
  *   const { stream, size } = await b.open('snaps/hello/1.snap', 4096); // the bytes from 4096 on
  */
+export interface OciBackendOptions {
+  /** Give up when the registry has not answered with headers within this time after a request, or after the end of an upload (default 30 s). */
+  headersTimeoutMs?: number;
+  /** Give up on a body, down or up, when no bytes move for this long (default 60 s). */
+  idleTimeoutMs?: number;
+  /** The largest store file other than a bundle that `read` accepts (default 16 MiB). */
+  maxFileBytes?: number;
+}
+
 export class OciBackend implements StoreBackend {
   readonly writable = true;
   readonly location: OciStoreLocation;
   private readonly base: string;
   /** Repositories known to hold the empty config blob. */
   private readonly haveConfig = new Set<string>();
+  private readonly headersTimeoutMs: number;
+  private readonly idleTimeoutMs: number;
+  private readonly maxFileBytes: number;
 
-  constructor(readonly url: string) {
+  constructor(
+    readonly url: string,
+    opts: OciBackendOptions = {},
+  ) {
     this.location = parseOciUrl(url);
     this.base = `${this.location.protocol}://${this.location.host}`;
+    this.headersTimeoutMs = opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.maxFileBytes = opts.maxFileBytes ?? MAX_STORE_FILE_BYTES;
   }
 
   /** The repository and tag of a store path. */
@@ -296,9 +321,19 @@ export class OciBackend implements StoreBackend {
     const ref = this.reference(path);
     const m = await this.resolve(ref);
     if (!m) return undefined;
-    const { body, url } = await this.getBlob(ref, m.layer, 0);
+    // Read into memory: refused from the descriptor's size before a byte of the blob is asked for
+    // (and checkedBody holds the blob to that size).
+    if (m.layer.size > this.maxFileBytes) {
+      throw new StoreError('ERR_STORE_TOO_BIG', `${this.locate(path)}: ${ref.name} is ${m.layer.size} bytes (its manifest says), more than the ${this.maxFileBytes} bytes a store file other than a bundle may be; refused`, {
+        url: this.locate(path),
+        path,
+        size: m.layer.size,
+        max: this.maxFileBytes,
+      });
+    }
+    const { body, url, dog } = await this.getBlob(ref, m.layer, 0);
     const chunks: Buffer[] = [];
-    for await (const b of this.checkedBody(body, url, ref, m.layer, 0, 0)) chunks.push(b);
+    for await (const b of this.checkedBody(body, url, ref, m.layer, 0, 0, dog)) chunks.push(b);
     return Buffer.concat(chunks);
   }
 
@@ -340,8 +375,8 @@ export class OciBackend implements StoreBackend {
       throw new StoreError('ERR_STORE_RANGE', `${this.locate(path)} is ${total} bytes; cannot read from offset ${offset}`, { url: this.locate(path), offset, size: total });
     }
     if (offset === total) return { stream: Readable.from([], { objectMode: false }), size: 0 };
-    const { body, url, skip } = await this.getBlob(ref, m.layer, offset);
-    const stream = Readable.from(this.checkedBody(body, url, ref, m.layer, offset, skip), { objectMode: false });
+    const { body, url, skip, dog } = await this.getBlob(ref, m.layer, offset);
+    const stream = Readable.from(this.checkedBody(body, url, ref, m.layer, offset, skip, dog), { objectMode: false });
     return { stream, size: total - offset };
   }
 
@@ -358,16 +393,45 @@ export class OciBackend implements StoreBackend {
 
   // ---- the distribution API ----
 
+  /**
+   * One request, watched: no headers within headersTimeoutMs (counted from the end of a streamed
+   * upload, which is watched for idleness chunk by chunk) aborts it. The response's watchdog is
+   * re-armed with idleTimeoutMs for its body (readers kick it per chunk; discard stops it).
+   */
   private async send(method: string, url: string, init: RequestInit & { duplex?: 'half' } = {}): Promise<Response> {
+    const controller = new AbortController();
+    const dog = new Watchdog(controller);
+    let body = init.body;
+    if (isAsyncIterable(body)) {
+      const upload = body;
+      const idle = this.idleTimeoutMs;
+      const headers = this.headersTimeoutMs;
+      body = (async function* () {
+        for await (const chunk of upload) {
+          dog.kick(idle);
+          yield chunk;
+        }
+        dog.kick(headers);
+      })() as unknown as RequestInit['body'];
+      dog.kick(idle);
+    } else {
+      dog.kick(this.headersTimeoutMs);
+    }
     let res: Response;
     try {
-      res = await fetch(url, { ...init, method, headers: { 'user-agent': USER_AGENT, ...(init.headers as Record<string, string> | undefined) } });
+      res = await fetch(url, { ...init, body, method, signal: controller.signal, headers: { 'user-agent': USER_AGENT, ...(init.headers as Record<string, string> | undefined) } });
     } catch (e) {
+      dog.stop();
+      if (dog.fired) {
+        throw new StoreError('ERR_STORE_UNREACHABLE', `registry unreachable: ${method} ${stripQuery(url)}: no answer within ${dog.ms / 1000} s`, { method, url: stripQuery(url), cause: 'timeout' });
+      }
       if (causeCode(e) === 'unexpected redirect') {
         throw new StoreError('ERR_STORE_HTTP', `${method} ${stripQuery(url)}: the registry answered with a redirect, which a streamed blob upload does not follow`, { method, url: stripQuery(url) });
       }
       throw unreachable(method, url, e);
     }
+    dog.kick(this.idleTimeoutMs);
+    watchdogs.set(res, dog);
     if (res.status === 401 || res.status === 403) {
       await discard(res);
       const challenge = res.headers.get('www-authenticate') ?? undefined;
@@ -385,7 +449,8 @@ export class OciBackend implements StoreBackend {
     let detail = '';
     let errors: unknown;
     try {
-      const text = (await res.text()).slice(0, 4096);
+      // Only the start of an error body is read: a hostile answer cannot be made to fill memory.
+      const text = (await readBounded(res.body, MAX_ERROR_BODY_BYTES, () => new Error('error body too long'), watchdogs.get(res), this.idleTimeoutMs)).toString('utf8').slice(0, 4096);
       try {
         const j: unknown = JSON.parse(text);
         errors = isObject(j) ? j.errors : undefined;
@@ -404,11 +469,21 @@ export class OciBackend implements StoreBackend {
     });
   }
 
+  /** A manifest's bytes: at most MAX_MANIFEST_BYTES, with the idle timeout. */
   private async readAll(res: Response, method: string, url: string): Promise<Buffer> {
+    const dog = watchdogs.get(res);
+    const tooBig = (found: string) =>
+      new StoreError('ERR_STORE_TOO_BIG', `${method} ${stripQuery(url)}: the manifest is ${found}, more than the ${MAX_MANIFEST_BYTES} bytes a manifest may be; refused`, { method, url: stripQuery(url), max: MAX_MANIFEST_BYTES });
+    const length = Number(res.headers.get('content-length') ?? NaN);
+    if (length > MAX_MANIFEST_BYTES) {
+      await discard(res);
+      throw tooBig(`${length} bytes (Content-Length)`);
+    }
     try {
-      return Buffer.from(await res.arrayBuffer());
+      return await readBounded(res.body, MAX_MANIFEST_BYTES, (n) => tooBig(`at least ${n} bytes`), dog, this.idleTimeoutMs);
     } catch (e) {
-      throw unreachable(method, url, e, 'download');
+      if (e instanceof StoreError) throw e;
+      throw unreachable(method, url, e, 'download', dog);
     }
   }
 
@@ -474,7 +549,7 @@ export class OciBackend implements StoreBackend {
   }
 
   /** GETs a blob from `offset`; `skip` is what the caller must drop (a registry that ignored Range). */
-  private async getBlob(ref: OciReference, layer: Layer, offset: number): Promise<{ body: ReadableStream<Uint8Array>; url: string; skip: number }> {
+  private async getBlob(ref: OciReference, layer: Layer, offset: number): Promise<{ body: ReadableStream<Uint8Array>; url: string; skip: number; dog?: Watchdog }> {
     const url = `${this.base}/v2/${ref.repository}/blobs/${layer.digest}`;
     const res = await this.send('GET', url, offset > 0 ? { headers: { range: `bytes=${offset}-` } } : {});
     if (res.status === 404) {
@@ -502,7 +577,7 @@ export class OciBackend implements StoreBackend {
       throw await this.httpError(res, 'GET', url, `reading blob ${layer.digest} of ${ref.repository}:${ref.tag}`);
     }
     if (!res.body) throw new StoreError('ERR_STORE_HTTP', `GET ${url}: HTTP ${res.status} without a body`, { status: res.status, method: 'GET', url });
-    return { body: res.body, url, skip };
+    return { body: res.body, url, skip, dog: watchdogs.get(res) };
   }
 
   /**
@@ -510,7 +585,7 @@ export class OciBackend implements StoreBackend {
    * Range), checks that exactly the rest of the descriptor's size arrives and, when the whole blob is
    * read (offset 0), its digest. Transport failures become ERR_STORE_UNREACHABLE.
    */
-  private async *checkedBody(body: ReadableStream<Uint8Array>, url: string, ref: OciReference, layer: Layer, offset: number, skip: number): AsyncGenerator<Buffer> {
+  private async *checkedBody(body: ReadableStream<Uint8Array>, url: string, ref: OciReference, layer: Layer, offset: number, skip: number, dog?: Watchdog): AsyncGenerator<Buffer> {
     const [alg, expected] = layer.digest.split(':') as [string, string];
     const hash = offset === 0 ? createHash(alg) : undefined;
     const want = layer.size - offset;
@@ -520,7 +595,9 @@ export class OciBackend implements StoreBackend {
     const tooLong = () =>
       new StoreError('ERR_SIZE_MISMATCH', `blob ${layer.digest} of ${ref.repository}:${ref.tag} from ${url}: more than the ${layer.size} bytes its descriptor says`, { ...context, expected: layer.size });
     try {
+      dog?.kick(this.idleTimeoutMs);
       for await (const chunk of body) {
+        dog?.kick(this.idleTimeoutMs);
         let b = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
         if (toSkip > 0) {
           if (b.length <= toSkip) {
@@ -537,7 +614,9 @@ export class OciBackend implements StoreBackend {
       }
     } catch (e) {
       if (e instanceof StoreError) throw e;
-      throw unreachable('GET', url, e, 'download');
+      throw unreachable('GET', url, e, 'download', dog);
+    } finally {
+      dog?.stop();
     }
     if (got !== want) {
       throw new StoreError('ERR_SIZE_MISMATCH', `blob ${layer.digest} of ${ref.repository}:${ref.tag} from ${url}: ${got} bytes arrived, ${want} expected`, { ...context, expected: want, actual: got });
