@@ -2,11 +2,17 @@ import type { Assertion } from '../assertion.js';
 import { SignatureError, TrustError, EdgeimageError } from '../errors.js';
 import type { AssertionType } from '../types/registry.js';
 import { refOf } from '../types/registry.js';
+import { snapDeclarationType } from '../types/snap-declaration.js';
+import { DEFAULT_PROVENANCE } from '../types/snap-revision.js';
 import type { SigningKey } from './signing-key.js';
 
 /** What a checker may ask of the database: lookups, never changes. */
 export interface TrustView {
   isTrustedAccount(accountId: string): boolean;
+  /** A trusted account with a self-signed account-key among the trusted: it vouches for accounts and keys. */
+  isRootAccount(accountId: string): boolean;
+  /** The self-signed trusted key of a root. */
+  isRootKey(keyId: string): boolean;
   find(type: string, primaryKey: Record<string, string>): Assertion | undefined;
   findAccountKeys(accountId: string, name: string): SigningKey[];
   /** The time of checking: now, or `--at`. */
@@ -39,8 +45,20 @@ export const checkKeyValidNow: Checker = ({ assertion, key }, db) => {
   );
 };
 
-/** The RSA signature over the exact content bytes (snapd: CheckSignature). */
+/**
+ * The key's `constraints` admit the assertion, then the RSA signature over the exact content
+ * bytes verifies (snapd: CheckSignature, which runs canSign before verifying).
+ */
 export const checkSignature: Checker = ({ assertion, key }) => {
+  if (key.constraints && !key.constraints.allows(assertion)) {
+    const declared = JSON.stringify(key.assertion.headers['constraints']);
+    throw new TrustError(
+      refOf(assertion),
+      `signing key ${key.id} of "${key.accountId}" may not sign it: the assertion's headers match none of the key's constraints ${declared}`,
+      assertion.source,
+      'ERR_KEY_CONSTRAINTS',
+    );
+  }
   try {
     key.publicKey.verify(assertion.content, assertion.signature);
   } catch (e) {
@@ -64,6 +82,72 @@ export const checkTimestampInKeyValidity: Checker = ({ assertion, type, view, ke
   );
 };
 
+/** What the self-signed root key signs; its account's other keys may sign more (as Canonical's store key does). */
+const ROOT_KEY_SIGNS = ['account', 'account-key'];
+/** What a trusted account that is not a root (a store) signs. */
+const STORE_SIGNS = ['snap-declaration', 'snap-revision'];
+
+/**
+ * Each key signs only what its role allows, the roles coming from the trusted assertions: the
+ * root key vouches for accounts and keys and nothing else, and a trusted account that is not a
+ * root (a store) signs snap-declarations and snap-revisions only, never a key or a model. What an
+ * account outside the trusted set may sign is bounded by the cross-checks (no accounts, keys,
+ * declarations or global-upload revisions).
+ */
+export const checkSignerRole: Checker = ({ assertion: a, key }, db) => {
+  if (db.isRootKey(key.id) && !ROOT_KEY_SIGNS.includes(a.type)) {
+    throw new TrustError(
+      refOf(a),
+      `signed by the root key ${key.id} of "${key.accountId}", which signs only accounts and account-keys, not a ${a.type}; sign it with a key the root vouches for`,
+      a.source,
+      'ERR_SIGNER_ROLE',
+    );
+  }
+  if (db.isTrustedAccount(key.accountId) && !db.isRootAccount(key.accountId) && !STORE_SIGNS.includes(a.type)) {
+    throw new TrustError(
+      refOf(a),
+      `signed by "${key.accountId}", a trusted account that is not a root (no self-signed account-key of it among the trusted), which signs only snap-declarations and snap-revisions, not a ${a.type}`,
+      a.source,
+      'ERR_SIGNER_ROLE',
+    );
+  }
+};
+
+function requireRoot(a: Assertion, db: TrustView, what: string): void {
+  const authority = a.authorityId ?? '';
+  if (db.isRootAccount(authority)) return;
+  requireDirectlyTrusted(a, db, what);
+  throw new TrustError(
+    refOf(a),
+    `${what} must be signed by a root (a trusted account with a self-signed account-key among the trusted), but "${authority}" is not one`,
+    a.source,
+    'ERR_SIGNER_ROLE',
+  );
+}
+
+/**
+ * A snap-revision of another provenance than global-upload is accepted only when the snap's
+ * declaration delegates that provenance to its signer, within the revision range (snapd:
+ * SnapRevision.checkConsistency with RevisionAuthority.Check; device scope is not a database-level
+ * check in snapd either).
+ */
+function requireRevisionAuthority(a: Assertion, decl: Assertion, provenance: string): void {
+  const authority = a.authorityId ?? '';
+  const revision = Number(a.header('snap-revision'));
+  const ras = snapDeclarationType.assemble(decl).revisionAuthorities.filter((ra) => ra.provenance.includes(provenance));
+  const ok = ras.some((ra) => ra.accountId === authority && revision >= ra.minRevision && (ra.maxRevision === undefined || revision <= ra.maxRevision));
+  if (ok) return;
+  const allowed = ras.length
+    ? ras.map((ra) => `"${ra.accountId}" for revisions ${ra.minRevision}..${ra.maxRevision ?? '∞'}`).join(', ')
+    : 'nobody';
+  throw new TrustError(
+    refOf(a),
+    `provenance "${provenance}" revision ${revision} signed by "${authority}" is not allowed by the revision-authority of the snap-declaration for snap-id ${decl.header('snap-id')} (it allows ${allowed} for that provenance)`,
+    a.source,
+    'ERR_REVISION_AUTHORITY',
+  );
+}
+
 function requireDirectlyTrusted(a: Assertion, db: TrustView, what: string): void {
   const authority = a.authorityId ?? '';
   if (db.isTrustedAccount(authority)) return;
@@ -84,10 +168,10 @@ function requireAccount(a: Assertion, db: TrustView, accountId: string, role: st
 export const checkCrossConsistency: Checker = ({ assertion: a }, db) => {
   switch (a.type) {
     case 'account':
-      requireDirectlyTrusted(a, db, 'an account');
+      requireRoot(a, db, 'an account');
       return;
     case 'account-key': {
-      requireDirectlyTrusted(a, db, 'an account-key');
+      requireRoot(a, db, 'an account-key');
       const accountId = a.header('account-id')!;
       requireAccount(a, db, accountId, 'key owner');
       const name = a.header('name');
@@ -103,12 +187,15 @@ export const checkCrossConsistency: Checker = ({ assertion: a }, db) => {
       requireAccount(a, db, a.header('publisher-id')!, 'publisher');
       return;
     case 'snap-revision': {
-      if ((a.header('provenance') ?? 'global-upload') === 'global-upload') requireDirectlyTrusted(a, db, 'a snap-revision');
+      const provenance = a.header('provenance') ?? DEFAULT_PROVENANCE;
+      if (provenance === DEFAULT_PROVENANCE) requireDirectlyTrusted(a, db, 'a snap-revision of provenance global-upload');
       requireAccount(a, db, a.header('developer-id')!, 'developer');
       const snapId = a.header('snap-id')!;
-      if (!db.find('snap-declaration', { series: '16', 'snap-id': snapId })) {
+      const decl = db.find('snap-declaration', { series: '16', 'snap-id': snapId });
+      if (!decl) {
         throw new TrustError(refOf(a), `no snap-declaration for snap-id "${snapId}"`, a.source, 'ERR_MISSING_DECLARATION');
       }
+      if (provenance !== DEFAULT_PROVENANCE) requireRevisionAuthority(a, decl, provenance);
       return;
     }
     default:
@@ -116,5 +203,5 @@ export const checkCrossConsistency: Checker = ({ assertion: a }, db) => {
   }
 };
 
-/** snapd's DefaultCheckers, in snapd's order. */
-export const DEFAULT_CHECKERS: readonly Checker[] = [checkKeyValidNow, checkSignature, checkTimestampInKeyValidity, checkCrossConsistency];
+/** snapd's DefaultCheckers, in snapd's order, with the signer's role checked before the cross-checks. */
+export const DEFAULT_CHECKERS: readonly Checker[] = [checkKeyValidNow, checkSignature, checkTimestampInKeyValidity, checkSignerRole, checkCrossConsistency];

@@ -26,6 +26,7 @@ export interface AddResult {
 function primaryKeyOf(t: AssertionType, a: Assertion): string[] {
   return t.primaryKey.map((k) => primaryKeyValue(t, a, k) ?? '');
 }
+const isSelfSigned = (a: Assertion) => a.signKeyId === a.header('public-key-sha3-384') && a.authorityId === a.header('account-id');
 const slot = (type: string, pk: string[]) => `${type}\u0000${pk.join('\u0000')}`;
 
 /**
@@ -66,6 +67,17 @@ export class TrustDatabase implements TrustView {
 
   isTrustedAccount(accountId: string): boolean {
     return accountId !== '' && this.trusted.has(slot('account', [accountId]));
+  }
+
+  /** A root: a trusted account with a self-signed account-key among the trusted assertions. */
+  isRootAccount(accountId: string): boolean {
+    return this.isTrustedAccount(accountId) && [...this.trusted.values()].some((a) => a.type === 'account-key' && isSelfSigned(a) && a.header('account-id') === accountId);
+  }
+
+  /** A self-signed trusted account-key: the root key itself, which signs only accounts and account-keys. */
+  isRootKey(keyId: string): boolean {
+    const a = this.trusted.get(slot('account-key', [keyId]));
+    return a !== undefined && isSelfSigned(a);
   }
 
   /** The current (highest revision) assertion for a primary key, trusted ones included. */

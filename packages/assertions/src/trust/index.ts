@@ -2,3 +2,4 @@ export { TrustDatabase, type TrustDatabaseOptions, type AddResult } from './data
 export { SigningKey } from './signing-key.js';
 export { DEFAULT_CHECKERS, type Checker, type CheckInput, type TrustView } from './checkers.js';
 export { defaultTrustedAssertions } from './default-trust.js';
+export { EXAMPLE_ROOT_KEY_ID, chainRootKeyId, signedWithTestKeys } from './test-keys.js';
