@@ -7,8 +7,13 @@ const NLNL = Buffer.from('\n\n');
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function lineAt(buf: Buffer, offset: number): number {
-  let n = 1;
-  for (let i = buf.indexOf(0x0a); i !== -1 && i < offset; i = buf.indexOf(0x0a, i + 1)) n++;
+  return 1 + countNewlines(buf, 0, offset);
+}
+
+function countNewlines(buf: Buffer, from: number, to: number): number {
+  const part = buf.subarray(from, to);
+  let n = 0;
+  for (let i = part.indexOf(0x0a); i !== -1; i = part.indexOf(0x0a, i + 1)) n++;
   return n;
 }
 
@@ -54,6 +59,15 @@ export function decodeStream(input: Uint8Array, source: Pick<SourceRef, 'file'> 
   if (buf.length === 0) fail('empty input: expected at least one assertion', 0);
 
   const out: Assertion[] = [];
+  // The line of each assertion's start, counted on from the previous one: counting from the start
+  // of the input for every assertion made a stream of many small assertions quadratic to decode.
+  let counted = 0;
+  let countedLines = 1;
+  const lineOf = (offset: number): number => {
+    countedLines += countNewlines(buf, counted, offset);
+    counted = offset;
+    return countedLines;
+  };
   let pos = 0;
   while (pos < buf.length) {
     const index = out.length + 1;
@@ -77,7 +91,7 @@ export function decodeStream(input: Uint8Array, source: Pick<SourceRef, 'file'> 
       headers = parseHeaders(headText);
     } catch (e) {
       if (!(e instanceof HeaderSyntaxError)) throw e;
-      throw new AssertionFormatError(e.message, { file, index, line: lineAt(buf, start) + e.line - 1 });
+      throw new AssertionFormatError(e.message, { file, index, line: lineOf(start) + e.line - 1 });
     }
     const bl = headers['body-length'];
     let length = 0;
@@ -118,7 +132,7 @@ export function decodeStream(input: Uint8Array, source: Pick<SourceRef, 'file'> 
       new Assertion(headers, body ? Buffer.from(body) : undefined, Buffer.from(content), Buffer.from(sig), {
         file,
         index,
-        line: lineAt(buf, start),
+        line: lineOf(start),
       }),
     );
   }
