@@ -1,7 +1,7 @@
 // Assertions: RSA-4096 verification through the full decode + chain check, next to bare
 // crypto.verify over the same bytes (the floor); signing; key creation.
 import { createPrivateKey, createPublicKey, sign as rawSign, verify as rawVerify } from 'node:crypto';
-import { PrivateKey, TrustDatabase, accountKeyHeaders, decodeStream, signAssertion } from '../../packages/assertions/dist/index.js';
+import { ACCOUNT_KEY_NAME, PrivateKey, TrustDatabase, accountKeyHeaders, decodeStream, signAssertion } from '../../packages/assertions/dist/index.js';
 
 const DURATION_MS = Number(process.env.BENCH_MS ?? 2000);
 
@@ -70,6 +70,12 @@ function decodeMs(mb) {
   const out = decodeStream(stream);
   return { n: out.length, ms: Number(process.hrtime.bigint() - start) / 1e6 };
 }
+// The account-key name check on a hostile name (100 kB of digits and a bad last character): linear
+// now; snapd's form of the expression backtracked exponentially (28 characters: ~2 s).
+const hostile = `${'1'.repeat(100_000)}!`;
+let t0 = process.hrtime.bigint();
+ACCOUNT_KEY_NAME.test(hostile);
+const nameMs = Number(process.hrtime.bigint() - t0) / 1e6;
 const dec1 = decodeMs(1);
 const dec10 = decodeMs(10);
 
@@ -78,5 +84,6 @@ console.log(`bare crypto.verify, same bytes (floor)   ${fmt(floor)} /s`);
 console.log(`ratio full/floor                         ${(floor / full).toFixed(2).padStart(8)} x slower than the floor`);
 console.log(`sign (RSA-4096, snapd signature packet)  ${fmt(signs)} /s`);
 console.log(`key creation, RSA-4096                   ${fmt(keygenMs)} ms`);
+console.log(`account-key name check, hostile 100 kB   ${nameMs.toFixed(2).padStart(8)} ms`);
 console.log(`decode, 1 MB stream (${dec1.n} assertions)     ${fmt(dec1.ms)} ms`);
 console.log(`decode, 10 MB stream (${dec10.n} assertions)   ${fmt(dec10.ms)} ms  (${(dec10.ms / dec1.ms).toFixed(1)} x the 1 MB time: 10 when linear)`);
