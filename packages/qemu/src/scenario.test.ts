@@ -14,7 +14,7 @@ import { readUpdateManifest, tamperUpdate, tarEntries } from './update-file.js';
 let tmp: string;
 let update: string;
 let image: string;
-const MANIFEST = ['edgeimage-update: 1', 'brand-id: acme', 'model: kiosk', 'revision: 7', 'sign-key-sha3-384: abc', 'file: 5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03 6 bin/app', 'file: 0263829989b6fd954f72baaf2fc64bc2e2f01d692d4de72986ea808f6e99813f 4 model.assert', ''].join('\n');
+const MANIFEST = ['edgeimage-update: 1', 'brand-id: acme', 'model: kiosk', 'revision: 7', `sign-key-sha3-384: ${'abc'.padEnd(64, 'c')}`, 'file: 5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03 6 bin/app', 'file: 0263829989b6fd954f72baaf2fc64bc2e2f01d692d4de72986ea808f6e99813f 4 model.assert', ''].join('\n');
 
 beforeAll(() => {
   tmp = mkdtempSync(join(tmpdir(), 'edgeimage-scenario-test-'));

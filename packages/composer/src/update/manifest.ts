@@ -111,7 +111,8 @@ export function parseUpdateManifest(bytes: Buffer, source = 'update manifest'): 
     'brand-id': header(1, 'brand-id', /^[A-Za-z0-9._+-]+$/),
     model: header(2, 'model', /^[A-Za-z0-9._+-]+$/),
     revision: Number(header(3, 'revision', /^(0|[1-9]\d{0,15})$/)),
-    'sign-key-sha3-384': header(4, 'sign-key-sha3-384', /^[A-Za-z0-9_-]+$/),
+    // a key id (sha3-384, base64url: 64 characters), as the device checks it before it names a file
+    'sign-key-sha3-384': header(4, 'sign-key-sha3-384', /^[A-Za-z0-9_-]{64}$/),
     files: [],
   };
   for (let i = 5; i < lines.length; i++) {

@@ -271,8 +271,9 @@ describe('refusals', () => {
   });
 
   test('the manifest parser refuses what the device would read differently', () => {
-    const good = encodeUpdateManifest({ 'brand-id': 'acme', model: 'm', revision: 3, 'sign-key-sha3-384': 'k-1', files: [{ path: 'b', sha256: 'a'.repeat(64), size: 2 }, { path: 'a', sha256: 'b'.repeat(64), size: 1 }] });
-    expect(good.toString()).toBe(`edgeimage-update: 1\nbrand-id: acme\nmodel: m\nrevision: 3\nsign-key-sha3-384: k-1\nfile: ${'b'.repeat(64)} 1 a\nfile: ${'a'.repeat(64)} 2 b\n`);
+    const key = 'k-1'.padEnd(64, '_');
+    const good = encodeUpdateManifest({ 'brand-id': 'acme', model: 'm', revision: 3, 'sign-key-sha3-384': key, files: [{ path: 'b', sha256: 'a'.repeat(64), size: 2 }, { path: 'a', sha256: 'b'.repeat(64), size: 1 }] });
+    expect(good.toString()).toBe(`edgeimage-update: 1\nbrand-id: acme\nmodel: m\nrevision: 3\nsign-key-sha3-384: ${key}\nfile: ${'b'.repeat(64)} 1 a\nfile: ${'a'.repeat(64)} 2 b\n`);
     expect(parseUpdateManifest(good).files.map((f) => f.path)).toEqual(['a', 'b']);
     const text = good.toString();
     for (const [why, bad] of [
@@ -283,6 +284,8 @@ describe('refusals', () => {
       ['bad revision', text.replace('revision: 3', 'revision: -3')],
       ['bad digest', text.replace('b'.repeat(64), 'B'.repeat(64))],
       ['bad path', text.replace('1 a\n', '1 ../a\n')],
+      ['a key id of 63 characters', text.replace(key, key.slice(1))],
+      ['a key id that is a path', text.replace(key, '../../x')],
     ] as const) {
       expect({ why, r: (() => { try { parseUpdateManifest(Buffer.from(bad), 'm.txt'); return 'accepted'; } catch (e) { return (e as { code: string }).code; } })() }).toEqual({ why, r: expect.stringMatching(/^ERR_UPDATE_(MANIFEST|PATH)$/) });
     }
