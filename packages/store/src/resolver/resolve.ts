@@ -6,7 +6,9 @@ import {
   TrustDatabase,
   type ValidationSetView,
   assembleAs,
+  assertionType,
   modelType,
+  primaryKeyValue,
   refOf,
   validationSetType,
 } from '@edgeimage/assertions';
@@ -20,6 +22,7 @@ import type { Store } from '../store.js';
 import { BundleCache } from './cache.js';
 import { downloadToCache } from './download.js';
 import { defaultRetryPolicy, withRetry, type RetryPolicy } from './retry.js';
+import { SequenceRecord } from './sequences.js';
 import type { Writable } from 'node:stream';
 
 /** One bundle of the resolution manifest (`resolve --json`). */
@@ -44,6 +47,8 @@ export interface Resolution {
   assertions: Assertion[];
   /** How many bundle files were downloaded (0 with a warm cache). */
   downloaded: number;
+  /** The time the chain was checked at (now, or `--at`): the build time for key validity. */
+  at: Date;
 }
 
 export type ResolveEvent =
@@ -115,6 +120,9 @@ export async function resolveModel(input: Assertion[], opts: ResolveOptions): Pr
   const store = opts.store;
   const storeRead = <T>(what: string, fn: () => Promise<T>) =>
     withRetry(what, policy, fn, (e, attempt, delayMs) => emit({ kind: 'retry', what, attempt, delayMs, error: (e as Error).message }));
+  // Every assertion taken from the store is the one asked for, or refused.
+  const fetchAssertion = async (what: string, type: string, primaryKey: readonly string[]) =>
+    askedFor(type, primaryKey, await storeRead(what, () => store.assertion(type, primaryKey)), store.backend.url);
 
   // Adds an assertion, fetching from the store the account-keys and accounts its chain needs.
   const ensure = async (a: Assertion, depth = 0): Promise<void> => {
@@ -143,7 +151,7 @@ export async function resolveModel(input: Assertion[], opts: ResolveOptions): Pr
     if (fetched.has(slot)) return undefined;
     fetched.add(slot);
     emit({ kind: 'fetch-assertion', ref: `${type} ${key.join(' ')}` });
-    return storeRead(`fetching ${slot}`, () => store.assertion(type, key));
+    return fetchAssertion(`fetching ${slot}`, type, key);
   };
 
   // Declarations and revisions are the store's word: say how to trust it when that is what fails.
@@ -191,31 +199,75 @@ export async function resolveModel(input: Assertion[], opts: ResolveOptions): Pr
     local.set(y.name, { file, type: y.type, architectures: y.architectures });
   }
 
-  // 2. Validation-sets: from the input, else from the store; each verified.
+  // 2. Validation-sets: from the input, else from the store; each verified. The sequence is the
+  // one the model pins, else the highest offered, never below one already seen with this cache.
   const pins = new Map<string, Pin>();
+  const sequences = new SequenceRecord(cache.dir);
+  const verifiedSequences = new Map<string, number>();
   for (const vs of model.validationSets) {
+    const set = `${vs.accountId}/${vs.name}`;
+    const seen = vs.sequence === undefined ? sequences.seen(vs.accountId, vs.name) : 0;
     const given = input.filter(
       (a) => a.type === 'validation-set' && a.header('account-id') === vs.accountId && a.header('name') === vs.name && (vs.sequence === undefined || a.header('sequence') === String(vs.sequence)),
     );
     let chosen = given.sort((x, y) => Number(y.header('sequence')) - Number(x.header('sequence')))[0];
-    if (!chosen) chosen = await fetchValidationSet(vs.accountId, vs.name, vs.sequence);
+    if (!chosen) chosen = vs.sequence !== undefined ? await fetchValidationSet(vs.accountId, vs.name, vs.sequence) : await highestValidationSet(vs.accountId, vs.name, seen);
     if (!chosen) {
-      throw fail('ERR_MISSING_VALIDATION_SET', `validation-set ${vs.accountId}/${vs.name}${vs.sequence ? ` sequence ${vs.sequence}` : ''}, named by the model, is neither in ${modelAssertion.source.file ?? 'the model file'} nor in the store ${store.backend.url}`, { set: `${vs.accountId}/${vs.name}` });
+      throw fail('ERR_MISSING_VALIDATION_SET', `validation-set ${set}${vs.sequence ? ` sequence ${vs.sequence}` : ''}, named by the model, is neither in ${modelAssertion.source.file ?? 'the model file'} nor in the store ${store.backend.url}`, { set });
+    }
+    const sequence = Number(chosen.header('sequence'));
+    if (sequence < seen) {
+      throw fail(
+        'ERR_VALIDATION_SET_ROLLBACK',
+        `validation-set ${set}: sequence ${sequence} (${chosen.source.file ?? 'from the input'}) is older than sequence ${seen}, already resolved with the cache ${cache.dir} (recorded in ${sequences.file}); an older set would pin older revisions: pin the sequence in the model to go back on purpose`,
+        { set, sequence, seen },
+      );
     }
     await ensure(chosen);
     const view = assembleAs(validationSetType, chosen);
+    if (view.accountId !== vs.accountId || view.name !== vs.name || (vs.sequence !== undefined && view.sequence !== vs.sequence)) {
+      throw fail('ERR_STORE_WRONG_ASSERTION', `validation-set ${set}: got ${refOf(chosen)}, not the set the model names`, { set });
+    }
+    verifiedSequences.set(SequenceRecord.key(vs.accountId, vs.name), view.sequence);
     if (vs.mode === 'enforce' || vs.mode === 'prefer-enforce') addPins(pins, view);
   }
 
-  async function fetchValidationSet(accountId: string, name: string, sequence?: number): Promise<Assertion | undefined> {
-    if (sequence !== undefined) return storeRead(`fetching validation-set ${accountId}/${name}`, () => store.assertion('validation-set', ['16', accountId, name, String(sequence)]));
-    // Unpinned sequence: the highest one the store has.
-    let best: Assertion | undefined;
-    for (let seq = 1; ; seq++) {
-      const a = await storeRead(`fetching validation-set ${accountId}/${name}`, () => store.assertion('validation-set', ['16', accountId, name, String(seq)]));
-      if (!a) return best;
-      best = a;
+  function fetchValidationSet(accountId: string, name: string, sequence: number): Promise<Assertion | undefined> {
+    return fetchAssertion(`fetching validation-set ${accountId}/${name} sequence ${sequence}`, 'validation-set', ['16', accountId, name, String(sequence)]);
+  }
+
+  /**
+   * The highest sequence the store offers, from `seen` up, in at most about 2·log2 requests:
+   * doubling steps find a sequence the store lacks, then a binary search finds the last one it
+   * has (sequences are consecutive). A store without `seen` itself offers nothing usable.
+   */
+  async function highestValidationSet(accountId: string, name: string, seen: number): Promise<Assertion | undefined> {
+    let low = Math.max(seen, 1);
+    let best = await fetchValidationSet(accountId, name, low);
+    if (!best && seen > 0) {
+      throw fail(
+        'ERR_VALIDATION_SET_ROLLBACK',
+        `validation-set ${accountId}/${name}: the store ${store.backend.url} does not offer sequence ${seen}, already resolved with the cache ${cache.dir} (recorded in ${sequences.file}); refusing an older set: pin the sequence in the model to go back on purpose`,
+        { set: `${accountId}/${name}`, seen },
+      );
     }
+    if (!best) return undefined;
+    let high: number | undefined;
+    for (let step = 1; high === undefined; step *= 2) {
+      if (step > MAX_SEQUENCE_STEP) {
+        throw fail('ERR_VALIDATION_SET_SEQUENCES', `validation-set ${accountId}/${name}: the store ${store.backend.url} offers sequences beyond ${low + step / 2}; refusing to search further: pin the sequence in the model`, { set: `${accountId}/${name}` });
+      }
+      const a = await fetchValidationSet(accountId, name, low + step);
+      if (a) [low, best] = [low + step, a];
+      else high = low + step;
+    }
+    while (high - low > 1) {
+      const mid = Math.floor((low + high) / 2);
+      const a = await fetchValidationSet(accountId, name, mid);
+      if (a) [low, best] = [mid, a];
+      else high = mid;
+    }
+    return best;
   }
 
   // 3. Per snap: revision, declaration, revision assertion — all before any download.
@@ -263,10 +315,10 @@ export async function resolveModel(input: Assertion[], opts: ResolveOptions): Pr
     if (!entry) {
       throw fail('ERR_STORE_NO_REVISION', `${snap.name} revision ${revision}${pin ? ` (pinned by ${pin.set})` : ''} is not in the store ${store.backend.url} (revisions: ${index.revisions.map((r) => r.revision).join(', ') || 'none'})`, { snap: snap.name, revision });
     }
-    const rev = await storeRead(`fetching snap-revision of ${snap.name}`, () => store.assertion('snap-revision', [entry['sha3-384'], 'global-upload']));
+    const rev = await fetchAssertion(`fetching snap-revision of ${snap.name}`, 'snap-revision', [entry['sha3-384'], 'global-upload']);
     if (!rev) throw fail('ERR_STORE_NO_ASSERTION', `no snap-revision assertion for ${snap.name} revision ${revision} (sha3-384 ${entry['sha3-384']}) in ${store.backend.url}`, { snap: snap.name });
     const snapId = rev.header('snap-id')!;
-    const decl = await storeRead(`fetching snap-declaration of ${snap.name}`, () => store.assertion('snap-declaration', ['16', snapId]));
+    const decl = await fetchAssertion(`fetching snap-declaration of ${snap.name}`, 'snap-declaration', ['16', snapId]);
     if (!decl) throw fail('ERR_STORE_NO_ASSERTION', `no snap-declaration for ${snap.name} (snap-id ${snapId}) in ${store.backend.url}`, { snap: snap.name });
     await ensureStoreSigned(decl);
     await ensureStoreSigned(rev);
@@ -298,10 +350,12 @@ export async function resolveModel(input: Assertion[], opts: ResolveOptions): Pr
     emit({ kind: 'download-done', name: p.snap.name });
     return path;
   });
+  sequences.record(verifiedSequences);
 
   return {
     model,
     downloaded,
+    at: db.at,
     assertions: [modelAssertion, ...db.all().filter((a) => a !== modelAssertion)],
     bundles: [...localResolved, ...planned.map((p, i) => ({
       name: p.snap.name,
@@ -314,6 +368,26 @@ export async function resolveModel(input: Assertion[], opts: ResolveOptions): Pr
       path: paths[i]!,
     }))].sort((a, b) => model.snaps.findIndex((s) => s.name === a.name) - model.snaps.findIndex((s) => s.name === b.name)),
   };
+}
+
+/** The largest forward step of the sequence search: 2^20 sequences past the last one known. */
+const MAX_SEQUENCE_STEP = 1 << 20;
+
+/**
+ * A store must serve the assertion asked for: the same type and the same value for every
+ * primary-key header. Otherwise a store (or whoever sits in front of it) could answer one
+ * request with another valid, signed assertion, such as an older validation-set.
+ */
+function askedFor(type: string, primaryKey: readonly string[], a: Assertion | undefined, url: string): Assertion | undefined {
+  if (!a) return undefined;
+  const t = assertionType(type)!;
+  const want = t.primaryKey.map((k, i) => primaryKey[i] ?? t.optionalPrimaryKeyDefaults?.[k] ?? '');
+  const asked = `${type} ${t.primaryKey.map((k, i) => `${k}=${want[i]}`).join(' ')}`;
+  const differs = a.type !== type || t.primaryKey.some((k, i) => primaryKeyValue(t, a, k) !== want[i]);
+  if (differs) {
+    throw fail('ERR_STORE_WRONG_ASSERTION', `asked the store ${url} for ${asked}, it served ${refOf(a)} (${a.source.file ?? 'no file'}); refused`, { asked, served: refOf(a) });
+  }
+  return a;
 }
 
 function addPins(pins: Map<string, Pin>, vs: ValidationSetView): void {
