@@ -10,7 +10,7 @@
  * malformed value, or (without the argument) a name found on two disks: each a refusal naming it.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_INIT, PARTITIONS_SH } from '@edgeimage/composer';
@@ -44,8 +44,9 @@ const ready = () => {
 /**
  * A 40 MiB disk laid out as an image: four 8 MiB partitions named (GPT) or labelled (MBR: vfat
  * SYSTEM-BOOT, then ext4) system-boot, system-a, system-b, system-data. New UUIDs every time.
+ * `slotB`: system-b holds an ext4 (labelled so, also on GPT) with a model of that revision.
  */
-function makeDisk(name: string, label: 'gpt' | 'dos'): string {
+function makeDisk(name: string, label: 'gpt' | 'dos', slotB?: number): string {
   const disk = join(work, `${name}.img`);
   execFileSync('truncate', ['-s', '40M', disk]);
   const parts = NAMES.map((n, i) => `${i === 0 ? 'start=1MiB, ' : ''}size=8MiB${label === 'gpt' ? `, name=${n}` : ''}`);
@@ -60,8 +61,20 @@ function makeDisk(name: string, label: 'gpt' | 'dos'): string {
       rmSync(fs);
     });
   }
+  if (slotB !== undefined) {
+    const dir = mkdtempSync(join(work, 'slot-b-'));
+    writeFileSync(join(dir, 'model.assert'), MODEL(slotB));
+    const fs = join(work, `${name}.b.fs`);
+    execFileSync('truncate', ['-s', '8M', fs]);
+    execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'system-b', '-d', dir, fs]);
+    execFileSync('dd', [`if=${fs}`, `of=${disk}`, 'bs=1M', 'seek=17', 'conv=notrunc', 'status=none']);
+    rmSync(fs);
+    rmSync(dir, { recursive: true });
+  }
   return disk;
 }
+
+const MODEL = (rev: number) => `type: model\nauthority-id: example-brand\nbrand-id: example-brand\nmodel: pc-amd64\nrevision: ${rev}\n\nSIGNATURE\n`;
 
 /** Attaches a disk to a loop device and waits for its partitions (partx when the kernel did not scan them). */
 function attach(disk: string): string {
@@ -81,12 +94,20 @@ interface Lookup {
 
 /** Attaches `disks`, then looks each name up in the chroot, the kernel command line being `cmdline`. */
 function lookup(disks: string[], cmdline: string): Lookup {
+  const inner = `. /usr/lib/edgeimage/partitions; for n in ${NAMES.join(' ')}; do if edge_find_part "$n"; then echo "$n $part_dev"; else echo "$n ERROR $part_err"; fi; done`;
+  const r = inChroot(disks, cmdline, inner);
+  if (r.status !== 0) throw new Error(`the lookup did not run (${r.status}): ${r.output}`);
+  const found = Object.fromEntries(r.output.trim().split('\n').map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1)]));
+  return { found, devs: r.devs };
+}
+
+/** Attaches `disks` and runs the shell command `inner` in the chroot, the kernel command line being `cmdline`. */
+function inChroot(disks: string[], cmdline: string, inner: string): { status: number | null; output: string; devs: string[] } {
   const devs: string[] = [];
   try {
     for (const d of disks) devs.push(attach(d));
     const file = join(work, 'cmdline');
     writeFileSync(file, `${cmdline}\n`);
-    const inner = `. /usr/lib/edgeimage/partitions; for n in ${NAMES.join(' ')}; do if edge_find_part "$n"; then echo "$n $part_dev"; else echo "$n ERROR $part_err"; fi; done`;
     const script = [
       'set -e',
       'C=$1',
@@ -96,12 +117,10 @@ function lookup(disks: string[], cmdline: string): Lookup {
       'mount --bind "$2" "$C/proc/cmdline"',
       'mount -t tmpfs tmpfs "$C/tmp"',
       'set +e',
-      `chroot "$C" /bin/sh -c '${inner}' 2>&1`,
+      'chroot "$C" /bin/sh -c "$3" 2>&1',
     ].join('\n');
-    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', chroot, file], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
-    if (r.status !== 0) throw new Error(`the lookup did not run (${r.status}): ${r.stdout}${r.stderr}`);
-    const found = Object.fromEntries(r.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1)]));
-    return { found, devs };
+    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', chroot, file, inner], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    return { status: r.status, output: `${r.stdout}${r.stderr}`, devs };
   } finally {
     for (const d of devs) execFileSync('losetup', ['-d', d]);
   }
@@ -153,6 +172,23 @@ const partsOf = (dev: string) => Object.fromEntries(NAMES.map((n, i) => [n, `${d
     for (const v of ['', 'system-boot', '0123456-01', '01234567-1g', '../../etc', '01234567-89ab-cdef-0123-456789abcdef0']) {
       const r = lookup([boot], `edgeimage.bootpart=${v} quiet`);
       expect(r.found['system-a']).toBe(`ERROR edgeimage.bootpart=${v} is not a partition UUID (GPT: 8-4-4-4-12 hex digits; MBR: 8-2)`);
+    }
+  });
+
+  test('edge-update reads the other slot from the boot disk only: status shows the boot disk\'s system-b, never the second disk\'s', () => {
+    ready();
+    const run = join(chroot, 'run/edgeimage');
+    mkdirSync(join(run, 'slot'), { recursive: true });
+    writeFileSync(join(run, 'slot/model.assert'), MODEL(1));
+    writeFileSync(join(run, 'slot-name'), 'a\n');
+    writeFileSync(join(run, 'devices'), 'slot_dev=\ndata_dev=\nboot_dev=\n');
+    const boot = makeDisk('update-boot', 'gpt', 5);
+    const second = makeDisk('update-second', 'dos', 9);
+    // either disk on the lower loop device: whichever a search of all disks meets first
+    for (const order of [[second, boot], [boot, second]]) {
+      const r = inChroot(order, `edgeimage.bootpart=${partUuid(boot, 1)}`, '/usr/lib/edgeimage/edge-update status');
+      expect(r.output).toMatch(/^slot b: example-brand\/pc-amd64 revision 5/m);
+      expect(r.output).not.toContain('revision 9');
     }
   });
 
