@@ -1,4 +1,5 @@
-import { BundleCache, Store, resolveModel } from '@edgeimage/store';
+import { type Assertion, signedWithTestKeys } from '@edgeimage/assertions';
+import { BundleCache, Store, resolveModel, type Resolution } from '@edgeimage/store';
 import { composeImage, type OutputFormat } from '@edgeimage/composer';
 import { resolve } from 'node:path';
 import type { Argv } from 'yargs';
@@ -42,6 +43,26 @@ export function buildCommand(ctx: Context) {
   };
 }
 
+/**
+ * The warning for a grade signed or secured model that verifies only through the example root:
+ * loud on purpose, since that root's private key is public and such an image accepts anyone's
+ * updates. Undefined for any other model.
+ */
+export function testKeysWarning(resolution: Resolution, trusted: Assertion[]): string | undefined {
+  const { grade, brandId, model } = resolution.model;
+  if (grade !== 'signed' && grade !== 'secured') return undefined;
+  const modelAssertion = resolution.assertions.find((x) => x.type === 'model');
+  if (!modelAssertion || !signedWithTestKeys(modelAssertion, [...trusted, ...resolution.assertions])) return undefined;
+  return [
+    '!'.repeat(78),
+    `WARNING: TEST KEYS. Model ${brandId}/${model} (grade ${grade}) verifies only through the example root`,
+    'of signing-keys.example/, whose private keys are public in the edgeimage repository: anyone can',
+    'sign updates this image accepts. For devices, build with your own root (README "Running your own root").',
+    'The image manifest and `edgeimage inspect` say "test keys".',
+    '!'.repeat(78),
+  ].join('\n');
+}
+
 type BuildArgs = TrustArgs & { model: string; store: string; cache?: string; allowUnpinned: boolean; at?: string; concurrency: number; output?: string; imageSize?: string; format: string; compress?: 'zstd' | 'xz'; snap?: string | string[]; emptyB: boolean; json?: boolean };
 
 async function build(ctx: Context, a: BuildArgs): Promise<void> {
@@ -61,6 +82,8 @@ async function build(ctx: Context, a: BuildArgs): Promise<void> {
       onEvent: progress.onEvent,
     });
     progress.stop();
+    const warning = testKeysWarning(resolution, trusted);
+    if (warning) ctx.io.err(warning);
     const outputDir = resolve(a.output ?? `${repoRoot() ?? process.cwd()}/images`);
     const r = await composeImage({
       resolution,

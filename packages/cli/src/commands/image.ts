@@ -26,7 +26,7 @@ export function inspectCommand(ctx: Context) {
           out(`slot ${s.slot}: empty`);
           continue;
         }
-        out(`slot ${s.slot}: model ${s.model!['brand-id']}/${s.model!.model} revision ${s.model!.revision}`);
+        out(`slot ${s.slot}: model ${s.model!['brand-id']}/${s.model!.model} revision ${s.model!.revision}${s['test-keys'] ? '  [test keys: signed through the example root, whose private key is public; not for devices]' : ''}`);
         for (const b of s.bundles ?? []) out(`  ${b.name.padEnd(22)} ${b.type.padEnd(7)} revision ${b.revision}  ${b['sha3-384']}`);
         out(`  kernel: ${(s.kernel ?? []).join(', ')}; trust store: ${(s['trust-store'] ?? []).length} key(s)`);
       }

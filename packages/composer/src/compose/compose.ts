@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, closeSync, constants as fsc, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, ftruncateSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { type Assertion } from '@edgeimage/assertions';
+import { type Assertion, signedWithTestKeys } from '@edgeimage/assertions';
 import { checkABRoles, checkContentPath, layoutContent, layoutVolume, parseGadgetYaml, type LaidOutStructure, type LaidOutVolume } from '@edgeimage/gadget';
 import { parseSnapYaml, readSnapYaml, type Resolution } from '@edgeimage/store';
 import { initialEnv } from '../bootenv/env.js';
@@ -65,6 +65,8 @@ export interface ImageManifest {
   'boot-environment': Record<string, string>;
   'trust-store': string[];
   outputs: { format: string; path: string; sha256?: string }[];
+  /** Present when the model verifies only through the example root, whose private key is public. */
+  'test-keys'?: true;
 }
 
 export interface ComposeResult {
@@ -295,6 +297,7 @@ export async function composeImage(opts: ComposeOptions): Promise<ComposeResult>
         outputs,
       };
       const manifestPath = await derive(`${finalPath}.manifest.json`, async (tmp) => writeFileSync(tmp, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o644 }));
+        ...(signedWithTestKeys(modelAssertion, [...opts.trusted, ...resolution.assertions]) ? { 'test-keys': true as const } : {}),
       finalImages.push({ tmp: image, final: finalPath });
       results.push({ volume: layout.name, path: finalPath, size, sha256: imageSha, manifestPath, manifest, isAB });
     }

@@ -1,6 +1,6 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Assertion, encodeStream, PublicKey } from '@edgeimage/assertions';
+import { type Assertion, encodeStream, PublicKey, SigningKey, signedWithTestKeys } from '@edgeimage/assertions';
 import type { Resolution, ResolvedBundle } from '@edgeimage/store';
 import { ComposeError } from '../errors.js';
 import { extractBundle, listBundle } from '../fs/bundle-files.js';
@@ -8,7 +8,7 @@ import { ImageIdentity } from './identity.js';
 
 export interface StageSystemOptions {
   resolution: Resolution;
-  /** Trust anchors the resolution was verified against (their keys join the device trust store). */
+  /** Trust anchors the resolution was verified against (kept with the slot's assertions). */
   trusted: Assertion[];
   /** The model assertion; default: the one among the resolution's assertions. */
   modelAssertion?: Assertion;
@@ -88,9 +88,12 @@ function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Asse
   // EDGE_GRADE: the model's grade, where the device reads it (the slot is covered by the update
   // manifest's signature; system-boot is not): only grade dangerous keeps the device's test hooks.
   writeFileSync(join(dir, 'boot', 'slot.env'), `EDGE_BASE=${base ? slotFile(base) : ''}\nEDGE_APPS="${apps.join(' ')}"\nEDGE_GRADE=${r.model.grade}\n`);
-  // The device trust store: the public keys of the accounts allowed to sign updates for this
-  // model — the brand's keys from the verified chain, and the store's.
-  const keyAssertions = [...trusted, ...r.assertions].filter((a) => a.type === 'account-key' && a.body);
+  // The device trust store: the keys allowed to sign updates for this model, which are the
+  // brand's keys from the verified chain that are valid at build time. A root's or a store's key
+  // never signs an update, and an expired or future key must not become one on the device.
+  const keyAssertions = [...trusted, ...r.assertions].filter(
+    (a) => a.type === 'account-key' && a.body && a.header('account-id') === r.model.brandId && SigningKey.fromAccountKey(a).isValidAt(r.at),
+  );
   const names: string[] = [];
   const seen = new Set<string>();
   for (const a of keyAssertions) {
@@ -109,6 +112,8 @@ function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Asse
     kernel: readdirSync(kernelDir).sort().map((f) => `boot/${f}`),
     'trust-store': names.sort(),
     'source-date-epoch': id.sourceDateEpoch,
+    // The example root's private key is public: say so wherever the image is looked at.
+    ...(signedWithTestKeys(model, [...trusted, ...r.assertions]) ? { 'test-keys': true } : {}),
   };
   writeFileSync(join(dir, 'manifest.json'), `${JSON.stringify(slotManifest, null, 2)}\n`);
   return names.sort();

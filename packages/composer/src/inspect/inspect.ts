@@ -20,6 +20,8 @@ export interface SlotInfo {
   bundles?: { name: string; type: string; revision: number; 'sha3-384': string }[];
   kernel?: string[];
   'trust-store'?: string[];
+  /** The slot's model verifies only through the example root (TEST ONLY keys). */
+  'test-keys'?: true;
 }
 
 export interface ImageInspection {
@@ -98,7 +100,7 @@ export async function inspectImage(image: string): Promise<ImageInspection> {
       slots.push({ slot, partition: p.index, empty: true });
       continue;
     }
-    const m = JSON.parse(manifest.toString('utf8')) as { bundles: SlotInfo['bundles']; kernel: string[]; 'trust-store': string[] };
+    const m = JSON.parse(manifest.toString('utf8')) as { bundles: SlotInfo['bundles']; kernel: string[]; 'trust-store': string[]; 'test-keys'?: unknown };
     const [model] = decodeStream(modelBytes, { file: `slot ${slot}:/model.assert` });
     slots.push({
       slot,
@@ -108,6 +110,7 @@ export async function inspectImage(image: string): Promise<ImageInspection> {
       bundles: m.bundles,
       kernel: m.kernel,
       'trust-store': m['trust-store'],
+      ...(m['test-keys'] === true ? { 'test-keys': true as const } : {}),
     });
   }
   const boot = findRolePartition(image, table, 'system-boot');
