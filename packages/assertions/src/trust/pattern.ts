@@ -32,7 +32,8 @@ type Node =
 
 const DIGIT: CharTest = (c) => c >= '0' && c <= '9';
 const WORD: CharTest = (c) => DIGIT(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c === '_';
-const SPACE: CharTest = (c) => c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v';
+// Go's Perl classes: ASCII only; \s is [\t\n\f\r ] (no \v).
+const SPACE: CharTest = (c) => c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f';
 const CLASS_ESCAPES: Record<string, CharTest> = { d: DIGIT, w: WORD, s: SPACE };
 const isPunct = (c: string) => /^[!-/:-@[-`{-~]$/.test(c);
 
@@ -158,7 +159,8 @@ class Parser {
         tests.push((x) => x === lo);
       }
     }
-    return negate ? (x) => x !== '\n' && !tests.some((t) => t(x)) : (x) => tests.some((t) => t(x));
+    // Go's regexp.Compile sets ClassNL: a negated class matches a newline (only `.` does not).
+    return negate ? (x) => !tests.some((t) => t(x)) : (x) => tests.some((t) => t(x));
   }
 }
 
