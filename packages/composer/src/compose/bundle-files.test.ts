@@ -78,6 +78,21 @@ describe('kernel bundle', () => {
 });
 
 describe('gadget bundle', () => {
+  test("a meta/gadget.yaml that is a symbolic link to a host file is ERR_BUNDLE_FILE; the file is never read or quoted", async () => {
+    const marker = `root:$6$${randomBytes(12).toString('hex')}:19000:0:99999:7:::`;
+    const secret = join(world.tempDir('host-'), 'shadow');
+    writeFileSync(secret, `${marker}\n`, { mode: 0o600 });
+    const tree = { ...gadgetTree('yamllink-pc', gadgetYaml('pc', 'gpt', 'grub', abStructures('gpt'))), 'meta/gadget.yaml': { symlink: secret } };
+    await world.publish('yamllink-pc', tree);
+    const out = world.tempDir('out-');
+    const r = await refusal(world.compose(await world.resolve(await world.model({ gadget: 'yamllink-pc' })), { outputDir: out }));
+    expect(r.code).toBe('ERR_BUNDLE_FILE');
+    expect(r.message).toContain('gadget bundle yamllink-pc revision 1: meta/gadget.yaml is a symbolic link');
+    expect(r.message).not.toContain(marker);
+    expect(listFiles(out)).toEqual([]);
+    expect(await leftAfter(tmp)).toEqual([]);
+  }, SLOW);
+
   test('a boot asset that is a symbolic link (even inside the gadget) is ERR_BUNDLE_FILE naming the gadget and the path', async () => {
     const tree = gadgetTree('linked-pc', gadgetYaml('pc', 'gpt', 'grub', abStructures('gpt')), { extra: { 'boot-assets/EFI/BOOT/grub.cfg': { symlink: '../edgeimage/grub.cfg' } } });
     await world.publish('linked-pc', tree);

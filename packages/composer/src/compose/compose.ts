@@ -121,6 +121,9 @@ export async function composeImage(opts: ComposeOptions): Promise<ComposeResult>
     // Symbolic links may stay in the unpacked gadget: content paths are resolved through them and
     // refused when they leave it; stageContent refuses any left in what it copies.
     await extractBundle(gadgetRef, gadgetDir, { allowSymlinks: true });
+    // gadget.yaml and snap.yaml are read from here: a link in meta/ would read (and an error
+    // message quote) a file of the build host.
+    if (existsSync(join(gadgetDir, 'meta'))) checkUnpackedTree(gadgetRef, join(gadgetDir, 'meta'), gadgetDir);
     const gadgetYamlPath = join(gadgetDir, 'meta', 'gadget.yaml');
     if (!existsSync(gadgetYamlPath)) throw new ComposeError('ERR_GADGET_NO_YAML', `gadget ${gadget.name} revision ${gadget.revision} has no meta/gadget.yaml`, { gadget: gadget.name });
     const gadgetFile = `${gadget.name}_${gadget.revision}.snap:meta/gadget.yaml`;
@@ -295,9 +298,9 @@ export async function composeImage(opts: ComposeOptions): Promise<ComposeResult>
         'boot-environment': isAB ? env : {},
         'trust-store': isAB ? trustStore : [],
         outputs,
+        ...(signedWithTestKeys(modelAssertion, [...opts.trusted, ...resolution.assertions]) ? { 'test-keys': true as const } : {}),
       };
       const manifestPath = await derive(`${finalPath}.manifest.json`, async (tmp) => writeFileSync(tmp, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o644 }));
-        ...(signedWithTestKeys(modelAssertion, [...opts.trusted, ...resolution.assertions]) ? { 'test-keys': true as const } : {}),
       finalImages.push({ tmp: image, final: finalPath });
       results.push({ volume: layout.name, path: finalPath, size, sha256: imageSha, manifestPath, manifest, isAB });
     }
