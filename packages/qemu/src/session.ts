@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
+import { toolEnv } from '@edgeimage/composer';
 import { BootTestError } from './errors.js';
 
 /** One line of the serial console, `seconds` after QEMU started. */
@@ -123,7 +124,9 @@ export class QemuSession {
     this.#tailLines = opts.tailLines ?? 30;
     this.#onLine = opts.onLine;
     if (opts.log !== undefined) this.#logFd = openSync(opts.log, 'w');
-    this.#child = spawn(command.binary, [...command.args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The host tools' fixed environment (plus TMPDIR, where -snapshot keeps its overlay): nothing
+    // of the build's own, such as EDGEIMAGE_KEY_PASSPHRASE, reaches QEMU.
+    this.#child = spawn(command.binary, [...command.args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...toolEnv(), TMPDIR: process.env.TMPDIR ?? '/tmp' } });
     let resolveExit!: (s: ExitStatus) => void;
     this.exited = new Promise((r) => (resolveExit = r));
     this.#child.stdout!.on('data', (b: Buffer) => this.#data(this.#decoder.write(b)));
