@@ -7,7 +7,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { chownSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sha3_384Digest, type Assertion } from '@edgeimage/assertions';
+import { sha3_384Digest, signAssertion, type Assertion } from '@edgeimage/assertions';
 import {
   abStructures,
   AT,
@@ -256,6 +256,19 @@ describe('bad input: a clear error, and nothing written', () => {
     expect(sh('sfdisk', ['--verify', img]).status).toBe(0);
     expect(sh('sgdisk', ['-v', img]).stdout).toMatch(/No problems found/);
   }, SLOW);
+
+  test("a model signed by the store's key (trusted, but not a root): ERR_SIGNER_ROLE, and no cache entry", async () => {
+    const headers = { ...model.headers, 'authority-id': 'acme-store', 'brand-id': 'acme-store' } as Record<string, Assertion['headers'][string]>;
+    delete headers['sign-key-sha3-384'];
+    const storeSigned = world.files(signAssertion(headers, undefined, world.storeKey), 'store-signed.assert');
+    const out = join(world.tempDir('out-'), 'images');
+    const cache = join(world.dir, 'store-signed-cache');
+    const r = await run(buildArgs(storeSigned.model, out, cache));
+    expect(r.status).toBe(1);
+    expect(r.err).toMatch(/^edgeimage: error: .*model series=16 brand-id=acme-store model=edge-pc: signed by "acme-store", a trusted account that is not a root .* not a model \[ERR_SIGNER_ROLE\]$/m);
+    expect(existsSync(out)).toBe(false);
+    expect(existsSync(cache) ? listFiles(cache) : []).toEqual([]);
+  });
 
   test('a model for another architecture than its bundles: ERR_WRONG_ARCH', async () => {
     const arm = world.files(await world.model({ architecture: 'arm64' }), 'arm64.assert');
