@@ -64,14 +64,14 @@ busybox poweroff -f
     const env = ext4Cat(image, b.start * 512, '/boot/slot.env')?.toString('utf8');
     const base = world.bundles.get(BASE)!;
     const app = world.bundles.get(APP)!;
-    expect(env).toBe(`EDGE_BASE=bundles/${BASE}_${base.revision}.snap\nEDGE_APPS="bundles/${APP}_${app.revision}.snap"\n`);
+    expect(env).toBe(`EDGE_BASE=bundles/${BASE}_${base.revision}.snap\nEDGE_APPS="bundles/${APP}_${app.revision}.snap"\nEDGE_GRADE=signed\n`);
   });
 
-  test('edgeimage.slot=b: the base bundle is the read-only root, system-data is /writable, apps are mounted, and its /sbin/init runs', async () => {
+  test('edgeimage.slot=b (then a later edgeimage.slot=a, which the first occurrence wins over): the base bundle is the read-only root, system-data is /writable, apps are mounted, and its /sbin/init runs', async () => {
     if (typeof k === 'string') { console.warn(`SKIPPED: ${k}`); return; }
     const copy = join(world.tempDir('boot-'), 'disk.img');
     copyFileSync(image, copy);
-    const boot = await bootQemu(directBootArgs(k.vmlinuz, initrd, 'console=ttyS0 panic=-1 edgeimage.slot=b', copy), TIMEOUT_MS);
+    const boot = await bootQemu(directBootArgs(k.vmlinuz, initrd, 'console=ttyS0 panic=-1 edgeimage.slot=b edgeimage.slot=a', copy), TIMEOUT_MS);
     const tail = boot.output.split('\n').filter((l) => /edgeimage|root is|FAILED|panic/i.test(l)).join('\n');
     console.log(`world + compose + initramfs ${prepSeconds.toFixed(2)} s; QEMU boot to poweroff ${boot.seconds.toFixed(2)} s\n${tail}`);
     expect(boot.timedOut).toBe(false);
