@@ -3,13 +3,14 @@ import { accessSync, constants, existsSync, mkdtempSync, rmSync, statSync, trunc
 import { tmpdir } from 'node:os';
 import { basename, delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
-import { findRolePartition, inspectImage, readPartitionTable, type PartitionTable } from '@edgeimage/composer';
+import { findRolePartition, inspectImage, readPartitionTable, toolEnv, type PartitionTable } from '@edgeimage/composer';
 import { BootTestError } from './errors.js';
 import { ubootEnvFlash } from './uboot-env.js';
 import { ARCHES, FIRMWARE_DIR_ENV, QEMU_BINARY, qemuCommand, resolveFirmware, type Accel, type Arch, type Firmware, type FirmwareFiles } from './machine.js';
 import { QemuSession, type ConsoleLine, type FailurePattern } from './session.js';
 
-const run = promisify(execFile);
+// The host tools' fixed environment: nothing of the build's own (EDGEIMAGE_KEY_PASSPHRASE) reaches a child.
+const run = (cmd: string, args: readonly string[]) => promisify(execFile)(cmd, [...args], { env: toolEnv() });
 
 /** The health check's line once the system is up; its group is the slot. The default marker. */
 export const HEALTHY = /edgeimage-health: healthy on slot ([ab])/;

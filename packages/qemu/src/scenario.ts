@@ -4,13 +4,14 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { basename, dirname, extname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { bootPartitionOffset, chooseEnv, decodeGrubEnv, encodeGrubEnv, ENV_FILES, findRolePartition, readImageEnv, readImageEnvFiles, readPartitionTable, writeImageEnv, writeImageFile } from '@edgeimage/composer';
+import { bootPartitionOffset, chooseEnv, decodeGrubEnv, encodeGrubEnv, ENV_FILES, findRolePartition, readImageEnv, readImageEnvFiles, readPartitionTable, toolEnv, writeImageEnv, writeImageFile } from '@edgeimage/composer';
 import { bootTest, type BootTestOptions, type BootTestResult, type MarkerResult } from './boot-test.js';
 import { BootTestError } from './errors.js';
 import { DEFAULT_FAILURES, type FailurePattern } from './session.js';
 import { readUpdateManifest, type UpdateManifest } from './update-file.js';
 
-const run = promisify(execFile);
+// The host tools' fixed environment: nothing of the build's own (EDGEIMAGE_KEY_PASSPHRASE) reaches a child.
+const run = (cmd: string, args: readonly string[]) => promisify(execFile)(cmd, [...args], { env: toolEnv() });
 
 /** The scenarios `edgeimage boot-test --scenario` runs. */
 export const SCENARIOS = ['update', 'rollback', 'refuse', 'power-cut'] as const;
