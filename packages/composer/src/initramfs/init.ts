@@ -14,7 +14,10 @@ export interface InitOptions {
   then?: string;
   /** Seconds the default `then` waits for each partition (system-<slot>, system-data; default 10). */
   partitionWaitSeconds?: number;
-  /** Wait up to `waitSeconds` for a block device with this GPT partition name; fail if none appears. */
+  /**
+   * Wait up to `waitSeconds` for the partition with this GPT name or filesystem label (on the boot
+   * disk, see {@link PARTITIONS_SH}); fail if none appears or several carry it.
+   */
   waitForPartname?: string;
   /** Seconds to wait for `waitForPartname` (default 10). */
   waitSeconds?: number;

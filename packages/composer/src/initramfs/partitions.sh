@@ -8,7 +8,9 @@
 # from. system-a, system-b and system-data are looked for on that disk only, so a second disk that
 # carries the same names is never booted, mounted, grown or written. Without edgeimage.bootpart (a
 # direct kernel boot, which has no bootloader to say) every disk is searched and a name must be
-# unique across all of them: a second disk with the same names is then a failure, never a guess.
+# unique across all of them: a second disk with the same names is then a failure, never a guess
+# (virtio and SCSI disks are all probed by the time their driver's module is loaded; a disk that
+# shows up later, such as a USB stick, is not waited for).
 #
 # The functions set variables and return a status (callers in the initramfs must not run them in
 # $(...), whose failure message would vanish); on failure part_err says what and why.
