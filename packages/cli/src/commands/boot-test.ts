@@ -121,7 +121,7 @@ export function bootTestCommand(ctx: Context) {
             'A boot fails on a timeout, a kernel panic, "edgeimage-initramfs: FAILED", a GRUB error line, or QEMU exiting early; the log tail is printed. ' +
               'QEMU is always killed and the temporary copy removed, also on Ctrl-C. Exit status: 0 passed, 1 failed, 2 usage.',
             'Scenarios (--scenario): every boot is a QEMU of its own with -no-reboot on one copy of the image; the update is a second virtio disk (/dev/vdb) only on the boot that should apply it. ' +
-              'power-cut sets edge_kargs=edge.crash=POINT offline (the bootloader appends it to the kernel command line), clears it after the crash, and boots at most 3 times until healthy on slot a or b. ' +
+              'power-cut sets edge_kargs=edge.crash=POINT offline (the bootloader appends it to the kernel command line; only on an image of a grade dangerous model: a signed or secured image ignores the hook), clears it after the crash, and boots at most 3 times until healthy on slot a or b. ' +
               `Crash points: ${CRASH_POINTS.join(', ')}.`,
           ].join('\n'),
         ),
