@@ -2,12 +2,12 @@ import { Readable } from 'node:stream';
 import { StoreError } from '../errors.js';
 import type { StoreBackend } from './backend.js';
 import { checkStorePath } from './dir.js';
-import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, MAX_STORE_FILE_BYTES } from './transfer.js';
+import { headersTimeoutMs, idleTimeoutMs, MAX_STORE_FILE_BYTES } from './transfer.js';
 
 export interface HttpBackendOptions {
-  /** Give up when the server has not answered with headers within this time (default 30 s). */
+  /** Give up when the server has not answered with headers within this time (default 30 s, or $EDGEIMAGE_HEADERS_TIMEOUT_MS). */
   headersTimeoutMs?: number;
-  /** Give up on a body when no bytes arrive for this long (default 60 s). */
+  /** Give up on a body when no bytes arrive for this long (default 60 s, or $EDGEIMAGE_IDLE_TIMEOUT_MS). */
   idleTimeoutMs?: number;
   /** The largest file `read` accepts (store files other than bundles; default 16 MiB). */
   maxFileBytes?: number;
@@ -57,8 +57,8 @@ export class HttpBackend implements StoreBackend {
     }
     base.hash = '';
     this.base = base;
-    this.headersTimeoutMs = opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
-    this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.headersTimeoutMs = opts.headersTimeoutMs ?? headersTimeoutMs();
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? idleTimeoutMs();
     this.maxFileBytes = opts.maxFileBytes ?? MAX_STORE_FILE_BYTES;
   }
 

@@ -87,7 +87,7 @@ import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { StoreError } from '../errors.js';
 import type { StoreBackend } from './backend.js';
-import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, MAX_ERROR_BODY_BYTES, MAX_MANIFEST_BYTES, MAX_STORE_FILE_BYTES, readBounded, Watchdog } from './transfer.js';
+import { headersTimeoutMs, idleTimeoutMs, MAX_ERROR_BODY_BYTES, MAX_MANIFEST_BYTES, MAX_STORE_FILE_BYTES, readBounded, Watchdog } from './transfer.js';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export const OCI_EMPTY = 'application/vnd.oci.empty.v1+json';
@@ -277,9 +277,9 @@ function unreachable(method: string, url: string, e: unknown, during = 'request'
  *   const { stream, size } = await b.open('snaps/hello/1.snap', 4096); // the bytes from 4096 on
  */
 export interface OciBackendOptions {
-  /** Give up when the registry has not answered with headers within this time after a request, or after the end of an upload (default 30 s). */
+  /** Give up when the registry has not answered with headers within this time after a request, or after the end of an upload (default 30 s, or $EDGEIMAGE_HEADERS_TIMEOUT_MS). */
   headersTimeoutMs?: number;
-  /** Give up on a body, down or up, when no bytes move for this long (default 60 s). */
+  /** Give up on a body, down or up, when no bytes move for this long (default 60 s, or $EDGEIMAGE_IDLE_TIMEOUT_MS). */
   idleTimeoutMs?: number;
   /** The largest store file other than a bundle that `read` accepts (default 16 MiB). */
   maxFileBytes?: number;
@@ -301,8 +301,8 @@ export class OciBackend implements StoreBackend {
   ) {
     this.location = parseOciUrl(url);
     this.base = `${this.location.protocol}://${this.location.host}`;
-    this.headersTimeoutMs = opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
-    this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.headersTimeoutMs = opts.headersTimeoutMs ?? headersTimeoutMs();
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? idleTimeoutMs();
     this.maxFileBytes = opts.maxFileBytes ?? MAX_STORE_FILE_BYTES;
   }
 

@@ -9,6 +9,21 @@
 export const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
 /** No byte of a body (down or up) for this long: give up. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+
+/** The headers timeout of new backends: $EDGEIMAGE_HEADERS_TIMEOUT_MS, else the default. */
+export function headersTimeoutMs(): number {
+  return envMs('EDGEIMAGE_HEADERS_TIMEOUT_MS', DEFAULT_HEADERS_TIMEOUT_MS);
+}
+
+/** The idle timeout of new backends: $EDGEIMAGE_IDLE_TIMEOUT_MS, else the default. */
+export function idleTimeoutMs(): number {
+  return envMs('EDGEIMAGE_IDLE_TIMEOUT_MS', DEFAULT_IDLE_TIMEOUT_MS);
+}
+
+function envMs(name: string, fallback: number): number {
+  const v = Number(process.env[name]);
+  return Number.isFinite(v) && v > 0 ? v : fallback;
+}
 /** The largest store file that is not a bundle (metadata, assertions), read into memory. */
 export const MAX_STORE_FILE_BYTES = 16 * 1024 * 1024;
 /** The largest OCI manifest read (the distribution spec lets registries refuse more than 4 MiB). */
