@@ -18,6 +18,7 @@ import {
   SLOW,
   type ImageWorld,
 } from './test-helpers/image-world.js';
+import { createUpdate } from '../update/create.js';
 
 let world: ImageWorld;
 let tmp: string;
@@ -63,6 +64,19 @@ describe('kernel bundle', () => {
     expect(listFiles(out)).toEqual([]);
     expect(await leftAfter(tmp)).toEqual([]);
     expect(filesContaining(out, marker)).toEqual([]);
+  }, SLOW);
+
+  test('an update of a model with that kernel is refused the same way (the slot is staged once for both), writing no update', async () => {
+    const secret = join(world.tempDir('host-'), 'id_ed25519');
+    writeFileSync(secret, 'PRIVATE', { mode: 0o600 });
+    await world.publish('evil-kernel2', { ...kernelTree('evil-kernel2'), 'initrd.img': { symlink: secret } });
+    const res = await world.resolve(await world.model({ kernel: 'evil-kernel2' }));
+    const dir = world.tempDir('upd-');
+    const r = await refusal(createUpdate({ resolution: res, trusted: world.trusted, key: world.brandKey, output: join(dir, 'edge-pc.update') }));
+    expect(r.code).toBe('ERR_BUNDLE_FILE');
+    expect(r.message).toContain('kernel bundle evil-kernel2 revision 1: initrd.img is a symbolic link');
+    expect(listFiles(dir)).toEqual([]);
+    expect(await leftAfter(tmp)).toEqual([]);
   }, SLOW);
 
   test('a kernel.img that is a symbolic link inside the bundle is refused too', async () => {
