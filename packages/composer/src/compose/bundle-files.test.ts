@@ -107,6 +107,18 @@ describe('gadget bundle', () => {
     expect(await leftAfter(tmp)).toEqual([]);
   }, SLOW);
 
+  test('a meta/gadget.yaml over 1 MiB is ERR_BUNDLE_FILE_SIZE, before it is parsed', async () => {
+    const yaml = gadgetYaml('pc', 'gpt', 'grub', abStructures('gpt'));
+    const big = `${yaml}${'#'.repeat(1024 * 1024 - yaml.length)}\n`;
+    await world.publish('bigyaml-pc', { ...gadgetTree('bigyaml-pc', yaml), 'meta/gadget.yaml': big });
+    const out = world.tempDir('out-');
+    const r = await refusal(world.compose(await world.resolve(await world.model({ gadget: 'bigyaml-pc' })), { outputDir: out }));
+    expect(r.code).toBe('ERR_BUNDLE_FILE_SIZE');
+    expect(r.message).toContain(`gadget bundle bigyaml-pc revision 1: meta/gadget.yaml is ${big.length} bytes, more than the 1048576 bytes`);
+    expect(listFiles(out)).toEqual([]);
+    expect(await leftAfter(tmp)).toEqual([]);
+  }, SLOW);
+
   test('a boot asset that is a symbolic link (even inside the gadget) is ERR_BUNDLE_FILE naming the gadget and the path', async () => {
     const tree = gadgetTree('linked-pc', gadgetYaml('pc', 'gpt', 'grub', abStructures('gpt')), { extra: { 'boot-assets/EFI/BOOT/grub.cfg': { symlink: '../edgeimage/grub.cfg' } } });
     await world.publish('linked-pc', tree);

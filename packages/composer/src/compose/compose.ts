@@ -76,6 +76,8 @@ export interface ComposeResult {
 }
 
 const MiB = 1 << 20;
+/** The largest meta/gadget.yaml or meta/snap.yaml read from a gadget. */
+const MAX_META_FILE_BYTES = MiB;
 const SECTOR = 512;
 
 /** Temp files and folders of builds in progress, removed on exit (Ctrl-C included: see the CLI). */
@@ -124,6 +126,8 @@ export async function composeImage(opts: ComposeOptions): Promise<ComposeResult>
     // gadget.yaml and snap.yaml are read from here: a link in meta/ would read (and an error
     // message quote) a file of the build host.
     if (existsSync(join(gadgetDir, 'meta'))) checkUnpackedTree(gadgetRef, join(gadgetDir, 'meta'), gadgetDir);
+    // …and parsed in memory: as the CLI's gadget commands and the store's snap.yaml reader, 1 MiB.
+    for (const f of ['gadget.yaml', 'snap.yaml']) if (existsSync(join(gadgetDir, 'meta', f))) checkUnpackedTree(gadgetRef, join(gadgetDir, 'meta', f), gadgetDir, MAX_META_FILE_BYTES);
     const gadgetYamlPath = join(gadgetDir, 'meta', 'gadget.yaml');
     if (!existsSync(gadgetYamlPath)) throw new ComposeError('ERR_GADGET_NO_YAML', `gadget ${gadget.name} revision ${gadget.revision} has no meta/gadget.yaml`, { gadget: gadget.name });
     const gadgetFile = `${gadget.name}_${gadget.revision}.snap:meta/gadget.yaml`;
