@@ -38,6 +38,7 @@ import { EdgeimageError } from '@edgeimage/assertions';
  * | `ERR_USAGE` | options that do not go together (a crash point outside power-cut, every point in place) |
  * | `ERR_UPDATE_OPEN` | the update file does not exist |
  * | `ERR_UPDATE_FILE` | the update file is no tar, or has no `edgeimage-update/manifest` |
+ * | `ERR_SCENARIO_GRADE` | power-cut on an image whose model is not grade dangerous (`context.grade`): it has no crash points |
  *
  * — and what fails a scenario's step (`failure.code`, besides the boot failures above):
  *

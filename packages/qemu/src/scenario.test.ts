@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { BootTestError } from './errors.js';
 import { checkScenarioOptions, CRASH_POINTS, parseCrashPoint, parseScenario, runScenario, scenarioReport, SCENARIO_MARKERS, type ScenarioOptions, type ScenarioResult } from './scenario.js';
 import { readUpdateManifest, tamperUpdate, tarEntries } from './update-file.js';
+import { makeImageWorld, SLOW, type ImageWorld } from '../../composer/src/compose/test-helpers/image-world.js';
 
 let tmp: string;
 let update: string;
@@ -88,6 +89,30 @@ describe('names and options refused before anything runs', () => {
     await expect(runScenario(opts({ update: join(tmp, 'gone'), tmpDir: dir }))).rejects.toMatchObject({ code: 'ERR_UPDATE_OPEN' });
     expect(readdirSync(dir)).toEqual([]);
   });
+});
+
+describe('power-cut refuses an image that has no crash points', () => {
+  let world: ImageWorld;
+  let signed: string;
+  beforeAll(async () => {
+    world = await makeImageWorld();
+    signed = (await world.compose(await world.resolve(await world.model({ grade: 'signed' })))).images[0]!.path;
+  }, SLOW);
+  afterAll(() => world?.cleanup());
+
+  test('an image of a grade signed model, and a disk with no slot at all: ERR_SCENARIO_GRADE before anything is copied', async () => {
+    const dir = mkdtempSync(join(tmp, 'grade-'));
+    await expect(runScenario(opts({ image: signed, scenario: 'power-cut', crashAt: 'after-env', tmpDir: dir }))).rejects.toMatchObject({
+      code: 'ERR_SCENARIO_GRADE',
+      context: { grade: 'signed' },
+      message: expect.stringContaining('power-cut needs an image of a grade dangerous model, but ' + signed + ' is grade signed'),
+    });
+    await expect(runScenario(opts({ scenario: 'power-cut', crashAt: 'after-env', tmpDir: dir }))).rejects.toMatchObject({
+      code: 'ERR_SCENARIO_GRADE',
+      message: expect.stringContaining('of no known grade (slot a has no EDGE_GRADE in boot/slot.env)'),
+    });
+    expect(readdirSync(dir)).toEqual([]);
+  }, SLOW);
 });
 
 describe('the update file', () => {

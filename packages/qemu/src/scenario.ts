@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { basename, dirname, extname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { bootPartitionOffset, chooseEnv, decodeGrubEnv, encodeGrubEnv, ENV_FILES, findRolePartition, readImageEnv, readImageEnvFiles, readPartitionTable, toolEnv, writeImageEnv, writeImageFile } from '@edgeimage/composer';
+import { bootPartitionOffset, chooseEnv, decodeGrubEnv, encodeGrubEnv, ENV_FILES, findRolePartition, readExt4File, readImageEnv, readImageEnvFiles, readPartitionTable, toolEnv, writeImageEnv, writeImageFile } from '@edgeimage/composer';
 import { bootTest, type BootTestOptions, type BootTestResult, type MarkerResult } from './boot-test.js';
 import { BootTestError } from './errors.js';
 import { DEFAULT_FAILURES, type FailurePattern } from './session.js';
@@ -196,6 +196,30 @@ export function checkScenarioOptions(o: ScenarioOptions): UpdateManifest {
   }
   // the refuse scenario's updates are made to be refused: described from their manifest
   return readUpdateManifest(o.update, { hostile: o.scenario === 'refuse' });
+}
+
+/**
+ * The crash points are test hooks that only an image of a grade dangerous model has (its boot
+ * script appends edge_kargs, its device obeys edge.crash=): refuse power-cut on any other image at
+ * once, rather than after boots that never crash. The grade is slot a's boot/slot.env EDGE_GRADE.
+ */
+async function checkHookGrade(image: string): Promise<void> {
+  let a: { start: number } | undefined;
+  try {
+    a = findRolePartition(image, readPartitionTable(image), 'system-a');
+  } catch {
+    a = undefined; // no partition table: no slot, no grade
+  }
+  const env = a ? ((await readExt4File(image, a.start, '/boot/slot.env'))?.toString('utf8') ?? '') : '';
+  const grade = /^EDGE_GRADE=([a-z]{1,16})$/m.exec(env.slice(0, 4096))?.[1];
+  if (grade !== 'dangerous') {
+    throw new BootTestError(
+      'ERR_SCENARIO_GRADE',
+      `power-cut needs an image of a grade dangerous model, but ${image} is ${grade ? `grade ${grade}` : 'of no known grade (slot a has no EDGE_GRADE in boot/slot.env)'}: ` +
+        "its boot script ignores edge_kargs and its device edge.crash=; build the model's grade dangerous twin (models/sign-examples signs BOARD-dangerous)",
+      { image, grade: grade ?? null },
+    );
+  }
 }
 
 /** sha256 of a byte range of a file (a partition of a disk image). */
@@ -505,6 +529,7 @@ async function powerCutPoint(run: Run, point: CrashPoint, manifest: UpdateManife
  */
 export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const manifest = checkScenarioOptions(o);
+  if (o.scenario === 'power-cut') await checkHookGrade(o.image);
   const started = performance.now();
   const work = mkdtempSync(join(o.tmpDir ?? tmpdir(), 'edgeimage-scenario-'));
   const logDir = o.logDir ?? mkdtempSync(join(o.tmpDir ?? tmpdir(), `edgeimage-scenario-${o.scenario}-logs-`));
