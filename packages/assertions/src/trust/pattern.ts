@@ -7,8 +7,8 @@ import { EdgeimageError } from '../errors.js';
  * RegExp backtracks, so a hostile key could stall a build with `(a+)+$`; this module instead
  * compiles a safe subset of the syntax to a Thompson NFA and runs it state-set by state-set:
  * time O(pattern × value), whatever the pattern. The subset: literals, `\`-escaped punctuation,
- * `\d \w \s`, `.`, classes `[a-z0-9_-]` / `[^…]`, groups `(…)` / `(?:…)`, `|`, and `* + ?` (a
- * trailing lazy `?` changes nothing for a whole-string match). Anything else (`{n,m}`, anchors,
+ * `\d \w \s`, `.`, classes `[a-z0-9_-]` / `[^…]`, groups `(…)` / `(?:…)`, `|`, and `* + ?`, one per atom
+ * (a trailing lazy `?` changes nothing for a whole-string match). Anything else (`{n,m}`, anchors,
  * back-references, flags, POSIX classes) is refused, so a key using it is refused rather than
  * read more loosely than snapd would.
  */
@@ -65,19 +65,19 @@ class Parser {
     return parts.length === 0 ? { k: 'empty' } : parts.length === 1 ? parts[0]! : { k: 'cat', parts };
   }
   private repeat(): Node {
-    let node = this.atom();
-    for (;;) {
-      const q = this.s[this.i];
-      if (q === '*' || q === '+' || q === '?') {
-        this.i++;
-        if (this.s[this.i] === '?') this.i++;
-        node = { k: 'rep', node, min: q === '+' ? 1 : 0, max: q === '?' ? 1 : Infinity };
-      } else if (q === '{') {
-        this.fail('counted repetition {n,m} is not supported');
-      } else {
-        return node;
-      }
+    const node = this.atom();
+    const q = this.s[this.i];
+    if (q === '{') this.fail('counted repetition {n,m} is not supported');
+    if (q !== '*' && q !== '+' && q !== '?') return node;
+    const opStart = this.i++;
+    if (this.s[this.i] === '?') this.i++;
+    // Go's regexp (Perl syntax) refuses a repetition stacked on another (`a**`, `a*??`, `a+*`:
+    // "invalid nested repetition operator"); snapd would refuse such a key, so it is refused here.
+    const next = this.s[this.i];
+    if (next === '*' || next === '+' || next === '?' || next === '{') {
+      this.fail(`invalid nested repetition operator ${JSON.stringify(this.s.slice(opStart, this.i + 1).join(''))} at position ${opStart + 1}`);
     }
+    return { k: 'rep', node, min: q === '+' ? 1 : 0, max: q === '?' ? 1 : Infinity };
   }
   private atom(): Node {
     const c = this.s[this.i++];
