@@ -90,10 +90,14 @@ function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Asse
   writeFileSync(join(dir, 'boot', 'slot.env'), `EDGE_BASE=${base ? slotFile(base) : ''}\nEDGE_APPS="${apps.join(' ')}"\nEDGE_GRADE=${r.model.grade}\n`);
   // The device trust store: the keys allowed to sign updates for this model, which are the
   // brand's keys from the verified chain that are valid at build time. A root's or a store's key
-  // never signs an update, and an expired or future key must not become one on the device.
-  const keyAssertions = [...trusted, ...r.assertions].filter(
-    (a) => a.type === 'account-key' && a.body && a.header('account-id') === r.model.brandId && SigningKey.fromAccountKey(a).isValidAt(r.at),
-  );
+  // never signs an update, and an expired or future key must not become one on the device. Nor
+  // may a key whose `constraints` do not admit this model (say `model: kiosk-.*` on a robot):
+  // the trust database would refuse it for this model, so it must not sign the model's updates.
+  const keyAssertions = [...trusted, ...r.assertions].filter((a) => {
+    if (a.type !== 'account-key' || !a.body || a.header('account-id') !== r.model.brandId) return false;
+    const key = SigningKey.fromAccountKey(a);
+    return key.isValidAt(r.at) && (key.constraints === undefined || key.constraints.allows(model));
+  });
   const names: string[] = [];
   const seen = new Set<string>();
   for (const a of keyAssertions) {

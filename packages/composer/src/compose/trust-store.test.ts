@@ -5,7 +5,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Assertion, decodeStream, PrivateKey, signAssertion } from '@edgeimage/assertions';
+import { accountKeyHeaders, type Assertion, decodeStream, PrivateKey, signAssertion } from '@edgeimage/assertions';
 import type { Resolution } from '@edgeimage/store';
 import { newKey } from '../../../assertions/src/test-helpers/chain.js';
 import { inspectImage } from '../inspect/inspect.js';
@@ -41,6 +41,24 @@ test("holds only the brand's keys valid at build time: no root, no store, no exp
   expect(readFileSync(join(dir, want[0]!), 'utf8')).toBe(world.brandKey.publicKey.toPem());
   // The anchors still travel with the slot's assertions; they are just not update keys.
   expect(slotManifest(dir)['test-keys']).toBeUndefined();
+}, SLOW);
+
+test("leaves out a brand key whose constraints do not admit this model; keeps one whose constraints do", async () => {
+  const [kiosks, robots] = await Promise.all([newKey(), newKey()]);
+  const model = resolution.model.model;
+  // The shape roles.test.ts uses: a format-1 account-key vouched for by the root, with constraints.
+  const constrained = (key: PrivateKey, name: string, modelPattern: string) => {
+    const { headers, body } = accountKeyHeaders(key.publicKey, { accountId: 'acme', authorityId: world.chain.anchors[0]!.header('account-id')!, since: new Date('2026-01-01T00:00:00Z'), name });
+    return world.chain.sign({ ...headers, format: '1', constraints: [{ headers: { type: 'model', model: modelPattern } }] }, world.chain.rootKey, body);
+  };
+  const r: Resolution = { ...resolution, assertions: [...resolution.assertions, constrained(kiosks, 'kiosks', 'kiosk-.*'), constrained(robots, 'robots', `${model}|other`)] };
+  const dir = join(world.tempDir('slot-'), 'slot');
+  const staged = await stageSystem({ resolution: r, trusted: world.trusted, dir });
+  const want = [world.brandKey, robots].map((k) => `trust/acme-${k.publicKey.id.slice(0, 12)}.pem`).sort();
+  expect(staged.trustStore).toEqual(want);
+  expect(readdirSync(join(dir, 'trust')).map((f) => `trust/${f}`).sort()).toEqual(want);
+  expect(slotManifest(dir)['trust-store']).toEqual(want);
+  expect(staged.trustStore.join(' ')).not.toContain(kiosks.publicKey.id.slice(0, 12));
 }, SLOW);
 
 test('a model that verifies only through the example root marks the slot "test-keys"', async () => {
