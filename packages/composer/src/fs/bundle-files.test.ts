@@ -132,6 +132,49 @@ describe('extractBundle refuses, naming the bundle and the path, and unpacks not
   }, 60_000);
 });
 
+describe('extractBundle with `files`: each named file is a regular file, and that is all it unpacks', () => {
+  // The review's attack: kernel.img a folder holding a 3 GiB sparse file, a link to a host file
+  // and a device node. The listing of a requested folder is all it holds: unpacking it would
+  // write 3 GiB, the link and the node whatever the caps said.
+  test('a kernel.img that is a folder of a 3 GiB sparse file, a link to /etc/shadow and a device node', async () => {
+    const root = join(dir, 'folder-kernel');
+    mkdirSync(join(root, 'kernel.img'), { recursive: true });
+    writeFileSync(join(root, 'initrd.img'), 'I');
+    writeFileSync(join(root, 'kernel.img', 'big'), '');
+    truncateSync(join(root, 'kernel.img', 'big'), 3 * 1024 * 1024 * 1024);
+    symlinkSync('/etc/shadow', join(root, 'kernel.img', 'evil'));
+    const path = join(dir, 'folder-kernel.snap');
+    execFileSync('mksquashfs', [root, path, '-noappend', '-quiet', '-no-progress', '-all-root', '-p', 'kernel.img/null c 666 root root 1 3']);
+    rmSync(root, { recursive: true });
+    const b: BundleRef = { name: 'folder-kernel', revision: 4, path, type: 'kernel' };
+    const d = out();
+    const e = await refused(extractBundle(b, d, { files: ['kernel.img', 'initrd.img'], maxTotalBytes: 1024 }));
+    expect(e.code).toBe('ERR_BUNDLE_FILE');
+    expect(e.message).toContain('kernel bundle folder-kernel revision 4: kernel.img is a directory, not a regular file');
+    expect(existsSync(d)).toBe(false);
+    // With the default caps too (3 GiB is under the 4 GiB total).
+    const e2 = await refused(extractBundle(b, d, { files: ['kernel.img'] }));
+    expect(e2.code).toBe('ERR_BUNDLE_FILE');
+    expect(existsSync(d)).toBe(false);
+  }, 60_000);
+
+  test('the total cap counts every named file (each under the file cap)', async () => {
+    const b = squash({ 'kernel.img': 'K'.repeat(800), 'initrd.img': 'I'.repeat(800) });
+    const d = out();
+    const e = await refused(extractBundle(b, d, { files: ['kernel.img', 'initrd.img'], maxFileBytes: 1000, maxTotalBytes: 1500 }));
+    expect(e.code).toBe('ERR_BUNDLE_FILE_SIZE');
+    expect(e.message).toContain(`kernel bundle ${b.name} revision 7 unpacks to 1600 bytes, more than the 1500 bytes`);
+    expect(existsSync(d)).toBe(false);
+  });
+
+  test('a named file in a folder unpacks with only the folders leading to it', async () => {
+    const b = squash({ 'boot/x': 'X', 'boot/y': 'Y' });
+    const d = out();
+    await extractBundle(b, d, { files: ['boot/x'] });
+    expect(listFiles(d)).toEqual(['boot', 'boot/x']);
+  });
+});
+
 describe('extractBundle unpacks what is allowed', () => {
   test('regular named files; a whole bundle with symlinks when allowed', async () => {
     const b = squash({ 'kernel.img': 'K', 'initrd.img': 'I', 'boot/x': { symlink: '../kernel.img' } });

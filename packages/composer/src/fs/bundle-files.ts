@@ -6,7 +6,7 @@
  * from their listing before anything is unpacked, and what was unpacked is checked again (lstat)
  * before it is copied anywhere.
  */
-import { lstatSync, readdirSync, type Stats } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, rmSync, type Stats } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ComposeError } from '../errors.js';
 import { runTool } from './tool.js';
@@ -100,10 +100,12 @@ export async function listBundle(b: BundleRef, paths: readonly string[] = []): P
 
 /**
  * Unpacks a bundle (or only `opts.files` of it) into `dir` after checking its listing, and checks
- * what landed on disk again: ERR_BUNDLE_FILE for an entry that is not a regular file (or folder,
- * or — whole unpacks only — symbolic link), ERR_BUNDLE_FILE_SIZE for a file over the cap or a
- * bundle that unpacks to more than the total cap. Both name the bundle and the path. Nothing is
- * unpacked when the listing is refused.
+ * what landed on disk again: ERR_BUNDLE_FILE for an entry that is not a regular file (a whole
+ * unpack may also hold folders and, when allowed, symbolic links; with `files`, each is a regular
+ * file and nothing else is unpacked but the folders leading to one), ERR_BUNDLE_FILE_SIZE for a
+ * file over the cap or more than the total cap in all. Both name the bundle and the path. Nothing
+ * is unpacked when the listing is refused; a `dir` this call created is removed when what landed
+ * is refused.
  *
  * @example
  * await extractBundle(kernel, 'work/kernel', { files: ['kernel.img', 'initrd.img'] });
@@ -113,26 +115,75 @@ export async function extractBundle(b: BundleRef, dir: string, opts: ExtractOpti
   const maxTotal = opts.maxTotalBytes ?? MAX_BUNDLE_UNPACKED_BYTES;
   const only = opts.files ? new Set(opts.files) : undefined;
   const allowSymlinks = !only && Boolean(opts.allowSymlinks);
-  const listed = (await listBundle(b, opts.files ?? [])).filter((e) => !only || only.has(e.path));
-  let total = 0;
-  for (const e of listed) {
-    checkEntry(b, e.path, e.kind, e.size, maxFile, allowSymlinks, e.target);
-    total += e.size;
+  // The listing of the requested paths is everything unsquashfs would unpack for them (a
+  // requested name that is a folder brings all it holds): all of it is checked and counted.
+  const listed = await listBundle(b, opts.files ?? []);
+  checkEntries(b, listed, only, maxFile, maxTotal, allowSymlinks);
+  const existed = existsSync(dir);
+  await runTool('unsquashfs', ['-q', '-n', '-no-xattrs', '-d', dir, b.path, ...(opts.files ?? [])]);
+  // What is on disk is what gets copied: check it too, not only what the listing said.
+  try {
+    checkEntries(b, unpackedEntries(dir), only, maxFile, maxTotal, allowSymlinks);
+  } catch (e) {
+    if (!existed) rmSync(dir, { recursive: true, force: true });
+    throw e;
   }
+  return only ? listed.filter((e) => only.has(e.path)) : listed;
+}
+
+/**
+ * With `only`: each requested name is a regular file, and nothing else is there but the folders
+ * that lead to one. Without: every entry passes {@link checkEntry}. Either way the files add up
+ * to at most `maxTotal` bytes.
+ */
+function checkEntries(b: BundleRef, entries: readonly BundleEntry[], only: ReadonlySet<string> | undefined, maxFile: number, maxTotal: number, allowSymlinks: boolean): void {
+  if (only) {
+    const leading = new Set<string>();
+    for (const f of only) {
+      const parts = f.split('/');
+      for (let i = 1; i < parts.length; i++) leading.add(parts.slice(0, i).join('/'));
+    }
+    // The requested names first, so that a folder named kernel.img is refused as that.
+    for (const e of entries) if (only.has(e.path)) checkEntry(b, e.path, e.kind, e.size, maxFile, false, e.target, false);
+    for (const e of entries) {
+      if (only.has(e.path) || (e.kind === 'directory' && leading.has(e.path))) continue;
+      const owner = [...only].find((f) => e.path.startsWith(`${f}/`));
+      const to = e.kind === 'symlink' && e.target !== undefined ? ` (to ${JSON.stringify(e.target)})` : '';
+      const why = owner !== undefined ? `is inside ${owner}, which must be a regular file` : `is not one of the files asked for (${[...only].join(', ')})`;
+      throw new ComposeError('ERR_BUNDLE_FILE', `${describe(b)}: ${e.path} (${KIND_WORDS[e.kind]}${to}) ${why}; files copied out of a bundle must be regular files inside it; refused`, {
+        bundle: b.name,
+        revision: b.revision,
+        path: e.path,
+        kind: e.kind,
+        ...(e.target !== undefined ? { target: e.target } : {}),
+      });
+    }
+  } else {
+    for (const e of entries) checkEntry(b, e.path, e.kind, e.size, maxFile, allowSymlinks, e.target);
+  }
+  let total = 0;
+  for (const e of entries) total += e.kind === 'file' ? e.size : 0;
   if (total > maxTotal) {
     throw new ComposeError('ERR_BUNDLE_FILE_SIZE', `${describe(b)} unpacks to ${total} bytes, more than the ${maxTotal} bytes a bundle may; refused`, { bundle: b.name, size: total, max: maxTotal });
   }
-  await runTool('unsquashfs', ['-q', '-n', '-no-xattrs', '-d', dir, b.path, ...(opts.files ?? [])]);
-  // What is on disk is what gets copied: check it too, not only what the listing said.
-  if (only) {
-    for (const f of only) {
-      const st = lstatOrUndefined(join(dir, f));
-      if (st) checkEntry(b, f, kindOf(st), st.size, maxFile, false);
+}
+
+/** Every entry under `root` (not `root` itself), as {@link listBundle} reads them from a listing. */
+function unpackedEntries(root: string): BundleEntry[] {
+  const entries: BundleEntry[] = [];
+  if (!lstatOrUndefined(root)) return entries;
+  const stack = [root];
+  while (stack.length > 0) {
+    const p = stack.pop()!;
+    for (const name of readdirSync(p)) {
+      const full = join(p, name);
+      const st = lstatSync(full);
+      const kind = kindOf(st);
+      entries.push({ path: relative(root, full), kind, size: kind === 'file' ? st.size : 0 });
+      if (kind === 'directory') stack.push(full);
     }
-  } else {
-    checkUnpackedTree(b, dir, dir, maxFile, allowSymlinks);
   }
-  return listed;
+  return entries;
 }
 
 /**
@@ -154,8 +205,8 @@ export function checkUnpackedTree(b: BundleRef, path: string, bundleRoot: string
   }
 }
 
-function checkEntry(b: BundleRef, path: string, kind: EntryKind, size: number, maxFile: number, allowSymlinks: boolean, target?: string): void {
-  const ok = kind === 'file' || kind === 'directory' || (kind === 'symlink' && allowSymlinks);
+function checkEntry(b: BundleRef, path: string, kind: EntryKind, size: number, maxFile: number, allowSymlinks: boolean, target?: string, allowDirectory = true): void {
+  const ok = kind === 'file' || (kind === 'directory' && allowDirectory) || (kind === 'symlink' && allowSymlinks);
   if (!ok) {
     const to = kind === 'symlink' && target !== undefined ? ` (to ${JSON.stringify(target)})` : '';
     throw new ComposeError('ERR_BUNDLE_FILE', `${describe(b)}: ${path} is ${KIND_WORDS[kind]}${to}, not a regular file; files copied out of a bundle must be regular files inside it; refused`, {
