@@ -290,6 +290,25 @@ describe('bad input: a clear error, and nothing written', () => {
     nothingIn(out);
   }, SLOW);
 
+  test('a signed model refused by the composer after it resolved records no validation-set sequence; the same cache after a build that succeeds does', async () => {
+    const yaml = gadgetYaml('pc', 'gpt', 'grub', abStructures('gpt').filter((s) => s.role === 'system-boot'));
+    await world.publish('seq-noab-pc', gadgetTree('seq-noab-pc', yaml));
+    const noab = world.files(await world.model({ gadget: 'seq-noab-pc' }), 'seq-noab.assert');
+    const cache = join(world.dir, 'seq-cache');
+    const record = join(cache, 'validation-sets.json');
+    const out = world.tempDir('out-');
+    const r = await run(buildArgs(noab.model, out, cache));
+    expect(r.status).toBe(1);
+    expect(r.err).toMatch(/\[ERR_GADGET_NOT_AB\]$/m);
+    nothingIn(out);
+    expect(existsSync(record)).toBe(false);
+
+    const good = world.files(await world.model({ revision: 3 }), 'seq-good.assert');
+    const ok = await run(buildArgs(good.model, world.tempDir('out-'), cache));
+    expect(ok.status).toBe(0);
+    expect(Object.values(JSON.parse(readFileSync(record, 'utf8')))).toEqual([1]);
+  }, SLOW);
+
   test('an output folder that cannot be created: ERR_OUTPUT_DIR', async () => {
     const file = join(world.tempDir('x-'), 'file');
     writeFileSync(file, '');

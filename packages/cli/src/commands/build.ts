@@ -98,6 +98,8 @@ async function build(ctx: Context, a: BuildArgs): Promise<void> {
         else if (e.kind === 'structure') ctx.io.err(`built ${e.name}`);
       },
     });
+    // Only now that the image is in place: a build refused by the composer records nothing.
+    await resolution.recordSequences();
     if (a.json) return printJson(ctx.io, r.manifest);
     for (const img of r.images) ctx.io.out(`${img.path}  ${img.size} bytes  sha256 ${img.sha256}`);
     for (const p of r.manifest.partitions) ctx.io.out(`  ${String(p.index ?? '-').padStart(2)} ${(p.name ?? '').padEnd(14)} ${(p.role ?? '').padEnd(12)} ${String(p.offset).padStart(11)} ${String(p.size).padStart(11)} ${p.filesystem}`);

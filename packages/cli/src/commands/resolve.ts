@@ -50,6 +50,8 @@ export function resolveCommand(ctx: Context) {
           onEvent: progress.onEvent,
         });
         progress.stop();
+        // The cache is this command's output, and it is complete: the sequences are seen.
+        await r.recordSequences();
         if (a.json) return printJson(ctx.io, r.bundles);
         for (const b of r.bundles) ctx.io.out(`${b.name.padEnd(22)} ${String(b.revision).padStart(4)}  ${b.type.padEnd(7)} ${b['sha3-384']}  ${b.path}`);
         ctx.io.out(`${r.model.brandId}/${r.model.model}: ${r.bundles.length} bundles verified (${r.downloaded} downloaded, ${r.bundles.length - r.downloaded} from the cache)`);

@@ -18,7 +18,7 @@ const modelHeaders = (brand: string, grade: string) => ({
   snaps: [{ name: 'pc', type: 'gadget', id: 'P'.repeat(32) }, { name: 'pc-kernel', type: 'kernel', id: 'K'.repeat(32) }], timestamp: '2026-03-01T00:00:00Z',
 });
 
-const resolutionOf = (model: Assertion, chain: Assertion[]): Resolution => ({ model: assembleAs(modelType, model), bundles: [], assertions: [model, ...chain], downloaded: 0, at: new Date('2026-06-01T00:00:00Z') });
+const resolutionOf = (model: Assertion, chain: Assertion[]): Resolution => ({ model: assembleAs(modelType, model), bundles: [], assertions: [model, ...chain], downloaded: 0, at: new Date('2026-06-01T00:00:00Z'), validationSets: {}, recordSequences: async () => {} });
 
 describe('the test-keys warning of build', () => {
   const brand = () => PrivateKey.fromPem(readFileSync(`${EXAMPLE}brand.key`, 'utf8'));

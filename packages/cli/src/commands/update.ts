@@ -78,6 +78,9 @@ async function create(ctx: Context, a: CreateArgs): Promise<void> {
     if (a.from) from = sniffUpdateFrom(a.from) === 'image' ? { image: resolve(a.from) } : { resolution: await resolveFile(a.from), trusted, source: a.from };
     progress.stop();
     const r = await createUpdate({ resolution, trusted, key, keyName: a.key, from, output: resolve(a.output), onEvent: (e) => ctx.io.err(e.what) });
+    // Only now that the update file is in place: a refused update records no sequence.
+    await resolution.recordSequences();
+    if (from && 'resolution' in from) await from.resolution.recordSequences();
     if (a.json) return printJson(ctx.io, { output: r.output, model: r.model, files: r.files.map((f) => ({ path: f.path, sha256: f.sha256, size: f.size, included: f.included })), bytes: r.bytes, fullBytes: r.fullBytes });
     const inc = r.files.filter((f) => f.included);
     ctx.io.out(`${r.model['brand-id']}/${r.model.model} revision ${r.model.revision}${a.from ? ` (from ${a.from})` : ''}`);

@@ -33,6 +33,13 @@ async function resolveWith(input: Assertion[], opts: Partial<ResolveOptions> = {
   return resolveModel(input, { store: opts.store ?? (await Store.open(world.storeDir)), trusted: world.trusted, at: AT, cache: opts.cache ?? newCache(), retry: FAST_RETRY, ...opts });
 }
 
+/** A resolve whose output is in place, so it records its sequences, as `build` does. */
+async function resolveAndRecord(input: Assertion[], opts: Partial<ResolveOptions> = {}) {
+  const r = await resolveWith(input, opts);
+  await r.recordSequences();
+  return r;
+}
+
 async function failure(p: Promise<unknown>): Promise<StoreError> {
   try {
     await p;
@@ -96,16 +103,20 @@ describe('every assertion taken from a store is the one asked for', () => {
 });
 
 describe('validation-set sequences: the highest offered, never older than one already seen', () => {
-  test('unpinned: the highest sequence is used and recorded next to the cache after the build resolved', async () => {
+  test('unpinned: the highest sequence is used, and recorded next to the cache only when the caller says its output is in place', async () => {
     const cache = newCache();
     const r = await resolveWith(modelInput(), { cache });
     expect(r.bundles.find((b) => b.name === 'hello')!.revision).toBe(2);
+    expect(r.validationSets).toEqual({ '16/acme/world': 2 });
+    // A build whose compose is refused after this resolve stops here: nothing is recorded.
+    expect(existsSync(new SequenceRecord(cache.dir).file)).toBe(false);
+    await r.recordSequences();
     expect(JSON.parse(readFileSync(join(cache.dir, 'validation-sets.json'), 'utf8'))).toEqual({ '16/acme/world': 2 });
   });
 
   test('a store that now offers only an older sequence is refused, and nothing is written', async () => {
     const cache = newCache();
-    await resolveWith(modelInput(), { cache });
+    await resolveAndRecord(modelInput(), { cache });
     const recorded = readFileSync(new SequenceRecord(cache.dir).file);
     const dir = storeCopy('store-rolled-back');
     rmSync(join(dir, vsPath(2)));
@@ -119,7 +130,7 @@ describe('validation-set sequences: the highest offered, never older than one al
 
   test('an older sequence given with the model is refused too', async () => {
     const cache = newCache();
-    await resolveWith(modelInput(), { cache });
+    await resolveAndRecord(modelInput(), { cache });
     const e = await failure(resolveWith([...modelInput(), pinsOf(1, 1)], { cache }));
     expect(e.code).toBe('ERR_VALIDATION_SET_ROLLBACK');
     expect(e.message).toMatch(/validation-set acme\/world: sequence 1 .* is older than sequence 2, already resolved/);
@@ -127,9 +138,9 @@ describe('validation-set sequences: the highest offered, never older than one al
 
   test('a model that pins the sequence gets exactly that one', async () => {
     const cache = newCache();
-    await resolveWith(modelInput(), { cache });
+    await resolveAndRecord(modelInput(), { cache });
     const model = world.model({ 'validation-sets': [{ 'account-id': 'acme', name: 'world', sequence: '1', mode: 'enforce' }] as never });
-    const r = await resolveWith(modelInput(model), { cache });
+    const r = await resolveAndRecord(modelInput(model), { cache });
     expect(r.bundles.find((b) => b.name === 'hello')!.revision).toBe(1);
     expect(new SequenceRecord(cache.dir).seen('acme', 'world')).toBe(2);
   });

@@ -49,6 +49,14 @@ export interface Resolution {
   downloaded: number;
   /** The time the chain was checked at (now, or `--at`): the build time for key validity. */
   at: Date;
+  /** The validation-set sequences this resolution verified (`16/ACCOUNT/NAME` → sequence). */
+  validationSets: Readonly<Record<string, number>>;
+  /**
+   * Records `validationSets` next to the cache, raising (never lowering) the sequences already
+   * seen. Call it only once the output built from this resolution is in place: a build refused
+   * after its resolve (say by the composer) must leave the record as it was.
+   */
+  recordSequences(): Promise<void>;
 }
 
 export type ResolveEvent =
@@ -110,6 +118,8 @@ const fail = (code: string, message: string, context: Record<string, unknown> = 
  * const store = await Store.open('http://127.0.0.1:8080/store');
  * const r = await resolveModel(decodeStream(bytes, { file }), { store, trusted });
  * r.bundles.map((b) => b.path);
+ * // … build the output from r and rename it into place, then:
+ * await r.recordSequences();
  * ```
  */
 export async function resolveModel(input: Assertion[], opts: ResolveOptions): Promise<Resolution> {
@@ -350,12 +360,13 @@ export async function resolveModel(input: Assertion[], opts: ResolveOptions): Pr
     emit({ kind: 'download-done', name: p.snap.name });
     return path;
   });
-  sequences.record(verifiedSequences);
 
   return {
     model,
     downloaded,
     at: db.at,
+    validationSets: Object.fromEntries(verifiedSequences),
+    recordSequences: () => sequences.record(verifiedSequences),
     assertions: [modelAssertion, ...db.all().filter((a) => a !== modelAssertion)],
     bundles: [...localResolved, ...planned.map((p, i) => ({
       name: p.snap.name,

@@ -1,20 +1,47 @@
-import { existsSync, readFileSync, renameSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, renameSync, writeFileSync, writeSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { StoreError } from '../errors.js';
 
 /** The record's size bound: one small entry per validation-set ever resolved with this cache. */
 const MAX_RECORD_BYTES = 1 << 20;
+/** How often a record waiting for another build's lock tries again. */
+const LOCK_POLL_MS = 50;
+/** How long a record waits for another build's lock by default (a record holds it for milliseconds). */
+export const DEFAULT_LOCK_WAIT_MS = 30_000;
+
+/**
+ * `current` raised to `add` (never lowered); undefined when nothing is raised. Builds sharing a
+ * cache each merge into what is on disk, so one build's record never undoes another's.
+ */
+export function mergeSequences(current: Readonly<Record<string, number>>, add: ReadonlyMap<string, number>): Record<string, number> | undefined {
+  const merged = { ...current };
+  let changed = false;
+  for (const [k, seq] of add) {
+    if ((merged[k] ?? 0) < seq) {
+      merged[k] = seq;
+      changed = true;
+    }
+  }
+  return changed ? Object.fromEntries(Object.entries(merged).sort(([a], [b]) => a.localeCompare(b))) : undefined;
+}
 
 /**
  * The highest sequence seen per validation-set, kept next to the bundle cache
  * (`validation-sets.json`: `{"16/acme/world": 3}`), so that a store cannot later serve an older
  * sequence of a set (one pinning old revisions) as if it were the newest. Written only with
- * sequences that verified, atomically (temp file + rename).
+ * sequences that verified, and only once the output built from them is in place (the caller of
+ * resolveModel calls `Resolution.recordSequences`), atomically (temp file + rename) and as a
+ * merge that never lowers a sequence another build recorded.
  */
 export class SequenceRecord {
   readonly file: string;
 
-  constructor(dir: string) {
+  /** `lockWaitMs`: how long `record` waits for another build's lock before refusing. */
+  constructor(
+    dir: string,
+    private readonly lockWaitMs = DEFAULT_LOCK_WAIT_MS,
+  ) {
     this.file = join(dir, 'validation-sets.json');
   }
 
@@ -46,25 +73,55 @@ export class SequenceRecord {
     return this.read()[SequenceRecord.key(accountId, name)] ?? 0;
   }
 
-  /** Raises the recorded sequences to these (never lowers one). */
-  record(sequences: ReadonlyMap<string, number>): void {
-    const current = this.read();
-    let changed = false;
-    for (const [k, seq] of sequences) {
-      if ((current[k] ?? 0) < seq) {
-        current[k] = seq;
-        changed = true;
-      }
-    }
-    if (!changed) return;
-    const sorted = Object.fromEntries(Object.entries(current).sort(([a], [b]) => a.localeCompare(b)));
+  /**
+   * Raises the recorded sequences to these (never lowers one). Builds sharing the cache take
+   * turns through an O_EXCL lock file next to the record, and each reads the record under the
+   * lock, just before its rename: a read made earlier (at resolve time) could be stale, and
+   * writing it back would lower what another build recorded meanwhile.
+   */
+  async record(sequences: ReadonlyMap<string, number>): Promise<void> {
+    if (!mergeSequences(this.read(), sequences)) return;
     mkdirSync(join(this.file, '..'), { recursive: true });
-    const tmp = `${this.file}.${process.pid}.tmp`;
+    const release = await this.lock();
     try {
-      writeFileSync(tmp, `${JSON.stringify(sorted, null, 2)}\n`);
-      renameSync(tmp, this.file);
+      const merged = mergeSequences(this.read(), sequences);
+      if (!merged) return;
+      const tmp = `${this.file}.${process.pid}.tmp`;
+      try {
+        writeFileSync(tmp, `${JSON.stringify(merged, null, 2)}\n`);
+        renameSync(tmp, this.file);
+      } finally {
+        rmSync(tmp, { force: true });
+      }
     } finally {
-      rmSync(tmp, { force: true });
+      release();
+    }
+  }
+
+  private async lock(): Promise<() => void> {
+    const lockFile = `${this.file}.lock`;
+    for (let waited = 0; ; waited += LOCK_POLL_MS) {
+      let fd: number;
+      try {
+        fd = openSync(lockFile, 'wx', 0o644);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        if (waited >= this.lockWaitMs) {
+          throw new StoreError(
+            'ERR_SEQUENCE_RECORD_LOCKED',
+            `${lockFile}: another build has held the lock on the validation-set record for ${this.lockWaitMs} ms; if no build is using the cache ${join(this.file, '..')}, the lock is left over from a crash: remove it`,
+            { file: lockFile },
+          );
+        }
+        await sleep(LOCK_POLL_MS);
+        continue;
+      }
+      try {
+        writeSync(fd, `${process.pid}\n`);
+      } finally {
+        closeSync(fd);
+      }
+      return () => rmSync(lockFile, { force: true });
     }
   }
 }
