@@ -48,6 +48,8 @@ test('resolve --json prints the resolution manifest, one object per snap', async
   // Off a terminal, progress is one plain line per event on stderr.
   expect(r.err).toMatch(/^model acme\/kiosk: verified$/m);
   expect(r.err).toMatch(/^downloading pc-kernel \(\d+(\.\d)? [kM]B\)$/m);
+  // The cache is complete: the validation-set sequences it was resolved with are recorded.
+  expect(Object.keys(JSON.parse(readFileSync(join(cache, 'validation-sets.json'), 'utf8')))).toEqual(['16/acme/world']);
 
   const again = await run(['resolve', files.model, '--store', server.url, ...trustArgs(), '--no-default-trust', '--at', '2026-06-01T00:00:00Z', '--cache', cache]);
   expect(again.status).toBe(0);

@@ -125,6 +125,19 @@ describe('update create', () => {
       );
     }, SLOW);
 
+    test('a refused update records no validation-set sequence in the cache; an update written does', async () => {
+      const cache = join(world.dir, 'seq-cache');
+      const record = join(cache, 'validation-sets.json');
+      const withCache = (args: string[]) => args.map((x) => (x === join(world.dir, 'cli-cache') ? cache : x));
+      const dir = world.tempDir('u-');
+      const err = await refused(withCache(createArgs(files2.model, join(dir, 'u.update'))).map((x) => (x === 'brand' ? 'store' : x)), dir);
+      expect(err).toMatch(/\[ERR_UPDATE_KEY_NOT_BRAND\]$/);
+      expect(existsSync(record)).toBe(false);
+      const ok = await run(withCache(createArgs(files2.model, join(dir, 'u.update'))));
+      expect(ok.status).toBe(0);
+      expect(Object.values(JSON.parse(readFileSync(record, 'utf8')))).toEqual([1]);
+    }, SLOW);
+
     test('--from another model: ERR_UPDATE_FROM_MISMATCH', async () => {
       const dir = world.tempDir('u-');
       const err = await refused(createArgs(files2.model, join(dir, 'u.update'), '--from', otherModel), dir);
