@@ -71,6 +71,21 @@ async function extractKernel(kernel: ResolvedBundle, dir: string): Promise<void>
   await extractBundle(ref, dir, { files: ['kernel.img', ...(top.includes('initrd.img') ? ['initrd.img'] : [])] });
 }
 
+/**
+ * The device trust store: the keys allowed to sign updates for this model, which are the brand's
+ * keys from the verified chain that are valid at build time. A root's or a store's key never
+ * signs an update, and an expired or future key must not become one on the device. Nor may a
+ * key whose `constraints` do not admit this model (say `model: kiosk-.*` on a robot): the trust
+ * database would refuse it for this model, so it must not sign the model's updates.
+ */
+export function deviceTrustKeys(r: Resolution, trusted: Assertion[], model: Assertion): Assertion[] {
+  return [...trusted, ...r.assertions].filter((a) => {
+    if (a.type !== 'account-key' || !a.body || a.header('account-id') !== r.model.brandId) return false;
+    const key = SigningKey.fromAccountKey(a);
+    return key.isValidAt(r.at) && (key.constraints === undefined || key.constraints.allows(model));
+  });
+}
+
 /** Writes the slot tree; returns the trust store's file names. */
 function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Assertion, kernelDir: string, id: ImageIdentity): string[] {
   mkdirSync(join(dir, 'bundles'), { recursive: true });
@@ -88,16 +103,7 @@ function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Asse
   // EDGE_GRADE: the model's grade, where the device reads it (the slot is covered by the update
   // manifest's signature; system-boot is not): only grade dangerous keeps the device's test hooks.
   writeFileSync(join(dir, 'boot', 'slot.env'), `EDGE_BASE=${base ? slotFile(base) : ''}\nEDGE_APPS="${apps.join(' ')}"\nEDGE_GRADE=${r.model.grade}\n`);
-  // The device trust store: the keys allowed to sign updates for this model, which are the
-  // brand's keys from the verified chain that are valid at build time. A root's or a store's key
-  // never signs an update, and an expired or future key must not become one on the device. Nor
-  // may a key whose `constraints` do not admit this model (say `model: kiosk-.*` on a robot):
-  // the trust database would refuse it for this model, so it must not sign the model's updates.
-  const keyAssertions = [...trusted, ...r.assertions].filter((a) => {
-    if (a.type !== 'account-key' || !a.body || a.header('account-id') !== r.model.brandId) return false;
-    const key = SigningKey.fromAccountKey(a);
-    return key.isValidAt(r.at) && (key.constraints === undefined || key.constraints.allows(model));
-  });
+  const keyAssertions = deviceTrustKeys(r, trusted, model);
   const names: string[] = [];
   const seen = new Set<string>();
   for (const a of keyAssertions) {

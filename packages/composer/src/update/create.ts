@@ -5,7 +5,7 @@ import { basename, dirname, join } from 'node:path';
 import { decodeStream, type Assertion, type PrivateKey } from '@edgeimage/assertions';
 import type { Resolution } from '@edgeimage/store';
 import { inProgress } from '../compose/compose.js';
-import { stageSystem } from '../compose/slot.js';
+import { deviceTrustKeys, stageSystem } from '../compose/slot.js';
 import { runTool } from '../fs/tool.js';
 import { inspectImage } from '../inspect/inspect.js';
 import { UpdateError } from './errors.js';
@@ -134,11 +134,14 @@ export function signManifest(manifest: Buffer, key: PrivateKey): Buffer {
 }
 
 /**
- * The ids of the brand's account-keys among the verified assertions (the device trust store is
- * made from the same ones).
+ * The ids of the keys in the device trust store of this model: the only keys whose updates its
+ * devices accept (an expired brand key, or one whose constraints do not admit the model, is not
+ * among them).
  */
 export function brandKeyIds(resolution: Resolution, trusted: Assertion[]): string[] {
-  const ids = [...trusted, ...resolution.assertions].filter((a) => a.type === 'account-key' && a.header('account-id') === resolution.model.brandId).map((a) => a.header('public-key-sha3-384')!);
+  const model = resolution.assertions.find((a) => a.type === 'model');
+  if (!model) return [];
+  const ids = deviceTrustKeys(resolution, trusted, model).map((a) => a.header('public-key-sha3-384')!);
   return [...new Set(ids)].sort();
 }
 

@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Assertion } from '@edgeimage/assertions';
+import { accountKeyHeaders, type Assertion } from '@edgeimage/assertions';
 import type { Resolution } from '@edgeimage/store';
 import { APP, appTree, BASE, ext4Tree, GADGET_GPT, KERNEL, makeImageWorld, refusal, sh, sha256, SLOW, type ImageWorld } from '../compose/test-helpers/image-world.js';
 import type { ComposeResult } from '../compose/compose.js';
@@ -14,6 +14,7 @@ import { createUpdate, readImageSystem, sniffUpdateFrom, type UpdateResult } fro
 import { readUpdate, verifierFromPem, verifiersFromAssertions } from './info.js';
 import { checkSlotPath, encodeUpdateManifest, MANIFEST_ENTRY, parseUpdateManifest, SIGNATURE_ENTRY, SLOT_PREFIX, type UpdateManifest } from './manifest.js';
 import { readTar, readTarEntry, writeTar } from './tar.js';
+import { newKey } from '../../../assertions/src/test-helpers/chain.js';
 
 let world: ImageWorld;
 /** Revision 1: the app as first published; revision 2: a new revision of the app, nothing else. */
@@ -212,6 +213,21 @@ describe('refusals', () => {
     expect(r.context).toMatchObject({ brand: 'acme', keyId: world.storeKey.publicKey.id, brandKeys: [world.brandKey.publicKey.id] });
     expect(readdirSync(dir)).toEqual([]);
   });
+
+  test("a brand key the device trust store leaves out (its constraints do not admit this model, or it expired): ERR_UPDATE_KEY_NOT_BRAND; nothing written", async () => {
+    const [kiosks, expired] = await Promise.all([newKey(), newKey()]);
+    const { headers, body } = accountKeyHeaders(kiosks.publicKey, { accountId: 'acme', authorityId: world.chain.anchors[0]!.header('account-id')!, since: new Date('2026-01-01T00:00:00Z'), name: 'kiosks' });
+    const kioskKey = world.chain.sign({ ...headers, format: '1', constraints: [{ headers: { type: 'model', model: 'kiosk-.*' } }] }, world.chain.rootKey, body);
+    const old = world.chain.accountKey(expired, 'acme', { name: 'old', since: new Date('2026-01-01T00:00:00Z'), until: new Date('2026-05-01T00:00:00Z') });
+    const resolution: Resolution = { ...res2, assertions: [...res2.assertions, kioskKey, old] };
+    for (const key of [kiosks, expired]) {
+      const dir = world.tempDir('refuse-');
+      const r = await refusal(update({ resolution, key, output: join(dir, 'u.update') }));
+      expect(r.code).toBe('ERR_UPDATE_KEY_NOT_BRAND');
+      expect(r.context).toMatchObject({ keyId: key.publicKey.id, brandKeys: [world.brandKey.publicKey.id] });
+      expect(readdirSync(dir)).toEqual([]);
+    }
+  }, SLOW);
 
   test('--from another model: ERR_UPDATE_FROM_MISMATCH', async () => {
     const other = await world.model({ model: 'other-pc', revision: 1 });
