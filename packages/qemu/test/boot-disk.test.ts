@@ -74,6 +74,32 @@ function makeDisk(name: string, label: 'gpt' | 'dos', slotB?: number): string {
   return disk;
 }
 
+/**
+ * A GPT disk of 8 MiB partitions with the GPT names given (exactly: quoted, so trailing spaces
+ * stay), each with an ext4 whose label is `label` when given: a Buffer is written over the
+ * superblock's 16 label bytes as is, for labels mkfs.ext4 will not write.
+ */
+function makeGpt(name: string, parts: { name: string; label?: string | Buffer }[]): string {
+  const disk = join(work, `${name}.img`);
+  execFileSync('truncate', ['-s', `${8 * parts.length + 8}M`, disk]);
+  const lines = parts.map((p, i) => `${i === 0 ? 'start=1MiB, ' : ''}size=8MiB, name="${p.name}"`);
+  execFileSync('sfdisk', ['-q', disk], { input: ['label: gpt', ...lines, ''].join('\n') });
+  parts.forEach((p, i) => {
+    if (p.label === undefined) return;
+    const fs = join(work, `${name}.${i}.fs`);
+    execFileSync('truncate', ['-s', '8M', fs]);
+    execFileSync('mkfs.ext4', ['-q', '-F', '-L', typeof p.label === 'string' ? p.label : 'placeholder', fs]);
+    if (typeof p.label !== 'string') {
+      const label = Buffer.alloc(16);
+      p.label.copy(label);
+      execFileSync('dd', [`of=${fs}`, 'bs=1', 'seek=1144', 'conv=notrunc', 'status=none'], { input: label });
+    }
+    execFileSync('dd', [`if=${fs}`, `of=${disk}`, 'bs=1M', `seek=${1 + 8 * i}`, 'conv=notrunc', 'status=none']);
+    rmSync(fs);
+  });
+  return disk;
+}
+
 const MODEL = (rev: number) => `type: model\nauthority-id: example-brand\nbrand-id: example-brand\nmodel: pc-amd64\nrevision: ${rev}\n\nSIGNATURE\n`;
 
 /** Attaches a disk to a loop device and waits for its partitions (partx when the kernel did not scan them). */
@@ -147,6 +173,30 @@ const partsOf = (dev: string) => Object.fromEntries(NAMES.map((n, i) => [n, `${d
     // upper case, as a hand-typed argument might be: the same partition
     const upper = lookup([second, boot], `edgeimage.bootpart=${bootpart.toUpperCase()}`);
     expect(upper.found).toEqual(partsOf(upper.devs[1]!));
+  });
+
+  test.each([
+    ['a second partition with the GPT name "system-a " (a trailing space)', [{ name: 'system-a ' }]],
+    ['a second partition with the GPT name " system-a" (a leading space)', [{ name: ' system-a' }]],
+    ['a second partition with an ext4 labelled SYSTEM-A', [{ name: 'data2', label: 'SYSTEM-A' }]],
+    ['a second partition with an ext4 labelled "system-a " (a trailing space)', [{ name: 'data2', label: 'system-a ' }]],
+    ['a second partition with an ext4 label system\\0-a (a NUL inside)', [{ name: 'data2', label: Buffer.from('system\0-a') }]],
+  ] as const)('names and ext4 labels compare exactly, as the bootloaders compare them: %s on the boot disk is another name, never system-a', (_name, extra) => {
+    ready();
+    const disk = makeGpt(`exact-${_name.replace(/\W+/g, '-').slice(0, 40)}`, [...NAMES.map((n) => ({ name: n })), ...extra]);
+    const r = lookup([disk], `edgeimage.bootpart=${partUuid(disk, 1)}`);
+    expect(r.found).toEqual(partsOf(r.devs[0]!));
+  });
+
+  test.each([
+    ['the GPT name "system-a " (a trailing space)', { name: 'system-a ' }],
+    ['no GPT name and an ext4 labelled SYSTEM-A', { name: '', label: 'SYSTEM-A' }],
+  ] as const)('a slot partition found only by a spelling the bootloaders would not match (%s) is never chosen: no system-a', (_name, slotA) => {
+    ready();
+    const disk = makeGpt(`only-${_name.replace(/\W+/g, '-').slice(0, 40)}`, [{ name: 'system-boot' }, slotA, { name: 'system-b' }, { name: 'system-data' }]);
+    const r = lookup([disk], `edgeimage.bootpart=${partUuid(disk, 1)}`);
+    expect(r.found['system-a']).toBe(`ERROR no partition with the GPT name or filesystem label system-a on the boot disk /dev/${r.devs[0]!.replace('/dev/', '')}`);
+    expect(r.found['system-b']).toBe(`${r.devs[0]}p3`);
   });
 
   test('edgeimage.bootpart matches no partition: every lookup refused, naming the UUID', () => {

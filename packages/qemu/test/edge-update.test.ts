@@ -12,7 +12,7 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Keyring } from '@edgeimage/assertions';
@@ -150,11 +150,23 @@ function apply(source: string): { status: number | null; out: string } {
   return { status: r.status, out: `${r.stdout}${r.stderr}${r.error ? `\n(${r.error.message})` : ''}` };
 }
 
-/** What a run may leave in the chroot's writable places: nothing of its own. */
+/**
+ * Runs `inner` (a shell command) in the chroot with /proc mounted, in a mount namespace of its own:
+ * with /proc, the stale-folder cleanup sees that the pid of a planted folder is edge-update's own.
+ */
+function inChrootWithProc(inner: string): { status: number | null; out: string } {
+  const script = ['set -e', 'mount -t proc proc "$1/proc"', 'set +e', 'chroot "$1" /bin/sh -c "$2"'].join('\n');
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', chroot, inner], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, timeout: 120_000, killSignal: 'SIGKILL' });
+  return { status: r.status, out: `${r.stdout}${r.stderr}${r.error ? `\n(${r.error.message})` : ''}` };
+}
+
+/** What a run may leave in the chroot's writable places: nothing of its own (its root-only parent folder of work folders aside). */
 function leftBehind(): string[] {
   const spool = join(chroot, 'writable');
+  const parent = join(spool, '.edgeimage');
   return [
-    ...(existsSync(spool) ? readdirSync(spool).map((f) => `writable/${f}`) : []),
+    ...(existsSync(spool) ? readdirSync(spool).filter((f) => f !== '.edgeimage').map((f) => `writable/${f}`) : []),
+    ...(existsSync(parent) ? readdirSync(parent).map((f) => `writable/.edgeimage/${f}`) : []),
     ...readdirSync(join(chroot, 'run/edgeimage')).filter((f) => !['slot', 'slot-name', 'devices'].includes(f)).map((f) => `run/edgeimage/${f}`),
   ];
 }
@@ -245,10 +257,105 @@ const ready = () => {
 
   test('a work folder left on /writable by a run that crashed (its process gone) is removed by the next run', () => {
     ready();
-    mkdirSync(join(chroot, 'writable/.edge-update.999999/e.0'), { recursive: true });
+    mkdirSync(join(chroot, 'writable/.edgeimage/update.999999/e.0'), { recursive: true, mode: 0o700 });
     const r = apply(makeUpdate('after-crash', { revision: 1 }));
     expect(r.out).toMatch(/REFUSED: revision 1 is not higher/);
     expect(leftBehind()).toEqual([]);
+    // the parent of the work folders: root's, 0700, so that nothing else on system-data can enter it
+    const st = statSync(join(chroot, 'writable/.edgeimage'));
+    expect([st.uid, st.mode & 0o7777]).toEqual([0, 0o700]);
+  });
+
+  describe('the work folder cannot be planted by whatever else writes system-data', () => {
+    /** A folder of the planter's, which the run must neither write to nor empty. */
+    const victim = () => join(chroot, 'victim');
+    const victimFiles = () => readdirSync(victim()).sort();
+    const clear = () => {
+      for (const f of readdirSync(join(chroot, 'writable'))) rmSync(join(chroot, 'writable', f), { recursive: true, force: true });
+    };
+    beforeEach(() => {
+      clear();
+      rmSync(victim(), { recursive: true, force: true });
+      mkdirSync(victim());
+      writeFileSync(join(victim(), 'planted'), 'the planter\'s file\n');
+      chownSync(victim(), 1000, 1000);
+    });
+    afterEach(() => {
+      clear();
+      rmSync(victim(), { recursive: true, force: true });
+    });
+
+    test('a link at the work folder\'s path for the pid edge-update gets (the old /writable/.edge-update.PID and the new one): never written through, the link\'s target untouched', () => {
+      ready();
+      const tar = makeUpdate('planted-link');
+      mkdirSync(join(chroot, 'writable/.edgeimage'), { mode: 0o700 });
+      // $$ of this shell is edge-update's pid after exec
+      const r = inChrootWithProc(`ln -s /victim /writable/.edge-update.$$ && ln -s /victim /writable/.edgeimage/update.$$ && exec /usr/bin/edge-update apply ${tar}`);
+      expect(r.out).toContain('edge-update: update example-brand/pc-amd64 revision 2 verified: 3 files; writing slot b');
+      expect(victimFiles()).toEqual(['planted']);
+      // the link in edge-update's own folder is removed (the link alone), never followed
+      expect(readdirSync(join(chroot, 'writable/.edgeimage'))).toEqual([]);
+    });
+
+    test('a folder of the planter\'s at the work folder\'s path for the pid edge-update gets: never used', () => {
+      ready();
+      const tar = makeUpdate('planted-dir');
+      const r = inChrootWithProc(`mkdir /writable/.edge-update.$$ && echo x > /writable/.edge-update.$$/planted && chown -R 1000:1000 /writable/.edge-update.$$ && exec /usr/bin/edge-update apply ${tar}`);
+      expect(r.out).toContain('edge-update: update example-brand/pc-amd64 revision 2 verified: 3 files; writing slot b');
+      // neither written to nor removed: not edge-update's
+      const planted = readdirSync(join(chroot, 'writable')).filter((f) => f.startsWith('.edge-update.'));
+      expect(planted).toHaveLength(1);
+      expect(readdirSync(join(chroot, 'writable', planted[0]!))).toEqual(['planted']);
+      expect(readdirSync(join(chroot, 'writable/.edgeimage'))).toEqual([]);
+    });
+
+    test.each([
+      ['a link to a folder of the planter\'s', () => symlinkSync('/victim', join(chroot, 'writable/.edgeimage')), /FAILED: \/writable\/\.edgeimage is a symbolic link, not edge-update's own folder: not used/],
+      ['a folder of the planter\'s', () => { mkdirSync(join(chroot, 'writable/.edgeimage'), { mode: 0o755 }); chownSync(join(chroot, 'writable/.edgeimage'), 1000, 1000); }, /FAILED: \/writable\/\.edgeimage is not a folder of root's with mode 0700 \(found: directory, owner 1000, mode 755\): not used/],
+      ['a folder of root\'s that others may enter (0777)', () => { mkdirSync(join(chroot, 'writable/.edgeimage')); chmodSync(join(chroot, 'writable/.edgeimage'), 0o777); }, /FAILED: \/writable\/\.edgeimage is not a folder of root's with mode 0700 \(found: directory, owner 0, mode 777\): not used/],
+    ])('the parent of the work folders planted as %s: FAILED before reading the update, nothing written', (_name, plant, message) => {
+      ready();
+      const tar = makeUpdate('planted-parent');
+      plant();
+      const r = apply(tar);
+      expect(r.out).toMatch(message);
+      expect(r.out).not.toContain('verified');
+      expect(r.status).toBe(1);
+      expect(victimFiles()).toEqual(['planted']);
+    });
+  });
+
+  test('scan looks at each other disk\'s first 512-byte header with the update reader only: a GNU long name or pax record busybox tar would list as edgeimage-update/manifest, another tar and garbage are passed over; the update is applied from its disk', () => {
+    ready();
+    // the boot disk as scan finds it without edgeimage.bootpart: the disk of the running slot's
+    // partition (/dev/vda2, a folder standing in under /sys/class/block/block)
+    mkdirSync(join(chroot, 'sys/class/block/vda2'), { recursive: true });
+    writeFileSync(join(chroot, 'sys/class/block/vda2/partition'), '2\n');
+    const valid = readFileSync(join(chroot, makeUpdate('scan')));
+    const disks: Record<string, Buffer> = {
+      // busybox tar lists these as edgeimage-update/manifest: a GNU long name, a pax path record
+      sdv: ustar([{ name: '././@LongLink', type: 'L', data: Buffer.from('edgeimage-update/manifest\0') }, { name: 'x', data: NEW }]),
+      sdw: ustar([{ name: 'edgeimage-update/PaxHeaders/x', type: 'x', data: Buffer.from('34 path=edgeimage-update/manifest\n') }, { name: 'x', data: NEW }]),
+      sdx: Buffer.from('this is not a tar archive\n'.repeat(40)),
+      sdy: ustar([{ name: 'photos/cat.jpg', data: Buffer.from('meow') }]),
+      sdz: valid,
+    };
+    try {
+      for (const [name, bytes] of Object.entries(disks)) {
+        mkdirSync(join(chroot, 'sys/block', name), { recursive: true });
+        writeFileSync(join(chroot, 'dev', name), bytes);
+      }
+      const r = spawnSync('chroot', [chroot, '/usr/bin/edge-update', 'scan'], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, timeout: 120_000 });
+      const out = `${r.stdout}${r.stderr}`;
+      expect(out.match(/found an update on \S+/g)).toEqual(['found an update on /dev/sdz']);
+      expect(out).toContain('edge-update: update example-brand/pc-amd64 revision 2 verified: 3 files; writing slot b');
+      expect(out).toContain('edge-update: FAILED: no partition for slot b');
+      expect(leftBehind()).toEqual([]);
+    } finally {
+      rmSync(join(chroot, 'sys/block'), { recursive: true, force: true });
+      rmSync(join(chroot, 'sys/class'), { recursive: true, force: true });
+      for (const name of Object.keys(disks)) rmSync(join(chroot, 'dev', name), { force: true });
+    }
   });
 
   test('not a tar at all', () => {

@@ -116,21 +116,28 @@ edge_boot_disk() {
   return 1
 }
 
-# edge_fs_label DEV: prints the filesystem label of DEV (ext4, or FAT's boot sector label)
+# edge_fs_label DEV: prints "ext4 LABEL" or "vfat LABEL" for DEV's filesystem label. The type goes
+# with it because the two compare differently: an ext4 label exactly, as GRUB and U-Boot do; FAT
+# stores labels upper case, so there only the upper-case form of a name counts. The ext4 label ends
+# at its first NUL (not with NULs deleted, which would make "system\0-a" read as system-a); FAT
+# pads with spaces.
 edge_fs_label() {
   # ext4: magic 0xef53 at 1080, the label (16 bytes, NUL padded) at 1144
   if [ "$(dd if="$1" bs=8 skip=135 count=1 2>/dev/null | od -An -tx1 -N 2 | tr -d ' ')" = 53ef ]; then
-    dd if="$1" bs=8 skip=143 count=2 2>/dev/null | tr -d '\000'
+    printf 'ext4 %s\n' "$(dd if="$1" bs=8 skip=143 count=2 2>/dev/null | tr '\000' '\n' | head -n 1)"
   elif [ "$(dd if="$1" bs=1 skip=82 count=5 2>/dev/null)" = FAT32 ]; then
-    dd if="$1" bs=1 skip=71 count=11 2>/dev/null | sed 's/ *$//'
+    printf 'vfat %s\n' "$(dd if="$1" bs=1 skip=71 count=11 2>/dev/null | sed 's/ *$//')"
   elif [ "$(dd if="$1" bs=1 skip=54 count=3 2>/dev/null)" = FAT ]; then
-    dd if="$1" bs=1 skip=43 count=11 2>/dev/null | sed 's/ *$//'
+    printf 'vfat %s\n' "$(dd if="$1" bs=1 skip=43 count=11 2>/dev/null | sed 's/ *$//')"
   fi
 }
 
 # edge_find_part NAME: sets part_dev (/dev/...) to the one partition of the boot disk with the GPT
-# name NAME or the filesystem label NAME (MBR has no names; FAT's labels are upper case). Without edgeimage.bootpart: among all partitions. Fails (part_err) when none or
-# several match, or the boot disk cannot be told (see edge_boot_disk).
+# name NAME or the filesystem label NAME (MBR has no names), compared exactly: the bootloaders
+# (GRUB, U-Boot) find a slot by the same bytes, so "system-a " or SYSTEM-A on ext4 is another name,
+# not this one. Only a FAT label (system-boot without edgeimage.bootpart, on MBR) is upper case.
+# Without edgeimage.bootpart: among all partitions. Fails (part_err) when none or several match,
+# or the boot disk cannot be told (see edge_boot_disk).
 edge_find_part() {
   part_dev=
   [ -n "$boot_disk" ] || edge_boot_disk || return 1
@@ -144,10 +151,14 @@ edge_find_part() {
   # a partition counts when its GPT name or its filesystem's label is NAME: a label on another
   # partition of a GPT disk makes the name as ambiguous as a second partition name does
   _efp_upper=$(echo "$1" | tr a-z A-Z)
-  _efp_found=$(for _d in $_efp_disks; do edge_disk_parts "$_d"; done | while read -r _p _u _n; do
+  # IFS= read: a plain read would trim the name's leading and trailing spaces
+  _efp_found=$(for _d in $_efp_disks; do edge_disk_parts "$_d"; done | while IFS= read -r _l; do
+    _p=${_l%% *}
+    _l=${_l#* }
+    _n=${_l#* }
     if [ "$_n" = "$1" ]; then printf ' /dev/%s' "$_p"; continue; fi
     _l=$(edge_fs_label "/dev/$_p")
-    [ "$_l" = "$1" ] || [ "$_l" = "$_efp_upper" ] && printf ' /dev/%s' "$_p"
+    [ "$_l" = "ext4 $1" ] || [ "$_l" = "vfat $_efp_upper" ] && printf ' /dev/%s' "$_p"
   done)
   set -- "$1" $_efp_found
   if [ $# -eq 2 ]; then part_dev=$2; return 0; fi
