@@ -1,3 +1,4 @@
+import { spawn, spawnSync } from 'node:child_process';
 /**
  * The validation-set sequence record when builds share a cache: each record is a merge into what
  * is on disk at the moment it is renamed, never a write-back of an older read.
@@ -27,7 +28,7 @@ test('a build recording while another holds the record waits, then keeps what th
   const mine = new SequenceRecord(dir);
   await mine.record(seqs({ '16/acme/a': 3 }));
   // Another build is between its read ({a: 3}) and its rename: it holds the lock.
-  writeFileSync(`${mine.file}.lock`, '4242\n');
+  writeFileSync(`${mine.file}.lock`, `${process.pid}\n`);
   const pending = mine.record(seqs({ '16/acme/b': 5 }));
   await new Promise((r) => setImmediate(r));
   // That build renames its record (a raised to 4, from its read) and lets go.
@@ -46,20 +47,40 @@ test('two records of different sets and sequences at once: both stand, none lowe
   expect(onDisk(first)).toEqual({ '16/acme/a': 7, '16/acme/b': 9, '16/acme/c': 2 });
 });
 
-test('a lock left over from a crash: refused after the bounded wait, naming the lock, and the record is unchanged', async () => {
+test('a lock held by a running process: refused after the bounded wait, naming the lock and its holder, and the record is unchanged', async () => {
   const r = new SequenceRecord(dir, 100);
   await r.record(seqs({ '16/acme/a': 1 }));
   const before = readFileSync(r.file);
-  writeFileSync(`${r.file}.lock`, '4242\n');
+  const holder = spawn('sleep', ['30']);
   let error: StoreError | undefined;
   try {
+    writeFileSync(`${r.file}.lock`, `${holder.pid}\n`);
     await r.record(seqs({ '16/acme/a': 2 }));
   } catch (e) {
     error = e as StoreError;
+  } finally {
+    holder.kill();
   }
   expect(error?.code).toBe('ERR_SEQUENCE_RECORD_LOCKED');
-  expect(error?.message).toContain(`${r.file}.lock: another build has held the lock on the validation-set record for 100 ms`);
+  expect(error?.message).toContain(`${r.file}.lock: another build (process ${holder.pid}, still running) has held the lock on the validation-set record for 100 ms`);
   expect(readFileSync(r.file).equals(before)).toBe(true);
   expect(readdirSync(dir).sort()).toEqual(['validation-sets.json', 'validation-sets.json.lock']);
   expect(existsSync(`${r.file}.${process.pid}.tmp`)).toBe(false);
+});
+
+test('a lock left over from a crash (its process is gone) is taken over at once: the record is written and the lock removed', async () => {
+  const r = new SequenceRecord(dir, 100);
+  await r.record(seqs({ '16/acme/a': 1 }));
+  const gone = spawnSync('true');
+  writeFileSync(`${r.file}.lock`, `${gone.pid}\n`);
+  await r.record(seqs({ '16/acme/a': 2 }));
+  expect(onDisk(r)).toEqual({ '16/acme/a': 2 });
+  expect(existsSync(`${r.file}.lock`)).toBe(false);
+});
+
+test('a lock that names no process (empty, or being written) is waited for, not taken over', async () => {
+  const r = new SequenceRecord(dir, 100);
+  writeFileSync(`${r.file}.lock`, '');
+  await expect(r.record(seqs({ '16/acme/a': 2 }))).rejects.toMatchObject({ code: 'ERR_SEQUENCE_RECORD_LOCKED' });
+  expect(existsSync(r.file)).toBe(false);
 });

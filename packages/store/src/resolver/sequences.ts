@@ -106,10 +106,16 @@ export class SequenceRecord {
         fd = openSync(lockFile, 'wx', 0o644);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        // A build that crashed holding the lock would block this cache for ever: a lock whose
+        // process is gone is taken over at once (a live holder keeps it for milliseconds).
+        if (lockHolderGone(lockFile)) {
+          rmSync(lockFile, { force: true });
+          continue;
+        }
         if (waited >= this.lockWaitMs) {
           throw new StoreError(
             'ERR_SEQUENCE_RECORD_LOCKED',
-            `${lockFile}: another build has held the lock on the validation-set record for ${this.lockWaitMs} ms; if no build is using the cache ${join(this.file, '..')}, the lock is left over from a crash: remove it`,
+            `${lockFile}: another build (process ${readHolder(lockFile) ?? '?'}, still running) has held the lock on the validation-set record for ${this.lockWaitMs} ms; if no build is using the cache ${join(this.file, '..')}, remove the lock`,
             { file: lockFile },
           );
         }
@@ -123,5 +129,30 @@ export class SequenceRecord {
       }
       return () => rmSync(lockFile, { force: true });
     }
+  }
+}
+
+/** The pid written in a lock file, or undefined when the file is gone, empty or not a pid. */
+function readHolder(lockFile: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(lockFile, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const pid = /^[1-9][0-9]{0,9}\n?$/.test(text) ? Number(text.trim()) : undefined;
+  return pid;
+}
+
+/** True when the lock names a process that no longer exists on this host (a crashed build). */
+function lockHolderGone(lockFile: string): boolean {
+  const pid = readHolder(lockFile);
+  // An unreadable or half-written lock (its holder is between open and write) is left alone.
+  if (pid === undefined) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }
