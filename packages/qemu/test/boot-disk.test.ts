@@ -11,10 +11,9 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_INIT, PARTITIONS_SH } from '@edgeimage/composer';
-import { isRoot, unpackBase } from './helpers-base-chroot.js';
+import { isRoot, useBaseChroot } from './helpers-base-chroot.js';
 import { partUuid } from './helpers-disk.js';
 
 const hasLoop = isRoot && spawnSync('losetup', ['-f']).status === 0;
@@ -22,24 +21,10 @@ const NAMES = ['system-boot', 'system-a', 'system-b', 'system-data'];
 
 let work: string;
 let chroot: string;
-let setupError: string | undefined;
-
-beforeAll(() => {
-  if (!hasLoop) return;
-  work = mkdtempSync(join(tmpdir(), 'edgeimage-boot-disk-'));
-  chroot = join(work, 'root');
-  try {
-    unpackBase(chroot);
-  } catch (e) {
-    setupError = (e as Error).message;
-  }
-}, 15 * 60_000);
-
-afterAll(() => { if (work) rmSync(work, { recursive: true, force: true }); });
-
-const ready = () => {
-  if (setupError) throw new Error(setupError);
-};
+const ready = useBaseChroot('edgeimage-boot-disk-', hasLoop, (w, c) => {
+  work = w;
+  chroot = c;
+});
 
 /**
  * A 40 MiB disk laid out as an image: four 8 MiB partitions named (GPT) or labelled (MBR: vfat

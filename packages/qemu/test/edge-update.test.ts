@@ -12,18 +12,16 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Keyring } from '@edgeimage/assertions';
 import { encodeUpdateManifest, signManifest, type SlotFile } from '@edgeimage/composer';
-import { ROOT, isRoot, unpackBase } from './helpers-base-chroot.js';
+import { ROOT, isRoot, useBaseChroot } from './helpers-base-chroot.js';
 
 const keys = new Keyring(join(ROOT, 'signing-keys.example'));
 
 let work: string;
 let chroot: string;
-let setupError: string | undefined;
 const brand = () => keys.load('brand');
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -31,16 +29,9 @@ const MODEL = (rev: number, model = 'pc-amd64') => Buffer.from(`type: model\naut
 const APP = Buffer.from('the app bundle, unchanged\n');
 const NEW = Buffer.from('a new bundle\n');
 
-beforeAll(() => {
-  if (!isRoot) return;
-  work = mkdtempSync(join(tmpdir(), 'edgeimage-edge-update-'));
-  chroot = join(work, 'root');
-  try {
-    unpackBase(chroot);
-  } catch (e) {
-    setupError = (e as Error).message;
-    return;
-  }
+const ready = useBaseChroot('edgeimage-edge-update-', isRoot, (w, c) => {
+  work = w;
+  chroot = c;
   // the running system as the initramfs leaves it: slot a mounted, with the brand's key in its trust store
   const run = join(chroot, 'run/edgeimage');
   mkdirSync(join(run, 'slot/trust'), { recursive: true });
@@ -50,9 +41,7 @@ beforeAll(() => {
   writeFileSync(join(run, 'slot/trust', `example-brand-${brand().publicKey.id.slice(0, 12)}.pem`), brand().publicKey.toPem());
   writeFileSync(join(run, 'slot-name'), 'a\n');
   writeFileSync(join(run, 'devices'), 'slot_dev=/dev/vda2\ndata_dev=/dev/vda4\nboot_dev=\n');
-}, 15 * 60_000);
-
-afterAll(() => { if (work) rmSync(work, { recursive: true, force: true }); });
+});
 
 interface Case {
   revision?: number;
@@ -171,9 +160,6 @@ function leftBehind(): string[] {
   ];
 }
 
-const ready = () => {
-  if (setupError) throw new Error(setupError);
-};
 
 (isRoot ? describe : describe.skip)('edge-update apply on the device (chroot of the amd64 base)', () => {
   test('a valid delta update verifies (signature, model, revision, every digest, the unchanged bundle taken from the running slot), then goes on to write slot b', () => {

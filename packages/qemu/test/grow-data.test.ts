@@ -17,11 +17,10 @@
  * over /proc/cmdline, names the boot disk's system-boot in `edgeimage.bootpart=`).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPartitionTable } from '@edgeimage/composer';
-import { isRoot, unpackBase } from './helpers-base-chroot.js';
+import { isRoot, useBaseChroot } from './helpers-base-chroot.js';
 import { ext4Bytes, partUuid } from './helpers-disk.js';
 
 const MiB = 1024 * 1024;
@@ -29,21 +28,11 @@ const hasLoop = isRoot && spawnSync('losetup', ['-f']).status === 0;
 
 let work: string;
 let chroot: string;
-let setupError: string | undefined;
-
-beforeAll(() => {
-  if (!hasLoop) return;
-  work = mkdtempSync(join(tmpdir(), 'edgeimage-grow-data-'));
-  chroot = join(work, 'root');
-  try {
-    unpackBase(chroot);
-    mkdirSync(join(chroot, 'run/edgeimage'), { recursive: true });
-  } catch (e) {
-    setupError = (e as Error).message;
-  }
-}, 15 * 60_000);
-
-afterAll(() => { if (work) rmSync(work, { recursive: true, force: true }); });
+const ready = useBaseChroot('edgeimage-grow-data-', hasLoop, (w, c) => {
+  work = w;
+  chroot = c;
+  mkdirSync(join(chroot, 'run/edgeimage'), { recursive: true });
+});
 
 interface DiskOptions {
   label: 'gpt' | 'dos';
@@ -151,10 +140,6 @@ function waitForPartitions(dev: string): void {
 const data = (disk: string) => readPartitionTable(disk).partitions.find((p) => p.index === 4)!;
 const table = (disk: string) => execFileSync('sfdisk', ['--dump', disk], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).replace(/^device: .*$/m, '');
 const p4 = (dev: string) => `${dev}p4`;
-
-function ready(): void {
-  if (setupError) throw new Error(setupError);
-}
 
 (hasLoop ? describe : describe.skip)('grow-data on the device (chroot of the amd64 base, a loop device)', () => {
   // GPT keeps 33 sectors at the end for its backup: the last whole MiB is one less than on MBR

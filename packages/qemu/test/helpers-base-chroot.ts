@@ -4,6 +4,8 @@
  * the one `bundles/build` keeps (built once, then cached by its inputs). Root is needed to chroot.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,4 +18,32 @@ export function unpackBase(dir: string): void {
   const snap = r.stdout.split('\n').find((l) => /busybox-base_.*_amd64\.snap$/.test(l));
   if (r.status !== 0 || !snap) throw new Error(`bundles/build failed (${r.status}): ${r.stderr.slice(-2000)}`);
   execFileSync('unsquashfs', ['-q', '-n', '-d', dir, snap]);
+}
+
+/**
+ * Registers the beforeAll/afterAll of a test file that runs device tools in a chroot of the base:
+ * when `enabled`, a temporary work folder with the base unpacked at `work/root`, then `prepare`
+ * (the running system as that file needs it); removed after the file. Returns `ready()`, which a
+ * test calls first: it throws the set-up's error, so a broken set-up fails every test, loudly.
+ */
+export function useBaseChroot(prefix: string, enabled: boolean, prepare: (work: string, chroot: string) => void): () => void {
+  let work: string | undefined;
+  let setupError: string | undefined;
+  beforeAll(() => {
+    if (!enabled) return;
+    work = mkdtempSync(join(tmpdir(), prefix));
+    const chroot = join(work, 'root');
+    try {
+      unpackBase(chroot);
+      prepare(work, chroot);
+    } catch (e) {
+      setupError = (e as Error).message;
+    }
+  }, 15 * 60_000);
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+  return () => {
+    if (setupError) throw new Error(setupError);
+  };
 }

@@ -9,29 +9,16 @@
  * one-second polls take no time; the sysrq writes land in plain files of the chroot's /proc.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isRoot, unpackBase } from './helpers-base-chroot.js';
+import { isRoot, useBaseChroot } from './helpers-base-chroot.js';
 
-let work: string;
 let chroot: string;
-let setupError: string | undefined;
-
-beforeAll(() => {
-  if (!isRoot) return;
-  work = mkdtempSync(join(tmpdir(), 'edgeimage-test-hooks-'));
-  chroot = join(work, 'root');
-  try {
-    unpackBase(chroot);
-  } catch (e) {
-    setupError = (e as Error).message;
-    return;
-  }
+const setUp = useBaseChroot('edgeimage-test-hooks-', isRoot, (_work, c) => {
+  chroot = c;
   // the chroot's /proc must be a plain folder: a real procfs there would take the sysrq write
   if (readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1]?.startsWith(chroot))) {
-    setupError = `something is mounted under ${chroot}`;
-    return;
+    throw new Error(`something is mounted under ${chroot}`);
   }
   mkdirSync(join(chroot, 'proc/sys/kernel'), { recursive: true });
   mkdirSync(join(chroot, 'run/edgeimage/slot/boot'), { recursive: true });
@@ -41,10 +28,6 @@ beforeAll(() => {
   mkdirSync(join(chroot, 'usr/sbin'), { recursive: true });
   writeFileSync(join(chroot, 'usr/sbin/sleep'), '#!/bin/sh\nexit 0\n');
   chmodSync(join(chroot, 'usr/sbin/sleep'), 0o755);
-}, 15 * 60_000);
-
-afterAll(() => {
-  if (work) rmSync(work, { recursive: true, force: true });
 });
 
 const ready = () => {
@@ -52,7 +35,7 @@ const ready = () => {
     console.warn('SKIPPED: needs root (chroot)');
     return false;
   }
-  if (setupError) throw new Error(setupError);
+  setUp();
   return true;
 };
 
