@@ -13,7 +13,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_INIT, PARTITIONS_SH } from '@edgeimage/composer';
-import { isRoot, useBaseChroot } from './helpers-base-chroot.js';
+import { isRoot, runWithDevices, useBaseChroot } from './helpers-base-chroot.js';
 import { partUuid } from './helpers-disk.js';
 
 const hasLoop = isRoot && spawnSync('losetup', ['-f']).status === 0;
@@ -119,19 +119,7 @@ function inChroot(disks: string[], cmdline: string, inner: string): { status: nu
     for (const d of disks) devs.push(attach(d));
     const file = join(work, 'cmdline');
     writeFileSync(file, `${cmdline}\n`);
-    const script = [
-      'set -e',
-      'C=$1',
-      'mount --rbind /dev "$C/dev"',
-      'mount --rbind /sys "$C/sys"',
-      'mount -t proc proc "$C/proc"',
-      'mount --bind "$2" "$C/proc/cmdline"',
-      'mount -t tmpfs tmpfs "$C/tmp"',
-      'set +e',
-      'chroot "$C" /bin/sh -c "$3" 2>&1',
-    ].join('\n');
-    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', chroot, file, inner], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
-    return { status: r.status, output: `${r.stdout}${r.stderr}`, devs };
+    return { ...runWithDevices(chroot, file, inner), devs };
   } finally {
     for (const d of devs) execFileSync('losetup', ['-d', d]);
   }

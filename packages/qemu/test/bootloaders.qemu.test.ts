@@ -8,10 +8,11 @@
  * environment block (for edgeimage's decoder and for grub-editenv).
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bootPartitionOffset, encodeGrubEnv, ENV_FILES, writeImageEnv, writeImageFile } from '../../composer/src/index.js';
 import { BASE, makeImageWorld, sfdiskJson, snapYaml, baseTree, type ImageWorld } from '../../composer/src/compose/test-helpers/image-world.js';
+import { ext4Label, partUuid } from './helpers-disk.js';
 import { BOARDS, bootOnce, buildAssets, checkBootFat, checkEnvFiles, copyImage, debianVmlinuz, edgeVars, gadgetBundleTree, missingFor, rawEnvBlock, readEnv, summary, UBOOT_ENV_IMAGE, type Board, type BootResult } from './helpers-bootloader.js';
 
 const BOOT_MS = 180_000;
@@ -92,31 +93,6 @@ const REORDERED: Partial<Record<Board['gadget'], string>> = {
         size: 16M
 `,
 };
-
-/** The volume name of the ext4 filesystem at `offset` (empty when none or not ext4). */
-function ext4Label(disk: string, offset: number): string {
-  const sb = Buffer.alloc(1024);
-  const fd = openSync(disk, 'r');
-  try {
-    readSync(fd, sb, 0, 1024, offset + 1024);
-  } finally {
-    closeSync(fd);
-  }
-  if (sb.readUInt16LE(0x38) !== 0xef53) return '';
-  const name = sb.subarray(0x78, 0x88);
-  const end = name.indexOf(0);
-  return name.subarray(0, end < 0 ? 16 : end).toString('latin1');
-}
-
-/**
- * Partition `n`'s PARTUUID from the host's reading of the table, as Linux spells it: GPT, the
- * partition's unique GUID; MBR, `<disk id>-<partition number>`; lower case.
- */
-function hostPartUuid(disk: string, n: number): string {
-  const t = sfdiskJson(disk);
-  if (t.label === 'gpt') return String(t.partitions[n - 1]!.uuid).toLowerCase();
-  return `${String(t.id).replace(/^0x/, '').padStart(8, '0')}-${n.toString(16).padStart(2, '0')}`.toLowerCase();
-}
 
 const timings: string[] = [];
 afterAll(() => {
@@ -206,7 +182,7 @@ describe.each(BOARDS)('$gadget: the bootloader runs the A/B state machine', (boa
     expect(r.output).toMatch(/Kernel panic/);
     expect(r.exited).toBe(true); // the reboot of panic=5, with -no-reboot
     // edgeimage.bootpart= is system-boot's PARTUUID, spelled as Linux spells it
-    expect(args.filter((a) => a.startsWith('edgeimage.bootpart='))).toEqual([`edgeimage.bootpart=${hostPartUuid(device, 1)}`]);
+    expect(args.filter((a) => a.startsWith('edgeimage.bootpart='))).toEqual([`edgeimage.bootpart=${partUuid(device, 1)}`]);
     const after = await envAfter();
     for (const k of Object.keys(ENV_FILES) as (keyof typeof ENV_FILES)[]) expect(Buffer.compare(after.files[k]!, before.files[k]!)).toBe(0);
   }, BOOT_MS * 2);

@@ -20,7 +20,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPartitionTable } from '@edgeimage/composer';
-import { isRoot, useBaseChroot } from './helpers-base-chroot.js';
+import { isRoot, runWithDevices, useBaseChroot } from './helpers-base-chroot.js';
 import { ext4Bytes, partUuid } from './helpers-disk.js';
 
 const MiB = 1024 * 1024;
@@ -110,19 +110,8 @@ function grow(disk: string, data: (dev: string, other: string) => string, other?
     writeFileSync(join(chroot, 'run/edgeimage/devices'), `slot_dev=${dev}p2\ndata_dev=${dataDev}\nboot_dev=${dev}p1\n`);
     const cmdline = join(work, 'cmdline');
     writeFileSync(cmdline, `console=ttyS0 edgeimage.bootpart=${partUuid(disk, 1)} edgeimage.slot=a\n`);
-    const script = [
-      'set -e',
-      'C=$1',
-      'mount --rbind /dev "$C/dev"',
-      'mount --rbind /sys "$C/sys"',
-      'mount -t proc proc "$C/proc"',
-      'mount --bind "$2" "$C/proc/cmdline"',
-      'mount -t tmpfs tmpfs "$C/tmp"',
-      'set +e',
-      'chroot "$C" /usr/lib/edgeimage/grow-data 2>&1',
-    ].join('\n');
-    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', chroot, cmdline], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
-    return { status: r.status, output: `${r.stdout}${r.stderr}`.trim(), dev, otherDev };
+    const r = runWithDevices(chroot, cmdline, '/usr/lib/edgeimage/grow-data');
+    return { status: r.status, output: r.output.trim(), dev, otherDev };
   } finally {
     execFileSync('losetup', ['-d', dev]);
     if (otherDev) execFileSync('losetup', ['-d', otherDev]);

@@ -47,3 +47,25 @@ export function useBaseChroot(prefix: string, enabled: boolean, prepare: (work: 
     if (setupError) throw new Error(setupError);
   };
 }
+
+/**
+ * Runs the shell command `command` in `chroot` as the device would run it: the host's /dev and
+ * /sys (the loop disks the test attached), a /proc whose cmdline is the file `cmdlineFile`, a
+ * tmpfs /tmp; all in a mount namespace of its own, so nothing stays mounted. Output is stdout and
+ * stderr together.
+ */
+export function runWithDevices(chroot: string, cmdlineFile: string, command: string): { status: number | null; output: string } {
+  const script = [
+    'set -e',
+    'C=$1',
+    'mount --rbind /dev "$C/dev"',
+    'mount --rbind /sys "$C/sys"',
+    'mount -t proc proc "$C/proc"',
+    'mount --bind "$2" "$C/proc/cmdline"',
+    'mount -t tmpfs tmpfs "$C/tmp"',
+    'set +e',
+    'chroot "$C" /bin/sh -c "$3" 2>&1',
+  ].join('\n');
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', chroot, cmdlineFile, command], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+  return { status: r.status, output: `${r.stdout}${r.stderr}` };
+}

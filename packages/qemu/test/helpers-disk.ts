@@ -2,16 +2,31 @@
 import { execFileSync } from 'node:child_process';
 import { closeSync, openSync, readSync } from 'node:fs';
 
-/** The size in bytes of the ext4 at byte `offset` of `image`, from its superblock (block count at byte 4, log2(block size / 1024) at byte 24). */
-export function ext4Bytes(image: string, offset: number): number {
-  const sb = Buffer.alloc(32);
+/** The 1024-byte superblock of the ext4 at byte `offset` of `image` (it starts 1024 bytes in). */
+function ext4Superblock(image: string, offset: number): Buffer {
+  const sb = Buffer.alloc(1024);
   const fd = openSync(image, 'r');
   try {
-    readSync(fd, sb, 0, 32, offset + 1024);
+    readSync(fd, sb, 0, 1024, offset + 1024);
   } finally {
     closeSync(fd);
   }
+  return sb;
+}
+
+/** The size in bytes of the ext4 at byte `offset` of `image`, from its superblock (block count at byte 4, log2(block size / 1024) at byte 24). */
+export function ext4Bytes(image: string, offset: number): number {
+  const sb = ext4Superblock(image, offset);
   return sb.readUInt32LE(4) * (1024 << sb.readUInt32LE(24));
+}
+
+/** The volume name of the ext4 at byte `offset` of `image` (empty when there is no ext4 there). */
+export function ext4Label(image: string, offset: number): string {
+  const sb = ext4Superblock(image, offset);
+  if (sb.readUInt16LE(0x38) !== 0xef53) return '';
+  const name = sb.subarray(0x78, 0x88);
+  const end = name.indexOf(0);
+  return name.subarray(0, end < 0 ? 16 : end).toString('latin1');
 }
 
 /**
