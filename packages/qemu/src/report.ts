@@ -1,4 +1,5 @@
 import type { BootTestResult } from './boot-test.js';
+import type { ScenarioResult } from './scenario-harness.js';
 
 const xml = (s: string): string =>
   // eslint-disable-next-line no-control-regex
@@ -53,4 +54,38 @@ export function junitReport(r: BootTestResult, name = `boot-test ${r.image ?? ''
     '</testsuites>',
     '',
   ].join('\n');
+}
+
+/** The `--json` fields of a scenario: `scenario` and `steps` (each boot), with the checks, the outcome per crash point and the failure. */
+export function scenarioReport(r: ScenarioResult): Record<string, unknown> {
+  const last = r.steps[r.steps.length - 1];
+  return {
+    passed: r.passed,
+    slot: r.slot,
+    markers: (last?.markers ?? []).map((m) => ({ pattern: m.pattern, seconds: Number(m.seconds.toFixed(3)), line: m.line })),
+    log: last?.log ?? null,
+    scenario: r.scenario,
+    update: { file: r.update, 'brand-id': r.manifest.brandId ?? null, model: r.manifest.model ?? null, revision: r.manifest.revision ?? null },
+    steps: r.steps.map((s) => ({
+      name: s.name,
+      ...(s.point ? { point: s.point } : {}),
+      boot: s.boot,
+      updateDisk: s.updateDisk,
+      slot: s.slot,
+      outcome: s.outcome,
+      summary: s.summary,
+      markers: s.markers.map((m) => ({ pattern: m.pattern, seconds: Number(m.seconds.toFixed(3)), line: m.line })),
+      status: s.status,
+      seconds: Number(s.seconds.toFixed(3)),
+      passed: s.passed,
+      log: s.log,
+      ...(s.passed ? {} : { reason: s.reason, code: s.code }),
+    })),
+    checks: r.checks,
+    env: r.env,
+    ...(r.powerCut ? { powerCut: r.powerCut } : {}),
+    ...(r.failure ? { reason: `${r.failure.step}: ${r.failure.reason}`, code: r.failure.code, failure: r.failure } : {}),
+    seconds: Number(r.seconds.toFixed(1)),
+    ...(r.kept.length ? { kept: r.kept } : {}),
+  };
 }

@@ -8,7 +8,11 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BootTestError } from './errors.js';
-import { checkScenarioOptions, CRASH_POINTS, parseCrashPoint, parseScenario, runScenario, scenarioReport, SCENARIO_MARKERS, type ScenarioOptions, type ScenarioResult } from './scenario.js';
+import { runScenario } from './scenario.js';
+import { CRASH_POINTS, parseCrashPoint, parseScenario, SCENARIO_MARKERS } from './scenario-contract.js';
+import type { ScenarioResult } from './scenario-harness.js';
+import { checkScenarioOptions, type ScenarioOptions } from './scenario-options.js';
+import { scenarioReport } from './report.js';
 import { readUpdateManifest, tamperUpdate, tarEntries } from './update-file.js';
 import { makeImageWorld, SLOW, type ImageWorld } from '../../composer/src/compose/test-helpers/image-world.js';
 
@@ -73,7 +77,7 @@ describe('names and options refused before anything runs', () => {
   });
 
   test('options that do not go together: a crash point outside power-cut, every point in place, an expected refusal outside refuse', () => {
-    expect(refusal(() => checkScenarioOptions(opts({ scenario: 'update', crashAt: 'after-env' }))).message).toMatch(/belongs to the power-cut scenario/);
+    expect(refusal(() => checkScenarioOptions(opts({ scenario: 'update', crashAt: 'after-env' }))).message).toMatch(/^crashAt belongs to scenario power-cut, not update$/);
     expect(refusal(() => checkScenarioOptions(opts({ scenario: 'power-cut', crashAt: 'sideways' as never }))).code).toBe('ERR_CRASH_POINT');
     const inPlace = refusal(() => checkScenarioOptions(opts({ scenario: 'power-cut', inPlace: true })));
     expect(inPlace.code).toBe('ERR_USAGE');
