@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestImages, type TestImages } from '../../../qemu/src/test-helpers/images.js';
 import { run } from '../test-helpers/cli.js';
+import { checkScenarioUsage, type ScenarioUsage } from '@edgeimage/qemu';
 
 const SLOW = 180_000;
 let images: TestImages;
@@ -114,5 +115,36 @@ describe('--scenario: usage errors exit 2 before anything runs', () => {
     expect(r.err).toMatch(/update file .*missing\.update does not exist \[ERR_UPDATE_OPEN\]$/m);
     const h = await run(['boot-test', '--help']);
     for (const o of ['--scenario', '--update', '--crash-at', '--expect-refusal', '--keep', 'power-cut', 'try-before-commit', '/dev/vdb']) expect(h.out).toContain(o);
+  });
+});
+
+describe('usage errors exit 2 wherever they arise: an option without its value, and the scenario checks made in @edgeimage/qemu', () => {
+  test('a string option written without its value (--expect, --log, --update, --keep) is a usage error, not an empty pattern or path', async () => {
+    for (const args of [['--expect'], ['--log'], ['--junit'], ['--scenario', 'update', '--update'], ['--scenario', 'update', '--update', 'x.update', '--keep']]) {
+      const r = await run(['boot-test', images.amd64Gpt, ...args]);
+      expect([args, r.status, r.err.split('\n')[0], r.out]).toEqual([args, 2, `edgeimage: ${args.at(-1)} needs a value`, '']);
+    }
+  });
+
+  test("the scenario checks are qemu's checkScenarioUsage, naming the CLI's flags: the same words as the API's with its field names", async () => {
+    const cases: [string[], ScenarioUsage, string][] = [
+      [['--scenario', 'rollback', '--update', 'x.update', '--expect-refusal', 'signature'], { scenario: 'rollback', update: 'x.update', refusal: /signature/ }, '--expect-refusal belongs to --scenario refuse, not rollback'],
+      [['--scenario', 'refuse', '--update', 'x.update', '--crash-at', 'after-env'], { scenario: 'refuse', update: 'x.update', crashAt: 'after-env' }, '--crash-at belongs to --scenario power-cut, not refuse'],
+      [['--scenario', 'power-cut', '--update', 'x.update', '--in-place'], { scenario: 'power-cut', update: 'x.update', inPlace: true }, '--scenario power-cut without --crash-at runs every crash point, each on a fresh copy of the image: name one point to run it --in-place'],
+      [['--scenario', 'rollback'], { scenario: 'rollback' }, '--scenario rollback needs the update to boot with: --update FILE (made by edgeimage update create)'],
+    ];
+    for (const [args, usage, message] of cases) {
+      const r = await run(['boot-test', images.amd64Gpt, ...args]);
+      expect([args, r.status, r.err.split('\n')[0]]).toEqual([args, 2, `edgeimage: ${message}`]);
+      let api = '';
+      try {
+        checkScenarioUsage(usage);
+      } catch (e) {
+        api = (e as Error).message;
+      }
+      // the API's message is the CLI's with field names for flags
+      const fields: Record<string, string> = { '--expect-refusal': 'refusal', '--crash-at': 'crashAt', '--scenario': 'scenario', '--in-place': 'inPlace', '--update': 'update' };
+      expect(api).toBe(message.replace(/--[a-z-]+/g, (f) => fields[f] ?? f));
+    }
   });
 });

@@ -1,7 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import {
   ARCHES,
+  BootTestError,
   bootTest,
+  checkScenarioUsage,
   CRASH_POINTS,
   FIRMWARES,
   HEALTHY,
@@ -15,6 +17,7 @@ import {
   type CrashPoint,
   type Firmware,
   type ScenarioName,
+  type ScenarioOptionNames,
   type ScenarioResult,
   type ScenarioStep,
 } from '@edgeimage/qemu';
@@ -57,7 +60,24 @@ function parseExpect(list: string[] | undefined): RegExp[] {
   return list.map((s) => regex('--expect', s));
 }
 
-/** The options that go with --scenario, and those that do not: usage errors before anything runs. */
+/** The CLI's flags for the scenario options, so the one check in @edgeimage/qemu names them as the user typed them. */
+const SCENARIO_FLAGS: ScenarioOptionNames = {
+  scenario: '--scenario',
+  update: '--update',
+  crashAt: '--crash-at',
+  refusal: '--expect-refusal',
+  inPlace: '--in-place',
+  bootTimeoutSeconds: '--timeout',
+  // not flags of boot-test (their defaults are used): named as in the API
+  settleSeconds: 'settleSeconds',
+  recoveryBoots: 'recoveryBoots',
+};
+
+/**
+ * The options that go with --scenario, and those that do not: usage errors before anything runs.
+ * What belongs together within a scenario is checkScenarioUsage's (the same check runScenario
+ * makes); here only which boot-test options are not a scenario's.
+ */
 export function checkScenarioArgs(a: Record<string, unknown>): void {
   const scenario = a['scenario'] as string | undefined;
   const has = (k: string) => a[k] !== undefined && a[k] !== false && !(Array.isArray(a[k]) && (a[k] as unknown[]).length === 0);
@@ -65,12 +85,27 @@ export function checkScenarioArgs(a: Record<string, unknown>): void {
     for (const k of ['update', 'crash-at', 'expect-refusal', 'keep', 'log-dir']) if (has(k)) throw new UsageError(`--${k} belongs to a scenario: give --scenario ${SCENARIOS.join('|')}`);
     return;
   }
-  if (!has('update')) throw new UsageError(`--scenario ${scenario} needs the update to boot with: --update FILE (made by edgeimage update create)`);
   for (const k of ['expect', 'junit', 'disk-size']) if (has(k)) throw new UsageError(`--${k} is not for a scenario (--scenario ${scenario} has its own markers per boot)`);
-  if (has('crash-at') && scenario !== 'power-cut') throw new UsageError(`--crash-at belongs to --scenario power-cut, not ${scenario}`);
-  if (has('expect-refusal') && scenario !== 'refuse') throw new UsageError(`--expect-refusal belongs to --scenario refuse, not ${scenario}`);
-  if (scenario === 'power-cut' && !has('crash-at') && a['inPlace'] === true) throw new UsageError('--scenario power-cut without --crash-at runs every crash point, each on a fresh copy of the image: name one point to run it --in-place');
+  try {
+    checkScenarioUsage(
+      {
+        scenario,
+        update: has('update') ? String(a['update']) : undefined,
+        crashAt: has('crash-at') ? String(a['crash-at']) : undefined,
+        refusal: has('expect-refusal') ? a['expect-refusal'] : undefined,
+        inPlace: a['in-place'] === true,
+        bootTimeoutSeconds: a['timeout'] === undefined ? undefined : Number(a['timeout']),
+      },
+      SCENARIO_FLAGS,
+    );
+  } catch (e) {
+    if (e instanceof BootTestError) throw new UsageError(e.message);
+    throw e;
+  }
 }
+
+/** The string options: each needs a value. */
+const VALUED = ['expect', 'disk-size', 'log', 'junit', 'firmware-dir', 'uboot-env', 'update', 'expect-refusal', 'keep', 'log-dir'] as const;
 
 function stepLine(s: ScenarioStep): string {
   const mark = s.passed ? 'ok  ' : 'FAIL';
@@ -103,6 +138,11 @@ export function bootTestCommand(ctx: Context) {
         .option('keep', { type: 'string', describe: "scenario: keep the final disk at this path (power-cut over every point: NAME.POINT.img)" })
         .option('log-dir', { type: 'string', describe: "scenario: a folder for each boot's console log (default: a new folder in the temp folder)" })
         .check((a) => {
+          // yargs gives a string option written without its value as '': a usage error, not an empty path or pattern
+          for (const k of VALUED) {
+            const v = a[k];
+            if (v === '' || (Array.isArray(v) && (v.length === 0 || v.includes('')))) throw new UsageError(`--${k} needs a value`);
+          }
           if (a['timeout'] !== undefined && !(Number(a['timeout']) > 0)) throw new UsageError(`--timeout: expected a positive number of seconds, found ${String(a['timeout'])}`);
           checkScenarioArgs(a);
           return true;
