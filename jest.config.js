@@ -6,6 +6,8 @@ const common = {
     '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' } }],
   },
   moduleNameMapper: {
+    // Test helpers are modules of @edgeimage/testkit, imported one by one (`@edgeimage/testkit/image-world`).
+    '^@edgeimage/testkit/([a-z0-9-]+)$': '<rootDir>/packages/testkit/src/$1.ts',
     '^@edgeimage/([a-z-]+)$': '<rootDir>/packages/$1/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },

@@ -3,7 +3,7 @@ import { decodeStream } from './format/decode.js';
 import { encodeContent } from './format/encode.js';
 import { AssertionValidationError } from './errors.js';
 import { assertionType } from './types/index.js';
-import { newKey } from './test-helpers/chain.js';
+import { newKey } from '@edgeimage/testkit/signing-chain';
 import type { PrivateKey } from './crypto/index.js';
 
 let key: PrivateKey;

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { checkABRoles } from './ab-roles.js';
 import { parseGadgetYaml, readGadgetYaml } from './parse.js';
-import { describeFixtures, expectGadgetError, fixtureFile, fixtureGadgets, yaml } from './test-helpers/gadgets.js';
+import { describeFixtures, expectGadgetError, fixtureFile, fixtureGadgets, yaml } from '@edgeimage/testkit/gadget-fixtures';
 
 const F = 'gadget.yaml';
 const EXAMPLES = fileURLToPath(new URL('../../../bundles/', import.meta.url));

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkContentPath, checkGadgetContent } from './content.js';
 import { parseGadgetYaml } from './parse.js';
-import { expectGadgetError, yaml } from './test-helpers/gadgets.js';
+import { expectGadgetError, yaml } from '@edgeimage/testkit/gadget-fixtures';
 
 let base: string;
 let gadget: string;

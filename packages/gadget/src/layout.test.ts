@@ -1,6 +1,6 @@
 import { GPT_BACKUP_SIZE, layoutContent, layoutGadget, layoutVolume } from './layout.js';
 import { parseGadgetYaml, readGadgetYaml } from './parse.js';
-import { describeFixtures, expectGadgetError, fixtureFile, fixtureGadgets, snapdLayout, yaml } from './test-helpers/gadgets.js';
+import { describeFixtures, expectGadgetError, fixtureFile, fixtureGadgets, snapdLayout, yaml } from '@edgeimage/testkit/gadget-fixtures';
 import type { LaidOutVolume } from './types.js';
 
 const MiB = 1024 * 1024;

@@ -7,8 +7,8 @@ import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseGadgetYaml } from './parse.js';
-import { fixtureFile, fixtureGadgets } from './test-helpers/gadgets.js';
-import { mutated, noise, resultOrTypedError, runs } from '../../assertions/src/test-helpers/mutations.js';
+import { fixtureFile, fixtureGadgets } from '@edgeimage/testkit/gadget-fixtures';
+import { mutated, noise, resultOrTypedError, runs } from '@edgeimage/testkit/mutations';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const inputs = [...['pc', 'arm64-efi', 'arm64-uboot'].map((g) => readFileSync(`${REPO}bundles/${g}/meta/gadget.yaml`)), ...fixtureGadgets().map((g) => readFileSync(fixtureFile(g)))];

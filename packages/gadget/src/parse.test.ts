@@ -1,5 +1,5 @@
 import { parseGadgetYaml } from './parse.js';
-import { expectGadgetError, yaml } from './test-helpers/gadgets.js';
+import { expectGadgetError, yaml } from '@edgeimage/testkit/gadget-fixtures';
 
 const F = 'gadget.yaml';
 const parse = (text: string) => parseGadgetYaml(text, F);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { bootTest, type BootTestOptions } from './boot-test.js';
 import { QemuSession } from './session.js';
 import { qemuCommand } from './machine.js';
-import { CONSOLE, hasQemu, makeGuest, type Guest } from './test-helpers/guest.js';
+import { CONSOLE, hasQemu, makeGuest, type Guest } from '@edgeimage/testkit/qemu-guest';
 
 const T = 240_000;
 const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');

@@ -14,7 +14,7 @@ import type { ScenarioResult } from './scenario-harness.js';
 import { checkScenarioOptions, type ScenarioOptions } from './scenario-options.js';
 import { scenarioReport } from './report.js';
 import { readUpdateManifest, tamperUpdate, tarEntries } from './update-file.js';
-import { makeImageWorld, SLOW, type ImageWorld } from '../../composer/src/compose/test-helpers/image-world.js';
+import { makeImageWorld, SLOW, type ImageWorld } from '@edgeimage/testkit/image-world';
 
 let tmp: string;
 let update: string;

@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { readPartitionTable, readImageEnv, bootPartitionOffset } from '@edgeimage/composer';
 import { bootTest, HEALTHY, type BootTestResult } from '../src/index.js';
 import { jest } from '@jest/globals';
-import { ext4Bytes } from './helpers-disk.js';
+import { ext4Bytes } from '@edgeimage/testkit/disk-read';
 
 // Each board's tests are one sequence on one disk (first boot, then reboot, then slot b): jest
 // retries a failed test after the rest of its block, on a disk the later tests changed, so a

@@ -13,8 +13,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_INIT, PARTITIONS_SH } from '@edgeimage/composer';
-import { isRoot, runWithDevices, useBaseChroot } from './helpers-base-chroot.js';
-import { partUuid } from './helpers-disk.js';
+import { isRoot, runWithDevices, useBaseChroot } from '@edgeimage/testkit/base-chroot';
+import { partUuid } from '@edgeimage/testkit/disk-read';
 
 const hasLoop = isRoot && spawnSync('losetup', ['-f']).status === 0;
 const NAMES = ['system-boot', 'system-a', 'system-b', 'system-data'];

@@ -10,10 +10,12 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bootPartitionOffset, encodeGrubEnv, ENV_FILES, writeImageEnv, writeImageFile } from '../../composer/src/index.js';
-import { BASE, makeImageWorld, sfdiskJson, snapYaml, baseTree, type ImageWorld } from '../../composer/src/compose/test-helpers/image-world.js';
-import { ext4Label, partUuid } from './helpers-disk.js';
-import { BOARDS, bootOnce, buildAssets, checkBootFat, checkEnvFiles, copyImage, debianVmlinuz, edgeVars, gadgetBundleTree, missingFor, rawEnvBlock, readEnv, summary, UBOOT_ENV_IMAGE, type Board, type BootResult } from './helpers-bootloader.js';
+import { bootPartitionOffset, encodeGrubEnv, ENV_FILES, writeImageEnv, writeImageFile } from '@edgeimage/composer';
+import { BASE, snapYaml, baseTree } from '@edgeimage/testkit/image-bundles';
+import { makeImageWorld, type ImageWorld } from '@edgeimage/testkit/image-world';
+import { sfdiskJson } from '@edgeimage/testkit/image-read';
+import { ext4Label, partUuid } from '@edgeimage/testkit/disk-read';
+import { BOARDS, bootOnce, buildAssets, checkBootFat, checkEnvFiles, copyImage, debianVmlinuz, edgeVars, gadgetBundleTree, missingFor, rawEnvBlock, readEnv, summary, UBOOT_ENV_IMAGE, type Board, type BootResult } from '@edgeimage/testkit/bootloader-boards';
 
 const BOOT_MS = 180_000;
 /** Stop a boot once the kernel has shown its command line: the bootloader's work is done. */

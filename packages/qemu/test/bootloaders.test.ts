@@ -9,8 +9,9 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { GRUB_ENV_HEADER } from '../../composer/src/index.js';
-import { buildAssets, readTree, REPO, UBOOT_ENV_IMAGE, type Gadget } from './helpers-bootloader.js';
+import { GRUB_ENV_HEADER } from '@edgeimage/composer';
+import { buildAssets, readTree, UBOOT_ENV_IMAGE, type Gadget } from '@edgeimage/testkit/bootloader-boards';
+import { REPO } from '@edgeimage/testkit/repo';
 
 const made: string[] = [];
 const temp = () => {

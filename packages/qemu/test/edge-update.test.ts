@@ -16,7 +16,8 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync,
 import { dirname, join } from 'node:path';
 import { Keyring } from '@edgeimage/assertions';
 import { encodeUpdateManifest, signManifest, type SlotFile } from '@edgeimage/composer';
-import { ROOT, isRoot, useBaseChroot } from './helpers-base-chroot.js';
+import { REPO as ROOT } from '@edgeimage/testkit/repo';
+import { isRoot, useBaseChroot } from '@edgeimage/testkit/base-chroot';
 
 const keys = new Keyring(join(ROOT, 'signing-keys.example'));
 

@@ -20,8 +20,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPartitionTable } from '@edgeimage/composer';
-import { isRoot, runWithDevices, useBaseChroot } from './helpers-base-chroot.js';
-import { ext4Bytes, partUuid } from './helpers-disk.js';
+import { isRoot, runWithDevices, useBaseChroot } from '@edgeimage/testkit/base-chroot';
+import { ext4Bytes, partUuid } from '@edgeimage/testkit/disk-read';
 
 const MiB = 1024 * 1024;
 const hasLoop = isRoot && spawnSync('losetup', ['-f']).status === 0;

@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { bootPartitionOffset, readImageEnv, readPartitionTable } from '@edgeimage/composer';
 import { jest } from '@jest/globals';
 import { bootTest, HEALTHY, type BootTestResult } from '../src/index.js';
-import { fatDirty } from './helpers-disk.js';
+import { fatDirty } from '@edgeimage/testkit/disk-read';
 
 // one sequence on one disk per board: a retry would run on a disk the later boot changed
 jest.retryTimes(0);

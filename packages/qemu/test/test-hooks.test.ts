@@ -11,7 +11,7 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isRoot, useBaseChroot } from './helpers-base-chroot.js';
+import { isRoot, useBaseChroot } from '@edgeimage/testkit/base-chroot';
 
 let chroot: string;
 const setUp = useBaseChroot('edgeimage-test-hooks-', isRoot, (_work, c) => {

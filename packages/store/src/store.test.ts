@@ -5,15 +5,15 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { buffer } from 'node:stream/consumers';
 import { TrustDatabase, decodeStream, signAssertion, snapIdFor, type Assertion, type PrivateKey } from '@edgeimage/assertions';
-import { makeChain, newKey, type TestChain } from '../../assertions/src/test-helpers/chain.js';
+import { makeChain, newKey, type TestChain } from '@edgeimage/testkit/signing-chain';
 import type { StoreBackend } from './backends/backend.js';
 import { DirBackend } from './backends/dir.js';
 import { fileDigest } from './bundle/digest.js';
 import { EdgeimageError } from '@edgeimage/assertions';
 import { bundlePath, snapIndexPath, storeIndexPath, storeMetaPath } from './layout.js';
 import { Store, assertionPathOf, checkChannel } from './store.js';
-import { serveDirectory, type StaticServer } from './test-helpers/http-server.js';
-import { describeWithRegistry, useRegistry } from './test-helpers/registry.js';
+import { serveDirectory, type StaticServer } from '@edgeimage/testkit/http-server';
+import { describeWithRegistry, useRegistry } from '@edgeimage/testkit/oci-registry';
 import { OciBackend } from './backends/oci.js';
 
 const AUTHORITY = 'acme-store';

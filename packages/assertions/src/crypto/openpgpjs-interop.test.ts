@@ -6,7 +6,7 @@ import { createPublicKey } from 'node:crypto';
 import * as openpgp from 'openpgp';
 import { PrivateKey } from './private-key.js';
 import { PublicKey } from './public-key.js';
-import { describeWithFixtures, readFixture, splitAssertion } from './test-helpers/fixtures.js';
+import { describeWithFixtures, readFixture, splitAssertion } from '@edgeimage/testkit/key-fixtures';
 import { decodeV1, encodeV1 } from './v1-envelope.js';
 
 /** Reads one public-key packet with openpgp.js (a bare packet: no user id, so not a usable Key). */

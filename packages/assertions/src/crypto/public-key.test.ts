@@ -14,7 +14,7 @@ import {
 } from './openpgp.js';
 import { PrivateKey } from './private-key.js';
 import { PublicKey, V1_FIXED_TIMESTAMP } from './public-key.js';
-import { describeWithFixtures, header, readFixture, splitAssertion } from './test-helpers/fixtures.js';
+import { describeWithFixtures, header, readFixture, splitAssertion } from '@edgeimage/testkit/key-fixtures';
 import { decodeV1, encodeV1 } from './v1-envelope.js';
 
 const ROOT_KEY_ID = '-CvQKAwRQ5h3Ffn10FILJoEZUXOv6km9FwA80-Rcj-f-6jadQ89VRswHNiEB9Lxk';

@@ -7,8 +7,8 @@ import fc from 'fast-check';
 import { decodeStream } from './decode.js';
 import { encodeStream } from './encode.js';
 import { assertionType } from '../types/index.js';
-import { mutated, noise, resultOrTypedError, runs } from '../test-helpers/mutations.js';
-import { assertionFixture, assertionFixtureNames } from '../test-helpers/fixtures.js';
+import { mutated, noise, resultOrTypedError, runs } from '@edgeimage/testkit/mutations';
+import { assertionFixture, assertionFixtureNames } from '@edgeimage/testkit/assertion-fixtures';
 
 // The shared real assertions, and one of our own so the properties run without them too.
 const OWN = Buffer.from(`type: account

@@ -1,6 +1,6 @@
 import { decodeStream } from './decode.js';
 import { encodeContent, encodeStream } from './encode.js';
-import { assertionFixture, assertionFixtureNames, describeFixtures } from '../test-helpers/fixtures.js';
+import { assertionFixture, assertionFixtureNames, describeFixtures } from '@edgeimage/testkit/assertion-fixtures';
 import { AssertionFormatError } from '../errors.js';
 import { MAX_HEADERS_SIZE } from './limits.js';
 

@@ -4,8 +4,8 @@ import { decodeStream } from '../format/decode.js';
 import { encodeSigned } from '../format/encode.js';
 import { Assertion } from '../assertion.js';
 import { EdgeimageError } from '../errors.js';
-import { assertionFixture, describeFixtures } from '../test-helpers/fixtures.js';
-import { makeChain, newKey, type TestChain } from '../test-helpers/chain.js';
+import { assertionFixture, describeFixtures } from '@edgeimage/testkit/assertion-fixtures';
+import { makeChain, newKey, type TestChain } from '@edgeimage/testkit/signing-chain';
 import type { PrivateKey } from '../crypto/index.js';
 
 const AT = new Date('2026-06-01T00:00:00Z');

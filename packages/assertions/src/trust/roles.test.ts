@@ -4,7 +4,7 @@ import type { Assertion, Headers } from '../assertion.js';
 import { PrivateKey } from '../crypto/index.js';
 import { decodeStream } from '../format/decode.js';
 import { accountKeyHeaders, signAssertion } from '../sign.js';
-import { makeChain, newKey, type TestChain } from '../test-helpers/chain.js';
+import { makeChain, newKey, type TestChain } from '@edgeimage/testkit/signing-chain';
 import { TrustDatabase } from './database.js';
 
 const AT = new Date('2026-06-01T00:00:00Z');

@@ -1,8 +1,8 @@
 import { accountKeyType, assembleAs, checkAccountKeyBody } from './index.js';
 import { PublicKey } from '../crypto/index.js';
-import { assertionFixture, describeFixtures } from '../test-helpers/fixtures.js';
+import { assertionFixture, describeFixtures } from '@edgeimage/testkit/assertion-fixtures';
 import { decodeOne } from '../format/decode.js';
-import { build, edit, expectRefused, validationError } from './test-helpers/build.js';
+import { build, edit, expectRefused, validationError } from '@edgeimage/testkit/assertion-text';
 
 const KEY_ID = 'd-JcZF9nD9eBw7bwMnH61x-bklnQOhQud1Is6o_cn2wTj8EYDi9musrIT9z2MdAa';
 const BODY = 'AcbBTQRWhcGAARAAtJGIguK7FhSyRxL/6jvdy0zAgGCjC1xVNFzeF76p5G8BXNEEHZUHK+z8Gr2J';

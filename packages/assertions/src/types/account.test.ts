@@ -1,7 +1,7 @@
 import { accountType, assembleAs } from './index.js';
-import { assertionFixture, describeFixtures } from '../test-helpers/fixtures.js';
+import { assertionFixture, describeFixtures } from '@edgeimage/testkit/assertion-fixtures';
 import { decodeOne } from '../format/decode.js';
-import { build, edit, expectRefused } from './test-helpers/build.js';
+import { build, edit, expectRefused } from '@edgeimage/testkit/assertion-text';
 
 const ACCOUNT = `type: account
 authority-id: canonical

@@ -1,5 +1,5 @@
 import { HeaderChecks, isValidSnapName, parseRFC3339 } from './index.js';
-import { build, validationError } from './test-helpers/build.js';
+import { build, validationError } from '@edgeimage/testkit/assertion-text';
 
 const BASE = `type: account
 authority-id: canonical

@@ -1,5 +1,5 @@
 import { accountType, assembleAs, assembleAssertion, modelType, refOf, snapRevisionType, type AccountView } from './index.js';
-import { build, edit, expectRefused, validationError } from './test-helpers/build.js';
+import { build, edit, expectRefused, validationError } from '@edgeimage/testkit/assertion-text';
 
 const ACCOUNT = `type: account
 authority-id: canonical

@@ -1,5 +1,5 @@
 import { assembleAs, snapDeclarationType } from './index.js';
-import { build, edit, expectRefused } from './test-helpers/build.js';
+import { build, edit, expectRefused } from '@edgeimage/testkit/assertion-text';
 
 const DECL = `type: snap-declaration
 authority-id: canonical

@@ -1,5 +1,5 @@
 import { assembleAs, snapRevisionType } from './index.js';
-import { build, edit, expectRefused } from './test-helpers/build.js';
+import { build, edit, expectRefused } from '@edgeimage/testkit/assertion-text';
 
 const SHA = 'Nm0SXdb8tThRr8DuN4cbqx4HCt7CQJ7oPZFVbBJiZbN1fxQzCWxU6eoB3G6XJ9Dm';
 const REV = `type: snap-revision

@@ -1,7 +1,7 @@
 import { assembleAs, validationSetType, type ValidationSetView } from './index.js';
-import { assertionFixture, assertionFixtureNames, describeFixtures } from '../test-helpers/fixtures.js';
+import { assertionFixture, assertionFixtureNames, describeFixtures } from '@edgeimage/testkit/assertion-fixtures';
 import { decodeOne } from '../format/decode.js';
-import { build, edit, expectRefused } from './test-helpers/build.js';
+import { build, edit, expectRefused } from '@edgeimage/testkit/assertion-text';
 
 const HELLO = `  -
     id: buPKUD3TKqCOgLEjjHx5kSiCpIs5cMuQ

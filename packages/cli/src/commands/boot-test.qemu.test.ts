@@ -9,9 +9,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI_BIN } from '../../../composer/src/compose/test-helpers/image-world.js';
-import { makeTestImages, type TestImages } from '../../../qemu/src/test-helpers/images.js';
-import { run } from '../test-helpers/cli.js';
+import { CLI_BIN } from '@edgeimage/testkit/repo';
+import { makeTestImages, type TestImages } from '@edgeimage/testkit/boot-images';
+import { run } from '@edgeimage/testkit/cli-run';
 
 const T = 240_000;
 const hasQemu = (b: string) => spawnSync(b, ['--version']).status === 0;

@@ -5,8 +5,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeTestImages, type TestImages } from '../../../qemu/src/test-helpers/images.js';
-import { run } from '../test-helpers/cli.js';
+import { makeTestImages, type TestImages } from '@edgeimage/testkit/boot-images';
+import { run } from '@edgeimage/testkit/cli-run';
 import { checkScenarioUsage, type ScenarioUsage } from '@edgeimage/qemu';
 
 const SLOW = 180_000;

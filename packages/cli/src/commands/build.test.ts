@@ -8,29 +8,14 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chownSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha3_384Digest, signAssertion, type Assertion } from '@edgeimage/assertions';
-import {
-  abStructures,
-  AT,
-  CLI_BIN,
-  ext4Cat,
-  ext4Ls,
-  gadgetTree,
-  gadgetYaml,
-  INITRD_IMG,
-  listFiles,
-  makeImageWorld,
-  MiB,
-  appTree,
-  APP,
-  leftAfter,
-  sh,
-  sha256,
-  SLOW,
-  snapYaml,
-  type ImageWorld,
-} from '../../../composer/src/compose/test-helpers/image-world.js';
+import { abStructures, gadgetTree, gadgetYaml, INITRD_IMG, appTree, APP, snapYaml } from '@edgeimage/testkit/image-bundles';
+import { AT } from '@edgeimage/testkit/store-world';
+import { CLI_BIN } from '@edgeimage/testkit/repo';
+import { ext4Cat, ext4Ls, listFiles, MiB, sh, sha256 } from '@edgeimage/testkit/image-read';
+import { makeImageWorld, SLOW, type ImageWorld } from '@edgeimage/testkit/image-world';
+import { leftAfter } from '@edgeimage/testkit/refusals';
 import type { ImageManifest } from '@edgeimage/composer';
-import { interruptWhen, run } from '../test-helpers/cli.js';
+import { interruptWhen, run } from '@edgeimage/testkit/cli-run';
 
 const isRoot = process.getuid?.() === 0;
 const NOBODY = 65534;

@@ -1,8 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeStream } from '@edgeimage/assertions';
-import { ASSERTIONS_DIR, describeFixtures } from '../../../assertions/src/test-helpers/fixtures.js';
-import { run, runOk, useTempDirs } from '../test-helpers/cli.js';
+import { ASSERTIONS_DIR, describeFixtures } from '@edgeimage/testkit/assertion-fixtures';
+import { run, runOk, useTempDirs } from '@edgeimage/testkit/cli-run';
 
 const tempDir = useTempDirs('edgeimage-decode-test-');
 const f = (name: string) => `${ASSERTIONS_DIR}${name}`;

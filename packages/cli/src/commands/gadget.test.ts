@@ -2,7 +2,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { run, runOk, useTempDirs } from '../test-helpers/cli.js';
+import { run, runOk, useTempDirs } from '@edgeimage/testkit/cli-run';
 
 const tempDir = useTempDirs('edgeimage-gadget-cli-test-');
 const BUNDLES = fileURLToPath(new URL('../../../../bundles/', import.meta.url));

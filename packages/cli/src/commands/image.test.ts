@@ -5,8 +5,10 @@
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ComposeResult, PartitionManifest } from '@edgeimage/composer';
-import { fatCat, GADGET_MBR, grubVars, makeImageWorld, sh, sha256, slice, SLOW, type ImageWorld } from '../../../composer/src/compose/test-helpers/image-world.js';
-import { run } from '../test-helpers/cli.js';
+import { fatCat, grubVars, sh, sha256, slice } from '@edgeimage/testkit/image-read';
+import { GADGET_MBR } from '@edgeimage/testkit/image-bundles';
+import { makeImageWorld, SLOW, type ImageWorld } from '@edgeimage/testkit/image-world';
+import { run } from '@edgeimage/testkit/cli-run';
 
 let world: ImageWorld;
 let gpt: ComposeResult;

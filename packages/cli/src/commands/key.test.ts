@@ -2,7 +2,7 @@ import { chmodSync, existsSync, readFileSync, readdirSync, statSync, writeFileSy
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { join } from 'node:path';
 import { PublicKey } from '@edgeimage/assertions';
-import { accountYaml, pemBody, run, runOk, transcript, useTempDirs, withEnv } from '../test-helpers/cli.js';
+import { accountYaml, pemBody, run, runOk, transcript, useTempDirs, withEnv } from '@edgeimage/testkit/cli-run';
 
 const tempDir = useTempDirs('edgeimage-key-test-');
 const NO_PASSPHRASE = { EDGEIMAGE_KEY_PASSPHRASE: undefined, EDGEIMAGE_KEYRING: undefined };

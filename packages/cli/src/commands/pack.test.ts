@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { helloTree, writeTree } from '../../../store/src/bundle/test-helpers/bundles.js';
-import { run, runOk, useTempDirs } from '../test-helpers/cli.js';
+import { helloTree, writeTree } from '@edgeimage/testkit/bundle-trees';
+import { run, runOk, useTempDirs } from '@edgeimage/testkit/cli-run';
 
 const tempDir = useTempDirs('edgeimage-pack-test-');
 

@@ -3,9 +3,9 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { join } from 'node:path';
 import { encodeStream, sha3_384Digest, type Assertion } from '@edgeimage/assertions';
-import { serveDirectory, type StaticServer } from '../../../store/src/test-helpers/http-server.js';
-import { SNAPS, makeWorld, type World } from '../../../store/src/resolver/test-helpers/world.js';
-import { run } from '../test-helpers/cli.js';
+import { serveDirectory, type StaticServer } from '@edgeimage/testkit/http-server';
+import { SNAPS, makeWorld, type World } from '@edgeimage/testkit/store-world';
+import { run } from '@edgeimage/testkit/cli-run';
 
 let world: World;
 let server: StaticServer;

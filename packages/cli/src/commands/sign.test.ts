@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeOne, PublicKey } from '@edgeimage/assertions';
-import { accountYaml, buildChain, modelYaml, run, runOk, useTempDirs, type Chain } from '../test-helpers/cli.js';
+import { accountYaml, buildChain, modelYaml, run, runOk, useTempDirs, type Chain } from '@edgeimage/testkit/cli-run';
 
 const tempDir = useTempDirs('edgeimage-sign-test-');
 let chain: Chain;

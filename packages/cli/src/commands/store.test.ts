@@ -2,8 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PublicKey, snapIdFor } from '@edgeimage/assertions';
-import { serveDirectory } from '../../../store/src/test-helpers/http-server.js';
-import { buildChain, run, runOk, useTempDirs, withEnv, type Chain } from '../test-helpers/cli.js';
+import { serveDirectory } from '@edgeimage/testkit/http-server';
+import { buildChain, run, runOk, useTempDirs, withEnv, type Chain } from '@edgeimage/testkit/cli-run';
 
 const tempDir = useTempDirs('edgeimage-store-cli-test-');
 let chain: Chain;

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type Assertion, assembleAs, decodeStream, modelType, PrivateKey, signAssertion } from '@edgeimage/assertions';
 import type { Resolution } from '@edgeimage/store';
-import { makeChain, newKey } from '../../../assertions/src/test-helpers/chain.js';
+import { makeChain, newKey } from '@edgeimage/testkit/signing-chain';
 import { testKeysWarning } from './build.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../../signing-keys.example/', import.meta.url));

@@ -6,8 +6,12 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeStream, Keyring, type Assertion } from '@edgeimage/assertions';
-import { APP, appTree, AT, INITRD_IMG, leftAfter, listFiles, makeImageWorld, MiB, sh, SLOW, snapYaml, type ImageWorld } from '../../../composer/src/compose/test-helpers/image-world.js';
-import { interruptWhen, run, transcript, withEnv } from '../test-helpers/cli.js';
+import { APP, appTree, INITRD_IMG, snapYaml } from '@edgeimage/testkit/image-bundles';
+import { AT } from '@edgeimage/testkit/store-world';
+import { leftAfter } from '@edgeimage/testkit/refusals';
+import { listFiles, MiB, sh } from '@edgeimage/testkit/image-read';
+import { makeImageWorld, SLOW, type ImageWorld } from '@edgeimage/testkit/image-world';
+import { interruptWhen, run, transcript, withEnv } from '@edgeimage/testkit/cli-run';
 
 let world: ImageWorld;
 let keyring: string;

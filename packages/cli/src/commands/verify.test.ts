@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeStream, Keyring } from '@edgeimage/assertions';
-import { ASSERTIONS_DIR, describeFixtures } from '../../../assertions/src/test-helpers/fixtures.js';
-import { accountYaml, buildChain, CHAIN_SINCE, modelYaml, run, runOk, signRaw, useTempDirs, type Chain, type RunResult } from '../test-helpers/cli.js';
+import { ASSERTIONS_DIR, describeFixtures } from '@edgeimage/testkit/assertion-fixtures';
+import { accountYaml, buildChain, CHAIN_SINCE, modelYaml, run, runOk, signRaw, useTempDirs, type Chain, type RunResult } from '@edgeimage/testkit/cli-run';
 
 const tempDir = useTempDirs('edgeimage-verify-test-');
 let chain: Chain;

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chooseEnv, decodeGrubEnv, encodeGrubEnv, ENV_WRITE_STEPS, GRUB_ENV_HEADER, initialEnv, setEnvVars } from './env.js';
-import { cleanUp, run, tempDir } from '../fs/test-helpers/helpers.js';
+import { cleanUp, run, tempDir } from '@edgeimage/testkit/fs-trees';
 
 afterAll(cleanUp);
 

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { copyIntoImage } from '../fs/copy.js';
 import { buildVfat } from '../fs/vfat.js';
-import { cleanUp, makeTree, MiB, run, runBytes, sha256File, sparseFile, tempDir, TIMESTAMP } from '../fs/test-helpers/helpers.js';
+import { cleanUp, makeTree, MiB, run, runBytes, sha256File, sparseFile, tempDir, TIMESTAMP } from '@edgeimage/testkit/fs-trees';
 import { decodeGrubEnv, encodeGrubEnv, ENV_FILES, ENV_WRITE_STEPS, initialEnv, type EnvWriteStep } from './env.js';
 import { readImageEnv, readImageEnvFiles, writeImageEnv, writeImageFile } from './image.js';
 import { writeEnvTree } from './tree.js';

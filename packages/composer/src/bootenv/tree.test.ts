@@ -1,6 +1,6 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanUp, tempDir } from '../fs/test-helpers/helpers.js';
+import { cleanUp, tempDir } from '@edgeimage/testkit/fs-trees';
 import { decodeGrubEnv, encodeGrubEnv, ENV_FILES, initialEnv } from './env.js';
 import { writeEnvTree } from './tree.js';
 

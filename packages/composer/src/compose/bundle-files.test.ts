@@ -6,18 +6,10 @@
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import {
-  abStructures,
-  gadgetTree,
-  gadgetYaml,
-  kernelTree,
-  leftAfter,
-  listFiles,
-  makeImageWorld,
-  refusal,
-  SLOW,
-  type ImageWorld,
-} from './test-helpers/image-world.js';
+import { abStructures, gadgetTree, gadgetYaml, kernelTree } from '@edgeimage/testkit/image-bundles';
+import { leftAfter, refusal } from '@edgeimage/testkit/refusals';
+import { listFiles } from '@edgeimage/testkit/image-read';
+import { makeImageWorld, SLOW, type ImageWorld } from '@edgeimage/testkit/image-world';
 import { createUpdate } from '../update/create.js';
 
 let world: ImageWorld;

@@ -8,25 +8,12 @@ import { join } from 'node:path';
 import { EdgeimageError } from '@edgeimage/assertions';
 import type { Resolution } from '@edgeimage/store';
 import { ComposeError } from '../errors.js';
-import {
-  abStructures,
-  ESP_TYPE,
-  gadgetTree,
-  gadgetYaml,
-  kernelTree,
-  leftAfter,
-  LINUX_TYPE,
-  listFiles,
-  makeImageWorld,
-  MiB,
-  MTOOLS,
-  pathWithout,
-  refusal,
-  sh,
-  SLOW,
-  type ImageWorld,
-  type ModelSpec,
-} from './test-helpers/image-world.js';
+import { abStructures, ESP_TYPE, gadgetTree, gadgetYaml, kernelTree, LINUX_TYPE } from '@edgeimage/testkit/image-bundles';
+import { leftAfter, refusal } from '@edgeimage/testkit/refusals';
+import { listFiles, MiB, sh } from '@edgeimage/testkit/image-read';
+import { makeImageWorld, SLOW, type ImageWorld } from '@edgeimage/testkit/image-world';
+import { MTOOLS, pathWithout } from '@edgeimage/testkit/host-path';
+import { type ModelSpec } from '@edgeimage/testkit/image-models';
 
 let world: ImageWorld;
 /** The standard GPT world, resolved: builds fine unless a test breaks something. */

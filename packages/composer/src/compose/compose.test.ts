@@ -11,37 +11,10 @@ import { decodeStream, sha3_384Digest, type Assertion } from '@edgeimage/asserti
 import type { Resolution } from '@edgeimage/store';
 import { inspectImage } from '../inspect/inspect.js';
 import type { ComposeResult, PartitionManifest } from './compose.js';
-import {
-  APP,
-  BASE,
-  ext4Cat,
-  ext4Ls,
-  ext4Tree,
-  fatCat,
-  gadgetTree,
-  gadgetYaml,
-  GADGET_GPT,
-  GADGET_MBR,
-  grubVars,
-  INITRD_IMG,
-  KERNEL,
-  KERNEL_IMG,
-  listFiles,
-  makeImageWorld,
-  MiB,
-  MODEL_TIMESTAMP,
-  noise,
-  sfdiskJson,
-  sh,
-  sha256,
-  sha3,
-  slice,
-  SLOW,
-  abStructures,
-  volumeYaml,
-  type ImageWorld,
-  type StructureSpec,
-} from './test-helpers/image-world.js';
+import { APP, BASE, gadgetTree, gadgetYaml, GADGET_GPT, GADGET_MBR, INITRD_IMG, KERNEL, KERNEL_IMG, noise, abStructures, volumeYaml, type StructureSpec } from '@edgeimage/testkit/image-bundles';
+import { ext4Cat, ext4Ls, ext4Tree, fatCat, grubVars, listFiles, MiB, sfdiskJson, sh, sha256, sha3, slice } from '@edgeimage/testkit/image-read';
+import { makeImageWorld, SLOW, type ImageWorld } from '@edgeimage/testkit/image-world';
+import { MODEL_TIMESTAMP } from '@edgeimage/testkit/image-models';
 
 let world: ImageWorld;
 let model: Assertion;

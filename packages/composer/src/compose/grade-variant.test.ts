@@ -9,7 +9,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { applyGradeVariants } from './grade-variant.js';
-import { ext4Cat, fatCat, gadgetYaml, abStructures, makeImageWorld, REPO, sfdiskJson, snapYaml, SLOW, type ImageWorld } from './test-helpers/image-world.js';
+import { ext4Cat, fatCat, sfdiskJson } from '@edgeimage/testkit/image-read';
+import { gadgetYaml, abStructures, snapYaml } from '@edgeimage/testkit/image-bundles';
+import { makeImageWorld, SLOW, type ImageWorld } from '@edgeimage/testkit/image-world';
+import { REPO } from '@edgeimage/testkit/repo';
 
 const hasGrub = spawnSync('grub-mkimage', ['--version']).status === 0;
 

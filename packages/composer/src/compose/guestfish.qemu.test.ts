@@ -11,8 +11,10 @@ import { join } from 'node:path';
 import type { Assertion } from '@edgeimage/assertions';
 import type { Resolution } from '@edgeimage/store';
 import type { ComposeResult, PartitionManifest } from './compose.js';
-import { abStructures, BOOT_ASSETS, ext4Cat, fatCat, gadgetTree, gadgetYaml, grubVars, makeImageWorld, snapYaml, type ImageWorld } from './test-helpers/image-world.js';
-import { guestfish, guestfishUnavailable, guestfsEnv, guestfsKernel, parseFilesystems, parsePartList, type GuestfishSession, type GuestfsKernel } from './test-helpers/guestfs.js';
+import { abStructures, BOOT_ASSETS, gadgetTree, gadgetYaml, snapYaml } from '@edgeimage/testkit/image-bundles';
+import { ext4Cat, fatCat, grubVars } from '@edgeimage/testkit/image-read';
+import { makeImageWorld, type ImageWorld } from '@edgeimage/testkit/image-world';
+import { guestfish, guestfishUnavailable, guestfsEnv, guestfsKernel, parseFilesystems, parsePartList, type GuestfishSession, type GuestfsKernel } from '@edgeimage/testkit/guestfs';
 
 const unavailable = guestfishUnavailable();
 if (unavailable) console.warn(`SKIPPED: the libguestfs check of a composed image — ${unavailable}`);

@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { accountKeyHeaders, type Assertion, decodeStream, PrivateKey, signAssertion } from '@edgeimage/assertions';
 import type { Resolution } from '@edgeimage/store';
-import { newKey } from '../../../assertions/src/test-helpers/chain.js';
+import { newKey } from '@edgeimage/testkit/signing-chain';
 import { inspectImage } from '../inspect/inspect.js';
 import { stageSystem } from './slot.js';
-import { makeImageWorld, SLOW, type ImageWorld } from './test-helpers/image-world.js';
+import { makeImageWorld, SLOW, type ImageWorld } from '@edgeimage/testkit/image-world';
 
 const EXAMPLE = fileURLToPath(new URL('../../../../signing-keys.example/', import.meta.url));
 const example = (file: string) => decodeStream(readFileSync(`${EXAMPLE}${file}`), { file })[0]!;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ComposeError } from '../errors.js';
 import { extractBundle, listBundle, MAX_BUNDLE_FILE_BYTES, type BundleRef } from './bundle-files.js';
-import { listFiles } from '../compose/test-helpers/image-world.js';
+import { listFiles } from '@edgeimage/testkit/image-read';
 
 let dir: string;
 beforeAll(() => {

@@ -3,7 +3,7 @@ import { openSync, readSync, closeSync, statSync, writeFileSync, readFileSync } 
 import { join } from 'node:path';
 import { copyIntoImage, writeAt } from './copy.js';
 import { buildExt4 } from './ext4.js';
-import { cleanUp, makeTree, MiB, SAMPLE_TREE, sha256, sha256File, sparseFile, tempDir, TIMESTAMP } from './test-helpers/helpers.js';
+import { cleanUp, makeTree, MiB, SAMPLE_TREE, sha256, sha256File, sparseFile, tempDir, TIMESTAMP } from '@edgeimage/testkit/fs-trees';
 
 /** These tests run real host tools: allow for a slow machine. */
 const SLOW = 60_000;

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { ComposeError } from '../errors.js';
 import { buildExt4, type Ext4Options } from './ext4.js';
 import { runTool } from './tool.js';
-import { callAsUser, chownTree, cleanUp, fsModule, hasSetpriv, isRoot, makeTree, MiB, NOBODY, run, runBytes, SAMPLE_TREE, sha256File, tempDir, TIMESTAMP } from './test-helpers/helpers.js';
+import { callAsUser, chownTree, cleanUp, fsModule, hasSetpriv, isRoot, makeTree, MiB, NOBODY, run, runBytes, SAMPLE_TREE, sha256File, tempDir, TIMESTAMP } from '@edgeimage/testkit/fs-trees';
 
 const UUID = '0b3a5a6e-7e22-4f52-9f3e-0a8a1c2b3d4e';
 const SEED = '5d5e6f70-1111-4222-8333-944455556666';

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ComposeError } from '../errors.js';
 import { buildVfat, fatLabel, readGeometry, type VfatOptions } from './vfat.js';
-import { callAsUser, chownTree, cleanUp, fsModule, hasSetpriv, isRoot, makeTree, MiB, NOBODY, run, runBytes, SAMPLE_TREE, sha256File, tempDir, TIMESTAMP } from './test-helpers/helpers.js';
+import { callAsUser, chownTree, cleanUp, fsModule, hasSetpriv, isRoot, makeTree, MiB, NOBODY, run, runBytes, SAMPLE_TREE, sha256File, tempDir, TIMESTAMP } from '@edgeimage/testkit/fs-trees';
 
 const opts = (sourceDir: string, output: string, extra: Partial<VfatOptions> = {}): VfatOptions => ({
   sourceDir, output, size: 40 * MiB, label: 'system-boot', volumeId: 0x1e2d3c4b, fatBits: 32, timestamp: TIMESTAMP, ...extra,

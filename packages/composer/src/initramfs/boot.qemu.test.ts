@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildInitramfs } from './build.js';
 import { initScript } from './init.js';
-import { AMD64_MODULES, debianKernel, removeKernels, type KernelTree } from './test-helpers/kernel.js';
-import { bootQemu, hasQemu, QEMU } from './test-helpers/qemu.js';
+import { AMD64_MODULES, debianKernel, removeKernels, type KernelTree } from '@edgeimage/testkit/debian-kernel';
+import { bootQemu, hasQemu, QEMU } from '@edgeimage/testkit/qemu-direct';
 
 const TIMEOUT_MS = 120_000;
 const dirs: string[] = [];

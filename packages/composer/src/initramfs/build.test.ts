@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { buildInitramfs, busyboxVersion } from './build.js';
 import { DEFAULT_INIT, initScript } from './init.js';
-import { AMD64_MODULES, debianKernel, removeKernels, type KernelTree } from './test-helpers/kernel.js';
+import { AMD64_MODULES, debianKernel, removeKernels, type KernelTree } from '@edgeimage/testkit/debian-kernel';
 
 const BUSYBOX = '/bin/busybox';
 const hasBusybox = spawnSync(BUSYBOX, ['--list']).status === 0;

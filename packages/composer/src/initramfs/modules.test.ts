@@ -1,5 +1,5 @@
 import { parseModulesDep, resolveModules } from './modules.js';
-import { debianKernel, removeKernels, SHORT_MODULES, type KernelTree } from './test-helpers/kernel.js';
+import { debianKernel, removeKernels, SHORT_MODULES, type KernelTree } from '@edgeimage/testkit/debian-kernel';
 
 afterAll(removeKernels);
 

@@ -5,12 +5,14 @@
  */
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ext4Cat, makeImageWorld, sfdiskJson, type ImageWorld, BASE, APP } from '../compose/test-helpers/image-world.js';
-import { snapYaml } from '../compose/test-helpers/image-world.js';
+import { ext4Cat, sfdiskJson } from '@edgeimage/testkit/image-read';
+import { makeImageWorld, type ImageWorld } from '@edgeimage/testkit/image-world';
+import { BASE, APP } from '@edgeimage/testkit/image-bundles';
+import { snapYaml } from '@edgeimage/testkit/image-bundles';
 import { buildInitramfs } from './build.js';
 import { initScript } from './init.js';
-import { AMD64_MODULES, debianKernel, removeKernels, type KernelTree } from './test-helpers/kernel.js';
-import { bootQemu, directBootArgs, hasQemu, QEMU } from './test-helpers/qemu.js';
+import { AMD64_MODULES, debianKernel, removeKernels, type KernelTree } from '@edgeimage/testkit/debian-kernel';
+import { bootQemu, directBootArgs, hasQemu, QEMU } from '@edgeimage/testkit/qemu-direct';
 
 const TIMEOUT_MS = 120_000;
 /** The host's static busybox (Debian busybox-static, amd64). */

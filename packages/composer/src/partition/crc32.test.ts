@@ -1,5 +1,5 @@
 import { crc32, crc32Table } from './crc32.js';
-import { pattern } from './test-helpers/image.js';
+import { pattern } from '@edgeimage/testkit/partition-image';
 
 describe('crc32', () => {
   test('gives the IEEE check value for "123456789"', () => {

@@ -2,8 +2,8 @@ import { closeSync, openSync, readFileSync, readSync, statSync, writeSync } from
 import { EdgeimageError } from '@edgeimage/assertions';
 import { GPT_TYPES } from './guid.js';
 import { gptGeometry, planGpt, writeGpt, type GptSpec } from './gpt.js';
-import { cleanUp, diffRanges, MiB, pattern, run, sha256, sparseImage, tempDir } from './test-helpers/image.js';
-import { abGptSpec, expectComposeError, guidOf } from './test-helpers/specs.js';
+import { cleanUp, diffRanges, MiB, pattern, run, sha256, sparseImage, tempDir } from '@edgeimage/testkit/partition-image';
+import { abGptSpec, expectComposeError, guidOf } from '@edgeimage/testkit/partition-specs';
 
 afterAll(cleanUp);
 

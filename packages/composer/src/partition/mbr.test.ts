@@ -1,7 +1,7 @@
 import { closeSync, openSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
 import { planMbr, writeMbr, type MbrPartitionSpec, type MbrSpec } from './mbr.js';
-import { cleanUp, diffRanges, MiB, pattern, run, sparseImage, tempDir } from './test-helpers/image.js';
-import { expectComposeError } from './test-helpers/specs.js';
+import { cleanUp, diffRanges, MiB, pattern, run, sparseImage, tempDir } from '@edgeimage/testkit/partition-image';
+import { expectComposeError } from '@edgeimage/testkit/partition-specs';
 
 afterAll(cleanUp);
 

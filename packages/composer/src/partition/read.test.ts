@@ -4,8 +4,8 @@ import { GPT_TYPES } from './guid.js';
 import { writeGpt } from './gpt.js';
 import { writeMbr, type MbrSpec } from './mbr.js';
 import { readPartitionTable } from './read.js';
-import { cleanUp, MiB, run, sparseImage, tempDir } from './test-helpers/image.js';
-import { abGptSpec, expectComposeError, guidOf } from './test-helpers/specs.js';
+import { cleanUp, MiB, run, sparseImage, tempDir } from '@edgeimage/testkit/partition-image';
+import { abGptSpec, expectComposeError, guidOf } from '@edgeimage/testkit/partition-specs';
 
 afterAll(cleanUp);
 

@@ -13,7 +13,7 @@ import { UpdateError } from './errors.js';
 import { readUpdate, readUpdateLayout } from './info.js';
 import { slotPathProblem } from './manifest.js';
 import { readTar } from './tar.js';
-import { manifestFor, SLOT, ustar, validEntries, type RawEntry } from './test-helpers/ustar.js';
+import { manifestFor, SLOT, ustar, validEntries, type RawEntry } from '@edgeimage/testkit/update-tar';
 
 let dir: string;
 beforeAll(() => {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readUpdate, readUpdateLayout } from './info.js';
 import { writeTar } from './tar.js';
-import { manifestFor, SLOT, ustar, validEntries, type RawEntry } from './test-helpers/ustar.js';
+import { manifestFor, SLOT, ustar, validEntries, type RawEntry } from '@edgeimage/testkit/update-tar';
 
 let dir: string;
 beforeAll(() => {

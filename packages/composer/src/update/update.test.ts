@@ -8,13 +8,16 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { accountKeyHeaders, type Assertion } from '@edgeimage/assertions';
 import type { Resolution } from '@edgeimage/store';
-import { APP, appTree, BASE, ext4Tree, GADGET_GPT, KERNEL, makeImageWorld, refusal, sh, sha256, SLOW, type ImageWorld } from '../compose/test-helpers/image-world.js';
+import { APP, appTree, BASE, GADGET_GPT, KERNEL } from '@edgeimage/testkit/image-bundles';
+import { ext4Tree, sh, sha256 } from '@edgeimage/testkit/image-read';
+import { makeImageWorld, SLOW, type ImageWorld } from '@edgeimage/testkit/image-world';
+import { refusal } from '@edgeimage/testkit/refusals';
 import type { ComposeResult } from '../compose/compose.js';
 import { createUpdate, readImageSystem, sniffUpdateFrom, type UpdateResult } from './create.js';
 import { readUpdate, verifierFromPem, verifiersFromAssertions } from './info.js';
 import { checkSlotPath, encodeUpdateManifest, MANIFEST_ENTRY, parseUpdateManifest, SIGNATURE_ENTRY, SLOT_PREFIX, type UpdateManifest } from './manifest.js';
 import { readTar, readTarEntry, writeTar } from './tar.js';
-import { newKey } from '../../../assertions/src/test-helpers/chain.js';
+import { newKey } from '@edgeimage/testkit/signing-chain';
 
 let world: ImageWorld;
 /** Revision 1: the app as first published; revision 2: a new revision of the app, nothing else. */

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
-import { serveDirectory, type Fault, type StaticServer } from '../test-helpers/http-server.js';
+import { serveDirectory, type Fault, type StaticServer } from '@edgeimage/testkit/http-server';
 import { HttpBackend } from './http.js';
 
 const BUNDLE = 'snaps/hello/1.snap';

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { OciBackend, OCI_MANIFEST, layerMediaType } from './oci.js';
-import { describeWithRegistry, useRegistry } from '../test-helpers/registry.js';
+import { describeWithRegistry, useRegistry } from '@edgeimage/testkit/oci-registry';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { StoreError } from '../errors.js';
-import { describeWithRegistry, freePort, startRegistry, useRegistry } from '../test-helpers/registry.js';
+import { describeWithRegistry, freePort, startRegistry, useRegistry } from '@edgeimage/testkit/oci-registry';
 import { layerMediaType, OCI_MANIFEST, OciBackend, ociReference, ociTag, ociTagName, parseOciUrl } from './oci.js';
 
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileDigest } from './digest.js';
-import { opensslSha3_384, useTempDirs } from './test-helpers/bundles.js';
+import { opensslSha3_384, useTempDirs } from '@edgeimage/testkit/bundle-trees';
 
 const tempDir = useTempDirs();
 

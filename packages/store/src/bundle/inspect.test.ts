@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { SnapYamlError, StoreError } from '../errors.js';
 import { readBundleInfo, readSnapYaml } from './inspect.js';
 import { pack } from './pack.js';
-import { helloTree, inDir, opensslSha3_384, useTempDirs, withEnv, writeTree, type Entry } from './test-helpers/bundles.js';
+import { helloTree, inDir, opensslSha3_384, useTempDirs, withEnv, writeTree, type Entry } from '@edgeimage/testkit/bundle-trees';
 
 const tempDir = useTempDirs();
 

@@ -5,7 +5,7 @@ import { SnapYamlError, StoreError } from '../errors.js';
 import { fileDigest } from './digest.js';
 import { readSnapYaml } from './inspect.js';
 import { bundleFileName, MINIMUM_BUNDLE_SIZE, pack } from './pack.js';
-import { fakeTool, helloTree, inDir, isRoot, listing, opensslSha3_384, useTempDirs, withEnv, writeTree, type Entry } from './test-helpers/bundles.js';
+import { fakeTool, helloTree, inDir, isRoot, listing, opensslSha3_384, useTempDirs, withEnv, writeTree, type Entry } from '@edgeimage/testkit/bundle-trees';
 
 const tempDir = useTempDirs();
 

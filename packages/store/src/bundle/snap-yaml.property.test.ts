@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseSnapYaml } from './snap-yaml.js';
-import { mutated, noise, resultOrTypedError, runs } from '../../../assertions/src/test-helpers/mutations.js';
+import { mutated, noise, resultOrTypedError, runs } from '@edgeimage/testkit/mutations';
 
 const BUNDLES = fileURLToPath(new URL('../../../../bundles/', import.meta.url));
 const own = readdirSync(BUNDLES, { withFileTypes: true }).flatMap((d) => {

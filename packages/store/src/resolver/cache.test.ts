@@ -6,11 +6,11 @@
 import { readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha3_384Digest } from '@edgeimage/assertions';
-import { serveDirectory, type StaticServer } from '../test-helpers/http-server.js';
+import { serveDirectory, type StaticServer } from '@edgeimage/testkit/http-server';
 import { Store } from '../store.js';
 import { BundleCache } from './cache.js';
 import { resolveModel, type ResolveEvent } from './resolve.js';
-import { AT, makeWorld, type World } from './test-helpers/world.js';
+import { AT, makeWorld, type World } from '@edgeimage/testkit/store-world';
 
 let world: World;
 let server: StaticServer;

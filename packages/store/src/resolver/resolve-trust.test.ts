@@ -6,7 +6,7 @@ import { assertionPath } from '../layout.js';
 import { BundleCache } from './cache.js';
 import { resolveModel, type ResolveOptions } from './resolve.js';
 import { SequenceRecord } from './sequences.js';
-import { AT, SNAPS, makeWorld, type World } from './test-helpers/world.js';
+import { AT, SNAPS, makeWorld, type World } from '@edgeimage/testkit/store-world';
 import type { StoreError } from '../errors.js';
 
 // What a store may not do to a build: serve another assertion than the one asked for, or an older

@@ -2,13 +2,13 @@ import { existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileS
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { type Assertion, PrivateKey, sha3_384Digest } from '@edgeimage/assertions';
-import { serveDirectory, type StaticServer } from '../test-helpers/http-server.js';
-import { describeWithRegistry, useRegistry } from '../test-helpers/registry.js';
+import { serveDirectory, type StaticServer } from '@edgeimage/testkit/http-server';
+import { describeWithRegistry, useRegistry } from '@edgeimage/testkit/oci-registry';
 import { Store } from '../store.js';
 import { bundlePath } from '../layout.js';
 import { BundleCache } from './cache.js';
 import { resolveModel, type ResolveEvent, type ResolveOptions } from './resolve.js';
-import { AT, SNAPS, makeWorld, type World } from './test-helpers/world.js';
+import { AT, SNAPS, makeWorld, type World } from '@edgeimage/testkit/store-world';
 import { StoreError } from '../errors.js';
 
 const FAST_RETRY = { retries: 2, baseDelayMs: 5 };

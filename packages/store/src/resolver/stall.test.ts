@@ -5,11 +5,11 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { serveDirectory, type StaticServer } from '../test-helpers/http-server.js';
+import { serveDirectory, type StaticServer } from '@edgeimage/testkit/http-server';
 import { Store } from '../store.js';
 import { BundleCache } from './cache.js';
 import { resolveModel } from './resolve.js';
-import { AT, makeWorld, type World } from './test-helpers/world.js';
+import { AT, makeWorld, type World } from '@edgeimage/testkit/store-world';
 
 let world: World;
 let server: StaticServer;

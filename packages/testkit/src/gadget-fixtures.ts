@@ -4,9 +4,9 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { GadgetError } from '../errors.js';
+import { GadgetError } from '@edgeimage/gadget';
 
-export const GADGET_FIXTURES_DIR = fileURLToPath(new URL('../../../../../shared/fixtures/gadgets/', import.meta.url));
+export const GADGET_FIXTURES_DIR = fileURLToPath(new URL('../../../../shared/fixtures/gadgets/', import.meta.url));
 export const haveGadgetFixtures = existsSync(GADGET_FIXTURES_DIR);
 
 if (!haveGadgetFixtures) {

@@ -1,7 +1,4 @@
-import type { Assertion } from '../../assertion.js';
-import { AssertionValidationError } from '../../errors.js';
-import { decodeStream } from '../../format/decode.js';
-import { assembleAssertion } from '../common.js';
+import { assembleAssertion, type Assertion, AssertionValidationError, decodeStream } from '@edgeimage/assertions';
 
 /** A well-formed key id; nothing here checks signatures, so any 64-character digest will do. */
 export const TEST_KEY_ID = 'd-JcZF9nD9eBw7bwMnH61x-bklnQOhQud1Is6o_cn2wTj8EYDi9musrIT9z2MdAa';

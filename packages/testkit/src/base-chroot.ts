@@ -6,15 +6,14 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { REPO } from './repo.js';
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const isRoot = process.getuid?.() === 0;
 
 /** Unpacks the amd64 base into `dir` (which must not exist yet); throws with bundles/build's stderr when the build fails. */
 export function unpackBase(dir: string): void {
-  const r = spawnSync(join(ROOT, 'bundles/build'), [], { encoding: 'utf8' });
+  const r = spawnSync(join(REPO, 'bundles/build'), [], { encoding: 'utf8' });
   const snap = r.stdout.split('\n').find((l) => /busybox-base_.*_amd64\.snap$/.test(l));
   if (r.status !== 0 || !snap) throw new Error(`bundles/build failed (${r.status}): ${r.stderr.slice(-2000)}`);
   execFileSync('unsquashfs', ['-q', '-n', '-d', dir, snap]);

@@ -173,5 +173,5 @@ export function callAsUser(uid: number, gid: number, modulePath: string, fn: str
   });
 }
 
-/** Absolute path of a module next to the fs helpers (`../ext4.ts` …). */
-export const fsModule = (name: string): string => join(here, '..', name);
+/** Absolute path of a module of the composer's fs builders (`ext4.ts` …), for {@link callAsUser}. */
+export const fsModule = (name: string): string => join(here, '../../composer/src/fs', name);

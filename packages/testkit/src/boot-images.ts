@@ -6,7 +6,8 @@
 import { closeSync, ftruncateSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { abStructures, baseTree, gadgetTree, gadgetYaml, kernelTree, makeImageWorld, type ImageWorld } from '../../../composer/src/compose/test-helpers/image-world.js';
+import { abStructures, baseTree, gadgetTree, gadgetYaml, kernelTree } from './image-bundles.js';
+import { makeImageWorld, type ImageWorld } from './image-world.js';
 
 export interface TestImages {
   world: ImageWorld;

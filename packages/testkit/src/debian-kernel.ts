@@ -1,10 +1,9 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { REPO } from './repo.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../..');
 
 export interface KernelTree {
   dir: string;
@@ -19,7 +18,7 @@ const made: string[] = [];
  * or a reason why not (no network, no apt source) for a visible skip.
  */
 export function debianKernel(arch = 'amd64'): KernelTree | string {
-  const r = spawnSync(join(ROOT, 'scripts/fetch-debs'), [arch, `linux-image-${arch}`], { encoding: 'utf8' });
+  const r = spawnSync(join(REPO, 'scripts/fetch-debs'), [arch, `linux-image-${arch}`], { encoding: 'utf8' });
   const deb = r.stdout.trim().split('\n').pop();
   if (r.status !== 0 || !deb || !existsSync(deb)) return `cannot fetch linux-image-${arch}: ${r.stderr.trim()}`;
   const dir = mkdtempSync(join(tmpdir(), 'edgeimage-kernel-'));

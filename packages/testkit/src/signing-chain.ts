@@ -1,6 +1,4 @@
-import type { Assertion, Headers } from '../assertion.js';
-import { PrivateKey } from '../crypto/index.js';
-import { accountKeyHeaders, signAssertion } from '../sign.js';
+import { accountKeyHeaders, type Assertion, type Headers, PrivateKey, signAssertion } from '@edgeimage/assertions';
 
 /**
  * An own root of trust built with fresh 2048-bit keys (snapd uses 4096; 2048 keeps tests fast):

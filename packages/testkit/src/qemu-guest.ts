@@ -6,10 +6,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildInitramfs } from '../../../composer/src/initramfs/build.js';
-import { debianKernel, removeKernels, type KernelTree } from '../../../composer/src/initramfs/test-helpers/kernel.js';
-import { REPO } from '../../../composer/src/compose/test-helpers/image-world.js';
-import type { Arch } from '../machine.js';
+import { buildInitramfs } from '@edgeimage/composer';
+import type { Arch } from '@edgeimage/qemu';
+import { debianKernel, removeKernels, type KernelTree } from './debian-kernel.js';
+import { REPO } from './repo.js';
 
 export { removeKernels, type KernelTree };
 

@@ -23,9 +23,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { REPO } from './repo.js';
 
-const REPO = fileURLToPath(new URL('../../../../../', import.meta.url));
 
 /** `EDGEIMAGE_CACHE`, else `$XDG_CACHE_HOME/edgeimage`, else `~/.cache/edgeimage` (as the bundle cache and scripts/fetch-debs). */
 export function edgeimageCacheDir(): string {

@@ -4,7 +4,7 @@
  * visible warning when the folder is absent, so a green run never hides missing coverage.
  */
 import { pathToFileURL } from 'node:url';
-import { ASSERTIONS_DIR, assertionFixture, describeFixtures, haveFixtures } from '../../test-helpers/fixtures.js';
+import { ASSERTIONS_DIR, assertionFixture, describeFixtures, haveFixtures } from './assertion-fixtures.js';
 
 // The crypto tests split assertions themselves (below) so that they do not depend on the decoder.
 export const FIXTURES = pathToFileURL(ASSERTIONS_DIR);

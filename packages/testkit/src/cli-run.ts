@@ -7,9 +7,8 @@ import { mkdtempSync, readdirSync, rmSync, watch, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeContent, encodeSigned, type Headers, type PrivateKey } from '@edgeimage/assertions';
-import { CLI_BIN } from '../../../composer/src/compose/test-helpers/image-world.js';
-import { main } from '../main.js';
-import type { Io } from '../output.js';
+import { main, type Io } from '@edgeimage/cli';
+import { CLI_BIN } from './repo.js';
 
 export interface RunResult {
   status: number;
@@ -63,7 +62,7 @@ export function useTempDirs(prefix = 'edgeimage-cli-test-'): () => string {
 }
 
 // One withEnv for every package's tests (the CLI's tests already build on the store's helpers).
-export { withEnv } from '../../../store/src/bundle/test-helpers/bundles.js';
+export { withEnv } from './bundle-trees.js';
 
 /** The base64 lines of a PEM file (without the BEGIN/END lines). */
 export function pemBody(pem: string): string[] {

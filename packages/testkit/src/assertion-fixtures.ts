@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** The shared real-world fixtures: read from there, never copied into the repository. */
-export const FIXTURES_DIR = fileURLToPath(new URL('../../../../../shared/fixtures/', import.meta.url));
+export const FIXTURES_DIR = fileURLToPath(new URL('../../../../shared/fixtures/', import.meta.url));
 export const ASSERTIONS_DIR = `${FIXTURES_DIR}assertions/`;
 export const haveFixtures = existsSync(ASSERTIONS_DIR);
 

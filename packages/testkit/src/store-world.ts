@@ -3,10 +3,9 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Assertion, type Headers, type PrivateKey, snapIdFor } from '@edgeimage/assertions';
-import { makeChain, newKey, type TestChain } from '../../../../assertions/src/test-helpers/chain.js';
-import { writeTree, type Entry } from '../../bundle/test-helpers/bundles.js';
-import { pack } from '../../bundle/pack.js';
-import { Store } from '../../store.js';
+import { pack, Store } from '@edgeimage/store';
+import { writeTree, type Entry } from './bundle-trees.js';
+import { makeChain, newKey, type TestChain } from './signing-chain.js';
 
 export const STORE_ID = 'acme-store';
 export const BRAND = 'acme';

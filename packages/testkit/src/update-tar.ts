@@ -4,7 +4,7 @@
  * normalise or will not write, next to the valid layout update create writes.
  */
 import { createHash } from 'node:crypto';
-import { encodeUpdateManifest, type SlotFile } from '../manifest.js';
+import { encodeUpdateManifest, type SlotFile } from '@edgeimage/composer';
 
 export interface RawEntry {
   name: string;

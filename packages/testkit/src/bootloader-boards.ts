@@ -8,11 +8,10 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, openSync, readSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { bootPartitionOffset, decodeGrubEnv, ENV_FILES, readImageEnvFiles, chooseEnv, type BootEnv, type EnvFiles } from '../../composer/src/index.js';
-import type { Entry } from '../../store/src/bundle/test-helpers/bundles.js';
+import { bootPartitionOffset, decodeGrubEnv, ENV_FILES, readImageEnvFiles, chooseEnv, type BootEnv, type EnvFiles } from '@edgeimage/composer';
+import type { Entry } from './bundle-trees.js';
+import { REPO } from './repo.js';
 
-export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 export const BUILD_ASSETS = join(REPO, 'bundles/bootloader/build-assets');
 export const UBOOT_ENV_IMAGE = join(REPO, 'bundles/bootloader/uboot-env-image');
 

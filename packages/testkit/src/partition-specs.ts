@@ -1,7 +1,5 @@
-import { ComposeError } from '../../errors.js';
-import { deterministicGuid, GPT_TYPES } from '../guid.js';
-import type { GptSpec } from '../gpt.js';
-import { MiB } from './image.js';
+import { ComposeError, deterministicGuid, GPT_TYPES, type GptSpec } from '@edgeimage/composer';
+import { MiB } from './partition-image.js';
 
 /** The GUID of `name` in the test model's pc volume. */
 export const guidOf = (...name: string[]): string => deterministicGuid('acme', 'kiosk', 'pc', ...name);
