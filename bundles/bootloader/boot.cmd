@@ -2,9 +2,10 @@
 # bundles/bootloader/build-assets with mkimage -T script). U-Boot's distro_bootcmd finds it on the
 # first partition and runs it with devtype, devnum and distro_bootpart set.
 #
-# The same A/B state machine as GRUB's grub.cfg (DESIGN.md "The boot state machine",
-# packages/composer/src/bootenv/env.ts), on the same redundant files: four 1024-byte GRUB
-# environment blocks under EFI/edgeimage/. No prompt, no menu: every failure ends in a reset.
+# The same A/B state machine as GRUB's grub.cfg, on the same redundant files: four 1024-byte GRUB
+# environment blocks under EFI/edgeimage/, as bundles/bootloader/README.md "The boot environment"
+# specifies them (the contract of both bootloaders, the device's bootenv and the host's
+# packages/composer/src/bootenv). No prompt, no menu: every failure ends in a reset.
 ## Template notes (lines starting with ## are left out of the outputs): two variants, boot.scr for
 ## images of grade signed and secured, boot.scr.dangerous for grade dangerous, which alone reads the
 ## test hook edge_kargs from the boot environment: lines starting with @D@ and the fields

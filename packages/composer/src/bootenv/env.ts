@@ -2,7 +2,11 @@ import { ComposeError } from '../errors.js';
 
 /**
  * The boot environment: GRUB environment blocks on `system-boot`, redundant, with the variables
- * of edgeimage's A/B state machine.
+ * of edgeimage's A/B state machine. The contract (every variable, who writes it, the write
+ * protocol, which copy a reader takes) is bundles/bootloader/README.md "The boot environment";
+ * GRUB, U-Boot and the device's `bootenv` implement the same, and
+ * bundles/bootloader/env-cases.json is the table of cases this code and the device's are tested
+ * against (packages/qemu/test/bootenv-cases.test.ts). A summary:
  *
  * ## The variables
  *

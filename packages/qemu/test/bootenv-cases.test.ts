@@ -1,0 +1,107 @@
+/**
+ * One table of boot-environment cases (bundles/bootloader/env-cases.json), run against both
+ * readers of the contract in bundles/bootloader/README.md "The boot environment": the host's
+ * `chooseEnv` (@edgeimage/composer) and the device's `bootenv` (busybox sh of the amd64 base, in a
+ * chroot, reading the files where system-boot is mounted). Every row:
+ * the same copy taken (or none), the same variables, and both equal to the row's expectation.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { chooseEnv, ComposeError, ENV_FILES, type EnvFiles } from '@edgeimage/composer';
+import { isRoot, useBaseChroot } from '@edgeimage/testkit/base-chroot';
+import { REPO } from '@edgeimage/testkit/repo';
+
+type FileSpec = { vars: Record<string, string> } | { body: string; pad?: 'nul' } | { raw: string; size?: number };
+interface Case {
+  name: string;
+  files: Partial<Record<keyof typeof ENV_FILES, FileSpec>>;
+  expect: { from: 'env1' | 'env2' | null; vars?: Record<string, string> };
+}
+
+const TABLE: { cases: Case[] } = JSON.parse(readFileSync(join(REPO, 'bundles/bootloader/env-cases.json'), 'utf8'));
+const HEADER = '# GRUB Environment Block\n';
+
+/** The bytes of a row's file, built here (not with the host's encoder, which is under test). */
+function bytesOf(f: FileSpec): Buffer {
+  if ('raw' in f) {
+    const b = Buffer.alloc(f.size ?? Buffer.byteLength(f.raw), 0);
+    b.write(f.raw);
+    return b;
+  }
+  const text = HEADER + ('vars' in f ? Object.entries(f.vars).map(([k, v]) => `${k}=${v}\n`).join('') : f.body);
+  const b = Buffer.alloc(1024, 'pad' in f && f.pad === 'nul' ? 0 : '#');
+  b.write(text);
+  return b;
+}
+
+const filesOf = (c: Case): EnvFiles => Object.fromEntries(Object.entries(c.files).map(([k, f]) => [k, bytesOf(f)]));
+
+function host(c: Case): { from: string | null; vars?: Record<string, string> } {
+  try {
+    const r = chooseEnv(filesOf(c));
+    return { from: r.from, vars: r.vars };
+  } catch (e) {
+    if (e instanceof ComposeError && e.code === 'ERR_BOOTENV_UNREADABLE') return { from: null };
+    throw e;
+  }
+}
+
+const device = new Map<string, { from: string | null; vars?: Record<string, string>; output: string }>();
+
+const ready = useBaseChroot('edgeimage-bootenv-cases-', isRoot, (_work, chroot) => {
+  // Each row's files in a folder of its own, laid out as on system-boot.
+  TABLE.cases.forEach((c, i) => {
+    for (const [key, f] of Object.entries(c.files)) {
+      const path = join(chroot, 'cases', String(i), ENV_FILES[key as keyof typeof ENV_FILES]);
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, bytesOf(f));
+    }
+    mkdirSync(join(chroot, 'cases', String(i), 'EFI/edgeimage'), { recursive: true });
+  });
+  // The host's kernel has no vfat, so system-boot is a folder here, and the chroot's /proc a plain
+  // folder whose mounts file says it is mounted read-only (bootenv then mounts nothing); what is
+  // under test is the device's reading of the four files, its own code.
+  mkdirSync(join(chroot, 'run/edgeimage'), { recursive: true });
+  writeFileSync(join(chroot, 'run/edgeimage/slot-name'), 'a\n');
+  writeFileSync(join(chroot, 'run/edgeimage/devices'), 'boot_dev=/dev/vda1\n');
+  writeFileSync(join(chroot, 'proc/mounts'), '/dev/vda1 /run/edgeimage/boot vfat ro,nosuid,nodev,noexec,noatime 0 0\n');
+  // all rows in one chroot
+  const script = TABLE.cases
+    .map((_, i) => `ln -sfn /cases/${i} /run/edgeimage/boot; { /usr/lib/edgeimage/bootenv which; echo "rc=$?"; /usr/lib/edgeimage/bootenv show; echo "rc=$?"; } > /cases/${i}.out 2>&1`)
+    .join('\n');
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --rbind /dev "$1/dev" && chroot "$1" /bin/sh -c "$2"', 'sh', chroot, script], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+  if (r.status !== 0) throw new Error(`the device's bootenv could not be run (${r.status}): ${r.stdout}${r.stderr}`);
+  TABLE.cases.forEach((c, i) => {
+    const output = readFileSync(join(chroot, 'cases', `${i}.out`), 'utf8');
+    const lines = output.split('\n');
+    const rc = lines.flatMap((l, n) => (/^rc=\d+$/.test(l) ? [n] : []));
+    if (rc.length !== 2) throw new Error(`${c.name}: unexpected output of the device's bootenv:\n${output}`);
+    if (lines[rc[0]!] !== 'rc=0') {
+      device.set(c.name, { from: null, output });
+      return;
+    }
+    const vars = Object.fromEntries(lines.slice(rc[0]! + 1, rc[1]).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    device.set(c.name, { from: lines[rc[0]! - 1]!, vars, output });
+  });
+});
+
+describe('the boot-environment cases (bundles/bootloader/env-cases.json)', () => {
+  test('the table covers the cases the contract names', () => {
+    const names = TABLE.cases.map((c) => c.name).join('\n');
+    for (const want of [/both copies good/, /lock1 editing=1/, /lock2 editing=1/, /both locks/, /env1 missing/, /cut short/, /without the header/, /NUL/, /both copies invalid/, /lock1 says editing=1 but is not a block/]) expect(names).toMatch(want);
+  });
+
+  describe.each(TABLE.cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
+    test('host: chooseEnv', () => {
+      expect(host(c)).toEqual(c.expect.from === null ? { from: null } : c.expect);
+    });
+    (isRoot ? test : test.skip)('device: bootenv (base chroot)', () => {
+      ready();
+      const d = device.get(c.name)!;
+      expect({ from: d.from, ...(d.vars ? { vars: d.vars } : {}), ...(d.from === null ? { output: d.output } : {}) }).toEqual(
+        c.expect.from === null ? { from: null, output: expect.stringContaining('bootenv: neither') } : c.expect,
+      );
+    });
+  });
+});
