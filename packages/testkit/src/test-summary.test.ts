@@ -1,0 +1,113 @@
+/**
+ * scripts/test-summary.mjs, the end of scripts/test that CI reads: fed a synthetic jest --json
+ * result, run as scripts/test runs it.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO } from './repo.js';
+
+const SCRIPT = join(REPO, 'scripts/test-summary.mjs');
+const ROOT = '/repo';
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'edgeimage-test-summary-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Assertion {
+  fullName: string;
+  status: 'passed' | 'failed' | 'pending' | 'todo' | 'disabled';
+  invocations?: number;
+  retryReasons?: string[];
+}
+interface Suite {
+  name: string;
+  status: 'passed' | 'failed' | 'pending' | 'focused';
+  message?: string;
+  startTime: number;
+  endTime: number;
+  assertionResults: Assertion[];
+}
+
+let n = 0;
+function summary(testResults: Suite[]): { status: number | null; lines: string[]; stderr: string } {
+  const file = join(dir, `jest-${++n}.json`);
+  // The counts jest itself puts at the top are deliberately wrong: the summary counts the tests.
+  writeFileSync(file, JSON.stringify({ numPassedTests: 999, numFailedTests: 999, numPendingTests: 999, testResults }));
+  const r = spawnSync(process.execPath, [SCRIPT, file, ROOT], { encoding: 'utf8' });
+  return { status: r.status, lines: r.stdout.trimEnd().split('\n'), stderr: r.stderr };
+}
+
+const suite = (name: string, startTime: number, ms: number, assertionResults: Assertion[], extra: Partial<Suite> = {}): Suite => ({
+  name: `${ROOT}/${name}`,
+  status: assertionResults.some((a) => a.status === 'failed') ? 'failed' : 'passed',
+  startTime,
+  endTime: startTime + ms,
+  assertionResults,
+  ...extra,
+});
+const t = (fullName: string, status: Assertion['status'] = 'passed'): Assertion => ({ fullName, status });
+
+describe('scripts/test-summary.mjs', () => {
+  test('last line alone: passed, failed (failed tests + broken suites), skipped (skip and todo), the skipped tests named above it with their reasons', () => {
+    const r = summary([
+      suite('packages/a/src/a.test.ts', 1000, 2000, [t('a one'), t('a two'), t('a three', 'failed')]),
+      suite('packages/b/src/b.test.ts', 1500, 500, [t('b boots [skipped: qemu-system-aarch64 is not installed]', 'pending'), t('b later', 'todo'), t('b ok')]),
+      // Did not load (a syntax or import error): no test results at all.
+      suite('packages/c/src/c.test.ts', 1600, 100, [], { status: 'failed', message: '\n  ● Test suite failed to run\n\n    Cannot find module' }),
+      // Every test passed but an afterAll threw.
+      suite('packages/d/test/d.qemu.test.ts', 1000, 60_000, [t('d boots')], { status: 'failed', message: 'afterAll: cleanup failed' }),
+    ]);
+    expect(r.status).toBe(0);
+    expect(r.lines.at(-1)).toBe('4 passed, 3 failed, 2 skipped');
+    expect(r.lines.slice(-3, -1)).toEqual([
+      'skipped: packages/b/src/b.test.ts: b boots [skipped: qemu-system-aarch64 is not installed]',
+      'skipped: packages/b/src/b.test.ts: b later',
+    ]);
+    expect(r.lines).toContain('broken suite: packages/c/src/c.test.ts: ● Test suite failed to run');
+    expect(r.lines).toContain('broken suite: packages/d/test/d.qemu.test.ts: afterAll: cleanup failed');
+  });
+
+  test('all passing and nothing skipped still prints the three counts', () => {
+    const r = summary([suite('packages/a/src/a.test.ts', 0 + 1, 10, [t('x'), t('y')])]);
+    expect(r.lines.at(-1)).toBe('2 passed, 0 failed, 0 skipped');
+    expect(r.lines.filter((l) => l.startsWith('skipped:'))).toEqual([]);
+  });
+
+  test('wall time per jest project (first start to last end) and the slowest files, slowest first', () => {
+    const suites = [
+      suite('packages/q/test/one.qemu.test.ts', 10_000, 200_000, [t('q1')]),
+      suite('packages/q/test/two.qemu.test.ts', 100_000, 150_000, [t('q2')]),
+      ...Array.from({ length: 11 }, (_, i) => suite(`packages/f/src/f${i}.test.ts`, 1_000 + i * 1_000, (i + 1) * 1_000, [t(`f${i}`)])),
+    ];
+    const r = summary(suites);
+    // qemu: 10 s to 250 s; fast: 1 s to 11 s + 11 s = 22 s.
+    expect(r.lines).toContain('project qemu: 2 files, wall 4m00.0s (first start to last end), 5m50.0s summed over files');
+    expect(r.lines).toContain('project fast: 11 files, wall 21.0s (first start to last end), 1m06.0s summed over files');
+    const at = r.lines.indexOf('slowest 10 test files:');
+    expect(at).toBeGreaterThanOrEqual(0);
+    const slowest = r.lines.slice(at + 1, at + 11).map((l) => l.trim().split(/\s+/));
+    expect(slowest.map(([, , f]) => f)).toEqual([
+      'packages/q/test/one.qemu.test.ts',
+      'packages/q/test/two.qemu.test.ts',
+      ...[10, 9, 8, 7, 6, 5, 4, 3].map((i) => `packages/f/src/f${i}.test.ts`),
+    ]);
+    expect(slowest[0]).toEqual(['3m20.0s', 'qemu', 'packages/q/test/one.qemu.test.ts']);
+    expect(slowest[2]).toEqual(['11.0s', 'fast', 'packages/f/src/f10.test.ts']);
+    expect(r.lines.at(-1)).toBe('13 passed, 0 failed, 0 skipped');
+  });
+
+  test('a test that needed a second attempt is named with its first error', () => {
+    const r = summary([suite('packages/q/test/x.qemu.test.ts', 1, 10, [{ fullName: 'boots once', status: 'passed', invocations: 2, retryReasons: ['timed out waiting for "healthy"\n  at …'] }])]);
+    expect(r.lines).toContain('retried (passed on attempt 2): boots once — first error: timed out waiting for "healthy"');
+    expect(r.lines.at(-1)).toBe('1 passed, 0 failed, 0 skipped');
+  });
+
+  test('without a result file it is a usage error', () => {
+    const r = spawnSync(process.execPath, [SCRIPT], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^usage: test-summary\.mjs JEST_JSON/);
+  });
+});
