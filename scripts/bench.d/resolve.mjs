@@ -83,8 +83,13 @@ try {
 
   const cacheDir = join(work, 'cache');
   let t = process.hrtime.bigint();
-  const cold = await resolveModel(input, { store: await Store.open(url), trusted, at: new Date('2026-06-01T00:00:00Z'), cache: new BundleCache(cacheDir) });
+  const cpu0 = process.cpuUsage();
+  const { performance } = await import('node:perf_hooks');
+  const elu0 = performance.eventLoopUtilization();
+  const cold = await resolveModel(input, { store: await Store.open(url), trusted, at: new Date("2026-06-01T00:00:00Z"), cache: new BundleCache(cacheDir), onEvent: process.env.RESOLVE_TRACE ? (e) => { if (e.kind !== "download-progress") console.error(secs(t).toFixed(3), e.kind, e.name ?? "") } : undefined });
   const coldS = secs(t);
+  const coldCpu = process.cpuUsage(cpu0);
+  if (process.env.RESOLVE_TRACE) console.error(`cold resolve cpu: user ${(coldCpu.user / 1e6).toFixed(2)} s, sys ${(coldCpu.system / 1e6).toFixed(2)} s, main thread busy ${(performance.eventLoopUtilization(elu0).active / 1e3).toFixed(2)} s`);
   if (cold.downloaded !== files.length) throw new Error('cold resolve did not download every bundle');
 
   t = process.hrtime.bigint();

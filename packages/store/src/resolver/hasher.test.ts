@@ -1,0 +1,42 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { sha3_384Hasher, WORKER_MIN_BYTES, WorkerHasher } from './hasher.js';
+
+const expected = (chunks: Uint8Array[]) => createHash('sha3-384').update(Buffer.concat(chunks)).digest();
+
+describe('sha3-384 hashers', () => {
+  test('the worker hashes exactly the bytes of each view, in order, even a slice of a larger buffer', async () => {
+    const big = randomBytes(1 << 20);
+    // Views into one buffer, as a socket's pooled chunks are: only the viewed bytes count.
+    const chunks = [big.subarray(10, 5000), big.subarray(0, 1), randomBytes(70_000), big.subarray(5000, big.length - 3)];
+    const h = new WorkerHasher();
+    for (const c of chunks) await h.update(c);
+    expect((await h.digest()).equals(expected(chunks))).toBe(true);
+    // The caller's chunks are copied, not moved: still readable afterwards.
+    expect(chunks[2]!.length).toBe(70_000);
+  });
+
+  test('a producer faster than the worker is held back once 8 MiB wait, and nothing is lost', async () => {
+    const h = new WorkerHasher();
+    const chunks = Array.from({ length: 12 }, () => randomBytes(1 << 20));
+    let waited = 0;
+    for (const c of chunks) {
+      const w = h.update(c);
+      if (w) {
+        waited++;
+        await w;
+      }
+    }
+    expect(waited).toBeGreaterThan(0);
+    expect((await h.digest()).equals(expected(chunks))).toBe(true);
+  });
+
+  test('small files hash inline, large ones on a worker; both give the same digest', async () => {
+    const data = randomBytes(300_000);
+    for (const size of [data.length, WORKER_MIN_BYTES]) {
+      const h = sha3_384Hasher(size);
+      expect(h instanceof WorkerHasher).toBe(size >= WORKER_MIN_BYTES);
+      await h.update(data);
+      expect((await h.digest()).equals(expected([data]))).toBe(true);
+    }
+  });
+});
