@@ -20,6 +20,7 @@ import { EdgeimageError } from '@edgeimage/assertions';
  * | `ERR_FS_NAME_CLASH` | two names in one directory that FAT treats as the same |
  * | `ERR_FS_FILE_TOO_LARGE` | a file over FAT's 4 GiB − 1 limit |
  * | `ERR_FS_TOO_SMALL` | the content does not fit the structure (`context.needed`, `context.size`) |
+ * | `ERR_FS_NO_FIT` | no size of the filesystem holds the content (`context.filesystem`, `structure`, `payload`, `largestTried`) |
  * | `ERR_IMAGE_OPEN` | an image file cannot be opened |
  * | `ERR_IMAGE_RANGE` | a write would fall outside the image file |
  * | `ERR_BOOTENV_SIZE` | a boot environment block that is not exactly 1024 bytes |

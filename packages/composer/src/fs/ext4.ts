@@ -2,17 +2,24 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ComposeError } from '../errors.js';
-import { checkSize, createOutput, removeQuietly } from './output.js';
+import { checkSize, createOutput, discardOutput, prepareOutput } from './output.js';
+import { smallestFit } from './fit.js';
 import { runTool } from './tool.js';
 import { ceilDiv, describeFs, epochSeconds, MiB, scanTree, type TreeEntry } from './tree.js';
 
 export interface Ext4Options {
   /** The tree to copy in. It is read, never changed. */
   sourceDir: string;
-  /** The filesystem image to write; must not exist. */
+  /** The filesystem image to write; must not exist (unless `offset` is given). */
   output: string;
-  /** Exact size of `output` in bytes (a multiple of 512; blocks are 4096 bytes). */
+  /** Exact size of the filesystem in bytes (a multiple of 512; blocks are 4096 bytes). */
   size: number;
+  /**
+   * Build in place at this byte offset of `output`, an existing file (the disk image) that reads
+   * zero over `[offset, offset + size)`; nothing outside that range is written. Same bytes as a
+   * separate file of `size` bytes copied there.
+   */
+  offset?: number;
   /** Volume label, at most 16 bytes (MBR disks find slots by it). */
   label?: string;
   /** Filesystem UUID (fixed, so the image is reproducible). */
@@ -96,15 +103,19 @@ export async function buildExt4(opts: Ext4Options): Promise<void> {
   const need = ext4Needs(tree);
   if (need.blocks * BLOCK > opts.size) throw await tooSmall(what, opts, need, journal, reserved);
 
-  await createOutput(opts.output, opts.size, what);
+  await prepareOutput(opts.output, opts.size, opts.offset, what);
+  // The size is given as a block count: mke2fs would otherwise take the rest of the image.
+  const target = opts.offset === undefined ? [opts.output] : [opts.output, String(Math.floor(opts.size / BLOCK))];
+  // debugfs opens the filesystem at its offset through the unix I/O manager's `?offset=`.
+  const debugfsTarget = opts.offset === undefined ? opts.output : `${opts.output}?offset=${opts.offset}`;
   let tmp: string | undefined;
   try {
     tmp = await mkdtemp(join(tmpdir(), 'edgeimage-ext4-'));
     const conf = join(tmp, 'mke2fs.conf');
     await writeFile(conf, MKE2FS_CONF);
-    const args = mkfsArgs({ uuid, hashSeed, journal, reserved, label: opts.label });
+    const args = mkfsArgs({ uuid, hashSeed, journal, reserved, label: opts.label, offset: opts.offset });
     const env = { MKE2FS_CONFIG: conf, E2FSPROGS_FAKE_TIME: String(epoch) };
-    const r = await runTool('mkfs.ext4', [...args, '-d', opts.sourceDir, opts.output], { env, check: false });
+    const r = await runTool('mkfs.ext4', [...args, '-d', opts.sourceDir, ...target], { env, check: false });
     if (/too small for a journal/i.test(r.stderr)) {
       // mke2fs then silently makes a filesystem without one: refuse instead.
       throw new ComposeError('ERR_FS_TOO_SMALL', `${what}: ${opts.size} bytes is too small for a journal; a journalled ext4 needs at least 8 MiB`, { structure: opts.name ?? opts.label, size: opts.size, needed: 8 * MiB });
@@ -115,24 +126,25 @@ export async function buildExt4(opts: Ext4Options): Promise<void> {
     }
     const script = join(tmp, 'normalise.debugfs');
     await writeFile(script, normaliseScript(tree, epoch));
-    const d = await runTool('debugfs', ['-w', '-f', script, opts.output], { check: false });
+    const d = await runTool('debugfs', ['-w', '-f', script, debugfsTarget], { check: false });
     // debugfs exits 0 even when a command fails; anything on stderr but its banner is a failure.
     const errors = d.stderr.split('\n').filter((l) => l.trim() && !/^debugfs \d/.test(l));
     if (d.code !== 0 || errors.length) {
       throw new ComposeError('ERR_TOOL_FAILED', `${what}: debugfs could not normalise owners and times: ${errors.slice(0, 4).join('\n')}`, { tool: 'debugfs', output: d.stderr });
     }
     const st = await stat(opts.output);
-    if (st.size !== opts.size) throw new ComposeError('ERR_TOOL_FAILED', `${what}: mkfs.ext4 left a file of ${st.size} bytes instead of ${opts.size}`, { size: st.size });
+    const expected = (opts.offset ?? 0) + opts.size;
+    if (opts.offset === undefined ? st.size !== expected : st.size < expected) throw new ComposeError('ERR_TOOL_FAILED', `${what}: mkfs.ext4 left a file of ${st.size} bytes instead of ${expected}`, { size: st.size });
   } catch (err) {
-    await removeQuietly(opts.output);
+    await discardOutput(opts.output, opts.offset);
     throw err;
   } finally {
     if (tmp) await rm(tmp, { recursive: true, force: true });
   }
 }
 
-function mkfsArgs(o: { uuid: string; hashSeed: string; journal: boolean; reserved: number; label?: string }): string[] {
-  const ext = [`hash_seed=${o.hashSeed}`, 'root_owner=0:0', 'no_copy_xattrs', 'nodiscard', 'assume_storage_prezeroed=1'];
+function mkfsArgs(o: { uuid: string; hashSeed: string; journal: boolean; reserved: number; label?: string; offset?: number }): string[] {
+  const ext = [`hash_seed=${o.hashSeed}`, 'root_owner=0:0', 'no_copy_xattrs', 'nodiscard', 'assume_storage_prezeroed=1', ...(o.offset !== undefined ? [`offset=${o.offset}`] : [])];
   return [
     '-q', '-F',
     '-T', 'default',
@@ -210,8 +222,10 @@ export function ext4Needs(tree: TreeEntry[]): Ext4Needs {
 async function tooSmall(what: string, opts: Ext4Options, need: Ext4Needs, journal: boolean, reserved: number, stderr?: string): Promise<ComposeError> {
   let needed: number | undefined;
   try {
-    needed = await smallestFit(need, opts, journal, reserved);
-  } catch {
+    needed = await smallestExt4(what, need, opts, journal, reserved);
+  } catch (e) {
+    // No size at all is the stronger refusal; a probe that failed only loses the hint.
+    if (e instanceof ComposeError && e.code === 'ERR_FS_NO_FIT') throw e;
     needed = undefined;
   }
   const content = `${need.blocks} blocks of 4 KiB and ${need.inodes} inodes`;
@@ -244,26 +258,25 @@ async function emptyCapacity(size: number, opts: Ext4Options, journal: boolean, 
   }
 }
 
-async function smallestFit(need: Ext4Needs, opts: Ext4Options, journal: boolean, reserved: number): Promise<number> {
+/** The smallest size whose empty filesystem, built with the same options, holds `need`. */
+async function smallestExt4(what: string, need: Ext4Needs, opts: Ext4Options, journal: boolean, reserved: number): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'edgeimage-ext4-probe-'));
   try {
-    const fits = async (mib: number) => {
-      const c = await emptyCapacity(mib * MiB, opts, journal, reserved, dir);
-      return c !== undefined && c.blocks >= need.blocks && c.inodes >= need.inodes;
-    };
-    let lo = Math.max(1, Math.floor(opts.size / MiB));
-    let hi = Math.max(lo * 2, ceilDiv((need.blocks * BLOCK) + (need.inodes + FIRST_INO) * INODE_RATIO, MiB));
-    while (!(await fits(hi))) {
-      lo = hi;
-      hi *= 2;
-      if (hi > 1 << 24) throw new Error('no fit');
-    }
-    while (hi - lo > 1) {
-      const mid = Math.floor((lo + hi) / 2);
-      if (await fits(mid)) hi = mid;
-      else lo = mid;
-    }
-    return hi * MiB;
+    const lo = Math.max(1, Math.floor(opts.size / MiB));
+    return await smallestFit({
+      what,
+      filesystem: 'ext4',
+      structure: opts.name ?? opts.label,
+      payload: need.blocks * BLOCK,
+      tooSmall: opts.size,
+      guess: Math.max(lo * 2, ceilDiv(need.blocks * BLOCK + (need.inodes + FIRST_INO) * INODE_RATIO, MiB)),
+      // 16 TiB: the largest ext4 of 4 KiB blocks without the 64bit block numbers of huge disks.
+      limit: 1 << 24,
+      fits: async (mib) => {
+        const c = await emptyCapacity(mib * MiB, opts, journal, reserved, dir);
+        return c !== undefined && c.blocks >= need.blocks && c.inodes >= need.inodes;
+      },
+    });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

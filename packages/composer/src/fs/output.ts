@@ -1,4 +1,4 @@
-import { open, rm } from 'node:fs/promises';
+import { open, rm, stat } from 'node:fs/promises';
 import { ComposeError } from '../errors.js';
 
 /**
@@ -19,6 +19,35 @@ export async function createOutput(output: string, size: number, what: string): 
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * Readies where a builder writes: a new file of exactly `size` bytes ({@link createOutput}) or,
+ * with `offset`, the range `[offset, offset + size)` of an existing file (the disk image, a fresh
+ * sparse file that reads zero there), so the filesystem is built in its place and never copied.
+ */
+export async function prepareOutput(output: string, size: number, offset: number | undefined, what: string): Promise<void> {
+  if (offset === undefined) return createOutput(output, size, what);
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset % 512 !== 0) {
+    throw new ComposeError('ERR_FS_OPTIONS', `${what}: offset ${offset} is not a non-negative multiple of 512 bytes`, { offset });
+  }
+  let have: number;
+  try {
+    have = (await stat(output)).size;
+  } catch (err) {
+    throw new ComposeError('ERR_IMAGE_OPEN', `${what}: cannot open the image to build in: ${(err as Error).message}`, { output });
+  }
+  if (have < offset + size) {
+    throw new ComposeError('ERR_IMAGE_RANGE', `${what}: ${size} bytes at offset ${offset} would end at ${offset + size}, past the end of the ${have}-byte image`, { output, offset, size, imageSize: have });
+  }
+}
+
+/**
+ * Undoes {@link prepareOutput} after a failure: a builder's own file is removed; a range of an
+ * image is left to the image's owner, which removes the whole temporary image.
+ */
+export async function discardOutput(output: string, offset: number | undefined): Promise<void> {
+  if (offset === undefined) await removeQuietly(output);
 }
 
 /** Removes a half-built output; never throws (the original error is what matters). */

@@ -2,17 +2,24 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ComposeError } from '../errors.js';
-import { checkSize, createOutput, removeQuietly } from './output.js';
+import { checkSize, createOutput, discardOutput, prepareOutput } from './output.js';
+import { smallestFit } from './fit.js';
 import { runTool } from './tool.js';
 import { ceilDiv, describeFs, epochSeconds, MiB, scanTree, type TreeEntry } from './tree.js';
 
 export interface VfatOptions {
   /** The tree to copy in. It is read, never changed. */
   sourceDir: string;
-  /** The filesystem image to write; must not exist. */
+  /** The filesystem image to write; must not exist (unless `offset` is given). */
   output: string;
-  /** Exact size of `output` in bytes (a multiple of 512). */
+  /** Exact size of the filesystem in bytes (a multiple of 512; of 1024 with `offset`). */
   size: number;
+  /**
+   * Build in place at this byte offset of `output`, an existing file (the disk image) that reads
+   * zero over `[offset, offset + size)`; nothing outside that range is written. Same bytes as a
+   * separate file of `size` bytes copied there.
+   */
+  offset?: number;
   /** Volume label: at most 11 ASCII characters; stored upper-cased, as FAT does. */
   label?: string;
   /** The 32-bit volume id (serial number), fixed so the image is reproducible. */
@@ -75,9 +82,17 @@ export async function buildVfat(opts: VfatOptions): Promise<void> {
   const tree = await scanTree(opts.sourceDir, what);
   checkFatTree(tree, what);
 
-  await createOutput(opts.output, opts.size, what);
+  if (opts.offset !== undefined && opts.size % 1024 !== 0) {
+    // mkfs.fat takes the size of a filesystem inside a larger file as a count of 1 KiB blocks.
+    throw new ComposeError('ERR_FS_OPTIONS', `${what}: size ${opts.size} is not a multiple of 1024 bytes, which building in place at an offset needs`, { size: opts.size });
+  }
+  await prepareOutput(opts.output, opts.size, opts.offset, what);
+  const placed = opts.offset === undefined ? [opts.output] : [`--offset=${opts.offset / 512}`, opts.output, String(opts.size / 1024)];
   try {
-    const mk = await runTool('mkfs.vfat', [...mkfsArgs(opts.fatBits, hidden), opts.output], { check: false });
+    // mkfs.fat 4.2 picks FAT32 by the size of the whole file, not of the filesystem, when it
+    // works at an offset: ask it what it picks for a file of the filesystem's size, and say so.
+    const fatBits = opts.fatBits ?? (opts.offset !== undefined ? await autoFatBits(opts.size) : undefined);
+    const mk = await runTool('mkfs.vfat', [...mkfsArgs(fatBits, hidden), ...placed], { check: false });
     if (mk.code !== 0) {
       const msg = mk.stderr.trim().split('\n').filter((l) => !/^mkfs\.fat \d/.test(l)).join('\n');
       if (/too small|too few|Too few blocks|Not enough clusters/i.test(msg)) {
@@ -85,13 +100,14 @@ export async function buildVfat(opts: VfatOptions): Promise<void> {
       }
       throw new ComposeError('ERR_TOOL_FAILED', `${what}: mkfs.vfat failed: ${msg}`, { tool: 'mkfs.vfat', output: mk.stderr });
     }
-    const geometry = await readGeometry(opts.output);
+    const geometry = await readGeometry(opts.output, opts.offset ?? 0);
     const need = vfatNeeds(tree, geometry.clusterSize, label !== undefined);
     // The file data alone is an exact lower bound: fail before copying anything.
     if (need.dataClusters > geometry.freeClusters) throw await tooSmall(what, opts, tree, label !== undefined, geometry);
 
     const env = { SOURCE_DATE_EPOCH: String(epoch) };
-    const img = ['-i', opts.output];
+    // mtools reaches a filesystem inside a larger file as FILE@@OFFSET.
+    const img = ['-i', opts.offset === undefined ? opts.output : `${opts.output}@@${opts.offset}`];
     const serial = opts.volumeId.toString(16).padStart(8, '0');
     await runTool('mlabel', [...img, '-N', serial, ...(label !== undefined ? [`::${label}`] : ['-s', '::'])], { env });
 
@@ -107,12 +123,25 @@ export async function buildVfat(opts: VfatOptions): Promise<void> {
       for (const chunk of chunks(files, 256)) await mtool('mcopy', [...img, '-Q', ...chunk, `::/${dir}${dir ? '/' : ''}`], env, what, opts, tree, label, geometry);
     }
   } catch (err) {
-    await removeQuietly(opts.output);
+    await discardOutput(opts.output, opts.offset);
     throw err;
   }
 }
 
-function mkfsArgs(fatBits: 16 | 32 | undefined, hidden: number): string[] {
+/** The FAT size mkfs.vfat picks by itself for a filesystem of `size` bytes (undefined: let it fail the same way). */
+async function autoFatBits(size: number): Promise<12 | 16 | 32 | undefined> {
+  const dir = await mkdtemp(join(tmpdir(), 'edgeimage-vfat-size-'));
+  try {
+    const file = join(dir, 'probe.img');
+    await createOutput(file, size, 'probe');
+    const r = await runTool('mkfs.vfat', [...mkfsArgs(undefined, 0), file], { check: false });
+    return r.code === 0 ? (await readGeometry(file)).fatBits : undefined;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function mkfsArgs(fatBits: 12 | 16 | 32 | undefined, hidden: number): string[] {
   return ['--invariant', '--mbr=n', '-S', '512', ...(fatBits ? ['-F', String(fatBits)] : []), '-h', String(hidden)];
 }
 
@@ -235,13 +264,17 @@ function fits(tree: TreeEntry[], g: FatGeometry, hasLabel: boolean): boolean {
 /** ERR_FS_TOO_SMALL with the smallest size (in MiB) whose empty filesystem holds the tree. */
 async function tooSmall(what: string, opts: VfatOptions, tree: TreeEntry[], hasLabel: boolean, g: FatGeometry): Promise<ComposeError> {
   const n = vfatNeeds(tree, g.clusterSize, hasLabel);
+  const rootFull = g.fatBits !== 32 && n.rootEntries > g.rootEntries;
   let needed: number | undefined;
   try {
-    needed = await smallestFit(opts, tree, hasLabel);
-  } catch {
+    // FAT12/16 root directories have a fixed number of entries (512 whatever the size, as mkfs.vfat makes them).
+    const rootWhy = rootFull && opts.fatBits === 16 ? `its root directory needs ${n.rootEntries} entries, and FAT16's holds ${g.rootEntries} at any size` : undefined;
+    needed = await smallestVfat(what, opts, tree, hasLabel, rootWhy ?? '');
+  } catch (e) {
+    // No size at all is the stronger refusal; a probe that failed only loses the hint.
+    if (e instanceof ComposeError && e.code === 'ERR_FS_NO_FIT') throw e;
     needed = undefined;
   }
-  const rootFull = g.fatBits !== 32 && n.rootEntries > g.rootEntries;
   const why = rootFull
     ? `its root directory needs ${n.rootEntries} entries but FAT${g.fatBits}'s holds ${g.rootEntries}`
     : `the content needs about ${n.clusters} clusters of ${g.clusterSize} bytes (${n.clusters * g.clusterSize} bytes) but only ${g.freeClusters} are free`;
@@ -255,33 +288,31 @@ async function tooSmall(what: string, opts: VfatOptions, tree: TreeEntry[], hasL
   });
 }
 
-async function smallestFit(opts: VfatOptions, tree: TreeEntry[], hasLabel: boolean): Promise<number> {
+/** The smallest size whose empty filesystem, made as the real one is, holds the tree. */
+async function smallestVfat(what: string, opts: VfatOptions, tree: TreeEntry[], hasLabel: boolean, why: string): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'edgeimage-vfat-probe-'));
   try {
     let i = 0;
-    const ok = async (mib: number) => {
-      const file = join(dir, `probe-${i++}.img`);
-      await createOutput(file, mib * MiB, 'probe');
-      try {
-        const r = await runTool('mkfs.vfat', [...mkfsArgs(opts.fatBits, 0), file], { check: false });
-        return r.code === 0 && fits(tree, await readGeometry(file), hasLabel);
-      } finally {
-        await rm(file, { force: true });
-      }
-    };
-    let lo = Math.max(1, Math.floor(opts.size / MiB));
-    let hi = lo * 2;
-    while (!(await ok(hi))) {
-      lo = hi;
-      hi *= 2;
-      if (hi > 1 << 22) throw new Error('no fit');
-    }
-    while (hi - lo > 1) {
-      const mid = Math.floor((lo + hi) / 2);
-      if (await ok(mid)) hi = mid;
-      else lo = mid;
-    }
-    return hi * MiB;
+    return await smallestFit({
+      what,
+      filesystem: 'vfat',
+      structure: opts.name ?? opts.label,
+      payload: tree.reduce((n, e) => n + (e.kind === 'file' ? e.size : 0), 0),
+      tooSmall: opts.size,
+      // 4 TiB: beyond it mkfs.vfat makes no FAT of 512-byte sectors.
+      limit: 1 << 22,
+      why,
+      fits: async (mib) => {
+        const file = join(dir, `probe-${i++}.img`);
+        await createOutput(file, mib * MiB, 'probe');
+        try {
+          const r = await runTool('mkfs.vfat', [...mkfsArgs(opts.fatBits, 0), file], { check: false });
+          return r.code === 0 && fits(tree, await readGeometry(file), hasLabel);
+        } finally {
+          await rm(file, { force: true });
+        }
+      },
+    });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -1,0 +1,70 @@
+import type { ImagePlan, VolumePlan } from './plan.js';
+
+export interface PartitionManifest {
+  name?: string;
+  role?: string;
+  index?: number;
+  offset: number;
+  size: number;
+  type: string;
+  guid?: string;
+  filesystem: string;
+  label?: string;
+  /** sha256 of the structure's bytes as written (filesystem or raw content); absent when the build computed no digests. */
+  sha256?: string;
+}
+
+export interface ImageManifest {
+  format: 1;
+  model: ImagePlan['model'];
+  volume: string;
+  schema: string;
+  size: number;
+  'disk-guid'?: string;
+  'disk-id'?: string;
+  partitions: PartitionManifest[];
+  bundles: ImagePlan['bundles'];
+  'boot-environment': Record<string, string>;
+  'trust-store': string[];
+  outputs: { format: string; path: string; sha256?: string }[];
+  /** Present when the model verifies only through the example root, whose private key is public. */
+  'test-keys'?: true;
+}
+
+/**
+ * The manifest of one image: its plan, with the digests the writer computed (by structure index
+ * in the plan, and by output path).
+ */
+export function manifestOf(plan: ImagePlan, v: VolumePlan, digests: { structures: Map<number, string>; outputs: Map<string, string> }): ImageManifest {
+  return {
+    format: 1,
+    model: plan.model,
+    volume: v.volume,
+    schema: v.schema,
+    size: v.size,
+    ...(v.diskGuid ? { 'disk-guid': v.diskGuid } : {}),
+    ...(v.diskId !== undefined ? { 'disk-id': v.diskId.toString(16).padStart(8, '0') } : {}),
+    partitions: v.structures.map((s, i) => ({
+      name: s.name,
+      role: s.role,
+      index: s.index,
+      offset: s.offset,
+      size: s.size,
+      type: s.type,
+      guid: s.guid,
+      filesystem: s.filesystem,
+      label: s.label,
+      sha256: digests.structures.get(i),
+    })),
+    bundles: plan.bundles,
+    'boot-environment': v.ab ? plan['boot-environment'] : {},
+    'trust-store': v.ab ? plan['trust-store'] : [],
+    outputs: v.outputs.filter((o) => o.format !== 'manifest').map((o) => {
+      const sha = digests.outputs.get(o.path);
+      return { format: o.format, path: basename(o.path), ...(sha ? { sha256: sha } : {}) };
+    }),
+    ...(plan['test-keys'] ? { 'test-keys': true as const } : {}),
+  };
+}
+
+const basename = (p: string) => p.slice(p.lastIndexOf('/') + 1);
