@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ubootEnvFlash } from './uboot-env.js';
+import { requires } from '@edgeimage/testkit/skips';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const UBOOT = '/usr/lib/u-boot/qemu_arm64/u-boot.bin';
@@ -11,7 +12,7 @@ let dir: string;
 beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'edgeimage-uboot-env-')); });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-(existsSync(UBOOT) ? test : test.skip)("the bootdelay=0 flash equals mkenvimage's (u-boot-tools) for the same environment, and is cached", () => {
+requires(existsSync(UBOOT) ? undefined : `no ${UBOOT} (u-boot-qemu)`).test("the bootdelay=0 flash equals mkenvimage's (u-boot-tools) for the same environment, and is cached", () => {
   const mine = ubootEnvFlash(UBOOT, { cacheDir: join(dir, 'cache') });
   const theirs = join(dir, 'theirs.img');
   execFileSync(join(ROOT, 'bundles/bootloader/uboot-env-image'), [theirs, '0', UBOOT]);

@@ -15,8 +15,10 @@ import { join } from 'node:path';
 import { DEFAULT_INIT, PARTITIONS_SH } from '@edgeimage/composer';
 import { isRoot, runWithDevices, useBaseChroot } from '@edgeimage/testkit/base-chroot';
 import { partUuid } from '@edgeimage/testkit/disk-read';
+import { requires } from '@edgeimage/testkit/skips';
 
 const hasLoop = isRoot && spawnSync('losetup', ['-f']).status === 0;
+const missingLoop = hasLoop ? undefined : 'the partition lookup runs in a chroot on loop devices, which needs root and a free loop device (losetup -f)';
 const NAMES = ['system-boot', 'system-a', 'system-b', 'system-data'];
 
 let work: string;
@@ -127,7 +129,7 @@ function inChroot(disks: string[], cmdline: string, inner: string): { status: nu
 
 const partsOf = (dev: string) => Object.fromEntries(NAMES.map((n, i) => [n, `${dev}p${i + 1}`]));
 
-(hasLoop ? describe : describe.skip)('partitions on the boot disk (chroot of the amd64 base, loop devices)', () => {
+requires(missingLoop).describe('partitions on the boot disk (chroot of the amd64 base, loop devices)', () => {
   test('the initramfs /init embeds the very file the base ships as /usr/lib/edgeimage/partitions', () => {
     ready();
     expect(readFileSync(join(chroot, 'usr/lib/edgeimage/partitions'), 'utf8')).toBe(PARTITIONS_SH);
@@ -227,5 +229,3 @@ const partsOf = (dev: string) => Object.fromEntries(NAMES.map((n, i) => [n, `${d
     });
   });
 });
-
-if (!hasLoop) test.skip('the partition lookup runs in a chroot on loop devices, which needs root and a free loop device: skipped', () => undefined);

@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { chooseEnv, ComposeError, ENV_FILES, type EnvFiles } from '@edgeimage/composer';
 import { isRoot, useBaseChroot } from '@edgeimage/testkit/base-chroot';
 import { REPO } from '@edgeimage/testkit/repo';
+import { missingRoot, requires } from '@edgeimage/testkit/skips';
 
 type FileSpec = { vars: Record<string, string> } | { body: string; pad?: 'nul' } | { raw: string; size?: number };
 interface Case {
@@ -96,7 +97,7 @@ describe('the boot-environment cases (bundles/bootloader/env-cases.json)', () =>
     test('host: chooseEnv', () => {
       expect(host(c)).toEqual(c.expect.from === null ? { from: null } : c.expect);
     });
-    (isRoot ? test : test.skip)('device: bootenv (base chroot)', () => {
+    requires(missingRoot('the base chroot')).test('device: bootenv (base chroot)', () => {
       ready();
       const d = device.get(c.name)!;
       expect({ from: d.from, ...(d.vars ? { vars: d.vars } : {}), ...(d.from === null ? { output: d.output } : {}) }).toEqual(

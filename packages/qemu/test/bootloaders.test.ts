@@ -12,6 +12,7 @@ import { crc32 } from 'node:zlib';
 import { GRUB_ENV_HEADER } from '@edgeimage/composer';
 import { buildAssets, readTree, UBOOT_ENV_IMAGE, type Gadget } from '@edgeimage/testkit/bootloader-boards';
 import { REPO } from '@edgeimage/testkit/repo';
+import { firstMissing, requires } from '@edgeimage/testkit/skips';
 
 const made: string[] = [];
 const temp = () => {
@@ -39,12 +40,7 @@ function missing(gadget: Gadget): string | undefined {
 }
 
 describe.each(Object.keys(EXPECTED) as Gadget[])('build-assets %s', (gadget) => {
-  test('writes the bootloader files, byte-identical across two runs', () => {
-    const why = missing(gadget);
-    if (why) {
-      console.warn(`SKIPPED: ${why}`);
-      return;
-    }
+  requires(missing(gadget)).test('writes the bootloader files, byte-identical across two runs', () => {
     const one = readTree(buildAssets(gadget, temp()));
     const two = readTree(buildAssets(gadget, temp()));
     expect([...one.keys()]).toEqual(EXPECTED[gadget]);
@@ -74,15 +70,13 @@ describe('grub.cfg', () => {
     expect(code.slice(-2)).toEqual(['sleep 3', 'reboot']);
   });
 
-  test('build-assets fills in the console of each board and leaves no placeholder', () => {
-    if (missing('pc')) return;
+  requires(missing('pc')).test('build-assets fills in the console of each board and leaves no placeholder', () => {
     const pc = readFileSync(join(buildAssets('pc', temp()), 'EFI/BOOT/grub.cfg'), 'utf8');
     expect(pc).toContain('console=ttyS0 edgeimage.slot=$ei_slot edgeimage.bootpart=$ei_bootpart panic=5');
     expect(pc).not.toContain('@');
   });
 
-  test('two variants: grub.cfg (grades signed, secured) never reads edge_kargs; grub.cfg.dangerous appends it after edgeimage.slot', () => {
-    if (missing('pc')) return;
+  requires(missing('pc')).test('two variants: grub.cfg (grades signed, secured) never reads edge_kargs; grub.cfg.dangerous appends it after edgeimage.slot', () => {
     const dir = buildAssets('pc', temp());
     const signed = readFileSync(join(dir, 'EFI/BOOT/grub.cfg'), 'utf8');
     const dangerous = readFileSync(join(dir, 'EFI/BOOT/grub.cfg.dangerous'), 'utf8');
@@ -109,8 +103,7 @@ test("boot.cmd's template header (little-endian words) is the GRUB environment b
   expect(bytes.toString('latin1')).toBe(GRUB_ENV_HEADER);
 });
 
-test('boot.scr and boot.scr.dangerous are U-Boot script images of boot.cmd: the signed one never reads edge_kargs', () => {
-  if (missing('arm64-uboot')) return;
+requires(missing('arm64-uboot')).test('boot.scr and boot.scr.dangerous are U-Boot script images of boot.cmd: the signed one never reads edge_kargs', () => {
   const dir = buildAssets('arm64-uboot', temp());
   const cmd = readFileSync(join(REPO, 'bundles/bootloader/boot.cmd'), 'utf8').split('\n').filter((l) => !l.startsWith('##'));
   const want = {
@@ -128,12 +121,13 @@ test('boot.scr and boot.scr.dangerous are U-Boot script images of boot.cmd: the 
   expect(want['boot.scr.dangerous']).toMatch(/^setenv bootargs "console=ttyAMA0 edgeimage\.slot=\$\{ei_slot\} edgeimage\.bootpart=\$\{ei_bootpart\} panic=5 loglevel=6 \$\{edge_kargs\}"$/m);
 });
 
-test('uboot-env-image: 64 MiB, a valid CRC, the default environment with bootdelay=0, deterministic', () => {
-  const uboot = '/usr/lib/u-boot/qemu_arm64/u-boot.bin';
-  if (!statSync(uboot, { throwIfNoEntry: false }) || !has('mkenvimage', '-V')) {
-    console.warn('SKIPPED: needs u-boot-qemu and u-boot-tools');
-    return;
-  }
+const UBOOT = '/usr/lib/u-boot/qemu_arm64/u-boot.bin';
+const missingUbootTools = firstMissing(
+  statSync(UBOOT, { throwIfNoEntry: false }) ? undefined : `no ${UBOOT} (u-boot-qemu)`,
+  has('mkenvimage', '-V') ? undefined : 'mkenvimage (u-boot-tools) is not installed',
+);
+
+requires(missingUbootTools).test('uboot-env-image: 64 MiB, a valid CRC, the default environment with bootdelay=0, deterministic', () => {
   const d = temp();
   execFileSync(UBOOT_ENV_IMAGE, [join(d, 'one.img')]);
   execFileSync(UBOOT_ENV_IMAGE, [join(d, 'two.img')]);

@@ -22,9 +22,11 @@ import { join } from 'node:path';
 import { readPartitionTable } from '@edgeimage/composer';
 import { isRoot, runWithDevices, useBaseChroot } from '@edgeimage/testkit/base-chroot';
 import { ext4Bytes, partUuid } from '@edgeimage/testkit/disk-read';
+import { requires } from '@edgeimage/testkit/skips';
 
 const MiB = 1024 * 1024;
 const hasLoop = isRoot && spawnSync('losetup', ['-f']).status === 0;
+const missingLoop = hasLoop ? undefined : 'grow-data runs in a chroot on a loop device, which needs root and a free loop device (losetup -f)';
 
 let work: string;
 let chroot: string;
@@ -130,7 +132,7 @@ const data = (disk: string) => readPartitionTable(disk).partitions.find((p) => p
 const table = (disk: string) => execFileSync('sfdisk', ['--dump', disk], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).replace(/^device: .*$/m, '');
 const p4 = (dev: string) => `${dev}p4`;
 
-(hasLoop ? describe : describe.skip)('grow-data on the device (chroot of the amd64 base, a loop device)', () => {
+requires(missingLoop).describe('grow-data on the device (chroot of the amd64 base, a loop device)', () => {
   // GPT keeps 33 sectors at the end for its backup: the last whole MiB is one less than on MBR
   test.each([
     { label: 'gpt' as const, by: 32, now: 48 },
@@ -257,5 +259,3 @@ const p4 = (dev: string) => `${dev}p4`;
     expect(table(disk)).toBe(before);
   });
 });
-
-if (!hasLoop) test.skip('grow-data runs in a chroot on a loop device, which needs root and a free loop device: skipped', () => undefined);

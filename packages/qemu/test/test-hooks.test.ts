@@ -12,6 +12,9 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRoot, useBaseChroot } from '@edgeimage/testkit/base-chroot';
+import { missingRoot, requires } from '@edgeimage/testkit/skips';
+
+const { describe: chrootDescribe } = requires(missingRoot('a chroot of the base'));
 
 let chroot: string;
 const setUp = useBaseChroot('edgeimage-test-hooks-', isRoot, (_work, c) => {
@@ -30,14 +33,7 @@ const setUp = useBaseChroot('edgeimage-test-hooks-', isRoot, (_work, c) => {
   chmodSync(join(chroot, 'usr/sbin/sleep'), 0o755);
 });
 
-const ready = () => {
-  if (!isRoot) {
-    console.warn('SKIPPED: needs root (chroot)');
-    return false;
-  }
-  setUp();
-  return true;
-};
+const ready = setUp;
 
 /** Sets the slot's grade (undefined: a slot.env without EDGE_GRADE) and the kernel command line. */
 function device(grade: string | undefined, cmdline: string): void {
@@ -56,9 +52,9 @@ function sh(script: string): { status: number | null; out: string } {
 const CMDLINE = 'console=ttyS0 edgeimage.slot=a edgeimage.bootpart=12345678-01 panic=5 loglevel=6';
 const crash = () => sh('. /usr/lib/edgeimage/common; crash_at after-env; echo "went on"');
 
-describe('crash_at (edge.crash=POINT)', () => {
+chrootDescribe('crash_at (edge.crash=POINT)', () => {
   test.each([['signed'], ['secured'], [undefined]])('grade %s: ignored — no sysrq, the script goes on', (grade) => {
-    if (!ready()) return;
+    ready();
     device(grade, `${CMDLINE} edge.crash=after-env`);
     const r = crash();
     expect(r.out).not.toContain('crash point');
@@ -67,7 +63,7 @@ describe('crash_at (edge.crash=POINT)', () => {
   });
 
   test('grade dangerous: the crash point reboots through sysrq, as a power cut; another point does not', () => {
-    if (!ready()) return;
+    ready();
     device('dangerous', `${CMDLINE} edge.crash=after-env`);
     const r = crash();
     expect(r.out).toContain('edgeimage: crash point after-env: rebooting at once');
@@ -78,14 +74,14 @@ describe('crash_at (edge.crash=POINT)', () => {
   });
 });
 
-describe('health (edge.health-timeout=SECONDS)', () => {
+chrootDescribe('health (edge.health-timeout=SECONDS)', () => {
   // no service list: never healthy, so the health check gives up after its timeout and says so
   test.each([
     ['signed', 60],
     ['secured', 60],
     ['dangerous', 2],
   ] as const)('grade %s: gives up after %i s', (grade, seconds) => {
-    if (!ready()) return;
+    ready();
     device(grade, `${CMDLINE} edge.health-timeout=2`);
     const r = sh('/usr/lib/edgeimage/health');
     expect(r.status).toBe(1);

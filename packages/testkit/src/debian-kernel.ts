@@ -13,20 +13,34 @@ export interface KernelTree {
 
 const made: string[] = [];
 
+export type KernelDeb = { deb: string; missing?: undefined } | { deb?: undefined; missing: string };
+
 /**
- * The Debian amd64 kernel package extracted to a temp dir (scripts/fetch-debs caches the .deb),
- * or a reason why not (no network, no apt source) for a visible skip.
+ * Debian's kernel package for `arch` (scripts/fetch-debs downloads it once and caches it), or why
+ * it cannot be had here (no network, no apt source). Quick once cached: a test file calls it when
+ * it defines its tests, so that a missing kernel skips them (`requires(deb.missing)`).
  */
-export function debianKernel(arch = 'amd64'): KernelTree | string {
+export function kernelDeb(arch = 'amd64'): KernelDeb {
   const r = spawnSync(join(REPO, 'scripts/fetch-debs'), [arch, `linux-image-${arch}`], { encoding: 'utf8' });
   const deb = r.stdout.trim().split('\n').pop();
-  if (r.status !== 0 || !deb || !existsSync(deb)) return `cannot fetch linux-image-${arch}: ${r.stderr.trim()}`;
+  if (r.status !== 0 || !deb || !existsSync(deb)) return { missing: `cannot fetch linux-image-${arch}: ${r.stderr.trim()}` };
+  return { deb };
+}
+
+/** The kernel package `deb` extracted to a temp dir (removed by {@link removeKernels}). */
+export function extractKernel(deb: string): KernelTree {
   const dir = mkdtempSync(join(tmpdir(), 'edgeimage-kernel-'));
   made.push(dir);
   execFileSync('dpkg-deb', ['-x', deb, dir]);
   const version = readdirSync(join(dir, 'lib/modules'))[0];
-  if (version === undefined) return `no lib/modules in ${deb}`;
+  if (version === undefined) throw new Error(`no lib/modules in ${deb}`);
   return { dir, version, vmlinuz: join(dir, 'boot', `vmlinuz-${version}`) };
+}
+
+/** The Debian kernel for `arch` extracted to a temp dir, or why it cannot be had here. */
+export function debianKernel(arch = 'amd64'): KernelTree | string {
+  const k = kernelDeb(arch);
+  return k.missing ?? extractKernel(k.deb!);
 }
 
 export function removeKernels(): void {

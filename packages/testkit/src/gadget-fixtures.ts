@@ -5,16 +5,13 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { GadgetError } from '@edgeimage/gadget';
+import { requires } from './skips.js';
 
 export const GADGET_FIXTURES_DIR = fileURLToPath(new URL('../../../../shared/fixtures/gadgets/', import.meta.url));
 export const haveGadgetFixtures = existsSync(GADGET_FIXTURES_DIR);
 
-if (!haveGadgetFixtures) {
-  console.warn(`SKIPPING gadget fixture tests: ${GADGET_FIXTURES_DIR} is absent (the shared fixtures folder is not checked out next to the repository)`);
-}
-
-/** `describe` that skips visibly when the fixtures folder is absent. */
-export const describeFixtures = haveGadgetFixtures ? describe : describe.skip;
+/** `describe` whose tests are skipped, naming the missing folder, when the fixtures are absent. */
+export const describeFixtures = requires(haveGadgetFixtures ? undefined : `${GADGET_FIXTURES_DIR} is absent (the shared fixtures folder is not checked out next to the repository)`).describe;
 
 /** Folder names of the fixture gadgets (each has gadget.yaml). */
 export function fixtureGadgets(): string[] {

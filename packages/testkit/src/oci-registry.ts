@@ -22,6 +22,7 @@ import { createServer as createHttpServer, request as httpRequest, type Server }
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { requires } from './skips.js';
 
 /** One request as the proxy saw it (only with `proxy: true`). */
 export interface RecordedRequest {
@@ -316,15 +317,7 @@ export function useRegistry(opts: StartOptions = {}): () => Registry {
   };
 }
 
-/**
- * `describe` when docker-registry is installed; otherwise `describe.skip`, with a warning that says
- * why, so a missing registry shows as skipped tests and a message, never as a pass.
- */
+/** `describe` whose tests are skipped, saying why, when docker-registry is not installed. */
 export function describeWithRegistry(name: string, fn: () => void): void {
-  if (registryBinary()) {
-    describe(name, fn);
-    return;
-  }
-  console.warn(`SKIPPED "${name}": docker-registry is not installed (apt-get install docker-registry, or set EDGEIMAGE_REGISTRY_BIN)`);
-  describe.skip(name, fn);
+  requires(registryBinary() ? undefined : 'docker-registry is not installed (apt-get install docker-registry, or set EDGEIMAGE_REGISTRY_BIN)').describe(name, fn);
 }

@@ -2,6 +2,8 @@ import { spawn, spawnSync } from 'node:child_process';
 
 export const QEMU = 'qemu-system-x86_64';
 export const hasQemu = spawnSync(QEMU, ['--version']).status === 0;
+/** Why the direct boots cannot run here, or undefined. */
+export const missingQemu = hasQemu ? undefined : `${QEMU} is not installed (Debian package qemu-system-x86)`;
 
 export interface Boot { output: string; code: number | null; signal: NodeJS.Signals | null; timedOut: boolean; seconds: number }
 

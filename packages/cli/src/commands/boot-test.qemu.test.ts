@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { CLI_BIN } from '@edgeimage/testkit/repo';
 import { makeTestImages, type TestImages } from '@edgeimage/testkit/boot-images';
 import { run } from '@edgeimage/testkit/cli-run';
+import { requires } from '@edgeimage/testkit/skips';
 
 const T = 240_000;
 const hasQemu = (b: string) => spawnSync(b, ['--version']).status === 0;
@@ -29,7 +30,7 @@ afterAll(() => {
 
 interface Report { passed: boolean; slot: string | null; markers: { pattern: string; seconds: number; line: string }[]; log: string; reason?: string; code?: string }
 
-(hasQemu('qemu-system-x86_64') ? describe : describe.skip)('amd64 (OVMF)', () => {
+requires(hasQemu('qemu-system-x86_64') ? undefined : 'qemu-system-x86_64 is not installed').describe('amd64 (OVMF)', () => {
   test('passes on the firmware marker; --json and --junit parse; the build artifact is unchanged', async () => {
     const before = sha256(images.amd64Gpt);
     const log = join(dir, 'ovmf.log');
@@ -69,7 +70,7 @@ interface Report { passed: boolean; slot: string | null; markers: { pattern: str
   }, T);
 });
 
-(hasQemu('qemu-system-aarch64') ? describe : describe.skip)('arm64 (U-Boot for MBR, AAVMF for GPT)', () => {
+requires(hasQemu('qemu-system-aarch64') ? undefined : 'qemu-system-aarch64 is not installed').describe('arm64 (U-Boot for MBR, AAVMF for GPT)', () => {
   test('an MBR image boots U-Boot by default; --disk-size grows the copy (U-Boot sees the capacity); a marker that never comes: exit 1, the reason and the tail', async () => {
     const size = statSync(images.arm64Mbr).size;
     const r = await run(['boot-test', images.arm64Mbr, '--expect', '^U-Boot 20\\d\\d', '--expect', 'Capacity: .* \\((\\d+) x 512\\)', '--expect', 'never printed', '--disk-size', '+64M', '--timeout', '25', '--log', join(dir, 'uboot.log')]);

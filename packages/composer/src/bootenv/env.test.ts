@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chooseEnv, decodeGrubEnv, encodeGrubEnv, ENV_WRITE_STEPS, GRUB_ENV_HEADER, initialEnv, setEnvVars } from './env.js';
 import { cleanUp, run, tempDir } from '@edgeimage/testkit/fs-trees';
+import { requires } from '@edgeimage/testkit/skips';
 
 afterAll(cleanUp);
 
@@ -55,7 +56,7 @@ describe('encodeGrubEnv / decodeGrubEnv', () => {
     expect(encodeGrubEnv({ k: 'v'.repeat(fill) }).length).toBe(1024);
   });
 
-  (hasGrubEditenv ? test : test.skip)('is what grub-editenv reads and writes', () => {
+  requires(hasGrubEditenv ? undefined : 'grub-editenv is not installed').test('is what grub-editenv reads and writes', () => {
     const d = tempDir();
     const ours = join(d, 'ours');
     writeFileSync(ours, encodeGrubEnv({ ...initialEnv(), edge_failed_slot: 'b' }));

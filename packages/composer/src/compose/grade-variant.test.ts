@@ -13,6 +13,7 @@ import { ext4Cat, fatCat, sfdiskJson } from '@edgeimage/testkit/image-read';
 import { gadgetYaml, abStructures, snapYaml } from '@edgeimage/testkit/image-bundles';
 import { makeImageWorld, SLOW, type ImageWorld } from '@edgeimage/testkit/image-world';
 import { REPO } from '@edgeimage/testkit/repo';
+import { requires } from '@edgeimage/testkit/skips';
 
 const hasGrub = spawnSync('grub-mkimage', ['--version']).status === 0;
 
@@ -76,7 +77,7 @@ describe('applyGradeVariants', () => {
   });
 });
 
-(hasGrub ? describe : describe.skip)('the composer installs the boot script of the model grade (the real pc boot assets)', () => {
+requires(hasGrub ? undefined : 'grub-mkimage is not installed').describe('the composer installs the boot script of the model grade (the real pc boot assets)', () => {
   let world: ImageWorld;
   beforeAll(async () => {
     world = await makeImageWorld();

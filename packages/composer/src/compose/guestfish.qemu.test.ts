@@ -15,10 +15,10 @@ import { abStructures, BOOT_ASSETS, gadgetTree, gadgetYaml, snapYaml } from '@ed
 import { ext4Cat, fatCat, grubVars } from '@edgeimage/testkit/image-read';
 import { makeImageWorld, type ImageWorld } from '@edgeimage/testkit/image-world';
 import { guestfish, guestfishUnavailable, guestfsEnv, guestfsKernel, parseFilesystems, parsePartList, type GuestfishSession, type GuestfsKernel } from '@edgeimage/testkit/guestfs';
+import { requires } from '@edgeimage/testkit/skips';
 
 const unavailable = guestfishUnavailable();
-if (unavailable) console.warn(`SKIPPED: the libguestfs check of a composed image — ${unavailable}`);
-const describeGuestfs = unavailable ? describe.skip : describe;
+const describeGuestfs = requires(unavailable).describe;
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const lines = (s: string) => s.split('\n').filter(Boolean);

@@ -4,6 +4,7 @@ import { ComposeError } from '../errors.js';
 import { buildExt4, type Ext4Options } from './ext4.js';
 import { runTool } from './tool.js';
 import { callAsUser, chownTree, cleanUp, fsModule, hasSetpriv, isRoot, makeTree, MiB, NOBODY, run, runBytes, SAMPLE_TREE, sha256File, tempDir, TIMESTAMP } from '@edgeimage/testkit/fs-trees';
+import { firstMissing, missingRoot, requires } from '@edgeimage/testkit/skips';
 
 const UUID = '0b3a5a6e-7e22-4f52-9f3e-0a8a1c2b3d4e';
 const SEED = '5d5e6f70-1111-4222-8333-944455556666';
@@ -60,7 +61,7 @@ describe('buildExt4', () => {
     expect(run('debugfs', ['-R', 'stat /boot/vmlinuz.link', img]).stdout).toMatch(/Fast link dest: "vmlinuz"/);
   }, SLOW);
 
-  (isRoot && hasSetpriv ? test : test.skip)('a build by an unprivileged user (setpriv) gives the bytes of a build by root', async () => {
+  requires(firstMissing(missingRoot('a build as another user'), hasSetpriv ? undefined : 'setpriv is not installed')).test('a build by an unprivileged user (setpriv) gives the bytes of a build by root', async () => {
     const d = tempDir();
     // root's tree: root-owned, 0644/0755, created in one order.
     const rootSrc = makeTree(join(d, 'root-src'), treeWithLink);

@@ -2,7 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ComposeError } from '../errors.js';
 import { buildVfat, fatLabel, readGeometry, type VfatOptions } from './vfat.js';
-import { callAsUser, chownTree, cleanUp, fsModule, hasSetpriv, isRoot, makeTree, MiB, NOBODY, run, runBytes, SAMPLE_TREE, sha256File, tempDir, TIMESTAMP } from '@edgeimage/testkit/fs-trees';
+import { callAsUser, chownTree, cleanUp, fsModule, hasSetpriv, makeTree, MiB, NOBODY, run, runBytes, SAMPLE_TREE, sha256File, tempDir, TIMESTAMP } from '@edgeimage/testkit/fs-trees';
+import { firstMissing, missingRoot, requires } from '@edgeimage/testkit/skips';
 
 const opts = (sourceDir: string, output: string, extra: Partial<VfatOptions> = {}): VfatOptions => ({
   sourceDir, output, size: 40 * MiB, label: 'system-boot', volumeId: 0x1e2d3c4b, fatBits: 32, timestamp: TIMESTAMP, ...extra,
@@ -52,7 +53,7 @@ describe('buildVfat', () => {
     expect(sha256File(join(d, 'a.img'))).toBe(sha256File(join(d, 'b.img')));
   }, SLOW);
 
-  (isRoot && hasSetpriv ? test : test.skip)('a build by an unprivileged user (setpriv) gives the bytes of a build by root', async () => {
+  requires(firstMissing(missingRoot('a build as another user'), hasSetpriv ? undefined : 'setpriv is not installed')).test('a build by an unprivileged user (setpriv) gives the bytes of a build by root', async () => {
     const d = tempDir();
     const rootSrc = makeTree(join(d, 'root-src'), SAMPLE_TREE);
     const userSrc = makeTree(join(d, 'user-src'), SAMPLE_TREE, { reverse: true, fileMode: 0o664, dirMode: 0o775, mtime: new Date('2010-05-05T05:05:05Z') });

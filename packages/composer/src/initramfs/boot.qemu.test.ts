@@ -4,19 +4,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildInitramfs } from './build.js';
 import { initScript } from './init.js';
-import { AMD64_MODULES, debianKernel, removeKernels, type KernelTree } from '@edgeimage/testkit/debian-kernel';
-import { bootQemu, hasQemu, QEMU } from '@edgeimage/testkit/qemu-direct';
+import { AMD64_MODULES, extractKernel, kernelDeb, removeKernels, type KernelTree } from '@edgeimage/testkit/debian-kernel';
+import { bootQemu, missingQemu } from '@edgeimage/testkit/qemu-direct';
+import { firstMissing, requires } from '@edgeimage/testkit/skips';
 
 const TIMEOUT_MS = 120_000;
 const dirs: string[] = [];
 afterAll(() => { removeKernels(); for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
 
-(hasQemu ? describe : describe.skip)('initramfs boots the Debian amd64 kernel under QEMU (-kernel/-initrd)', () => {
-  let k: KernelTree | string;
-  beforeAll(() => { k = debianKernel('amd64'); }, 120_000);
+const deb = missingQemu ? undefined : kernelDeb('amd64');
+
+requires(firstMissing(missingQemu, deb?.missing)).describe('initramfs boots the Debian amd64 kernel under QEMU (-kernel/-initrd)', () => {
+  let k: KernelTree;
+  beforeAll(() => { k = extractKernel(deb!.deb!); }, 120_000);
 
   test('loads every module, sees the GPT partition system-a on virtio, powers off', async () => {
-    if (typeof k === 'string') { console.warn(`SKIPPED: ${k}`); return; }
     const d = mkdtempSync(join(tmpdir(), 'edgeimage-initramfs-boot-'));
     dirs.push(d);
     const t0 = Date.now();
@@ -55,8 +57,3 @@ afterAll(() => { removeKernels(); for (const d of dirs) rmSync(d, { recursive: t
     expect(boot.output).not.toMatch(/FAILED|Kernel panic/);
   }, 240_000);
 });
-
-if (!hasQemu) {
-  test.skip(`${QEMU} is not installed (Debian package qemu-system-x86): the initramfs boot test is skipped`, () => undefined);
-  console.warn(`SKIPPED: ${QEMU} is not installed (Debian package qemu-system-x86)`);
-}

@@ -11,8 +11,9 @@ import { BASE, APP } from '@edgeimage/testkit/image-bundles';
 import { snapYaml } from '@edgeimage/testkit/image-bundles';
 import { buildInitramfs } from './build.js';
 import { initScript } from './init.js';
-import { AMD64_MODULES, debianKernel, removeKernels, type KernelTree } from '@edgeimage/testkit/debian-kernel';
-import { bootQemu, directBootArgs, hasQemu, QEMU } from '@edgeimage/testkit/qemu-direct';
+import { AMD64_MODULES, extractKernel, kernelDeb, removeKernels, type KernelTree } from '@edgeimage/testkit/debian-kernel';
+import { bootQemu, directBootArgs, missingQemu } from '@edgeimage/testkit/qemu-direct';
+import { firstMissing, requires } from '@edgeimage/testkit/skips';
 
 const TIMEOUT_MS = 120_000;
 /** The host's static busybox (Debian busybox-static, amd64). */
@@ -30,8 +31,11 @@ busybox cat /run/edgeimage/devices
 busybox poweroff -f
 `;
 
-(hasQemu && process.arch === 'x64' ? describe : describe.skip)('the initramfs boots slot b of a composed GPT image (Debian amd64 kernel, QEMU TCG)', () => {
-  let k: KernelTree | string;
+const missingHost = firstMissing(process.arch === 'x64' ? undefined : 'the slot boot runs the host busybox (amd64) in the guest', missingQemu);
+const deb = missingHost ? undefined : kernelDeb('amd64');
+
+requires(firstMissing(missingHost, deb?.missing)).describe('the initramfs boots slot b of a composed GPT image (Debian amd64 kernel, QEMU TCG)', () => {
+  let k: KernelTree;
   let world: ImageWorld;
   let image: string;
   let initrd: string;
@@ -41,8 +45,7 @@ busybox poweroff -f
 
   beforeAll(async () => {
     const t0 = Date.now();
-    k = debianKernel('amd64');
-    if (typeof k === 'string') return;
+    k = extractKernel(deb!.deb!);
     world = await makeImageWorld();
     await world.publish(BASE, {
       'meta/snap.yaml': snapYaml(BASE, 'base', 'amd64'),
@@ -61,7 +64,6 @@ busybox poweroff -f
   afterAll(() => { removeKernels(); world?.cleanup(); });
 
   test('slot b holds boot/slot.env naming its base and app bundles', () => {
-    if (typeof k === 'string') { console.warn(`SKIPPED: ${k}`); return; }
     const b = sfdiskJson(image).partitions.find((p) => p.name === 'system-b')!;
     const env = ext4Cat(image, b.start * 512, '/boot/slot.env')?.toString('utf8');
     const base = world.bundles.get(BASE)!;
@@ -70,7 +72,6 @@ busybox poweroff -f
   });
 
   test('edgeimage.slot=b (then a later edgeimage.slot=a, which the first occurrence wins over): the base bundle is the read-only root, system-data is /writable, apps are mounted, and its /sbin/init runs', async () => {
-    if (typeof k === 'string') { console.warn(`SKIPPED: ${k}`); return; }
     const copy = join(world.tempDir('boot-'), 'disk.img');
     copyFileSync(image, copy);
     const boot = await bootQemu(directBootArgs(k.vmlinuz, initrd, 'console=ttyS0 panic=-1 edgeimage.slot=b edgeimage.slot=a', copy), TIMEOUT_MS);
@@ -89,7 +90,6 @@ busybox poweroff -f
   }, 240_000);
 
   test('edgeimage.slot=c: FAILED with the reason, then a reboot (QEMU exits with -no-reboot), never a shell', async () => {
-    if (typeof k === 'string') { console.warn(`SKIPPED: ${k}`); return; }
     const copy = join(world.tempDir('boot-'), 'disk.img');
     copyFileSync(image, copy);
     const boot = await bootQemu(directBootArgs(k.vmlinuz, quickFailInitrd, 'console=ttyS0 panic=-1 edgeimage.slot=c', copy), TIMEOUT_MS);
@@ -101,7 +101,3 @@ busybox poweroff -f
     expect(boot.output).not.toMatch(/Kernel panic/);
   }, 240_000);
 });
-
-if (!hasQemu) {
-  test.skip(`${QEMU} is not installed (Debian package qemu-system-x86): the slot boot test is skipped`, () => undefined);
-}

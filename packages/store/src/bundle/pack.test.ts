@@ -6,6 +6,7 @@ import { fileDigest } from './digest.js';
 import { readSnapYaml } from './inspect.js';
 import { bundleFileName, MINIMUM_BUNDLE_SIZE, pack } from './pack.js';
 import { fakeTool, helloTree, inDir, isRoot, listing, opensslSha3_384, useTempDirs, withEnv, writeTree, type Entry } from '@edgeimage/testkit/bundle-trees';
+import { requires } from '@edgeimage/testkit/skips';
 
 const tempDir = useTempDirs();
 
@@ -218,7 +219,7 @@ describe('pack: bad input and failures leave no file behind', () => {
   });
 
   // Permissions do not stop root: these two run only as an ordinary user.
-  (isRoot ? it.skip : it)('packing into a read-only directory fails and leaves nothing there', async () => {
+  requires(isRoot ? 'root writes into a read-only directory: run as another user to see the refusal' : undefined).test('packing into a read-only directory fails and leaves nothing there', async () => {
     const out = tempDir();
     chmodSync(out, 0o555);
     const e = await packError(helloDir(), out);
@@ -226,7 +227,7 @@ describe('pack: bad input and failures leave no file behind', () => {
     expect(allPaths(out)).toEqual([]);
   });
 
-  (isRoot ? it.skip : it)('an unreadable file in the tree fails the build instead of being left out', async () => {
+  requires(isRoot ? 'root reads an unreadable file: run as another user to see the refusal' : undefined).test('an unreadable file in the tree fails the build instead of being left out', async () => {
     const src = helloDir({ 'secret': { data: 'x', mode: 0o000 } });
     const out = tempDir();
     expect((await packError(src, out)).code).toBe('ERR_MKSQUASHFS');
