@@ -10,8 +10,11 @@ import { requires } from './skips.js';
 export const GADGET_FIXTURES_DIR = fileURLToPath(new URL('../../../../shared/fixtures/gadgets/', import.meta.url));
 export const haveGadgetFixtures = existsSync(GADGET_FIXTURES_DIR);
 
+/** Why the fixture gadgets cannot be read here, or undefined. */
+export const missingGadgetFixtures = haveGadgetFixtures ? undefined : `${GADGET_FIXTURES_DIR} is absent (the shared fixtures folder is not checked out next to the repository)`;
+
 /** `describe` whose tests are skipped, naming the missing folder, when the fixtures are absent. */
-export const describeFixtures = requires(haveGadgetFixtures ? undefined : `${GADGET_FIXTURES_DIR} is absent (the shared fixtures folder is not checked out next to the repository)`).describe;
+export const describeFixtures = requires(missingGadgetFixtures).describe;
 
 /** Folder names of the fixture gadgets (each has gadget.yaml). */
 export function fixtureGadgets(): string[] {

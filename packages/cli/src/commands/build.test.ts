@@ -5,7 +5,8 @@
  * full disk.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chownSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sha3_384Digest, signAssertion, type Assertion } from '@edgeimage/assertions';
 import { abStructures, gadgetTree, gadgetYaml, INITRD_IMG, appTree, APP, snapYaml } from '@edgeimage/testkit/image-bundles';
@@ -16,6 +17,7 @@ import { makeImageWorld, SLOW, type ImageWorld } from '@edgeimage/testkit/image-
 import { leftAfter } from '@edgeimage/testkit/refusals';
 import type { ImageManifest } from '@edgeimage/composer';
 import { interruptWhen, run } from '@edgeimage/testkit/cli-run';
+import { firstMissing, missingRoot, requires } from '@edgeimage/testkit/skips';
 
 const isRoot = process.getuid?.() === 0;
 const NOBODY = 65534;
@@ -60,20 +62,17 @@ function cli(args: string[], opts: { env?: Record<string, string>; asUser?: numb
   });
 }
 
-/** Prints why a test does not run, where the test report shows it. */
-function skipNote(why: string): void {
-  console.warn(`SKIPPED: ${why}`);
-}
-
-/** Can this process mount (root with CAP_SYS_ADMIN, not in a locked-down container)? */
-function canMount(): boolean {
-  if (!isRoot) return false;
-  const d = join(world.dir, 'mount-probe');
-  mkdirSync(d, { recursive: true });
-  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', d]);
-  if (m.status !== 0) return false;
-  spawnSync('umount', [d]);
-  return true;
+/** Why this process cannot mount a tmpfs (not root, or no CAP_SYS_ADMIN in a locked-down container), or undefined. */
+function missingMount(): string | undefined {
+  if (!isRoot) return 'mounting a tmpfs needs root';
+  const d = mkdtempSync(join(tmpdir(), 'edgeimage-mount-probe-'));
+  try {
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', d]).status !== 0) return 'mounting a tmpfs is not allowed here';
+    spawnSync('umount', [d]);
+    return undefined;
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 }
 
 describe('build', () => {
@@ -302,13 +301,11 @@ describe('bad input: a clear error, and nothing written', () => {
     expect(r.err).toMatch(/^edgeimage: error: cannot write to the output directory .*\/file\/out: ENOTDIR \[ERR_OUTPUT_DIR\]$/m);
   }, SLOW);
 
-  const rootOnly = isRoot ? test : test.skip;
-  if (!isRoot) skipNote('build with mkfs.vfat hidden and build on a full disk need root (a private mount namespace, a tmpfs)');
+  const missingUnshare = firstMissing(missingRoot('hiding mkfs.vfat in a private mount namespace'), spawnSync('unshare', ['-m', 'true']).status === 0 ? undefined : 'unshare -m is not allowed here');
 
-  rootOnly('mkfs.vfat missing: ERR_HOST_TOOL naming mkfs.vfat and dosfstools (root: hidden in a private mount namespace)', async () => {
+  requires(missingUnshare).test('mkfs.vfat missing: ERR_HOST_TOOL naming mkfs.vfat and dosfstools (root: hidden in a private mount namespace)', async () => {
     // PATH cannot hide mkfs.vfat: the composer adds /usr/sbin and /sbin to every tool's PATH.
     // So /usr/sbin is replaced, in a private mount namespace, by links to all but mkfs.vfat.
-    if (spawnSync('unshare', ['-m', 'true']).status !== 0) return skipNote('unshare -m is not allowed here');
     const d = world.tempDir('hide-');
     const script = join(d, 'hide.sh');
     writeFileSync(
@@ -333,9 +330,8 @@ describe('bad input: a clear error, and nothing written', () => {
     expect(existsSync('/usr/sbin/mkfs.vfat')).toBe(true);
   }, SLOW);
 
-  rootOnly('a full disk (a 2 MiB tmpfs as the output folder): ERR_DISK_FULL, and nothing is kept', async () => {
+  requires(missingMount()).test('a full disk (a 2 MiB tmpfs as the output folder): ERR_DISK_FULL, and nothing is kept', async () => {
     const mnt = world.tempDir('full-');
-    if (!canMount()) return skipNote('mounting a tmpfs is not allowed here');
     expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt]).status).toBe(0);
     try {
       const tmp = world.tempDir('tmpdir-');
@@ -352,10 +348,7 @@ describe('bad input: a clear error, and nothing written', () => {
 });
 
 describe('rootless', () => {
-  const rootOnly = isRoot ? test : test.skip;
-  if (!isRoot) skipNote('the rootless build test switches to an unprivileged user with setpriv, which needs root');
-
-  rootOnly('a build by an unprivileged user (setpriv, uid 65534) gives exactly the bytes of a build by root', async () => {
+  requires(missingRoot('switching to an unprivileged user with setpriv')).test('a build by an unprivileged user (setpriv, uid 65534) gives exactly the bytes of a build by root', async () => {
     // Inputs readable by anyone; output, cache and home writable by the build user only.
     spawnSync('chmod', ['-R', 'a+rX', world.storeDir, join(world.dir, 'files')]);
     const home = world.tempDir('home-');

@@ -1,15 +1,15 @@
-import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { run, runOk, useTempDirs } from '@edgeimage/testkit/cli-run';
+import { GADGET_FIXTURES_DIR, missingGadgetFixtures } from '@edgeimage/testkit/gadget-fixtures';
+import { requires } from '@edgeimage/testkit/skips';
 
 const tempDir = useTempDirs('edgeimage-gadget-cli-test-');
 const BUNDLES = fileURLToPath(new URL('../../../../bundles/', import.meta.url));
-const FIXTURES = fileURLToPath(new URL('../../../../../shared/fixtures/gadgets/', import.meta.url));
-const haveFixtures = existsSync(FIXTURES);
-if (!haveFixtures) console.warn(`SKIPPING gadget fixture CLI tests: ${FIXTURES} is absent`);
-const itFixtures = haveFixtures ? it : it.skip;
+const FIXTURES = GADGET_FIXTURES_DIR;
+const itFixtures = requires(missingGadgetFixtures).test;
 
 /** A gadget .snap made from a folder (as `pack` would, without its checks). */
 async function snapOf(dir: string, out: string): Promise<string> {
