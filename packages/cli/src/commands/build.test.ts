@@ -100,6 +100,66 @@ describe('build', () => {
   }, SLOW);
 });
 
+describe('--dry-run', () => {
+  /** Every path under `dir` with its size and mtime: what a run wrote or changed there. */
+  const snapshot = (dir: string): string[] =>
+    !existsSync(dir) ? [] : readdirSync(dir, { recursive: true, withFileTypes: true }).map((e) => join(e.parentPath ?? e.path, e.name)).sort().map((p) => `${p} ${statSync(p).size} ${statSync(p).mtimeMs}`);
+
+  test('prints a table naming every partition (offset, size, type, GUID, filesystem, label) and what goes into each, and writes nothing', async () => {
+    const out = join(world.tempDir('out-'), 'images');
+    const cache = join(world.dir, 'dry-cache');
+    // A cold cache: resolving fills it with the verified bundles (as `resolve` does); nothing else.
+    const r = await run([...buildArgs(files.model, out, cache), '--dry-run']);
+    expect(r.status).toBe(0);
+    expect(existsSync(out)).toBe(false);
+    expect(readdirSync(cache).sort()).toEqual(['bundles', 'tmp']);
+    expect(readdirSync(join(cache, 'tmp'))).toEqual([]);
+    // No validation-set sequence is recorded: no image was made (`resolve` records one).
+    expect(existsSync(join(cache, 'validation-sets.json'))).toBe(false);
+    // A warm cache: not one byte or mtime changes.
+    const before = snapshot(cache);
+    const again = await run([...buildArgs(files.model, out, cache), '--dry-run']);
+    expect(again.status).toBe(0);
+    expect(snapshot(cache)).toEqual(before);
+    expect(existsSync(out)).toBe(false);
+
+    expect(r.out).toMatch(/^plan for acme\/edge-pc revision 3 .*nothing written$/m);
+    expect(r.out).toMatch(/^volume pc: gpt, \d+ bytes .*disk GUID [0-9A-F-]{36}, A\/B$/m);
+    expect(r.out).toMatch(/^\s+1 system-boot\s+system-boot\s+1048576\s+16777216\s+\S+\s+[0-9A-F-]{36}\s+vfat\s+system-boot$/m);
+    for (const name of ['system-a', 'system-b']) expect(r.out).toMatch(new RegExp(`^\\s+\\d ${name}\\s+${name}\\s+\\d+\\s+\\d+\\s+\\S+\\s+[0-9A-F-]{36}\\s+ext4\\s+${name}$`, 'm'));
+    expect(r.out).toMatch(/^\s+4 system-data\s+system-data\s+68157440\s+16777216\s+\S+\s+[0-9A-F-]{36}\s+ext4\s+/m);
+    expect(r.out).toMatch(/^ {2}system-a: the system \(slot tree\), \d+ files, \d+ bytes$/m);
+    expect(r.out).toMatch(/^ {4}bundles\/edge-base_1\.snap {2}\d+$/m);
+    expect(r.out).toMatch(/^ {4}boot\/kernel\.img {2}\d+$/m);
+    expect(r.out).toMatch(/^ {2}system-data: empty, 0 files, 0 bytes$/m);
+    expect(r.out).toContain(`raw      ${join(out, 'edge-pc.img')}`);
+    expect(r.out).toContain(`manifest ${join(out, 'edge-pc.img.manifest.json')}`);
+  }, SLOW);
+
+  test('--json prints the plan: the partitions of the real build\'s manifest (offsets, sizes, types, GUIDs, labels), and writes nothing', async () => {
+    const out = world.tempDir('out-');
+    const r = await run([...buildArgs(files.model, out), '--dry-run', '--json', '--format', 'raw,bmap']);
+    expect(r.status).toBe(0);
+    expect(listFiles(out)).toEqual([]);
+    const plan = JSON.parse(r.out) as { volumes: { structures: Record<string, unknown>[]; outputs: { format: string; path: string }[]; size: number }[] };
+    const built = join(world.tempDir('out-'), 'images');
+    expect((await run([...buildArgs(files.model, built), '--format', 'raw,bmap'])).status).toBe(0);
+    const m = readManifest(built);
+    const v = plan.volumes[0]!;
+    expect(v.size).toBe(m.size);
+    const pick = (p: Record<string, unknown>) => ({ index: p.index, name: p.name, role: p.role, offset: p.offset, size: p.size, type: p.type, guid: p.guid, filesystem: p.filesystem, label: p.label });
+    expect(v.structures.map(pick)).toEqual(m.partitions.map((p) => pick(p as unknown as Record<string, unknown>)));
+    expect(v.outputs.map((o) => o.format)).toEqual(['raw', 'bmap', 'manifest']);
+    expect(v.outputs.map((o) => o.path.replace(out, built))).toEqual([join(built, 'edge-pc.img'), join(built, 'edge-pc.img.bmap'), join(built, 'edge-pc.img.manifest.json')]);
+  }, SLOW);
+
+  test('--help documents it', async () => {
+    const r = await run(['build', '--help']);
+    expect(r.out).toMatch(/--dry-run\s+print the plan \(every partition[^[]*and write nothing/);
+    expect(r.out).toMatch(/--dry-run \[--json\]/);
+  });
+});
+
 describe('outputs', () => {
   let out: string;
   let img: string;
@@ -324,7 +384,7 @@ describe('bad input: a clear error, and nothing written', () => {
     const out = world.tempDir('out-');
     const p = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', script, process.execPath, CLI_BIN, ...buildArgs(files.model, out)], { encoding: 'utf8', cwd: world.dir });
     expect(p.status).toBe(1);
-    expect(p.stderr).toMatch(/^edgeimage: error: mkfs\.vfat is not installed \(or not on PATH\): install the Debian package dosfstools \[ERR_HOST_TOOL\]$/m);
+    expect(p.stderr).toMatch(/^edgeimage: error: mkfs\.vfat is not installed \(not found on PATH\); install the Debian package dosfstools \(apt-get install dosfstools\) \[ERR_HOST_TOOL\]$/m);
     expect(listFiles(out)).toEqual([]);
     // The host's mkfs.vfat was never touched.
     expect(existsSync('/usr/sbin/mkfs.vfat')).toBe(true);

@@ -1,6 +1,6 @@
 import { type Assertion, signedWithTestKeys } from '@edgeimage/assertions';
 import { BundleCache, Store, resolveModel, type Resolution } from '@edgeimage/store';
-import { composeImage, type OutputFormat } from '@edgeimage/composer';
+import { composeImage, planImage, type ImagePlan, type OutputFormat } from '@edgeimage/composer';
 import { resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { printJson, UsageError } from '../output.js';
@@ -35,10 +35,12 @@ export function buildCommand(ctx: Context) {
         .option('compress', { choices: ['zstd', 'xz'] as const, describe: 'also write a compressed copy (.zst or .xz)' })
         .option('snap', { type: 'string', describe: 'use a local bundle instead of the store (repeatable; grade dangerous models only)' })
         .option('empty-b', { type: 'boolean', default: false, describe: 'leave slot b empty instead of a copy of slot a' })
-        .option('json', { type: 'boolean', describe: 'print the image manifest as JSON' })
+        .option('json', { type: 'boolean', describe: 'print the image manifest as JSON (with --dry-run: the plan)' })
+        .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan (every partition: offset, size, type, GUID, filesystem, label; what goes into each; the outputs) and write nothing' })
         .example('$0 build images/models/pc-amd64.assert --store images/store --no-default-trust --trusted signing-keys.example/root.account-key --trusted signing-keys.example/example-root.account --trusted signing-keys.example/store.account-key --trusted signing-keys.example/example-store.account', 'images/pc-amd64.img')
         .example('$0 build dev.model --store ./store --snap ./hello_1.1_all.snap --format raw,bmap --compress zstd', 'a dangerous model with a local bundle')
-        .epilog('The image is written under a temporary name and renamed at the end: a failed or interrupted build leaves nothing behind. Same inputs, same bytes.'),
+        .example('$0 build dev.model --store ./store --dry-run [--json]', 'what would be built, as systemd-repart --dry-run; nothing is written')
+        .epilog('The image is written under a temporary name and renamed at the end: a failed or interrupted build leaves nothing behind. Same inputs, same bytes. --dry-run resolves the model (downloading bundles missing from the cache into it, as `resolve` does) and plans the image in a temporary folder: no output, no validation-set sequence record.'),
     handler: (a: BuildArgs) => cleanOnInterrupt(() => build(ctx, a)),
   };
 }
@@ -63,7 +65,7 @@ export function testKeysWarning(resolution: Resolution, trusted: Assertion[]): s
   ].join('\n');
 }
 
-type BuildArgs = TrustArgs & { model: string; store: string; cache?: string; allowUnpinned: boolean; at?: string; concurrency: number; output?: string; imageSize?: string; format: string; compress?: 'zstd' | 'xz'; snap?: string | string[]; emptyB: boolean; json?: boolean };
+type BuildArgs = TrustArgs & { model: string; store: string; cache?: string; allowUnpinned: boolean; at?: string; concurrency: number; output?: string; imageSize?: string; format: string; compress?: 'zstd' | 'xz'; snap?: string | string[]; emptyB: boolean; json?: boolean; dryRun: boolean };
 
 async function build(ctx: Context, a: BuildArgs): Promise<void> {
   const formats = parseFormats(a.format);
@@ -85,6 +87,13 @@ async function build(ctx: Context, a: BuildArgs): Promise<void> {
     const warning = testKeysWarning(resolution, trusted);
     if (warning) ctx.io.err(warning);
     const outputDir = resolve(a.output ?? `${repoRoot() ?? process.cwd()}/images`);
+    if (a.dryRun) {
+      // Nothing is recorded either: no image, so no validation-set sequence is in use yet.
+      const plan = await planImage({ resolution, trusted, outputDir, imageSize, formats, compress: a.compress, emptyB: a.emptyB, onEvent: (e) => ctx.io.err(e.what) });
+      if (a.json) return printJson(ctx.io, plan);
+      for (const line of describePlan(plan)) ctx.io.out(line);
+      return;
+    }
     const r = await composeImage({
       resolution,
       trusted,
@@ -101,11 +110,41 @@ async function build(ctx: Context, a: BuildArgs): Promise<void> {
     // Only now that the image is in place: a build refused by the composer records nothing.
     await resolution.recordSequences();
     if (a.json) return printJson(ctx.io, r.manifest);
-    for (const img of r.images) ctx.io.out(`${img.path}  ${img.size} bytes  sha256 ${img.sha256}`);
+    for (const img of r.images) ctx.io.out(`${img.path}  ${img.size} bytes${img.sha256 ? `  sha256 ${img.sha256}` : ''}`);
     for (const p of r.manifest.partitions) ctx.io.out(`  ${String(p.index ?? '-').padStart(2)} ${(p.name ?? '').padEnd(14)} ${(p.role ?? '').padEnd(12)} ${String(p.offset).padStart(11)} ${String(p.size).padStart(11)} ${p.filesystem}`);
     for (const o of r.manifest.outputs.filter((x) => x.format !== 'raw')) ctx.io.out(`  ${o.format}: ${o.path}`);
     ctx.io.out(`manifest: ${r.manifestPath}`);
   } finally {
     progress.stop();
   }
+}
+
+/**
+ * The plan in human form, as systemd-repart --dry-run: per image a table of its structures, then
+ * what goes into each filesystem and at which offset each raw image goes, then the outputs.
+ */
+export function describePlan(plan: ImagePlan): string[] {
+  const m = plan.model;
+  const out = [`plan for ${m['brand-id']}/${m.model} revision ${m.revision} (${m.architecture}, grade ${m.grade}); --dry-run: nothing written`];
+  const cols = (c: string[]) => `  ${c[0]!.padStart(2)} ${c[1]!.padEnd(14)} ${c[2]!.padEnd(12)} ${c[3]!.padStart(11)} ${c[4]!.padStart(11)}  ${c[5]!.padEnd(36)} ${c[6]!.padEnd(36)} ${c[7]!.padEnd(7)} ${c[8]!}`;
+  for (const v of plan.volumes) {
+    const id = v.diskGuid ? `disk GUID ${v.diskGuid}` : v.diskId !== undefined ? `disk id ${v.diskId.toString(16).padStart(8, '0')}` : '';
+    out.push('', `volume ${v.volume}: ${v.schema}, ${v.size} bytes (${(v.size / 2 ** 20).toFixed(0)} MiB)${id ? `, ${id}` : ''}${v.ab ? ', A/B' : ''}`);
+    out.push(cols(['#', 'NAME', 'ROLE', 'OFFSET', 'SIZE', 'TYPE', 'GUID', 'FS', 'LABEL']));
+    for (const s of v.structures) {
+      out.push(cols([String(s.index ?? '-'), s.name ?? '-', s.role ?? '-', String(s.offset), String(s.size), s.type, s.guid ?? '-', s.filesystem, s.label ?? '-']));
+    }
+    for (const s of v.structures) {
+      const name = s.name ?? s.role ?? `structure at ${s.offset}`;
+      if (s.files) {
+        out.push(`  ${name}: ${s.source === 'system' ? 'the system (slot tree)' : s.source === 'empty' ? 'empty' : "the gadget's content"}, ${s.files.length} files, ${s.bytes} bytes`);
+        for (const f of s.files) out.push(`    ${f.path}  ${f.size}`);
+      }
+      for (const c of s.images) out.push(`  ${name}: gadget image ${c.source} (${c.size} bytes) at ${c.offset}`);
+      if (s.offsetWrite) out.push(`  ${name}: its first LBA (${s.offsetWrite.lba}) written at ${s.offsetWrite.at}`);
+    }
+    out.push('  outputs:');
+    for (const o of v.outputs) out.push(`    ${o.format.padEnd(8)} ${o.path}`);
+  }
+  return out;
 }
