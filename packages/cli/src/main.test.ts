@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from './main.js';
-import { hostTools } from './commands/doctor.js';
+import { hostTools } from '@edgeimage/host-tools';
 import { run, useTempDirs, withEnv } from '@edgeimage/testkit/cli-run';
 
 const tempDir = useTempDirs('edgeimage-main-test-');

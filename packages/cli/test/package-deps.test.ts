@@ -51,7 +51,9 @@ export function packageOf(spec: string): string | undefined {
 }
 
 /** The module specifiers of static imports, re-exports, side-effect imports and `import('x')` with a literal. */
-export function importsOf(text: string): string[] {
+export function importsOf(source: string): string[] {
+  // Comments may show imports as examples: block comments and whole-line // comments go first.
+  const text = source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
   const found: string[] = [];
   const patterns = [/^\s*(?:import|export)\b[^'"`;]*?\bfrom\s*['"]([^'"\n]+)['"]/gm, /^\s*import\s*['"]([^'"\n]+)['"]/gm, /\bimport\(\s*['"]([^'"\n]+)['"]\s*\)/g];
   for (const re of patterns) for (const m of text.matchAll(re)) found.push(m[1]!);
@@ -75,6 +77,8 @@ describe('package.json dependencies', () => {
       "import { y } from 'node:fs';",
       "import { w } from 'path';",
       "const s = 'from \"not-an-import\"';",
+      "/** import { q } from 'in-a-comment'; import('in-a-comment-too') */",
+      "// import { r } from 'line-comment';",
     ].join('\n');
     expect(importsOf(text).map(packageOf).filter(Boolean).sort()).toEqual(['@scope/pkg', 'dyn', 'execa', 'side-effect', 'yaml', 'zod']);
   });

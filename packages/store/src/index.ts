@@ -9,7 +9,6 @@ export { parseSnapYaml, isSnapName, type SnapYaml, type SnapApp } from './bundle
 export { pack, bundleFileName, type PackResult } from './bundle/pack.js';
 export { readBundleInfo, readSnapYaml, type BundleInfo } from './bundle/inspect.js';
 export { fileDigest } from './bundle/digest.js';
-export { hostToolEnv } from './bundle/host-tool.js';
 export { Store, checkChannel, assertionPathOf, type PublishResult } from './store.js';
 export { openBackend } from './backends/open.js';
 export { DirBackend } from './backends/dir.js';

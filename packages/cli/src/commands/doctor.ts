@@ -1,30 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { hostToolEnv } from '@edgeimage/store';
+import { hostToolEnv, hostTools } from '@edgeimage/host-tools';
 import { execa } from 'execa';
 import type { Argv } from 'yargs';
 import { EXIT_FAILURE, printJson } from '../output.js';
 import type { Context } from './common.js';
-
-export interface HostTool {
-  tool: string;
-  package: string;
-  versionArgs: string[];
-  neededBy: string;
-}
-
-/** The table scripts/setup installs from: packages/cli/host-tools.tsv. */
-export function hostTools(): HostTool[] {
-  const file = fileURLToPath(new URL('../../host-tools.tsv', import.meta.url));
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() && !l.startsWith('#'))
-    .map((l) => {
-      const [tool = '', pkg = '', args = '', neededBy = ''] = l.split('\t');
-      return { tool, package: pkg, versionArgs: args.split(' ').filter(Boolean), neededBy };
-    });
-}
 
 function which(tool: string): string | undefined {
   // Firmware files and other data are named by their absolute path.

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { EdgeimageError } from '@edgeimage/assertions';
 import { checkABRoles, checkGadgetContent, GadgetError, layoutGadget, parseGadgetYaml, readGadgetYaml, type GadgetInfo, type LaidOutVolume } from '@edgeimage/gadget';
-import { hostToolEnv } from '@edgeimage/store';
+import { hostToolEnv } from '@edgeimage/host-tools';
 import { execa } from 'execa';
 import type { Argv } from 'yargs';
 import { printJson } from '../output.js';

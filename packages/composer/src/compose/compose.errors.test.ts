@@ -253,7 +253,7 @@ describe('host tools', () => {
     const r = await refusal(world.compose(good, { outputDir: out }));
     expect(r.code).toBe('ERR_HOST_TOOL');
     expect(r.context['package']).toBe('mtools');
-    expect(r.message).toMatch(/^m[a-z]+ is not installed .*install the Debian package mtools$/);
+    expect(r.message).toMatch(/^m[a-z]+ is not installed .*install the Debian package mtools \(apt-get install mtools\)$/);
     await expectNothingWritten(out);
   }, SLOW);
 

@@ -1,29 +1,5 @@
-import { execFile } from 'node:child_process';
+import { hostToolEnv, runTool as runHostTool } from '@edgeimage/host-tools';
 import { ComposeError } from '../errors.js';
-
-/** Debian packages of the host tools the composer runs. */
-export const HOST_TOOL_PACKAGES: Readonly<Record<string, string>> = {
-  'mkfs.ext4': 'e2fsprogs',
-  mke2fs: 'e2fsprogs',
-  debugfs: 'e2fsprogs',
-  dumpe2fs: 'e2fsprogs',
-  e2fsck: 'e2fsprogs',
-  'mkfs.vfat': 'dosfstools',
-  'fsck.vfat': 'dosfstools',
-  mcopy: 'mtools',
-  mmd: 'mtools',
-  mlabel: 'mtools',
-  mtype: 'mtools',
-  mdir: 'mtools',
-  minfo: 'mtools',
-  unsquashfs: 'squashfs-tools',
-  bmaptool: 'bmap-tools',
-  'qemu-img': 'qemu-utils',
-  zstd: 'zstd',
-  xz: 'xz-utils',
-  depmod: 'kmod',
-  busybox: 'busybox-static',
-};
 
 export interface ToolResult {
   /** Exit status; always 0 unless `check: false`. */
@@ -40,53 +16,40 @@ export interface ToolOptions {
 }
 
 /**
- * The environment every host tool runs in: nothing is inherited but `PATH` (with the sbin
- * directories added, where Debian keeps mkfs.* and debugfs, often missing from a build user's
- * PATH). A fixed locale and time zone make sort orders, FAT local times and long-name encoding
- * independent of the build host; `HOME=/nonexistent` keeps a user's `~/.mtoolsrc` out; the
- * `MTOOLS_*` settings pin what `/etc/mtools.conf` could change.
+ * The environment every composer tool runs in: the fixed host-tool environment (nothing inherited
+ * but PATH, `HOME=/nonexistent` keeping a user's `~/.mtoolsrc` out), with a UTF-8 locale for FAT
+ * long names, and `MTOOLS_*` settings pinning what `/etc/mtools.conf` could change.
  */
 export function toolEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const path = (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(':').filter(Boolean);
-  for (const dir of ['/usr/local/sbin', '/usr/sbin', '/sbin']) if (!path.includes(dir)) path.push(dir);
-  return {
-    PATH: path.join(':'),
+  return hostToolEnv({
     LC_ALL: 'C.UTF-8',
-    TZ: 'UTC',
-    HOME: '/nonexistent',
     MTOOLS_SKIP_CHECK: '0',
     MTOOLS_LOWER_CASE: '0',
     MTOOLS_NO_VFAT: '0',
     MTOOLS_NAME_NUMERIC_TAIL: '1',
     MTOOLS_FAT_COMPATIBILITY: '0',
     ...extra,
-  };
+  });
 }
 
+/** Images and filesystem listings the composer reads through a tool's stdout stay below this. */
+const MAX_STDOUT = 256 * 1024 * 1024;
+
 /**
- * Runs a host tool with an argument array (no shell) and empty stdin, so a tool that would
- * prompt gets end-of-file instead of hanging. A missing tool is `ERR_HOST_TOOL`, naming the tool
+ * Runs a host tool (the one runTool of @edgeimage/host-tools) in {@link toolEnv}; a non-zero exit
+ * is ERR_TOOL_FAILED unless `check: false`. A missing tool is `ERR_HOST_TOOL`, naming the tool
  * and its Debian package.
  *
  * @example
  * const { stdout } = await runTool('dumpe2fs', ['-h', 'slot.img']);
  */
-export function runTool(tool: string, args: readonly string[], opts: ToolOptions = {}): Promise<ToolResult> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(tool, [...args], { env: toolEnv(opts.env), encoding: 'buffer', maxBuffer: 256 << 20 }, (err, stdout, stderrBuf) => {
-      const stderr = stderrBuf.toString('utf8');
-      if (!err) return resolve({ code: 0, stdout, stderr });
-      const e = err as NodeJS.ErrnoException & { code?: unknown };
-      if (e.code === 'ENOENT') {
-        const pkg = HOST_TOOL_PACKAGES[tool] ?? tool;
-        return reject(new ComposeError('ERR_HOST_TOOL', `${tool} is not installed (or not on PATH): install the Debian package ${pkg}`, { tool, package: pkg }));
-      }
-      const code = typeof e.code === 'number' ? e.code : -1;
-      if (opts.check === false && code >= 0) return resolve({ code, stdout, stderr });
-      reject(toolFailed(tool, args, stderr || stdout.toString('utf8') || err.message, code));
-    });
-    child.stdin?.end();
-  });
+export async function runTool(tool: string, args: readonly string[], opts: ToolOptions = {}): Promise<ToolResult> {
+  const r = await runHostTool(tool, args, { env: toolEnv(opts.env), maxStdout: MAX_STDOUT });
+  if (r.exitCode === 0 && !r.overflow) return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  const code = r.exitCode ?? -1;
+  if (opts.check === false && code >= 0 && !r.overflow) return { code, stdout: r.stdout, stderr: r.stderr };
+  const why = r.overflow ? `more than ${MAX_STDOUT} bytes on stdout` : r.signal ? `stopped by ${r.signal}` : '';
+  throw toolFailed(tool, args, r.stderr || r.stdout.toString('utf8') || why, code);
 }
 
 /** ERR_TOOL_FAILED with the last lines of the tool's output. */

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { EdgeimageError } from '@edgeimage/assertions';
 import { SnapYamlError, StoreError } from '../errors.js';
 import { readBundleInfo, readSnapYaml } from './inspect.js';
 import { pack } from './pack.js';
@@ -21,7 +22,8 @@ async function readError(file: string): Promise<StoreError> {
   try {
     await readSnapYaml(file);
   } catch (e) {
-    if (e instanceof StoreError) return e;
+    // A missing host tool is @edgeimage/host-tools' error, of the same base class.
+    if (e instanceof EdgeimageError) return e as StoreError;
     throw e;
   }
   throw new Error('readSnapYaml succeeded');

@@ -6,7 +6,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { StoreError } from '../errors.js';
 import { fileDigest } from './digest.js';
-import { runTool, stderrTail } from './host-tool.js';
+import { runTool, stderrTail } from '@edgeimage/host-tools';
 import { parseSnapYaml, type SnapYaml } from './snap-yaml.js';
 
 export interface BundleInfo {

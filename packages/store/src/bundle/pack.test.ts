@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lstatSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { EdgeimageError } from '@edgeimage/assertions';
 import { SnapYamlError, StoreError } from '../errors.js';
 import { fileDigest } from './digest.js';
 import { readSnapYaml } from './inspect.js';
@@ -19,7 +20,8 @@ async function packError(dir: string, output?: string): Promise<StoreError> {
   try {
     await pack(dir, { output });
   } catch (e) {
-    if (e instanceof StoreError) return e;
+    // A missing host tool is @edgeimage/host-tools' error, of the same base class.
+    if (e instanceof EdgeimageError) return e as StoreError;
     throw e;
   }
   throw new Error('pack succeeded');

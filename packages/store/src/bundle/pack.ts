@@ -9,7 +9,7 @@ import { chmod, open, rename, rm, truncate } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { SnapYamlError, StoreError } from '../errors.js';
 import { fileDigest } from './digest.js';
-import { runTool, stderrTail } from './host-tool.js';
+import { runTool, stderrTail } from '@edgeimage/host-tools';
 import { parseSnapYaml, type SnapYaml } from './snap-yaml.js';
 
 export interface PackResult {

@@ -1,18 +1,10 @@
 /**
- * Runs a host tool (mksquashfs, unsquashfs) without a shell: argv as given, output captured.
- * A missing tool is a {@link StoreError} `ERR_HOST_TOOL` naming the Debian package to install.
- *
- * (node:child_process rather than execa: execa@9 is a dependency of @edgeimage/cli only, and what
- * `execa` resolves to from this package is another tool's execa@5.)
+ * Runs a host tool without a shell: argv as given, stdin empty (a tool that would prompt gets
+ * end-of-file instead of hanging), output captured and bounded. A missing tool is a
+ * {@link HostToolMissingError} naming its Debian package.
  */
 import { spawn } from 'node:child_process';
-import { StoreError } from '../errors.js';
-
-/** The Debian package of each host tool the bundle code runs. */
-export const HOST_TOOL_PACKAGES: Readonly<Record<string, string>> = {
-  mksquashfs: 'squashfs-tools',
-  unsquashfs: 'squashfs-tools',
-};
+import { HostToolMissingError } from './table.js';
 
 export interface ToolResult {
   /** Exit status, or null when a signal ended the tool. */
@@ -34,10 +26,11 @@ export interface ToolOptions {
 
 /**
  * The whole environment of a host tool: nothing of this process's is inherited but `PATH` (with
- * the sbin directories, where Debian keeps some tools), so a secret in the build's environment
- * (`EDGEIMAGE_KEY_PASSPHRASE`, tokens) never reaches a child, and the locale, time zone and home
- * of the build user cannot change a tool's output. squashfs-tools need nothing else (timestamps
- * are given as options, never through SOURCE_DATE_EPOCH).
+ * the sbin directories, where Debian keeps mkfs.* and debugfs, often missing from a build user's
+ * PATH), so a secret in the build's environment (`EDGEIMAGE_KEY_PASSPHRASE`, tokens) never
+ * reaches a child, and the locale, time zone and home of the build user cannot change a tool's
+ * output (`HOME=/nonexistent` keeps a user's ~/.mtoolsrc out). Timestamps are given as options,
+ * never through SOURCE_DATE_EPOCH.
  */
 export function hostToolEnv(extra: Record<string, string> = {}): Record<string, string> {
   const path = (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(':').filter(Boolean);
@@ -80,15 +73,7 @@ export function runTool(tool: string, args: readonly string[], opts: ToolOptions
       stderr = (stderr + s).slice(-STDERR_KEEP);
     });
     child.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') {
-        const pkg = HOST_TOOL_PACKAGES[tool];
-        reject(
-          new StoreError('ERR_HOST_TOOL', `${tool} is not installed (not found on PATH)${pkg ? `; install the Debian package ${pkg} (apt-get install ${pkg})` : ''}`, {
-            tool,
-            package: pkg,
-          }),
-        );
-      } else reject(e);
+      reject(e.code === 'ENOENT' ? new HostToolMissingError(tool) : e);
     });
     child.on('close', (exitCode, signal) => {
       resolve({ exitCode, signal, stdout: Buffer.concat(out), stderr, overflow });

@@ -2,7 +2,7 @@
  * Host tools run with a minimal environment: a secret in the build's environment (the signing
  * key's passphrase) never reaches a child process. Checked with a real tool, env(1).
  */
-import { hostToolEnv, runTool } from './host-tool.js';
+import { hostToolEnv, runTool } from './run.js';
 
 const SECRET = 'correct horse battery staple';
 const saved = { ...process.env };
@@ -22,7 +22,7 @@ function childEnv(stdout: Buffer): Map<string, string> {
   );
 }
 
-describe('store runTool environment', () => {
+describe('runTool environment', () => {
   test('EDGEIMAGE_KEY_PASSPHRASE and other variables of the build never reach the tool', async () => {
     process.env.EDGEIMAGE_KEY_PASSPHRASE = SECRET;
     process.env.AWS_SECRET_ACCESS_KEY = 'also-secret';
