@@ -5,6 +5,7 @@
 export * from './types.js';
 export * from './errors.js';
 export { parseGadgetYaml, readGadgetYaml } from './parse.js';
+export { readGadget, unpackGadgetSnap, MAX_GADGET_YAML_BYTES, type ReadGadget, type ReadGadgetOptions } from './read.js';
 export { layoutVolume, layoutGadget, layoutContent, isPartition, GPT_BACKUP_SIZE, NON_MBR_START_OFFSET, MAX_PARTITIONS } from './layout.js';
 export { checkABRoles, AB_ROLES } from './ab-roles.js';
 export { checkContentPath, checkGadgetContent, type ContentPathOrigin } from './content.js';

@@ -1,16 +1,10 @@
-import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { EdgeimageError } from '@edgeimage/assertions';
-import { checkABRoles, checkGadgetContent, GadgetError, layoutGadget, parseGadgetYaml, readGadgetYaml, type GadgetInfo, type LaidOutVolume } from '@edgeimage/gadget';
-import { hostToolEnv } from '@edgeimage/host-tools';
-import { execa } from 'execa';
+import { join } from 'node:path';
+import { checkABRoles, checkGadgetContent, GadgetError, layoutGadget, readGadget, unpackGadgetSnap, type GadgetInfo, type LaidOutVolume } from '@edgeimage/gadget';
 import type { Argv } from 'yargs';
 import { printJson } from '../output.js';
 import type { Context } from './common.js';
-
-/** gadget.yaml files are small; anything larger is not one. */
-const MAX_GADGET_YAML = 1024 * 1024;
 
 interface LoadedGadget {
   gadget: GadgetInfo;
@@ -19,71 +13,26 @@ interface LoadedGadget {
 }
 
 /**
- * PATH is a gadget.yaml, a folder with meta/gadget.yaml (an unpacked gadget: its content paths
- * are checked too) or gadget.yaml, or a gadget .snap (read with `unsquashfs -cat`; unpacked into a
- * temporary folder to check its content paths).
+ * PATH is read by @edgeimage/gadget's readGadget; an unpacked gadget has its content paths
+ * checked too, and a gadget .snap is unpacked into a private temporary folder for that.
  */
 async function loadGadget(path: string): Promise<LoadedGadget> {
-  const st = statSync(path);
-  if (st.isDirectory()) {
-    const meta = join(path, 'meta', 'gadget.yaml');
-    if (existsSync(meta)) {
-      const gadget = readGadgetYaml(meta);
-      return { gadget, content: checkContent(gadget, path) };
-    }
-    const plain = join(path, 'gadget.yaml');
-    if (existsSync(plain)) return { gadget: readGadgetYaml(plain), content: 'not checked (a gadget.yaml without its gadget)' };
-    throw new EdgeimageError('ERR_GADGET_NOT_FOUND', `${path}: no meta/gadget.yaml or gadget.yaml in this folder`, { path });
+  const { gadget, dir, snap } = await readGadget(path);
+  if (dir) return { gadget, content: checkContent(gadget, dir) };
+  if (!snap) return { gadget, content: 'not checked (a gadget.yaml without its gadget)' };
+  const temp = mkdtempSync(join(tmpdir(), 'edgeimage-gadget-'));
+  try {
+    await unpackGadgetSnap(path, join(temp, 'root'));
+    return { gadget, content: checkContent(gadget, join(temp, 'root')) };
+  } finally {
+    rmSync(temp, { recursive: true, force: true });
   }
-  if (isSquashfs(path)) return loadSnap(path);
-  return { gadget: readGadgetYaml(path), content: 'not checked (a gadget.yaml without its gadget)' };
 }
 
 function checkContent(g: GadgetInfo, dir: string): string {
   checkGadgetContent(g, dir);
   const n = g.volumeOrder.reduce((sum, v) => sum + g.volumes[v]!.structures.reduce((k, s) => k + s.content.filter((c) => c.kind === 'image' || !c.source.startsWith('$kernel:')).length, 0), 0);
   return `${n} path${n === 1 ? '' : 's'} found inside the gadget`;
-}
-
-function isSquashfs(file: string): boolean {
-  const b = Buffer.alloc(4);
-  const fd = openSync(file, 'r');
-  try {
-    return readSync(fd, b, 0, 4, 0) === 4 && b.toString('latin1') === 'hsqs';
-  } finally {
-    closeSync(fd);
-  }
-}
-
-async function unsquashfs(args: string[]) {
-  const r = await execa('unsquashfs', args, { reject: false, maxBuffer: MAX_GADGET_YAML, stripFinalNewline: false, env: hostToolEnv(), extendEnv: false });
-  if (r.failed && r.code === 'ENOENT') {
-    throw new EdgeimageError('ERR_HOST_TOOL', 'unsquashfs is not installed (not found on PATH); install the Debian package squashfs-tools (apt-get install squashfs-tools)', {
-      tool: 'unsquashfs',
-      package: 'squashfs-tools',
-    });
-  }
-  return r;
-}
-
-async function loadSnap(file: string): Promise<LoadedGadget> {
-  // An absolute path: a file named "-x.snap" must not read as an option.
-  const abs = resolve(file);
-  const r = await unsquashfs(['-cat', abs, 'meta/gadget.yaml']);
-  if (r.failed) {
-    const why = r.isMaxBuffer ? `meta/gadget.yaml is larger than ${MAX_GADGET_YAML} bytes` : /no matches for/i.test(r.stderr) ? 'it has no meta/gadget.yaml (not a gadget snap?)' : `unsquashfs failed: ${r.stderr.trim().split('\n').slice(-2).join('; ')}`;
-    throw new EdgeimageError('ERR_GADGET_NOT_FOUND', `${file}: cannot read meta/gadget.yaml: ${why}`, { path: file });
-  }
-  const gadget = parseGadgetYaml(r.stdout, `${file}:meta/gadget.yaml`);
-  // Unpack (as this user, into a private folder) to check the content paths against the files.
-  const dir = mkdtempSync(join(tmpdir(), 'edgeimage-gadget-'));
-  try {
-    const x = await unsquashfs(['-no-xattrs', '-quiet', '-no-progress', '-f', '-d', join(dir, 'root'), abs]);
-    if (x.failed) throw new EdgeimageError('ERR_GADGET_NOT_FOUND', `${file}: cannot unpack: ${x.stderr.trim().split('\n').slice(-2).join('; ')}`, { path: file });
-    return { gadget, content: checkContent(gadget, join(dir, 'root')) };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 const human = (n: number) => {

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpath
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { type Assertion, signedWithTestKeys } from '@edgeimage/assertions';
-import { checkABRoles, checkContentPath, layoutContent, layoutVolume, parseGadgetYaml, type LaidOutStructure } from '@edgeimage/gadget';
+import { checkABRoles, checkContentPath, layoutContent, layoutVolume, readGadget, type LaidOutStructure } from '@edgeimage/gadget';
 import { parseSnapYaml, readSnapYaml, type Resolution } from '@edgeimage/store';
 import { initialEnv } from '../bootenv/env.js';
 import { writeEnvTree } from '../bootenv/tree.js';
@@ -169,7 +169,7 @@ export async function makePlan(opts: PlanOptions, work: string): Promise<{ plan:
   const gadgetYamlPath = join(gadgetDir, 'meta', 'gadget.yaml');
   if (!existsSync(gadgetYamlPath)) throw new ComposeError('ERR_GADGET_NO_YAML', `gadget ${gadget.name} revision ${gadget.revision} has no meta/gadget.yaml`, { gadget: gadget.name });
   const gadgetFile = `${gadget.name}_${gadget.revision}.snap:meta/gadget.yaml`;
-  const info = parseGadgetYaml(readFileSync(gadgetYamlPath, 'utf8'), gadgetFile);
+  const { gadget: info } = await readGadget(gadgetDir, { name: gadgetFile });
   const abVolume = checkABRoles(info);
   await checkArchitectures(resolution, gadgetDir, model.architecture ?? '');
 
