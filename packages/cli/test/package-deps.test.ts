@@ -8,6 +8,7 @@ import { builtinModules } from 'node:module';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { importSpecifiers } from '@edgeimage/testkit/import-boundaries';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 /** This file: its examples of imports are strings, not imports. */
@@ -51,14 +52,7 @@ export function packageOf(spec: string): string | undefined {
 }
 
 /** The module specifiers of static imports, re-exports, side-effect imports and `import('x')` with a literal. */
-export function importsOf(source: string): string[] {
-  // Comments may show imports as examples: block comments and whole-line // comments go first.
-  const text = source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
-  const found: string[] = [];
-  const patterns = [/^\s*(?:import|export)\b[^'"`;]*?\bfrom\s*['"]([^'"\n]+)['"]/gm, /^\s*import\s*['"]([^'"\n]+)['"]/gm, /\bimport\(\s*['"]([^'"\n]+)['"]\s*\)/g];
-  for (const re of patterns) for (const m of text.matchAll(re)) found.push(m[1]!);
-  return found;
-}
+export const importsOf = (source: string): string[] => importSpecifiers(source).map((i) => i.specifier);
 
 const isTestCode = (file: string) => /\.test\.[mc]?[jt]s$/.test(file) || /(^|\/)test-helpers\//.test(file) || /(^|\/)test\//.test(file);
 

@@ -32,6 +32,11 @@ describe('cross-package relative imports', () => {
     ]);
   });
 
+  test('an import shown in a comment is not one; lines are counted across block comments', () => {
+    const text = ["/**", " * import { x } from '../../composer/src/index.js'; or await import('../../store/src/index.js')", " */", "// import { y } from '../../../store/src/index.js';", "import { z } from '../../qemu/src/index.js';"].join('\n');
+    expect(crossPackageImports(REPO, at('packages/cli/src/x.test.ts'), text).map((c) => [c.target, c.line])).toEqual([['qemu', 5]]);
+  });
+
   test('a qemu test/ file reaching into composer/src and testkit/src by path is found', () => {
     const text = "import { GRUB_ENV_HEADER } from '../../composer/src/index.js';\nimport { REPO } from '../../testkit/src/repo.js';\n";
     expect(crossPackageImports(REPO, at('packages/qemu/test/bootloaders.test.ts'), text).map((c) => c.target)).toEqual(['composer', 'testkit']);

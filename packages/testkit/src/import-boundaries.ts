@@ -30,17 +30,25 @@ function packageOf(repoRelative: string): string | undefined {
   return parts[0] === 'packages' && parts.length > 2 ? parts[1] : undefined;
 }
 
+/**
+ * The module specifiers a source text imports or re-exports, with the line of each. Comments may
+ * show imports as examples: block comments and whole-line // comments are blanked first (their
+ * line breaks kept, so lines still count right).
+ */
+export function importSpecifiers(source: string): { specifier: string; line: number }[] {
+  const text = source.replace(/\/\*[\s\S]*?\*\//g, (c) => c.replace(/[^\n]/g, ' ')).replace(/^[ \t]*\/\/.*$/gm, '');
+  return [...text.matchAll(SPECIFIER)].map((m) => ({ specifier: (m[2] ?? m[4] ?? m[6])!, line: text.slice(0, m.index).split('\n').length }));
+}
+
 /** The relative imports of `text` (the file `file`, inside `repo`) that land in another package. */
 export function crossPackageImports(repo: string, file: string, text: string): CrossImport[] {
   const rel = relative(repo, file);
   const own = packageOf(rel);
   const found: CrossImport[] = [];
-  for (const m of text.matchAll(SPECIFIER)) {
-    const specifier = (m[2] ?? m[4] ?? m[6])!;
+  for (const { specifier, line } of importSpecifiers(text)) {
     if (!specifier.startsWith('.')) continue;
     const target = packageOf(relative(repo, resolve(dirname(file), specifier)));
     if (target === own) continue;
-    const line = text.slice(0, m.index).split('\n').length;
     found.push({ file: rel, line, specifier, target: target ?? '(outside packages/)' });
   }
   return found;
