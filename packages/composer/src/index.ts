@@ -3,7 +3,7 @@
  * filesystems built from directories, slot population, the redundant boot environment, outputs.
  */
 export { ComposeError } from './errors.js';
-export { composeImage, removeInProgress, inProgress, sha256File, type ComposeOptions, type ComposeResult, type ImageManifest, type PartitionManifest, type OutputFormat, type ComposeEvent } from './compose/compose.js';
+export { composeImage, removeInProgress, inProgress, sha256File, type ComposeOptions, type ComposeResult, type ImageManifest, type PartitionManifest, type OutputFormat, type ComposeEvent, MAPPED_DIGEST, type DigestMode } from './compose/compose.js';
 export { planImage, type ImagePlan, type VolumePlan, type PlannedStructure, type PlannedFile, type PlannedFilesystem, type PlannedOutput, type PlanOptions } from './compose/plan.js';
 export { ImageIdentity } from './compose/identity.js';
 export * from './partition/index.js';

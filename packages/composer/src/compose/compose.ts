@@ -8,6 +8,7 @@ import { writePlan, type ComposeEvent, type ComposeResult, type WriteOptions } f
 export type { OutputFormat } from './plan.js';
 export type { ImageManifest, PartitionManifest } from './manifest.js';
 export { sha256File, type ComposeEvent, type ComposeResult } from './write.js';
+export { MAPPED_DIGEST, type DigestMode } from './digest.js';
 
 export interface ComposeOptions extends Omit<PlanOptions, 'onEvent'>, Omit<WriteOptions, 'inProgress' | 'onEvent'> {
   onEvent?: (e: ComposeEvent) => void;

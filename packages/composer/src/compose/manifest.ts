@@ -1,3 +1,4 @@
+import { MAPPED_DIGEST } from './digest.js';
 import type { ImagePlan, VolumePlan } from './plan.js';
 
 export interface PartitionManifest {
@@ -10,7 +11,10 @@ export interface PartitionManifest {
   guid?: string;
   filesystem: string;
   label?: string;
-  /** sha256 of the structure's bytes as written (filesystem or raw content); absent when the build computed no digests. */
+  /**
+   * sha256 of the filesystem's bytes as written; absent when the build computed no digests. Of
+   * every byte unless the manifest's `digest` says otherwise.
+   */
   sha256?: string;
 }
 
@@ -27,6 +31,11 @@ export interface ImageManifest {
   'boot-environment': Record<string, string>;
   'trust-store': string[];
   outputs: { format: string; path: string; sha256?: string }[];
+  /**
+   * Present when the image's and the partitions' sha256s are not of every byte: `sha256-nonzero-4k-blocks`
+   * (compose/digest.ts, MAPPED_DIGEST): only the blocks holding data, each with its offset.
+   */
+  digest?: typeof MAPPED_DIGEST;
   /** Present when the model verifies only through the example root, whose private key is public. */
   'test-keys'?: true;
 }
@@ -35,7 +44,7 @@ export interface ImageManifest {
  * The manifest of one image: its plan, with the digests the writer computed (by structure index
  * in the plan, and by output path).
  */
-export function manifestOf(plan: ImagePlan, v: VolumePlan, digests: { structures: Map<number, string>; outputs: Map<string, string> }): ImageManifest {
+export function manifestOf(plan: ImagePlan, v: VolumePlan, digests: { structures: Map<number, string>; outputs: Map<string, string> }, mapped = false): ImageManifest {
   return {
     format: 1,
     model: plan.model,
@@ -63,6 +72,7 @@ export function manifestOf(plan: ImagePlan, v: VolumePlan, digests: { structures
       const sha = digests.outputs.get(o.path);
       return { format: o.format, path: basename(o.path), ...(sha ? { sha256: sha } : {}) };
     }),
+    ...(mapped ? { digest: MAPPED_DIGEST } : {}),
     ...(plan['test-keys'] ? { 'test-keys': true as const } : {}),
   };
 }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, constants as fsc, mkdirSync, openSync, readSync, realpathSync, renameSync, rmSync, writeFileSync, ftruncateSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ComposeError } from '../errors.js';
@@ -7,6 +7,7 @@ import { buildVfat } from '../fs/vfat.js';
 import { copyIntoImage, writeAt } from '../fs/copy.js';
 import { runTool } from '../fs/tool.js';
 import { writeGpt, writeMbr } from '../partition/index.js';
+import { digestImage, type DigestMode } from './digest.js';
 import { manifestOf, type ImageManifest } from './manifest.js';
 import { SECTOR, type ImagePlan, type PlannedStructure, type PlanWorkspace, type VolumePlan } from './plan.js';
 
@@ -15,11 +16,10 @@ export type ComposeEvent = { kind: 'stage'; what: string } | { kind: 'structure'
 export interface WriteOptions {
   onEvent?: (e: ComposeEvent) => void;
   /**
-   * Compute the sha256 of every image, of every filesystem in it and of compressed outputs
-   * (default true). They cost one read of the whole image, holes included; without them the
-   * manifest and the result carry no digests.
+   * The sha256s of every image, of every filesystem in it and of compressed outputs (default
+   * `full`): see {@link DigestMode}. With `none` the manifest and the result carry none.
    */
-  digests?: boolean;
+  digests?: DigestMode;
   /** Only tests set it: runs before each write into the image, to inject a full disk. */
   beforeImageWrite?: (offset: number) => void;
   /** Temp files of builds in progress (removed on Ctrl-C by the CLI). */
@@ -40,7 +40,7 @@ export interface ComposeResult {
  */
 export async function writePlan(plan: ImagePlan, ws: PlanWorkspace, opts: WriteOptions): Promise<ComposeResult> {
   const emit = opts.onEvent ?? (() => {});
-  const digests = opts.digests ?? true;
+  const digests = opts.digests ?? 'full';
   const temps: string[] = [];
   const renames: { tmp: string; final: string }[] = [];
   const images: { tmp: string; final: string }[] = [];
@@ -101,11 +101,12 @@ export async function writePlan(plan: ImagePlan, ws: PlanWorkspace, opts: WriteO
 
       const sums = { structures: new Map<number, string>(), outputs: new Map<string, string>() };
       let imageSha: string | undefined;
-      if (digests) {
-        const d = await digestImage(image, v);
+      if (digests !== 'none') {
+        const withFs = v.structures.flatMap((s, i) => (s.fs ? [i] : []));
+        const d = await digestImage(image, v.size, withFs.map((i) => [v.structures[i]!.offset, v.structures[i]!.offset + v.structures[i]!.size]), digests);
         imageSha = d.image;
         sums.outputs.set(raw!.path, d.image);
-        for (const [i, h] of d.structures) sums.structures.set(i, h);
+        for (const [k, i] of withFs.entries()) sums.structures.set(i, d.parts[k]!);
       }
       let manifestPath = '';
       for (const o of others) {
@@ -119,13 +120,13 @@ export async function writePlan(plan: ImagePlan, ws: PlanWorkspace, opts: WriteO
           await runTool('xz', ['-q', '-T0', '-6', '-k', '-f', '-S', '.xz-part', image]);
           renameSync(`${image}.xz-part`, tmp);
         } else if (o.format === 'manifest') {
-          writeFileSync(tmp, `${JSON.stringify(manifestOf(plan, v, sums), null, 2)}\n`, { mode: 0o644 });
+          writeFileSync(tmp, `${JSON.stringify(manifestOf(plan, v, sums, digests === 'mapped'), null, 2)}\n`, { mode: 0o644 });
           manifestPath = o.path;
         }
-        if ((o.format === 'zstd' || o.format === 'xz') && digests) sums.outputs.set(o.path, await sha256File(tmp));
+        if ((o.format === 'zstd' || o.format === 'xz') && digests !== 'none') sums.outputs.set(o.path, await sha256File(tmp));
       }
       images.push({ tmp: image, final: raw!.path });
-      results.push({ volume: v.volume, path: raw!.path, size: v.size, ...(imageSha ? { sha256: imageSha } : {}), manifestPath, manifest: manifestOf(plan, v, sums), ab: v.ab });
+      results.push({ volume: v.volume, path: raw!.path, size: v.size, ...(imageSha ? { sha256: imageSha } : {}), manifestPath, manifest: manifestOf(plan, v, sums, digests === 'mapped'), ab: v.ab });
     }
 
     for (const p of [...renames, ...images]) {
@@ -180,36 +181,6 @@ function writeTable(image: string, v: VolumePlan): void {
 }
 
 const CHUNK = 4 << 20;
-
-/**
- * One read of the image for its sha256 and the sha256 of each filesystem in it (the structures
- * are disjoint ranges of it), instead of one read per structure and another for the image.
- */
-async function digestImage(image: string, v: VolumePlan): Promise<{ image: string; structures: Map<number, string> }> {
-  const whole = createHash('sha256');
-  const ranges: { i: number; start: number; end: number; h: Hash }[] = v.structures.flatMap((s, i) => (s.fs ? [{ i, start: s.offset, end: s.offset + s.size, h: createHash('sha256') }] : []));
-  const fd = openSync(image, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(CHUNK);
-    for (let pos = 0; pos < v.size; ) {
-      const n = readSync(fd, buf, 0, Math.min(CHUNK, v.size - pos), pos);
-      if (n <= 0) throw new ComposeError('ERR_IMAGE_RANGE', `${image}: ended at ${pos} bytes, short of ${v.size}`, { image, size: v.size });
-      const chunk = buf.subarray(0, n);
-      whole.update(chunk);
-      for (const r of ranges) {
-        const a = Math.max(r.start, pos);
-        const b = Math.min(r.end, pos + n);
-        if (a < b) r.h.update(chunk.subarray(a - pos, b - pos));
-      }
-      pos += n;
-      // Other builds and the CLI's progress keep running between chunks.
-      if ((pos & ((64 << 20) - 1)) === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return { image: whole.digest('hex'), structures: new Map(ranges.map((r) => [r.i, r.h.digest('hex')])) };
-}
 
 export async function sha256File(file: string): Promise<string> {
   const h = createHash('sha256');
