@@ -84,11 +84,15 @@ try {
   const cacheDir = join(work, 'cache');
   let t = process.hrtime.bigint();
   const cpu0 = process.cpuUsage();
+  const { readdirSync: lsTasks, readFileSync: readTask } = await import('node:fs');
+  const taskTimes = () => new Map(lsTasks('/proc/self/task').map((t) => { try { const f = readTask(`/proc/self/task/${t}/stat`, 'utf8'); const rest = f.slice(f.lastIndexOf(')') + 2).split(' '); return [`${t} ${f.slice(f.indexOf('(') + 1, f.lastIndexOf(')'))}`, (Number(rest[11]) + Number(rest[12])) / 100]; } catch { return [t, 0]; } }));
+  const tasks0 = taskTimes();
   const { performance } = await import('node:perf_hooks');
   const elu0 = performance.eventLoopUtilization();
   const cold = await resolveModel(input, { store: await Store.open(url), trusted, at: new Date("2026-06-01T00:00:00Z"), cache: new BundleCache(cacheDir), onEvent: process.env.RESOLVE_TRACE ? (e) => { if (e.kind !== "download-progress") console.error(secs(t).toFixed(3), e.kind, e.name ?? "") } : undefined });
   const coldS = secs(t);
   const coldCpu = process.cpuUsage(cpu0);
+  if (process.env.RESOLVE_TRACE) for (const [k, v] of taskTimes()) if (v - (tasks0.get(k) ?? 0) > 0.02) console.error(`  thread ${k}: ${(v - (tasks0.get(k) ?? 0)).toFixed(2)} s cpu`);
   if (process.env.RESOLVE_TRACE) console.error(`cold resolve cpu: user ${(coldCpu.user / 1e6).toFixed(2)} s, sys ${(coldCpu.system / 1e6).toFixed(2)} s, main thread busy ${(performance.eventLoopUtilization(elu0).active / 1e3).toFixed(2)} s`);
   if (cold.downloaded !== files.length) throw new Error('cold resolve did not download every bundle');
 

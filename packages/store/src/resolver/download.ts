@@ -139,10 +139,12 @@ function countingTransform(hash: Hasher, count: (n: number) => void): Transform 
   let batch: Buffer[] = [];
   let batched = 0;
   const post = (): Promise<void> | undefined => {
-    const b = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched);
+    // Always a new buffer (the chunks themselves are still being written), so it can be moved to
+    // the hash worker instead of copied again: a third copy of every byte kept the GC busy.
+    const b = Buffer.concat(batch, batched);
     batch = [];
     batched = 0;
-    return hash.update(b);
+    return hash.update(b, true);
   };
   const settle = (wait: Promise<void> | undefined, cb: (e?: Error | null) => void, done: () => void) => {
     if (wait) wait.then(done, cb);

@@ -15,6 +15,18 @@ describe('sha3-384 hashers', () => {
     expect(chunks[2]!.length).toBe(70_000);
   });
 
+  test('an owned whole buffer is moved to the worker; an owned slice of a pooled buffer is copied', async () => {
+    const whole = new Uint8Array(randomBytes(100_000));
+    const pooled = Buffer.from('a slice of the pool');
+    const expectedDigest = expected([whole, pooled]);
+    const h = new WorkerHasher();
+    await h.update(whole, true);
+    await h.update(pooled, true);
+    expect(whole.byteLength).toBe(0);
+    expect(pooled.toString()).toBe('a slice of the pool');
+    expect((await h.digest()).equals(expectedDigest)).toBe(true);
+  });
+
   test('a producer faster than the worker is held back once 8 MiB wait, and nothing is lost', async () => {
     const h = new WorkerHasher();
     const chunks = Array.from({ length: 12 }, () => randomBytes(1 << 20));

@@ -11,8 +11,11 @@ import { Worker } from 'node:worker_threads';
 export const WORKER_MIN_BYTES = 16 * 1024 * 1024;
 
 export interface Hasher {
-  /** Hashes `chunk`; a promise means: wait for it before the next (backpressure). */
-  update(chunk: Uint8Array): Promise<void> | undefined;
+  /**
+   * Hashes `chunk`; a promise means: wait for it before the next (backpressure). `owned`: the
+   * caller hands the chunk over and never touches it again (it may be moved to another thread).
+   */
+  update(chunk: Uint8Array, owned?: boolean): Promise<void> | undefined;
   digest(): Promise<Buffer>;
   close(): Promise<void>;
 }
@@ -77,15 +80,17 @@ export class WorkerHasher implements Hasher {
   }
 
   /**
-   * Hashes a copy of `chunk` (the caller keeps writing the original). Resolves at once while
-   * fewer than {@link MAX_IN_FLIGHT} bytes wait, else once the worker has caught up.
+   * Hashes `chunk`: moved to the worker when `owned` and it is a whole buffer of its own, else a
+   * copy (the caller keeps writing the original). Resolves at once while fewer than
+   * {@link MAX_IN_FLIGHT} bytes wait, else once the worker has caught up.
    */
-  update(chunk: Uint8Array): Promise<void> | undefined {
+  update(chunk: Uint8Array, owned = false): Promise<void> | undefined {
     if (this.failure) throw this.failure;
-    // A copy of just this view (a chunk may be a slice of a larger pooled buffer), moved, not cloned.
-    const copy = new Uint8Array(chunk);
+    // A chunk may be a slice of a larger pooled buffer: only a buffer that is all this chunk moves.
+    const whole = owned && chunk.byteOffset === 0 && chunk.buffer.byteLength === chunk.byteLength && chunk.buffer instanceof ArrayBuffer;
+    const copy = whole ? chunk : new Uint8Array(chunk);
     this.inFlight += copy.byteLength;
-    this.worker.postMessage(copy, [copy.buffer]);
+    this.worker.postMessage(copy, [copy.buffer as ArrayBuffer]);
     if (this.inFlight < MAX_IN_FLIGHT) return undefined;
     return new Promise((resolve) => (this.drained = resolve));
   }
