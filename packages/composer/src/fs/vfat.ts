@@ -89,10 +89,13 @@ export async function buildVfat(opts: VfatOptions): Promise<void> {
   await prepareOutput(opts.output, opts.size, opts.offset, what);
   const placed = opts.offset === undefined ? [opts.output] : [`--offset=${opts.offset / 512}`, opts.output, String(opts.size / 1024)];
   try {
-    // mkfs.fat 4.2 picks FAT32 by the size of the whole file, not of the filesystem, when it
-    // works at an offset: ask it what it picks for a file of the filesystem's size, and say so.
-    const fatBits = opts.fatBits ?? (opts.offset !== undefined ? await autoFatBits(opts.size) : undefined);
-    const mk = await runTool('mkfs.vfat', [...mkfsArgs(fatBits, hidden), ...placed], { check: false });
+    // At an offset, mkfs.fat 4.2 picks the FAT size and the disk geometry (heads, sectors per
+    // track, to which it rounds the size down) by the whole file, not the filesystem: ask it what
+    // it picks for a file of the filesystem's size, and say so.
+    const own = opts.offset !== undefined ? await standaloneChoices(opts.size, opts.fatBits) : undefined;
+    const fatBits = opts.fatBits ?? own?.fatBits;
+    const chs = own ? ['-g', `${own.heads}/${own.sectorsPerTrack}`] : [];
+    const mk = await runTool('mkfs.vfat', [...mkfsArgs(fatBits, hidden), ...chs, ...placed], { check: false });
     if (mk.code !== 0) {
       const msg = mk.stderr.trim().split('\n').filter((l) => !/^mkfs\.fat \d/.test(l)).join('\n');
       if (/too small|too few|Too few blocks|Not enough clusters/i.test(msg)) {
@@ -128,14 +131,25 @@ export async function buildVfat(opts: VfatOptions): Promise<void> {
   }
 }
 
-/** The FAT size mkfs.vfat picks by itself for a filesystem of `size` bytes (undefined: let it fail the same way). */
-async function autoFatBits(size: number): Promise<12 | 16 | 32 | undefined> {
+/**
+ * What mkfs.vfat picks by itself for a file of `size` bytes: the FAT size and the geometry
+ * (undefined when it makes no filesystem of that size: the real run then fails the same way).
+ */
+async function standaloneChoices(size: number, fatBits: 16 | 32 | undefined): Promise<{ fatBits: 12 | 16 | 32; heads: number; sectorsPerTrack: number } | undefined> {
   const dir = await mkdtemp(join(tmpdir(), 'edgeimage-vfat-size-'));
   try {
     const file = join(dir, 'probe.img');
     await createOutput(file, size, 'probe');
-    const r = await runTool('mkfs.vfat', [...mkfsArgs(undefined, 0), file], { check: false });
-    return r.code === 0 ? (await readGeometry(file)).fatBits : undefined;
+    const r = await runTool('mkfs.vfat', [...mkfsArgs(fatBits, 0), file], { check: false });
+    if (r.code !== 0) return undefined;
+    const fh = await open(file, 'r');
+    const b = Buffer.alloc(32);
+    try {
+      await fh.read(b, 0, 32, 0);
+    } finally {
+      await fh.close();
+    }
+    return { fatBits: (await readGeometry(file)).fatBits, sectorsPerTrack: b.readUInt16LE(24), heads: b.readUInt16LE(26) };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
