@@ -3,5 +3,5 @@
  * Debian packages (host-tools.tsv, read by `edgeimage doctor` and scripts/setup too), and one way
  * to run them. Below every package that runs a tool (store, gadget, composer, cli).
  */
-export { HostToolError, HostToolMissingError, debianPackageOf, hostTools, HOST_TOOLS_TSV, type HostTool } from './table.js';
+export { HostToolError, HostToolMissingError, debianPackage, debianPackageOf, hostTools, HOST_TOOLS_TSV, type HostTool } from './table.js';
 export { hostToolEnv, runTool, stderrTail, type ToolOptions, type ToolResult } from './run.js';

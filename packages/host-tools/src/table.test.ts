@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { debianPackageOf, HostToolMissingError, hostTools } from './table.js';
+import { debianPackage, debianPackageOf, HostToolMissingError, hostTools } from './table.js';
 import { runTool } from './run.js';
 
 const PACKAGES = fileURLToPath(new URL('../..', import.meta.url));
@@ -39,6 +39,7 @@ describe('the host-tool table', () => {
     run.delete('env');
     expect(run.size).toBeGreaterThan(10);
     expect([...run].filter((t) => !debianPackageOf(t))).toEqual([]);
+    expect(() => debianPackage('edgeimage-no-such-tool')).toThrow(/edgeimage-no-such-tool is not in .*host-tools\.tsv/);
     const tools = hostTools().map((t) => t.tool);
     expect(tools.filter((t, i) => tools.indexOf(t) !== i)).toEqual([]);
   });

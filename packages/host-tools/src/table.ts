@@ -32,6 +32,13 @@ export function debianPackageOf(tool: string): string | undefined {
   return hostTools().find((t) => t.tool === tool)?.package;
 }
 
+/** The Debian package of a tool the code names; a tool missing from the table is a mistake of ours, found at load time. */
+export function debianPackage(tool: string): string {
+  const pkg = debianPackageOf(tool);
+  if (!pkg) throw new Error(`${tool} is not in ${HOST_TOOLS_TSV}: add it with its Debian package`);
+  return pkg;
+}
+
 /** A host tool failed to start or run; `code` says how (`ERR_HOST_TOOL`: not installed). */
 export class HostToolError extends EdgeimageError {}
 

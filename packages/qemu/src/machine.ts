@@ -1,5 +1,6 @@
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
+import { debianPackage } from '@edgeimage/host-tools';
 import { BootTestError } from './errors.js';
 
 export type Arch = 'amd64' | 'arm64';
@@ -27,16 +28,16 @@ interface FirmwareDefault {
 
 /** Debian's firmware files (boot-notes: the 4M OVMF pair, not the secure-boot CODE, which needs SMM). */
 export const DEFAULT_FIRMWARE: Record<`${Arch}/${Firmware}`, FirmwareDefault | undefined> = {
-  'amd64/uefi': { files: { code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.fd' }, package: 'ovmf' },
-  'arm64/uefi': { files: { code: '/usr/share/AAVMF/AAVMF_CODE.fd', vars: '/usr/share/AAVMF/AAVMF_VARS.fd' }, package: 'qemu-efi-aarch64' },
-  'arm64/uboot': { files: { bios: '/usr/lib/u-boot/qemu_arm64/u-boot.bin' }, package: 'u-boot-qemu' },
+  'amd64/uefi': { files: { code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.fd' }, package: debianPackage('/usr/share/OVMF/OVMF_CODE_4M.fd') },
+  'arm64/uefi': { files: { code: '/usr/share/AAVMF/AAVMF_CODE.fd', vars: '/usr/share/AAVMF/AAVMF_VARS.fd' }, package: debianPackage('/usr/share/AAVMF/AAVMF_CODE.fd') },
+  'arm64/uboot': { files: { bios: '/usr/lib/u-boot/qemu_arm64/u-boot.bin' }, package: debianPackage('/usr/lib/u-boot/qemu_arm64/u-boot.bin') },
   'amd64/uboot': undefined,
 };
 
-/** The QEMU binary of each architecture and its Debian package. */
+/** The QEMU binary of each architecture and its Debian package (from host-tools.tsv). */
 export const QEMU_BINARY: Record<Arch, { binary: string; package: string }> = {
-  amd64: { binary: 'qemu-system-x86_64', package: 'qemu-system-x86' },
-  arm64: { binary: 'qemu-system-aarch64', package: 'qemu-system-arm' },
+  amd64: { binary: 'qemu-system-x86_64', package: debianPackage('qemu-system-x86_64') },
+  arm64: { binary: 'qemu-system-aarch64', package: debianPackage('qemu-system-aarch64') },
 };
 
 /** The environment variable naming a folder that replaces the default folders of every firmware file (same base names). */
