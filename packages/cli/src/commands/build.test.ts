@@ -98,6 +98,22 @@ describe('build', () => {
     expect(r.status).toBe(0);
     expect(JSON.parse(r.out)).toEqual(readManifest(out));
   }, SLOW);
+
+  test('--digests mapped: the manifest names its digest (sha256-nonzero-4k-blocks); --digests none: no sha256 anywhere, same image bytes', async () => {
+    const mapped = world.tempDir('out-');
+    expect((await run([...buildArgs(files.model, mapped), '--digests', 'mapped'])).status).toBe(0);
+    const m = readManifest(mapped);
+    expect(m.digest).toBe('sha256-nonzero-4k-blocks');
+    expect(m.outputs[0]!.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(m.outputs[0]!.sha256).not.toBe(sha256(readFileSync(join(mapped, 'edge-pc.img'))));
+    const none = world.tempDir('out-');
+    const r = await run([...buildArgs(files.model, none), '--digests', 'none']);
+    expect(r.status).toBe(0);
+    expect(r.out).toContain(`${join(none, 'edge-pc.img')}  ${m.size} bytes\n`);
+    expect(readManifest(none).outputs).toEqual([{ format: 'raw', path: 'edge-pc.img' }]);
+    expect(readManifest(none).partitions.every((p) => p.sha256 === undefined)).toBe(true);
+    expect(readFileSync(join(none, 'edge-pc.img')).equals(readFileSync(join(mapped, 'edge-pc.img')))).toBe(true);
+  }, SLOW);
 });
 
 describe('--dry-run', () => {

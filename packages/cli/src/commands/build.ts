@@ -1,6 +1,6 @@
 import { type Assertion, signedWithTestKeys } from '@edgeimage/assertions';
 import { BundleCache, Store, resolveModel, type Resolution } from '@edgeimage/store';
-import { composeImage, planImage, type ImagePlan, type OutputFormat } from '@edgeimage/composer';
+import { composeImage, planImage, type DigestMode, type ImagePlan, type OutputFormat } from '@edgeimage/composer';
 import { resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { printJson, UsageError } from '../output.js';
@@ -34,6 +34,7 @@ export function buildCommand(ctx: Context) {
         .option('format', { type: 'string', default: 'raw', describe: 'outputs: raw (always), bmap, qcow2, comma-separated' })
         .option('compress', { choices: ['zstd', 'xz'] as const, describe: 'also write a compressed copy (.zst or .xz)' })
         .option('snap', { type: 'string', describe: 'use a local bundle instead of the store (repeatable; grade dangerous models only)' })
+        .option('digests', { choices: ['full', 'mapped', 'none'] as const, default: 'full' as const, describe: "the manifest's sha256s: full (every byte, as sha256sum), mapped (sha256-nonzero-4k-blocks: only the blocks holding data, as bmaptool reads them; faster) or none" })
         .option('empty-b', { type: 'boolean', default: false, describe: 'leave slot b empty instead of a copy of slot a' })
         .option('json', { type: 'boolean', describe: 'print the image manifest as JSON (with --dry-run: the plan)' })
         .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan (every partition: offset, size, type, GUID, filesystem, label; what goes into each; the outputs) and write nothing' })
@@ -65,7 +66,7 @@ export function testKeysWarning(resolution: Resolution, trusted: Assertion[]): s
   ].join('\n');
 }
 
-type BuildArgs = TrustArgs & { model: string; store: string; cache?: string; allowUnpinned: boolean; at?: string; concurrency: number; output?: string; imageSize?: string; format: string; compress?: 'zstd' | 'xz'; snap?: string | string[]; emptyB: boolean; json?: boolean; dryRun: boolean };
+type BuildArgs = TrustArgs & { model: string; store: string; cache?: string; allowUnpinned: boolean; at?: string; concurrency: number; output?: string; imageSize?: string; format: string; compress?: 'zstd' | 'xz'; snap?: string | string[]; emptyB: boolean; json?: boolean; dryRun: boolean; digests: DigestMode };
 
 async function build(ctx: Context, a: BuildArgs): Promise<void> {
   const formats = parseFormats(a.format);
@@ -102,6 +103,7 @@ async function build(ctx: Context, a: BuildArgs): Promise<void> {
       formats,
       compress: a.compress,
       emptyB: a.emptyB,
+      digests: a.digests,
       onEvent: (e) => {
         if (e.kind === 'stage') ctx.io.err(e.what);
         else if (e.kind === 'structure') ctx.io.err(`built ${e.name}`);
