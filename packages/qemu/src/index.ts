@@ -4,7 +4,7 @@
  * several boots and reboots of one QEMU process.
  */
 export { BootTestError } from './errors.js';
-export { ARCHES, FIRMWARES, ARM64_CPU, DEFAULT_FIRMWARE, FIRMWARE_DIR_ENV, KERNEL_CONSOLE, QEMU_BINARY, qemuCommand, qemuPath, resolveFirmware, type Accel, type Arch, type Firmware, type FirmwareFiles, type MachineSpec } from './machine.js';
+export { ARCHES, FIRMWARES, ARM64_CPU, DEFAULT_FIRMWARE, FIRMWARE_DIR_ENV, KERNEL_CONSOLE, QEMU_BINARY, qemuCommand, qemuPath, resolveFirmware, UEFI_NO_BOOT_DELAY, type Accel, type Arch, type Firmware, type FirmwareFiles, type MachineSpec } from './machine.js';
 export { QemuSession, DEFAULT_FAILURES, cleanLine, formatLine, type ConsoleLine, type ExitStatus, type FailurePattern, type MarkerMatch, type SessionOptions, type WaitOptions } from './session.js';
 export { bootTest, assertBooted, parseDiskSize, HEALTHY, type BootTestOptions, type BootTestResult, type DirectBoot, type MarkerResult } from './boot-test.js';
 export { jsonReport, junitReport, scenarioReport } from './report.js';

@@ -104,6 +104,14 @@ export interface MachineSpec {
   extraArgs?: readonly string[];
 }
 
+/**
+ * UEFI firmware: no boot-menu countdown. AAVMF's platform default is a 5 s countdown before it
+ * boots (idle under TCG: most of its own start); OVMF's is 0. Both take the countdown from QEMU
+ * only when the boot menu is on (`etc/boot-menu-wait`, milliseconds rounded up to seconds), so
+ * `menu=on` with `splash-time=0` sets it to 0 and nothing waits for a key.
+ */
+export const UEFI_NO_BOOT_DELAY: readonly string[] = ['-boot', 'menu=on,splash-time=0'];
+
 /** A path inside a QEMU option list (`-drive file=…,format=raw`): commas are doubled. */
 export const qemuPath = (p: string): string => p.replace(/,/g, ',,');
 
@@ -120,7 +128,7 @@ export function qemuCommand(spec: MachineSpec): { binary: string; args: string[]
   if (spec.firmware) {
     const f = spec.firmware.files;
     if (spec.firmware.kind === 'uefi') {
-      args.push('-drive', `if=pflash,format=raw,readonly=on,file=${qemuPath(f.code!)}`, '-drive', `if=pflash,format=raw,file=${qemuPath(f.vars!)}`);
+      args.push('-drive', `if=pflash,format=raw,readonly=on,file=${qemuPath(f.code!)}`, '-drive', `if=pflash,format=raw,file=${qemuPath(f.vars!)}`, ...UEFI_NO_BOOT_DELAY);
     } else {
       args.push('-bios', f.bios!);
       if (spec.ubootEnvFlash !== undefined) args.push('-drive', `if=pflash,index=1,format=raw,readonly=on,file=${qemuPath(spec.ubootEnvFlash)}`);

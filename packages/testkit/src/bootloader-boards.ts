@@ -9,6 +9,7 @@ import { closeSync, copyFileSync, existsSync, openSync, readSync, mkdtempSync, r
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { bootPartitionOffset, decodeGrubEnv, ENV_FILES, readImageEnvFiles, chooseEnv, type BootEnv, type EnvFiles } from '@edgeimage/composer';
+import { UEFI_NO_BOOT_DELAY } from '@edgeimage/qemu';
 import type { Entry } from './bundle-trees.js';
 import { REPO } from './repo.js';
 
@@ -216,13 +217,13 @@ export function qemuArgs(board: Board, disk: string, opts: BootOptions): string[
     const vars = join(opts.tmp, `OVMF_VARS_4M-${process.hrtime.bigint()}.fd`);
     copyFileSync('/usr/share/OVMF/OVMF_VARS_4M.fd', vars);
     return ['-M', 'q35', '-accel', 'tcg', ...common,
-      '-drive', 'if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd', '-drive', `if=pflash,format=raw,file=${vars}`, ...drive];
+      '-drive', 'if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd', '-drive', `if=pflash,format=raw,file=${vars}`, ...UEFI_NO_BOOT_DELAY, ...drive];
   }
   const arm = ['-M', 'virt', '-cpu', 'cortex-a57', '-accel', 'tcg', ...common];
   if (board.gadget === 'arm64-efi') {
     const vars = join(opts.tmp, `AAVMF_VARS-${process.hrtime.bigint()}.fd`);
     copyFileSync('/usr/share/AAVMF/AAVMF_VARS.fd', vars);
-    return [...arm, '-drive', 'if=pflash,format=raw,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd', '-drive', `if=pflash,format=raw,file=${vars}`, ...drive];
+    return [...arm, '-drive', 'if=pflash,format=raw,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd', '-drive', `if=pflash,format=raw,file=${vars}`, ...UEFI_NO_BOOT_DELAY, ...drive];
   }
   const env = opts.ubootEnvFlash ? ['-drive', `if=pflash,index=1,format=raw,readonly=on,file=${opts.ubootEnvFlash}`] : [];
   return [...arm, '-bios', '/usr/lib/u-boot/qemu_arm64/u-boot.bin', ...env, ...drive];
