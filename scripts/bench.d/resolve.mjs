@@ -89,7 +89,7 @@ try {
   const tasks0 = taskTimes();
   const { performance } = await import('node:perf_hooks');
   const elu0 = performance.eventLoopUtilization();
-  const cold = await resolveModel(input, { store: await Store.open(url), trusted, at: new Date("2026-06-01T00:00:00Z"), cache: new BundleCache(cacheDir), onEvent: process.env.RESOLVE_TRACE ? (e) => { if (e.kind !== "download-progress") console.error(secs(t).toFixed(3), e.kind, e.name ?? "") } : undefined });
+  const cold = await resolveModel(input, { store: await Store.open(url), trusted, at: new Date("2026-06-01T00:00:00Z"), cache: new BundleCache(cacheDir), concurrency: Number(process.env.RESOLVE_CONCURRENCY) || undefined, onEvent: process.env.RESOLVE_TRACE ? (e) => { if (e.kind !== "download-progress") console.error(secs(t).toFixed(3), e.kind, e.name ?? "") } : undefined });
   const coldS = secs(t);
   const coldCpu = process.cpuUsage(cpu0);
   if (process.env.RESOLVE_TRACE) for (const [k, v] of taskTimes()) if (v - (tasks0.get(k) ?? 0) > 0.02) console.error(`  thread ${k}: ${(v - (tasks0.get(k) ?? 0)).toFixed(2)} s cpu`);

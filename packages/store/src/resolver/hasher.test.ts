@@ -42,6 +42,15 @@ describe('sha3-384 hashers', () => {
     expect((await h.digest()).equals(expected(chunks))).toBe(true);
   });
 
+  test('streams sharing the pool keep their own hashes; one dropped midway leaves the others whole', async () => {
+    const parts = Array.from({ length: 3 }, () => Array.from({ length: 4 }, () => randomBytes(300_000)));
+    const hashers = parts.map(() => new WorkerHasher());
+    for (let i = 0; i < 4; i++) for (const [k, h] of hashers.entries()) await h.update(parts[k]![i]!);
+    await hashers[1]!.close();
+    expect((await hashers[0]!.digest()).equals(expected(parts[0]!))).toBe(true);
+    expect((await hashers[2]!.digest()).equals(expected(parts[2]!))).toBe(true);
+  });
+
   test('small files hash inline, large ones on a worker; both give the same digest', async () => {
     const data = randomBytes(300_000);
     for (const size of [data.length, WORKER_MIN_BYTES]) {

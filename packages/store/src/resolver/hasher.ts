@@ -1,14 +1,22 @@
 /**
- * sha3-384 on a worker thread. Node's hash runs on the thread that calls `update`: with every
+ * sha3-384 off the main thread. Node's hash runs on the thread that calls `update`: with every
  * download's hash on the main thread, a resolve used one core for the network, the disk and every
- * bundle's hash together. A worker per download puts the hashes of parallel downloads on the
- * other cores while the main thread keeps receiving and writing.
+ * bundle's hash together. Large downloads hash on a small pool of worker threads (one per core
+ * beyond the main thread's), started once per process and reused: a worker costs tens of
+ * milliseconds of CPU to start, as much as hashing a few MB.
  */
 import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
-/** Below this size a download hashes on the main thread: starting a worker costs more than it saves. */
+/** Below this size a download hashes on the main thread: the messages cost more than they save. */
 export const WORKER_MIN_BYTES = 16 * 1024 * 1024;
+
+/** Bytes of one stream posted to a worker and not yet hashed, at most: a network faster than the hash waits (backpressure) instead of queueing the bundle in memory. */
+const MAX_IN_FLIGHT = 8 * 1024 * 1024;
+
+/** Hash workers: the cores left beside the main thread, 1 to 4. */
+const POOL_SIZE = Math.max(1, Math.min(4, availableParallelism() - 1));
 
 export interface Hasher {
   /**
@@ -20,7 +28,7 @@ export interface Hasher {
   close(): Promise<void>;
 }
 
-/** A sha3-384 hasher for a file of `size` bytes: on a worker thread when it is large. */
+/** A sha3-384 hasher for a file of `size` bytes: on a pool worker when it is large. */
 export function sha3_384Hasher(size: number): Hasher {
   return size >= WORKER_MIN_BYTES ? new WorkerHasher() : new InlineHasher();
 }
@@ -37,45 +45,119 @@ class InlineHasher implements Hasher {
   async close(): Promise<void> {}
 }
 
-/** Bytes posted to the worker and not yet hashed, at most: a network faster than the hash waits (backpressure) instead of queueing the bundle in memory. */
-const MAX_IN_FLIGHT = 8 * 1024 * 1024;
-
 // Plain JavaScript, evaluated by the worker: no module of ours has to be found from there.
 const WORKER_CODE = `
 const { parentPort } = require('node:worker_threads');
-const hash = require('node:crypto').createHash('sha3-384');
-parentPort.on('message', (m) => {
-  if (m === 'digest') parentPort.postMessage(hash.digest());
-  else {
-    hash.update(m);
-    parentPort.postMessage(m.byteLength);
+const { createHash } = require('node:crypto');
+const hashes = new Map();
+parentPort.on('message', ({ id, chunk, end }) => {
+  let h = hashes.get(id);
+  if (!h) hashes.set(id, (h = createHash('sha3-384')));
+  if (chunk) {
+    h.update(chunk);
+    parentPort.postMessage({ id, hashed: chunk.byteLength });
+  } else {
+    hashes.delete(id);
+    parentPort.postMessage({ id, digest: end === 'digest' ? h.digest() : undefined });
   }
 });`;
 
-export class WorkerHasher implements Hasher {
-  private readonly worker: Worker;
-  private inFlight = 0;
-  private drained: (() => void) | undefined;
-  private digested: ((d: Buffer) => void) | undefined;
-  private failure: Error | undefined;
-  private failed: ((e: Error) => void) | undefined;
+interface Stream {
+  hashed(n: number): void;
+  ended(digest: Uint8Array | undefined): void;
+  failed(e: Error): void;
+}
+
+/** One pool thread: serves several streams; holds the process open only while one is open. */
+class PoolWorker {
+  readonly streams = new Map<number, Stream>();
+  private readonly worker = new Worker(WORKER_CODE, { eval: true });
+  dead = false;
 
   constructor() {
-    this.worker = new Worker(WORKER_CODE, { eval: true });
-    this.worker.on('message', (m: number | Uint8Array) => {
-      if (typeof m === 'number') {
-        this.inFlight -= m;
+    this.worker.unref();
+    this.worker.on('message', (m: { id: number; hashed?: number; digest?: Uint8Array }) => {
+      const s = this.streams.get(m.id);
+      if (!s) return;
+      if (m.hashed !== undefined) s.hashed(m.hashed);
+      else {
+        this.streams.delete(m.id);
+        if (this.streams.size === 0) this.worker.unref();
+        s.ended(m.digest);
+      }
+    });
+    this.worker.on('error', (e) => this.fail(e));
+    this.worker.on('exit', (code) => this.fail(new Error(`the hash worker stopped (exit ${code})`)));
+  }
+
+  open(id: number, s: Stream): void {
+    if (this.streams.size === 0) this.worker.ref();
+    this.streams.set(id, s);
+  }
+
+  post(id: number, chunk: Uint8Array): void {
+    this.worker.postMessage({ id, chunk }, [chunk.buffer as ArrayBuffer]);
+  }
+
+  end(id: number, how: 'digest' | 'drop'): void {
+    this.worker.postMessage({ id, end: how });
+  }
+
+  private fail(e: Error): void {
+    if (this.dead) return;
+    this.dead = true;
+    const streams = [...this.streams.values()];
+    this.streams.clear();
+    for (const s of streams) s.failed(e);
+  }
+}
+
+const pool: PoolWorker[] = [];
+let nextId = 1;
+
+/** The live worker with the fewest open streams; a new one while the pool is not full. */
+function pickWorker(): PoolWorker {
+  for (let i = pool.length - 1; i >= 0; i--) if (pool[i]!.dead) pool.splice(i, 1);
+  const idle = pool.find((w) => w.streams.size === 0);
+  if (idle) return idle;
+  if (pool.length < POOL_SIZE) {
+    const w = new PoolWorker();
+    pool.push(w);
+    return w;
+  }
+  return pool.reduce((a, b) => (b.streams.size < a.streams.size ? b : a));
+}
+
+export class WorkerHasher implements Hasher {
+  private readonly id = nextId++;
+  private readonly worker = pickWorker();
+  private inFlight = 0;
+  private drained: (() => void) | undefined;
+  private finished: ((d: Uint8Array | undefined) => void) | undefined;
+  private failure: Error | undefined;
+  private failedWait: ((e: Error) => void) | undefined;
+  private open = true;
+
+  constructor() {
+    this.worker.open(this.id, {
+      hashed: (n) => {
+        this.inFlight -= n;
         if (this.drained && this.inFlight < MAX_IN_FLIGHT) {
           const go = this.drained;
           this.drained = undefined;
           go();
         }
-      } else this.digested?.(Buffer.from(m));
-    });
-    this.worker.on('error', (e) => {
-      this.failure = e;
-      this.failed?.(e);
-      this.drained?.();
+      },
+      ended: (d) => {
+        this.open = false;
+        this.finished?.(d);
+      },
+      failed: (e) => {
+        this.open = false;
+        this.failure = e;
+        this.failedWait?.(e);
+        this.drained?.();
+      },
     });
   }
 
@@ -90,27 +172,30 @@ export class WorkerHasher implements Hasher {
     const whole = owned && chunk.byteOffset === 0 && chunk.buffer.byteLength === chunk.byteLength && chunk.buffer instanceof ArrayBuffer;
     const copy = whole ? chunk : new Uint8Array(chunk);
     this.inFlight += copy.byteLength;
-    this.worker.postMessage(copy, [copy.buffer as ArrayBuffer]);
+    this.worker.post(this.id, copy);
     if (this.inFlight < MAX_IN_FLIGHT) return undefined;
     return new Promise((resolve) => (this.drained = resolve));
   }
 
-  /** The digest of everything given to {@link update}; the worker ends. */
+  /** The digest of everything given to {@link update}. */
   async digest(): Promise<Buffer> {
-    try {
-      if (this.failure) throw this.failure;
-      return await new Promise<Buffer>((resolve, reject) => {
-        this.digested = resolve;
-        this.failed = reject;
-        this.worker.postMessage('digest');
-      });
-    } finally {
-      await this.close();
-    }
+    if (this.failure) throw this.failure;
+    if (!this.open) throw new Error('hasher already closed');
+    const d = await new Promise<Uint8Array | undefined>((resolve, reject) => {
+      this.finished = resolve;
+      this.failedWait = reject;
+      this.worker.end(this.id, 'digest');
+    });
+    return Buffer.from(d!);
   }
 
-  /** Ends the worker without a digest (a failed or abandoned download). */
+  /** Ends this stream without a digest (a failed or abandoned download); the worker stays for others. */
   async close(): Promise<void> {
-    await this.worker.terminate();
+    if (!this.open) return;
+    await new Promise<void>((resolve) => {
+      this.finished = () => resolve();
+      this.failedWait = () => resolve();
+      this.worker.end(this.id, 'drop');
+    });
   }
 }
