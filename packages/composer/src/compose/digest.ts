@@ -1,5 +1,6 @@
-import { createHash, type Hash } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { ComposeError } from '../errors.js';
 import { runTool } from '../fs/tool.js';
 
@@ -34,54 +35,91 @@ type Range = [number, number];
  */
 export async function digestImage(image: string, size: number, parts: Range[], mode: 'full' | 'mapped'): Promise<{ image: string; parts: string[] }> {
   const mapped = await dataRanges(image, size);
-  const fd = openSync(image, 'r');
+  if (mode === 'full') {
+    // The filesystems cover most of the image: hashing them next to the whole image would hash it
+    // twice on one core. A worker hashes them on another while this thread hashes the image.
+    const others = parts.length ? hashInWorker(image, parts, mapped) : Promise.resolve([]);
+    let whole: string;
+    try {
+      whole = hashRanges(fs, crypto, image, [[0, size]], mapped)[0]!;
+    } catch (e) {
+      await others.catch(() => undefined);
+      throw shortImage(image, size, e);
+    }
+    return { image: whole, parts: await others.catch((e: unknown) => Promise.reject(shortImage(image, size, e))) };
+  }
+  const fd = fs.openSync(image, 'r');
   try {
-    if (mode === 'full') return fullDigests(fd, image, size, parts, mapped);
     return { image: nonZeroDigest(fd, mapped, 0, size), parts: parts.map(([a, b]) => nonZeroDigest(fd, mapped, a, b)) };
   } finally {
-    closeSync(fd);
+    fs.closeSync(fd);
   }
 }
 
-const ZEROS = Buffer.alloc(CHUNK);
+const shortImage = (image: string, size: number, e: unknown) => new ComposeError('ERR_IMAGE_RANGE', `${image}: cannot read the ${size}-byte image for its digests: ${(e as Error).message}`, { image, size });
 
 /**
- * sha256 of every byte of the image and of each range, in one pass; a hole is hashed as the zeros
- * it reads as, from memory, without reading it.
+ * sha256 of every byte of each range of `file`, in one pass; a hole (outside `mapped`) is hashed
+ * as the zeros it reads as, from memory, without reading it. Self-contained, as its source also
+ * runs in a worker (hashInWorker): everything it uses comes in as an argument.
  */
-function fullDigests(fd: number, image: string, size: number, parts: Range[], mapped: Range[]): { image: string; parts: string[] } {
-  const whole = createHash('sha256');
-  const hs: Hash[] = parts.map(() => createHash('sha256'));
-  const buf = Buffer.allocUnsafe(CHUNK);
-  let next = 0;
-  for (let pos = 0; pos < size; ) {
-    while (next < mapped.length && mapped[next]![1] <= pos) next++;
-    const m = mapped[next];
-    const inData = m !== undefined && m[0] <= pos;
-    // Up to the end of this data range or this hole, a chunk at most.
-    const limit = inData ? m[1] : (m?.[0] ?? size);
-    const want = Math.min(CHUNK, limit - pos, size - pos);
-    let chunk: Buffer;
-    if (inData) {
-      const n = readSync(fd, buf, 0, want, pos);
-      if (n <= 0) throw new ComposeError('ERR_IMAGE_RANGE', `${image}: ended at ${pos} bytes, short of ${size}`, { image, size });
-      chunk = buf.subarray(0, n);
-    } else chunk = ZEROS.subarray(0, want);
-    whole.update(chunk);
-    // The filesystems are disjoint ranges of the image: each hash takes its part of the chunk.
-    for (const [i, [s, e]] of parts.entries()) {
-      const a = Math.max(s, pos);
-      const b = Math.min(e, pos + chunk.length);
-      if (a < b) hs[i]!.update(chunk.subarray(a - pos, b - pos));
+function hashRanges(fsm: typeof fs, cryptom: typeof crypto, file: string, ranges: Range[], mapped: Range[]): string[] {
+  const chunkSize = 4 << 20;
+  const zeros = Buffer.alloc(chunkSize);
+  const buf = Buffer.allocUnsafe(chunkSize);
+  const hs = ranges.map(() => cryptom.createHash('sha256'));
+  const end = Math.max(0, ...ranges.map((r) => r[1]));
+  const fd = fsm.openSync(file, 'r');
+  try {
+    let next = 0;
+    let pos = Math.min(end, ...ranges.map((r) => r[0]));
+    while (pos < end) {
+      // Between ranges nothing is hashed: skip to the next one.
+      if (!ranges.some(([a, b]) => a <= pos && pos < b)) {
+        pos = Math.min(end, ...ranges.map((r) => r[0]).filter((a) => a > pos));
+        continue;
+      }
+      while (next < mapped.length && mapped[next]![1] <= pos) next++;
+      const m = mapped[next];
+      const inData = m !== undefined && m[0] <= pos;
+      // Up to the end of this data range or this hole, and of the range being hashed, a chunk at most.
+      const stop = Math.min(inData ? m[1] : (m?.[0] ?? end), ...ranges.map(([a, b]) => (a > pos ? a : b > pos ? b : end)));
+      const want = Math.min(chunkSize, stop - pos);
+      let chunk: Buffer;
+      if (inData) {
+        const n = fsm.readSync(fd, buf, 0, want, pos);
+        if (n <= 0) throw new Error(`it ends at ${pos} bytes`);
+        chunk = buf.subarray(0, n);
+      } else chunk = zeros.subarray(0, want);
+      for (const [i, [a, b]] of ranges.entries()) {
+        const from = Math.max(a, pos);
+        const to = Math.min(b, pos + chunk.length);
+        if (from < to) hs[i]!.update(chunk.subarray(from - pos, to - pos));
+      }
+      pos += chunk.length;
     }
-    pos += chunk.length;
+  } finally {
+    fsm.closeSync(fd);
   }
-  return { image: whole.digest('hex'), parts: hs.map((h) => h.digest('hex')) };
+  return hs.map((h) => h.digest('hex'));
+}
+
+/** {@link hashRanges} on a worker thread (plain JavaScript evaluated there: no module of ours is loaded). */
+function hashInWorker(file: string, ranges: Range[], mapped: Range[]): Promise<string[]> {
+  const code = `const { parentPort, workerData: w } = require('node:worker_threads');
+const hashRanges = ${hashRanges.toString()};
+parentPort.postMessage(hashRanges(require('node:fs'), require('node:crypto'), w.file, w.ranges, w.mapped));`;
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(code, { eval: true, workerData: { file, ranges, mapped } });
+    worker.once('message', (m: string[]) => resolve(m));
+    worker.once('error', reject);
+    worker.once('exit', (c) => (c !== 0 ? reject(new Error(`the digest worker exited with ${c}`)) : undefined));
+  });
 }
 
 /** {@link MAPPED_DIGEST} of `[start, end)`, reading only where `mapped` says the file has data. */
 function nonZeroDigest(fd: number, mapped: Range[], start: number, end: number): string {
-  const h = createHash('sha256');
+  const h = crypto.createHash('sha256');
   const buf = Buffer.allocUnsafe(CHUNK);
   const head = Buffer.alloc(8);
   let done = start;
@@ -110,7 +148,7 @@ function nonZeroDigest(fd: number, mapped: Range[], start: number, end: number):
 function readFully(fd: number, buf: Buffer, length: number, position: number): number {
   let got = 0;
   while (got < length) {
-    const n = readSync(fd, buf, got, length - got, position + got);
+    const n = fs.readSync(fd, buf, got, length - got, position + got);
     if (n === 0) break;
     got += n;
   }
