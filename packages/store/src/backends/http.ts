@@ -1,6 +1,6 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { StoreError } from '../errors.js';
 import type { StoreBackend } from './backend.js';
 import { checkStorePath } from './dir.js';
@@ -26,7 +26,7 @@ interface Response {
   status: number;
   statusText: string;
   headers: { get(name: string): string | null };
-  body: AsyncIterable<Uint8Array> | null;
+  body: Readable | null;
 }
 
 /** As many redirects as fetch follows. */
@@ -201,7 +201,17 @@ export class HttpBackend implements StoreBackend {
     try {
       if (!response.body) return;
       arm();
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      // A socket's error makes a Readable's async iterator drop what it had buffered: the bytes
+      // received before a cut must still reach the file, so a resume starts after them. They
+      // flow into a PassThrough first; the error is thrown once those are read.
+      let failure: unknown;
+      const buffered = new PassThrough();
+      response.body.once('error', (e) => {
+        failure = e;
+        buffered.end();
+      });
+      response.body.pipe(buffered);
+      for await (const chunk of buffered as AsyncIterable<Buffer>) {
         arm();
         let buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
         received += buf.length;
@@ -213,6 +223,7 @@ export class HttpBackend implements StoreBackend {
         }
         yield buf;
       }
+      if (failure !== undefined) throw failure;
     } catch (e) {
       const why = timedOut ? `no data for ${this.idleTimeoutMs / 1000} s` : transportReason(e);
       throw new StoreError('ERR_STORE_UNREACHABLE', `GET ${url}: the connection failed after ${received} bytes of the body: ${why}`, { url, received });
