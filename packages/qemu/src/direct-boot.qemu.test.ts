@@ -13,10 +13,19 @@ import { qemuCommand } from './machine.js';
 import { CONSOLE, hasQemu, makeGuest, type Guest } from '@edgeimage/testkit/qemu-guest';
 
 const T = 240_000;
+// The guests (a Debian kernel and a busybox initramfs builder) are made before the tests are
+// declared, so a missing prerequisite skips them through jest with the reason in the title.
+const amd64: Guest | string = hasQemu('amd64') ? await makeGuest('amd64') : 'qemu-system-x86_64 is not installed';
+const arm64: Guest | string = hasQemu('arm64') ? await makeGuest('arm64') : 'qemu-system-aarch64 is not installed';
+const skipNote = (g: Guest | string) => (typeof g === 'string' ? ` — skipped: ${g}` : '');
+// once every test is over: a guest's cleanup removes every extracted kernel, the other's too
+afterAll(() => {
+  for (const g of [amd64, arm64]) if (typeof g !== 'string') g.cleanup();
+});
 const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 
-(hasQemu('amd64') ? describe : describe.skip)('bootTest: direct boots of the Debian amd64 kernel', () => {
-  let g: Guest | string;
+(typeof amd64 === 'string' ? describe.skip : describe)(`bootTest: direct boots of the Debian amd64 kernel${skipNote(amd64)}`, () => {
+  const g = amd64;
   let dir: string;
   let tmp: string;
   let disk: string;
@@ -25,7 +34,6 @@ const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).diges
     return { kernel: guest.kernel.vmlinuz, initrd: await guest.initrd(script), append: `${CONSOLE.amd64} quiet loglevel=1 nowatchdog nosoftlockup panic=-1 ${append}`.trim() };
   };
   beforeAll(async () => {
-    g = await makeGuest('amd64');
     dir = mkdtempSync(join(tmpdir(), 'edgeimage-qemu-test-'));
     // Our own temp folder: the tests check that the boot leaves nothing behind in it.
     tmp = mkdtempSync(join(tmpdir(), 'edgeimage-qemu-tmp-'));
@@ -35,19 +43,13 @@ const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).diges
     closeSync(fd);
   }, T);
   afterAll(() => {
-    if (typeof g !== 'string') g?.cleanup();
     rmSync(dir, { recursive: true, force: true });
     rmSync(tmp, { recursive: true, force: true });
   });
-  const skip = () => {
-    if (typeof g === 'string') { console.warn(`SKIPPED: ${g}`); return true; }
-    return false;
-  };
 
   // (loglevel=1 and no lockup watchdog: a kernel message printed in the middle of the guest's
   // lines would split them; a loaded CI host makes TCG guests report soft lockups)
   test('markers are matched in order, with timestamps; the slot comes from the capture group; the log has every line', async () => {
-    if (skip()) return;
     const log = join(dir, 'order.log');
     const r = await bootTest({
       image: disk,
@@ -80,7 +82,6 @@ const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).diges
   }, T);
 
   test('a kernel panic (garbage initrd) fails the boot as ERR_KERNEL_PANIC, naming it, with the log tail', async () => {
-    if (skip()) return;
     const garbage = join(dir, 'garbage.cpio');
     writeFileSync(garbage, Buffer.alloc(4096, 0x5a));
     const guest = g as Guest;
@@ -94,7 +95,6 @@ const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).diges
   }, T);
 
   test("the initramfs's FAILED line and a GRUB error line fail the boot, naming the reason", async () => {
-    if (skip()) return;
     const initramfs = await bootTest({ image: disk, arch: 'amd64', tmpDir: tmp, log: join(dir, 'failed.log'), direct: await direct('echo "edgeimage-initramfs: FAILED: no partition system-b"\nsleep 600\n'), expect: [/healthy/], timeoutSeconds: 120 });
     expect(initramfs.code).toBe('ERR_INITRAMFS_FAILED');
     expect(initramfs.reason).toMatch(/^the initramfs failed: no partition system-b/);
@@ -104,7 +104,6 @@ const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).diges
   }, T);
 
   test('a marker that never appears times out with the log tail, without hanging; QEMU is killed', async () => {
-    if (skip()) return;
     const r = await bootTest({ image: disk, arch: 'amd64', tmpDir: tmp, log: join(dir, 'timeout.log'), direct: await direct('echo "guest: up"\nsleep 600\n'), expect: [/guest: up/, /never printed/], timeoutSeconds: 25 });
     expect(r.passed).toBe(false);
     expect(r.code).toBe('ERR_BOOT_TIMEOUT');
@@ -117,7 +116,6 @@ const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).diges
   }, T);
 
   test('QEMU exiting before the marker (the guest powers off) is ERR_QEMU_EXITED; untilExit waits for the power-off', async () => {
-    if (skip()) return;
     const d = await direct('echo "guest: up"\npoweroff -f\n');
     const early = await bootTest({ image: disk, arch: 'amd64', tmpDir: tmp, log: join(dir, 'exit.log'), direct: d, expect: [/guest: up/, /never printed/], timeoutSeconds: 120 });
     expect(early.code).toBe('ERR_QEMU_EXITED');
@@ -134,7 +132,6 @@ const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).diges
   }, T);
 
   test('the image is booted from a copy (unchanged after the guest wrote to its disk); --in-place keeps the state across boots; diskSize grows the copy', async () => {
-    if (skip()) return;
     const script = 'n=$(dd if=/dev/vda bs=1 count=8 2>/dev/null | tr -dc 0-9)\nn=$((${n:-0} + 1))\nprintf "%08d" $n | dd of=/dev/vda bs=1 conv=notrunc 2>/dev/null\nsync\necho "guest: boot $n size $(cat /sys/block/vda/size)"\npoweroff -f\n';
     const d = await direct(script);
     const before = sha256(disk);
@@ -163,7 +160,6 @@ const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).diges
   }, T);
 
   test('QemuSession follows two boots of one QEMU process (a reboot continues in the same process)', async () => {
-    if (skip()) return;
     const script = 'n=$(dd if=/dev/vda bs=1 count=8 2>/dev/null | tr -dc 0-9)\nn=$((${n:-0} + 1))\nprintf "%08d" $n | dd of=/dev/vda bs=1 conv=notrunc 2>/dev/null\nsync\necho "guest: boot $n"\nif [ $n -ge 2 ]; then poweroff -f; fi\nreboot -f\n';
     const guest = g as Guest;
     const img = join(dir, 'session.img');
@@ -183,13 +179,10 @@ const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).diges
   }, T);
 });
 
-(hasQemu('arm64') ? describe : describe.skip)('bootTest: a direct boot of the Debian arm64 kernel (virt, cortex-a57)', () => {
-  let g: Guest | string;
-  beforeAll(async () => { g = await makeGuest('arm64'); }, T);
-  afterAll(() => { if (typeof g !== 'string') g?.cleanup(); });
+(typeof arm64 === 'string' ? describe.skip : describe)(`bootTest: a direct boot of the Debian arm64 kernel (virt, cortex-a57)${skipNote(arm64)}`, () => {
+  const g = arm64 as Guest;
 
   test('reaches the marker on ttyAMA0 without a disk; a named group `slot` gives the slot', async () => {
-    if (typeof g === 'string') { console.warn(`SKIPPED: ${g}`); return; }
     const r = await bootTest({ arch: 'arm64', direct: { kernel: g.kernel.vmlinuz, initrd: await g.initrd('echo "guest: arm64 up on a"\nsleep 600\n'), append: `${CONSOLE.arm64} quiet` }, expect: [/guest: arm64 up on (?<slot>[ab])/], timeoutSeconds: 120 });
     console.log(`arm64 direct boot: marker at ${r.markers[0]?.seconds.toFixed(2)} s`);
     expect(r.reason).toBeUndefined();
