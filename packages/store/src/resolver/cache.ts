@@ -1,8 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { encodeDigest } from '@edgeimage/assertions';
+import { sha3_384Hasher } from './hasher.js';
 
 /**
  * The content-addressed bundle cache: `DIR/bundles/<sha3-384>.snap`. A file enters it only by an
@@ -53,14 +54,16 @@ export class BundleCache {
       onCorrupt?.(`${p} has ${actualSize} bytes, the signed size is ${size}`);
       return undefined;
     }
-    const hash = createHash('sha3-384');
+    // On the hash pool for a large file: the lookups of a resolve's bundles run at once, on several cores.
+    const hash = sha3_384Hasher(size);
     try {
-      for await (const chunk of createReadStream(p, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+      for await (const chunk of createReadStream(p, { highWaterMark: 1 << 20 })) await hash.update(chunk as Buffer, true);
     } catch (e) {
+      await hash.close();
       onCorrupt?.(`${p} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
       return undefined;
     }
-    const actual = encodeDigest(hash.digest());
+    const actual = encodeDigest(await hash.digest());
     if (actual !== sha3_384) {
       onCorrupt?.(`${p} has sha3-384 ${actual}, the signed digest is ${sha3_384}`);
       return undefined;

@@ -1,6 +1,5 @@
 import { createReadStream, createWriteStream, renameSync, rmSync } from 'node:fs';
-import { Transform, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { type Readable, Transform, type Writable } from 'node:stream';
 import { encodeDigest } from '@edgeimage/assertions';
 import type { StoreBackend } from '../backends/backend.js';
 import { DigestMismatchError, SizeMismatchError, StoreError } from '../errors.js';
@@ -82,7 +81,7 @@ export async function downloadToCache(backend: StoreBackend, req: DownloadReques
         });
         const out = (hooks.openTemp ?? defaultOpenTemp)(tmp, received > 0);
         try {
-          await pipeline(stream, counter, out);
+          await keepUntilCut(stream, counter, out);
         } catch (e) {
           throw classifyStreamError(e, tmp, req, url);
         }
@@ -105,6 +104,41 @@ export async function downloadToCache(backend: StoreBackend, req: DownloadReques
     rmSync(tmp, { force: true });
     active.delete(tmp);
   }
+}
+
+/**
+ * Pipes `source` through `counter` into `out`, like stream.pipeline, except when the source fails
+ * (a dropped connection): what it delivered before is still written and `out` closed, then the
+ * source's error is thrown, so a resume starts after those bytes instead of from a temp file that
+ * a destroyed write stream left short (or empty, when its open had not completed yet).
+ */
+function keepUntilCut(source: Readable, counter: Transform, out: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let cut: unknown;
+    let failed = false;
+    const fail = (e: unknown) => {
+      if (failed) return;
+      failed = true;
+      source.destroy();
+      counter.destroy();
+      out.destroy();
+      reject(e);
+    };
+    source.once('error', (e) => {
+      cut = e;
+      source.unpipe(counter);
+      counter.end();
+    });
+    counter.once('error', fail);
+    out.once('error', fail);
+    out.once('close', () => {
+      if (failed) return;
+      if (cut !== undefined) reject(cut);
+      else if (!out.writableFinished) reject(new Error('the temp file was closed before all was written'));
+      else resolve();
+    });
+    source.pipe(counter).pipe(out);
+  });
 }
 
 async function hashPartial(file: string, size: number): Promise<{ hash: Hasher; received: number }> {
