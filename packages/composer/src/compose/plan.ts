@@ -154,29 +154,21 @@ export async function makePlan(opts: PlanOptions, work: string): Promise<{ plan:
   if (!gadget) throw new ComposeError('ERR_NO_GADGET', `${model.brandId}/${model.model} has no gadget snap: nothing says how to lay out the disk`);
   if (!kernel) throw new ComposeError('ERR_NO_KERNEL', `${model.brandId}/${model.model} has no kernel snap`);
 
-  // 1. The gadget: its gadget.yaml, its A/B roles, its layout.
-  emit({ kind: 'stage', what: `unpacking gadget ${gadget.name}` });
-  const gadgetDir = join(work, 'gadget');
-  const gadgetRef = { name: gadget.name, revision: gadget.revision, path: gadget.path, type: 'gadget' };
-  // Symbolic links may stay in the unpacked gadget: content paths are resolved through them and
-  // refused when they leave it; stageContent refuses any left in what it copies.
-  await extractBundle(gadgetRef, gadgetDir, { allowSymlinks: true });
-  // gadget.yaml and snap.yaml are read from here: a link in meta/ would read (and an error
-  // message quote) a file of the build host.
-  if (existsSync(join(gadgetDir, 'meta'))) checkUnpackedTree(gadgetRef, join(gadgetDir, 'meta'), gadgetDir);
-  // …and parsed in memory: as the CLI's gadget commands and the store's snap.yaml reader, 1 MiB.
-  for (const f of ['gadget.yaml', 'snap.yaml']) if (existsSync(join(gadgetDir, 'meta', f))) checkUnpackedTree(gadgetRef, join(gadgetDir, 'meta', f), gadgetDir, MAX_META_FILE_BYTES);
-  const gadgetYamlPath = join(gadgetDir, 'meta', 'gadget.yaml');
-  if (!existsSync(gadgetYamlPath)) throw new ComposeError('ERR_GADGET_NO_YAML', `gadget ${gadget.name} revision ${gadget.revision} has no meta/gadget.yaml`, { gadget: gadget.name });
-  const gadgetFile = `${gadget.name}_${gadget.revision}.snap:meta/gadget.yaml`;
-  const { gadget: info } = await readGadget(gadgetDir, { name: gadgetFile });
-  const abVolume = checkABRoles(info);
-  await checkArchitectures(resolution, gadgetDir, model.architecture ?? '');
-
-  // 2. The slot tree (one complete system) and the boot environment, staged once; both slots
-  // are built from the same tree.
+  // The slot tree (one complete system), staged while the gadget is read: it does not depend on it.
   const slotDir = join(work, 'slot');
-  const { trustStore } = await stageSystem({ resolution, trusted: opts.trusted, modelAssertion, dir: slotDir, identity: id });
+  const staging = stageSystem({ resolution, trusted: opts.trusted, modelAssertion, dir: slotDir, identity: id });
+  // Handled here, awaited below: a refusal while the gadget is being read is not "unhandled".
+  staging.catch(() => undefined);
+  let g: Awaited<ReturnType<typeof readGadgetOf>>;
+  try {
+    g = await readGadgetOf(gadget, work, resolution, emit);
+  } catch (e) {
+    // The gadget's refusal comes first, and only once nothing writes under `work` any more.
+    await staging.catch(() => undefined);
+    throw e;
+  }
+  const { gadgetDir, gadgetRef, gadgetFile, info, abVolume } = g;
+  const { trustStore } = await staging;
   const env = initialEnv();
 
   const disks = info.volumeOrder.filter((n) => info.volumes[n]!.schema !== 'emmc');
@@ -288,6 +280,28 @@ export async function makePlan(opts: PlanOptions, work: string): Promise<{ plan:
     volumes,
   };
   return { plan, workspace: { dir: work, gadgetDir, trees } };
+}
+
+/** The gadget, unpacked under `work`: its gadget.yaml read, its A/B roles and architectures checked. */
+async function readGadgetOf(gadget: Resolution['bundles'][number], work: string, resolution: Resolution, emit: (e: { kind: 'stage'; what: string }) => void) {
+  emit({ kind: 'stage', what: `unpacking gadget ${gadget.name}` });
+  const gadgetDir = join(work, 'gadget');
+  const gadgetRef = { name: gadget.name, revision: gadget.revision, path: gadget.path, type: 'gadget' };
+  // Symbolic links may stay in the unpacked gadget: content paths are resolved through them and
+  // refused when they leave it; stageContent refuses any left in what it copies.
+  await extractBundle(gadgetRef, gadgetDir, { allowSymlinks: true });
+  // gadget.yaml and snap.yaml are read from here: a link in meta/ would read (and an error
+  // message quote) a file of the build host.
+  if (existsSync(join(gadgetDir, 'meta'))) checkUnpackedTree(gadgetRef, join(gadgetDir, 'meta'), gadgetDir);
+  // …and parsed in memory: as the CLI's gadget commands and the store's snap.yaml reader, 1 MiB.
+  for (const f of ['gadget.yaml', 'snap.yaml']) if (existsSync(join(gadgetDir, 'meta', f))) checkUnpackedTree(gadgetRef, join(gadgetDir, 'meta', f), gadgetDir, MAX_META_FILE_BYTES);
+  const gadgetYamlPath = join(gadgetDir, 'meta', 'gadget.yaml');
+  if (!existsSync(gadgetYamlPath)) throw new ComposeError('ERR_GADGET_NO_YAML', `gadget ${gadget.name} revision ${gadget.revision} has no meta/gadget.yaml`, { gadget: gadget.name });
+  const gadgetFile = `${gadget.name}_${gadget.revision}.snap:meta/gadget.yaml`;
+  const { gadget: info } = await readGadget(gadgetDir, { name: gadgetFile });
+  const abVolume = checkABRoles(info);
+  await checkArchitectures(resolution, gadgetDir, resolution.model.architecture ?? '');
+  return { gadgetDir, gadgetRef, gadgetFile, info, abVolume };
 }
 
 const align = (n: number, to: number) => Math.ceil(n / to) * to;
