@@ -48,7 +48,7 @@ function host(c: Case): { from: string | null; vars?: Record<string, string> } {
   }
 }
 
-const device = new Map<string, { from: string | null; vars?: Record<string, string>; output: string }>();
+const device = new Map<string, { from: string | null; vars?: Record<string, string>; output: string; get: { value: string; status: number } }>();
 
 const ready = useBaseChroot('edgeimage-bootenv-cases-', isRoot, (_work, chroot) => {
   // Each row's files in a folder of its own, laid out as on system-boot.
@@ -69,21 +69,23 @@ const ready = useBaseChroot('edgeimage-bootenv-cases-', isRoot, (_work, chroot) 
   writeFileSync(join(chroot, 'proc/mounts'), '/dev/vda1 /run/edgeimage/boot vfat ro,nosuid,nodev,noexec,noatime 0 0\n');
   // all rows in one chroot
   const script = TABLE.cases
-    .map((_, i) => `ln -sfn /cases/${i} /run/edgeimage/boot; { /usr/lib/edgeimage/bootenv which; echo "rc=$?"; /usr/lib/edgeimage/bootenv show; echo "rc=$?"; } > /cases/${i}.out 2>&1`)
+    .map((_, i) => `ln -sfn /cases/${i} /run/edgeimage/boot; { /usr/lib/edgeimage/bootenv which; echo "rc=$?"; /usr/lib/edgeimage/bootenv show; echo "rc=$?"; } > /cases/${i}.out 2>&1; /usr/lib/edgeimage/bootenv get edge_status > /cases/${i}.get 2>/dev/null; echo "$?" > /cases/${i}.getrc`)
     .join('\n');
   const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --rbind /dev "$1/dev" && chroot "$1" /bin/sh -c "$2"', 'sh', chroot, script], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
   if (r.status !== 0) throw new Error(`the device's bootenv could not be run (${r.status}): ${r.stdout}${r.stderr}`);
   TABLE.cases.forEach((c, i) => {
     const output = readFileSync(join(chroot, 'cases', `${i}.out`), 'utf8');
+    // what the health check and edge-update read: `bootenv get`, its value and its exit status
+    const get = { value: readFileSync(join(chroot, 'cases', `${i}.get`), 'utf8').replace(/\n$/, ''), status: Number(readFileSync(join(chroot, 'cases', `${i}.getrc`), 'utf8')) };
     const lines = output.split('\n');
     const rc = lines.flatMap((l, n) => (/^rc=\d+$/.test(l) ? [n] : []));
     if (rc.length !== 2) throw new Error(`${c.name}: unexpected output of the device's bootenv:\n${output}`);
     if (lines[rc[0]!] !== 'rc=0') {
-      device.set(c.name, { from: null, output });
+      device.set(c.name, { from: null, output, get });
       return;
     }
     const vars = Object.fromEntries(lines.slice(rc[0]! + 1, rc[1]).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-    device.set(c.name, { from: lines[rc[0]! - 1]!, vars, output });
+    device.set(c.name, { from: lines[rc[0]! - 1]!, vars, output, get });
   });
 });
 
@@ -103,6 +105,7 @@ describe('the boot-environment cases (bundles/bootloader/env-cases.json)', () =>
       expect({ from: d.from, ...(d.vars ? { vars: d.vars } : {}), ...(d.from === null ? { output: d.output } : {}) }).toEqual(
         c.expect.from === null ? { from: null, output: expect.stringContaining('bootenv: neither') } : c.expect,
       );
+      expect(d.get).toEqual(c.expect.from === null ? { value: '', status: 1 } : { value: c.expect.vars?.edge_status ?? '', status: 0 });
     });
   });
 });

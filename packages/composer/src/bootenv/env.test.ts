@@ -63,8 +63,12 @@ describe('encodeGrubEnv / decodeGrubEnv', () => {
     expect(run('grub-editenv', [ours, 'list']).stdout).toBe('edge_failed_slot=b\nedge_slot=a\nedge_status=\nedge_try_slot=\n');
     const theirs = join(d, 'theirs');
     expect(run('grub-editenv', [theirs, 'create']).status).toBe(0);
-    expect(run('grub-editenv', [theirs, 'set', 'edge_slot=b', 'edge_status=try', 'odd=back\\slash']).status).toBe(0);
-    expect(decodeGrubEnv(readFileSync(theirs))).toEqual({ edge_slot: 'b', edge_status: 'try', odd: 'back\\slash' });
+    expect(run('grub-editenv', [theirs, 'set', 'edge_slot=b', 'edge_status=try']).status).toBe(0);
+    expect(decodeGrubEnv(readFileSync(theirs))).toEqual({ edge_slot: 'b', edge_status: 'try' });
+    // grub-editenv escapes a backslash; GRUB would read the escape, the device's bootenv reads lines:
+    // both sides of the contract refuse such a copy instead of reading it two ways.
+    expect(run('grub-editenv', [theirs, 'set', 'odd=back\\slash']).status).toBe(0);
+    expect(() => decodeGrubEnv(readFileSync(theirs))).toThrow(/holds a backslash at offset \d+/);
     // GRUB rewrites our block in place, keeping its size.
     expect(run('grub-editenv', [ours, 'set', 'edge_status=trying', 'edge_try_slot=b']).status).toBe(0);
     expect(readFileSync(ours).length).toBe(1024);

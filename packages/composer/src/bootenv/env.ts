@@ -127,8 +127,8 @@ export function encodeGrubEnv(vars: BootEnv): Buffer {
 /**
  * Decodes a GRUB environment block. Refuses any size but 1024 bytes and a missing header, as
  * GRUB does, and, stricter than GRUB, NUL bytes (the zeros of an interrupted write); skips `#`
- * lines (padding, comments); undoes GRUB's backslash escapes (grub-editenv writes `\\` and `\`
- * before a newline).
+ * lines (padding, comments); refuses a backslash (grub-editenv's escape: GRUB would join lines
+ * that the device's bootenv reads apart — no writer of the contract makes one).
  *
  * @example
  * decodeGrubEnv(readFileSync('env1/env')).edge_slot; // 'a'
@@ -146,19 +146,23 @@ export function decodeGrubEnv(bytes: Uint8Array): BootEnv {
     // Never in a block GRUB or we wrote: '#' pads it. Zeros are what an interrupted write leaves.
     throw new ComposeError('ERR_BOOTENV_FORMAT', `boot environment: the block holds a NUL byte at offset ${nul} (an incomplete write?)`, { offset: nul });
   }
+  const backslash = buf.indexOf(0x5c);
+  if (backslash >= 0) {
+    // GRUB reads it as an escape that joins lines; the device's bootenv reads line by line. No writer
+    // of the contract (bundles/bootloader/README.md) makes one, so both refuse the copy.
+    throw new ComposeError('ERR_BOOTENV_FORMAT', `boot environment: the block holds a backslash at offset ${backslash} (an escape, which no writer of the boot environment makes)`, { offset: backslash });
+  }
   const text = buf.subarray(GRUB_ENV_HEADER.length).toString('utf8');
   const vars: BootEnv = {};
   let i = 0;
   let line = 1;
   while (i < text.length) {
     line++;
-    // One logical line; a backslash escapes the next character, a newline included.
     let raw = '';
     let end = false;
     for (; i < text.length; i++) {
       const c = text[i]!;
-      if (c === '\\' && i + 1 < text.length) raw += text[++i];
-      else if (c === '\n') {
+      if (c === '\n') {
         i++;
         end = true;
         break;
