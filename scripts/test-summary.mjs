@@ -78,6 +78,12 @@ export function summarize(result, root = process.cwd()) {
   }
 
   lines.push(...skippedLines);
+  // jest's own verdict, when it failed without a failing test here (a global setup or teardown that
+  // threw, a runtime error outside the suites, an open-handle crash): never a clean line.
+  if (failed === 0 && (result.success === false || (result.numRuntimeErrorTestSuites ?? 0) > 0)) {
+    failed = 1;
+    lines.push('jest reported a failure outside the tests (success false or a runtime error): counted as one failure');
+  }
   lines.push(`${passed} passed, ${failed} failed, ${skipped} skipped`);
   return lines;
 }

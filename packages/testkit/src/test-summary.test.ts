@@ -32,10 +32,10 @@ interface Suite {
 }
 
 let n = 0;
-function summary(testResults: Suite[]): { status: number | null; lines: string[]; stderr: string } {
+function summary(testResults: Suite[], top: Record<string, unknown> = {}): { status: number | null; lines: string[]; stderr: string } {
   const file = join(dir, `jest-${++n}.json`);
   // The counts jest itself puts at the top are deliberately wrong: the summary counts the tests.
-  writeFileSync(file, JSON.stringify({ numPassedTests: 999, numFailedTests: 999, numPendingTests: 999, testResults }));
+  writeFileSync(file, JSON.stringify({ numPassedTests: 999, numFailedTests: 999, numPendingTests: 999, ...top, testResults }));
   const r = spawnSync(process.execPath, [SCRIPT, file, ROOT], { encoding: 'utf8' });
   return { status: r.status, lines: r.stdout.trimEnd().split('\n'), stderr: r.stderr };
 }
@@ -68,6 +68,16 @@ describe('scripts/test-summary.mjs', () => {
     ]);
     expect(r.lines).toContain('broken suite: packages/c/src/c.test.ts: ● Test suite failed to run');
     expect(r.lines).toContain('broken suite: packages/d/test/d.qemu.test.ts: afterAll: cleanup failed');
+  });
+
+  test('jest failing outside the tests (success false, a runtime error) is one failure, never a clean line', () => {
+    const passing = [suite('packages/a/src/a.test.ts', 1, 10, [t('x'), t('y')])];
+    for (const top of [{ success: false }, { success: true, numRuntimeErrorTestSuites: 1 }]) {
+      const r = summary(passing, top);
+      expect([top, r.lines.at(-1)]).toEqual([top, '2 passed, 1 failed, 0 skipped']);
+      expect(r.lines).toContain('jest reported a failure outside the tests (success false or a runtime error): counted as one failure');
+    }
+    expect(summary(passing, { success: true, numRuntimeErrorTestSuites: 0 }).lines.at(-1)).toBe('2 passed, 0 failed, 0 skipped');
   });
 
   test('all passing and nothing skipped still prints the three counts', () => {
