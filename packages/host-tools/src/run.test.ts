@@ -40,6 +40,11 @@ describe('runTool environment', () => {
     expect(env.get('LANG')).toBe('C');
   });
 
+  test("a relative PATH entry (`.`, `bin`, empty) is dropped: a tool is never found in the build's working folder", () => {
+    process.env.PATH = `.:bin::/usr/bin:./tools:/bin`;
+    expect(hostToolEnv().PATH!.split(':')).toEqual(['/usr/bin', '/bin', '/usr/local/sbin', '/usr/sbin', '/sbin']);
+  });
+
   test('a variable a caller sets on purpose is passed; one it removes is not', async () => {
     process.env.EDGEIMAGE_KEY_PASSPHRASE = SECRET;
     const env = childEnv((await runTool('env', [], { env: { EXTRA: 'x', LANG: undefined } })).stdout);

@@ -33,7 +33,8 @@ export interface ToolOptions {
  * never through SOURCE_DATE_EPOCH.
  */
 export function hostToolEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const path = (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(':').filter(Boolean);
+  // (absolute entries only: a `.` or relative entry would find a tool in the build's working folder)
+  const path = (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(':').filter((d) => d.startsWith('/'));
   for (const dir of ['/usr/local/sbin', '/usr/sbin', '/sbin']) if (!path.includes(dir)) path.push(dir);
   return { PATH: path.join(':'), LANG: 'C', LC_ALL: 'C', TZ: 'UTC', HOME: '/nonexistent', ...extra };
 }
