@@ -1,22 +1,14 @@
 import { MAPPED_DIGEST } from './digest.js';
-import type { ImagePlan, VolumePlan } from './plan.js';
+import type { ImagePlan, PlannedStructure, VolumePlan } from './plan.js';
 
-export interface PartitionManifest {
-  name?: string;
-  role?: string;
-  index?: number;
-  offset: number;
-  size: number;
-  type: string;
-  guid?: string;
-  filesystem: string;
-  label?: string;
+/** A partition as the manifest records it: the plan's fields for it, and its digest. */
+export type PartitionManifest = Pick<PlannedStructure, 'name' | 'role' | 'index' | 'offset' | 'size' | 'type' | 'guid' | 'filesystem' | 'label'> & {
   /**
    * sha256 of the filesystem's bytes as written; absent when the build computed no digests. Of
    * every byte unless the manifest's `digest` says otherwise.
    */
   sha256?: string;
-}
+};
 
 export interface ImageManifest {
   format: 1;
