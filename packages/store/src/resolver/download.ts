@@ -1,5 +1,5 @@
-import { createReadStream, createWriteStream, renameSync, rmSync } from 'node:fs';
-import { type Readable, Transform, type Writable } from 'node:stream';
+import { createReadStream, renameSync, rmSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { encodeDigest } from '@edgeimage/assertions';
 import type { StoreBackend } from '../backends/backend.js';
 import { DigestMismatchError, SizeMismatchError, StoreError } from '../errors.js';
@@ -20,8 +20,6 @@ export interface DownloadHooks {
   onRetry?: (e: unknown, attempt: number, delayMs: number) => void;
   /** Checks the verified temp file before it enters the cache (snap.yaml type, architecture). */
   validate?: (tempFile: string) => Promise<void>;
-  /** Opens the temp file for writing; only tests replace it, to inject a full disk. */
-  openTemp?: (path: string, append: boolean) => Writable;
 }
 
 /** Temp files being written, removed if the process is interrupted. */
@@ -36,9 +34,9 @@ function installCleanup(): void {
 }
 
 /**
- * Downloads one bundle into the cache: streamed through sha3-384 (on a worker thread, so parallel
- * downloads hash on several cores) and a byte counter into a temp file in one pass (never
- * re-read), resumed with a Range request after a dropped connection, checked against the signed
+ * Downloads one bundle into the cache: counted, then hashed with sha3-384 and written to a temp
+ * file by one thread (a worker for a large bundle, so parallel downloads hash on several cores) in
+ * one pass (never re-read), resumed with a Range request after a dropped connection, checked against the signed
  * digest and size, validated, then renamed into place. On any failure the temp file is removed
  * and nothing enters the cache.
  */
@@ -55,33 +53,36 @@ export async function downloadToCache(backend: StoreBackend, req: DownloadReques
       policy,
       async (attempt) => {
         if (attempt > 0) {
-          // Resume from what is really on disk (a failed pipeline may have counted bytes it never
+          // Resume from what is really on disk (a failed attempt may have counted bytes it never
           // wrote), re-hashing it so the digest covers exactly the file's bytes.
           await hash.close();
           ({ hash, received } = await hashPartial(tmp, req.size));
         }
-        let opened;
         try {
-          opened = await backend.open(req.path, received);
+          hash.writeTo({ path: tmp, append: received > 0 });
+        } catch (e) {
+          throw classifyStreamError(e, tmp, req, url);
+        }
+        let source;
+        try {
+          source = await backend.open(req.path, received);
         } catch (e) {
           // Asked to resume past the end: the file is shorter than what was already received.
           if (e instanceof StoreError && e.code === 'ERR_STORE_RANGE') throw new SizeMismatchError(req.snap, req.size, received, url);
           throw e;
         }
-        const { stream } = opened;
-        if (opened.size !== undefined && received + opened.size !== req.size) {
+        const { stream } = source;
+        if (source.size !== undefined && received + source.size !== req.size) {
           // The store says how big the file is: refuse it before transferring a byte.
           stream.destroy();
-          throw new SizeMismatchError(req.snap, req.size, received + opened.size, url);
+          throw new SizeMismatchError(req.snap, req.size, received + source.size, url);
         }
-        const counter = countingTransform(hash, (n) => {
-          received += n;
-          if (received > req.size) throw new SizeMismatchError(req.snap, req.size, received, url);
-          hooks.onProgress?.(n);
-        });
-        const out = (hooks.openTemp ?? defaultOpenTemp)(tmp, received > 0);
         try {
-          await keepUntilCut(stream, counter, out);
+          await pump(stream, hash, (n) => {
+            received += n;
+            if (received > req.size) throw new SizeMismatchError(req.snap, req.size, received, url);
+            hooks.onProgress?.(n);
+          });
         } catch (e) {
           throw classifyStreamError(e, tmp, req, url);
         }
@@ -106,41 +107,6 @@ export async function downloadToCache(backend: StoreBackend, req: DownloadReques
   }
 }
 
-/**
- * Pipes `source` through `counter` into `out`, like stream.pipeline, except when the source fails
- * (a dropped connection): what it delivered before is still written and `out` closed, then the
- * source's error is thrown, so a resume starts after those bytes instead of from a temp file that
- * a destroyed write stream left short (or empty, when its open had not completed yet).
- */
-function keepUntilCut(source: Readable, counter: Transform, out: Writable): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let cut: unknown;
-    let failed = false;
-    const fail = (e: unknown) => {
-      if (failed) return;
-      failed = true;
-      source.destroy();
-      counter.destroy();
-      out.destroy();
-      reject(e);
-    };
-    source.once('error', (e) => {
-      cut = e;
-      source.unpipe(counter);
-      counter.end();
-    });
-    counter.once('error', fail);
-    out.once('error', fail);
-    out.once('close', () => {
-      if (failed) return;
-      if (cut !== undefined) reject(cut);
-      else if (!out.writableFinished) reject(new Error('the temp file was closed before all was written'));
-      else resolve();
-    });
-    source.pipe(counter).pipe(out);
-  });
-}
-
 async function hashPartial(file: string, size: number): Promise<{ hash: Hasher; received: number }> {
   const hash = sha3_384Hasher(size);
   let received = 0;
@@ -158,57 +124,44 @@ async function hashPartial(file: string, size: number): Promise<{ hash: Hasher; 
   return { hash, received };
 }
 
-function defaultOpenTemp(path: string, append: boolean): Writable {
-  return createWriteStream(path, { flags: append ? 'a' : 'w', mode: 0o644 });
-}
-
 /**
- * Bytes gathered before one message to the hash worker: a socket delivers 64 KiB at a time, and
- * each message costs the main thread a fixed amount. Chunks still go to the file as they come, so
- * a dropped connection resumes from every byte received.
+ * Bytes gathered before one hand-over to the hasher: a socket delivers 64 KiB at a time, and each
+ * message to a hash worker, and each write, costs a fixed amount.
  */
 const HASH_BATCH_BYTES = 1024 * 1024;
 
-function countingTransform(hash: Hasher, count: (n: number) => void): Transform {
+/**
+ * Feeds `source` to `hash` (which hashes and writes) in batches of {@link HASH_BATCH_BYTES}.
+ * `count` sees every chunk first and may refuse it by throwing. However the source ends (a dropped
+ * connection included), what it delivered before is handed over and written before this returns
+ * or throws, so a resume starts after those bytes; a write's failure is thrown here.
+ */
+async function pump(source: Readable, hash: Hasher, count: (n: number) => void): Promise<void> {
   let batch: Buffer[] = [];
   let batched = 0;
+  // The socket's chunks are handed over as they are (moved to the hash worker, not copied).
   const post = (): Promise<void> | undefined => {
-    // Always a new buffer (the chunks themselves are still being written), so it can be moved to
-    // the hash worker instead of copied again: a third copy of every byte kept the GC busy.
-    const b = Buffer.concat(batch, batched);
+    const b = batch;
     batch = [];
     batched = 0;
-    return hash.update(b, true);
+    return hash.updateAll(b, true);
   };
-  const settle = (wait: Promise<void> | undefined, cb: (e?: Error | null) => void, done: () => void) => {
-    if (wait) wait.then(done, cb);
-    else done();
-  };
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      let wait: Promise<void> | undefined;
-      try {
-        count(chunk.length);
-        batch.push(chunk);
-        batched += chunk.length;
-        if (batched >= HASH_BATCH_BYTES) wait = post();
-      } catch (e) {
-        cb(e as Error);
-        return;
-      }
-      settle(wait, cb, () => cb(null, chunk));
-    },
-    flush(cb) {
-      let wait: Promise<void> | undefined;
-      try {
-        if (batched > 0) wait = post();
-      } catch (e) {
-        cb(e as Error);
-        return;
-      }
-      settle(wait, cb, () => cb());
-    },
-  });
+  let failure: unknown;
+  try {
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      count(chunk.length);
+      batch.push(chunk);
+      batched += chunk.length;
+      if (batched >= HASH_BATCH_BYTES) await post();
+    }
+  } catch (e) {
+    failure = e;
+    source.destroy();
+  }
+  if (batched > 0) await post();
+  // A failed write (final) is thrown before the source's error (a cut, retried).
+  await hash.settled();
+  if (failure !== undefined) throw failure;
 }
 
 /** Disk errors are final and named as such; network errors stay transient so the download resumes. */

@@ -27,6 +27,17 @@ describe('sha3-384 hashers', () => {
     expect((await h.digest()).equals(expectedDigest)).toBe(true);
   });
 
+  test('a batch moves its whole buffers in one message; a buffer given twice is copied the second time', async () => {
+    const a = new Uint8Array(randomBytes(70_000));
+    const b = new Uint8Array(randomBytes(5_000));
+    const digest = expected([a, b, a]);
+    const h = new WorkerHasher();
+    await h.updateAll([a, b, a], true);
+    expect(a.byteLength).toBe(0);
+    expect(b.byteLength).toBe(0);
+    expect((await h.digest()).equals(digest)).toBe(true);
+  });
+
   test('a producer faster than the worker is held back once 8 MiB wait, and nothing is lost', async () => {
     const h = new WorkerHasher();
     const chunks = Array.from({ length: 12 }, () => randomBytes(1 << 20));

@@ -1,8 +1,9 @@
-import { existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { spawnSync } from 'node:child_process';
 import { type Assertion, PrivateKey, sha3_384Digest } from '@edgeimage/assertions';
 import { serveDirectory, type StaticServer } from '@edgeimage/testkit/http-server';
+import { missingRoot, requires } from '@edgeimage/testkit/skips';
 import { describeWithRegistry, useRegistry } from '@edgeimage/testkit/oci-registry';
 import { Store } from '../store.js';
 import { bundlePath } from '../layout.js';
@@ -260,20 +261,21 @@ describe('bad input: a clear error, and nothing enters the cache', () => {
     }
   });
 
-  test('a full disk in the cache: named, and nothing cached', async () => {
-    const cache = newCache();
-    // A real full disk cannot be had on demand without root; this one fault is injected.
-    const full = () =>
-      new Writable({
-        write(_chunk, _enc, cb) {
-          cb(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
-        },
-      });
-    const e = await failure(resolveWith(modelInput(), { cache, openTemp: full, concurrency: 1 }));
-    expect(e.code).toBe('ERR_CACHE_WRITE');
-    expect(e.message).toMatch(/no space left on device/);
-    expectNothingCached(cache);
-    expect(readdirSync(cache.bundlesDir)).toEqual([]);
+  requires(missingRoot('mounting a tmpfs')).test('a full disk in the cache (a real tmpfs, filled): named, and nothing cached', async () => {
+    const mnt = mkdtempSync(join(world.dir, 'full-'));
+    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt]).status).toBe(0);
+    try {
+      const cache = new BundleCache(mnt);
+      cache.prepare();
+      spawnSync('dd', ['if=/dev/zero', `of=${join(mnt, 'filler')}`, 'bs=4096', 'count=1024']);
+      const e = await failure(resolveWith(modelInput(), { cache, concurrency: 1 }));
+      expect(e.code).toBe('ERR_CACHE_WRITE');
+      expect(e.message).toMatch(/no space left on device/);
+      expectNothingCached(cache);
+      expect(readdirSync(cache.bundlesDir)).toEqual([]);
+    } finally {
+      spawnSync('umount', [mnt]);
+    }
   });
 
   test('a model that does not verify is refused before anything is fetched', async () => {

@@ -23,7 +23,6 @@ import { BundleCache } from './cache.js';
 import { downloadToCache } from './download.js';
 import { defaultRetryPolicy, withRetry, type RetryPolicy } from './retry.js';
 import { SequenceRecord } from './sequences.js';
-import type { Writable } from 'node:stream';
 
 /** One bundle of the resolution manifest (`resolve --json`). */
 export interface ResolvedBundle {
@@ -87,8 +86,6 @@ export interface ResolveOptions {
    * for models of grade dangerous (nothing signed vouches for them).
    */
   localBundles?: string[];
-  /** Only tests set it: opens cache temp files, to inject a full disk. */
-  openTemp?: (path: string, append: boolean) => Writable;
 }
 
 interface Pin {
@@ -354,7 +351,6 @@ export async function resolveModel(input: Assertion[], opts: ResolveOptions): Pr
       onProgress: (bytes) => emit({ kind: 'download-progress', name: p.snap.name, bytes }),
       onRetry: (e, attempt, delayMs) => emit({ kind: 'retry', what: `download of ${p.snap.name}`, attempt, delayMs, error: (e as Error).message }),
       validate: (tmp) => checkBundle(tmp, p, arch),
-      openTemp: opts.openTemp,
     });
     downloaded++;
     emit({ kind: 'download-done', name: p.snap.name });
