@@ -83,7 +83,9 @@ describe('build', () => {
     expect(listFiles(out)).toEqual(['edge-pc.img', 'edge-pc.img.manifest.json']);
     const img = join(out, 'edge-pc.img');
     const m = readManifest(out);
-    expect(r.out).toContain(`${img}  ${m.size} bytes  sha256 ${sha256(readFileSync(img))}`);
+    // The default digest is the mapped one, and the line names it.
+    expect(m.digest).toBe('sha256-nonzero-4k-blocks');
+    expect(r.out).toContain(`${img}  ${m.size} bytes  sha256-nonzero-4k-blocks ${m.outputs[0]!.sha256}`);
     expect(r.out).toMatch(/^\s+1 system-boot\s+system-boot\s+1048576\s+16777216 vfat$/m);
     expect(r.out).toMatch(/^\s+4 system-data\s+system-data\s+68157440\s+16777216 ext4$/m);
     expect(r.out).toContain(`manifest: ${img}.manifest.json`);
@@ -99,13 +101,21 @@ describe('build', () => {
     expect(JSON.parse(r.out)).toEqual(readManifest(out));
   }, SLOW);
 
-  test('--digests mapped: the manifest names its digest (sha256-nonzero-4k-blocks); --digests none: no sha256 anywhere, same image bytes', async () => {
+  test('--digests: mapped by default (the manifest names it), full as sha256sum computes, none: no sha256 anywhere; the same image bytes each time', async () => {
     const mapped = world.tempDir('out-');
-    expect((await run([...buildArgs(files.model, mapped), '--digests', 'mapped'])).status).toBe(0);
+    expect((await run(buildArgs(files.model, mapped))).status).toBe(0);
     const m = readManifest(mapped);
     expect(m.digest).toBe('sha256-nonzero-4k-blocks');
     expect(m.outputs[0]!.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(m.outputs[0]!.sha256).not.toBe(sha256(readFileSync(join(mapped, 'edge-pc.img'))));
+    const full = world.tempDir('out-');
+    const f = await run([...buildArgs(files.model, full), '--digests', 'full']);
+    expect(f.status).toBe(0);
+    const img = join(full, 'edge-pc.img');
+    expect(f.out).toContain(`${img}  ${m.size} bytes  sha256 ${sha256(readFileSync(img))}`);
+    expect(readManifest(full).digest).toBeUndefined();
+    expect(readManifest(full).outputs[0]!.sha256).toBe(sha256(readFileSync(img)));
+    expect(readFileSync(img).equals(readFileSync(join(mapped, 'edge-pc.img')))).toBe(true);
     const none = world.tempDir('out-');
     const r = await run([...buildArgs(files.model, none), '--digests', 'none']);
     expect(r.status).toBe(0);
@@ -183,7 +193,7 @@ describe('outputs', () => {
 
   beforeAll(async () => {
     out = world.tempDir('out-');
-    const r = await run([...buildArgs(files.model, out), '--format', 'raw,bmap,qcow2', '--compress', 'zstd']);
+    const r = await run([...buildArgs(files.model, out), '--format', 'raw,bmap,qcow2', '--compress', 'zstd', '--digests', 'full']);
     if (r.status !== 0) throw new Error(`build failed: ${r.err}`);
     img = join(out, 'edge-pc.img');
     manifest = readManifest(out);
@@ -239,7 +249,7 @@ describe('outputs', () => {
 
   test('--compress xz: xz -d of the .xz gives the identical image', async () => {
     const xzOut = world.tempDir('out-');
-    const r = await run([...buildArgs(files.model, xzOut), '--compress', 'xz']);
+    const r = await run([...buildArgs(files.model, xzOut), '--compress', 'xz', '--digests', 'full']);
     expect(r.status).toBe(0);
     expect(listFiles(xzOut)).toEqual(['edge-pc.img', 'edge-pc.img.manifest.json', 'edge-pc.img.xz']);
     const d = spawnSync('xz', ['-d', '-c', join(xzOut, 'edge-pc.img.xz')], { maxBuffer: 512 * MiB });

@@ -34,7 +34,7 @@ export function buildCommand(ctx: Context) {
         .option('format', { type: 'string', default: 'raw', describe: 'outputs: raw (always), bmap, qcow2, comma-separated' })
         .option('compress', { choices: ['zstd', 'xz'] as const, describe: 'also write a compressed copy (.zst or .xz)' })
         .option('snap', { type: 'string', describe: 'use a local bundle instead of the store (repeatable; grade dangerous models only)' })
-        .option('digests', { choices: ['full', 'mapped', 'none'] as const, default: 'full' as const, describe: "the manifest's sha256s: full (every byte, as sha256sum), mapped (sha256-nonzero-4k-blocks: only the blocks holding data, as bmaptool reads them; faster) or none" })
+        .option('digests', { choices: ['mapped', 'full', 'none'] as const, default: 'mapped' as const, describe: "the digests of the image and its partitions: mapped (sha256-nonzero-4k-blocks: only the 4 KiB blocks holding data, as bmaptool reads an image; the manifest says so), full (sha256 of every byte, as sha256sum computes; hashing the holes of a mostly empty image costs as much as building it) or none. Compressed outputs always get the sha256 of their file" })
         .option('empty-b', { type: 'boolean', default: false, describe: 'leave slot b empty instead of a copy of slot a' })
         .option('json', { type: 'boolean', describe: 'print the image manifest as JSON (with --dry-run: the plan)' })
         .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan (every partition: offset, size, type, GUID, filesystem, label; what goes into each; the outputs) and write nothing' })
@@ -112,7 +112,7 @@ async function build(ctx: Context, a: BuildArgs): Promise<void> {
     // Only now that the image is in place: a build refused by the composer records nothing.
     await resolution.recordSequences();
     if (a.json) return printJson(ctx.io, r.manifest);
-    for (const img of r.images) ctx.io.out(`${img.path}  ${img.size} bytes${img.sha256 ? `  sha256 ${img.sha256}` : ''}`);
+    for (const img of r.images) ctx.io.out(`${img.path}  ${img.size} bytes${img.sha256 ? `  ${img.digest ?? 'sha256'} ${img.sha256}` : ''}`);
     for (const p of r.manifest.partitions) ctx.io.out(`  ${String(p.index ?? '-').padStart(2)} ${(p.name ?? '').padEnd(14)} ${(p.role ?? '').padEnd(12)} ${String(p.offset).padStart(11)} ${String(p.size).padStart(11)} ${p.filesystem}`);
     for (const o of r.manifest.outputs.filter((x) => x.format !== 'raw')) ctx.io.out(`  ${o.format}: ${o.path}`);
     ctx.io.out(`manifest: ${r.manifestPath}`);

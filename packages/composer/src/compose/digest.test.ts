@@ -94,10 +94,11 @@ describe('composeImage digests', () => {
   }, SLOW);
   afterAll(() => world?.cleanup());
 
-  test("mapped: the manifest says so, and its sha256s are the mapped digests of the image and of each filesystem's bytes", async () => {
-    const r = await world.compose(await world.resolve(await world.model({ revision: 3 })), { outputDir: world.tempDir('out-'), digests: 'mapped' });
+  test("mapped, the default: the manifest and the result say so, and the sha256s are the mapped digests of the image and of each filesystem's bytes", async () => {
+    const r = await world.compose(await world.resolve(await world.model({ revision: 3 })), { outputDir: world.tempDir('out-') });
     const image = readFileSync(r.images[0]!.path);
     expect(r.manifest.digest).toBe(MAPPED_DIGEST);
+    expect(r.images[0]!.digest).toBe(MAPPED_DIGEST);
     expect(r.images[0]!.sha256).toBe(reference(image));
     expect(r.manifest.outputs).toEqual([{ format: 'raw', path: 'edge-pc.img', sha256: reference(image) }]);
     for (const p of r.manifest.partitions) expect(p.sha256).toBe(reference(image.subarray(p.offset, p.offset + p.size)));
@@ -106,8 +107,9 @@ describe('composeImage digests', () => {
   test('none: no sha256 in the manifest or the result; the image is the same bytes as with them', async () => {
     const resolution = await world.resolve(await world.model({ revision: 3 }));
     const none = await world.compose(resolution, { outputDir: world.tempDir('out-'), digests: 'none' });
-    const full = await world.compose(resolution, { outputDir: world.tempDir('out-') });
+    const full = await world.compose(resolution, { outputDir: world.tempDir('out-'), digests: 'full' });
     expect(none.images[0]!.sha256).toBeUndefined();
+    expect(full.images[0]!.digest).toBeUndefined();
     expect(none.manifest.digest).toBeUndefined();
     expect(none.manifest.partitions.every((p) => p.sha256 === undefined)).toBe(true);
     expect(none.manifest.outputs).toEqual([{ format: 'raw', path: 'edge-pc.img' }]);

@@ -24,8 +24,9 @@ export interface ImageManifest {
   'trust-store': string[];
   outputs: { format: string; path: string; sha256?: string }[];
   /**
-   * Present when the image's and the partitions' sha256s are not of every byte: `sha256-nonzero-4k-blocks`
-   * (compose/digest.ts, MAPPED_DIGEST): only the blocks holding data, each with its offset.
+   * Present when the raw image's and the partitions' sha256s are not of every byte (the default):
+   * `sha256-nonzero-4k-blocks` (compose/digest.ts, MAPPED_DIGEST): only the blocks holding data,
+   * each with its offset. A compressed output's sha256 is always of every byte of its file.
    */
   digest?: typeof MAPPED_DIGEST;
   /** Present when the model verifies only through the example root, whose private key is public. */

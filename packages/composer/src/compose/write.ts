@@ -7,7 +7,7 @@ import { buildVfat } from '../fs/vfat.js';
 import { copyIntoImage, writeAt } from '../fs/copy.js';
 import { runTool } from '../fs/tool.js';
 import { writeGpt, writeMbr } from '../partition/index.js';
-import { digestImage, type DigestMode } from './digest.js';
+import { digestImage, MAPPED_DIGEST, type DigestMode } from './digest.js';
 import { manifestOf, type ImageManifest } from './manifest.js';
 import { SECTOR, type ImagePlan, type PlannedStructure, type PlanWorkspace, type VolumePlan } from './plan.js';
 
@@ -16,8 +16,10 @@ export type ComposeEvent = { kind: 'stage'; what: string } | { kind: 'structure'
 export interface WriteOptions {
   onEvent?: (e: ComposeEvent) => void;
   /**
-   * The sha256s of every image, of every filesystem in it and of compressed outputs (default
-   * `full`): see {@link DigestMode}. With `none` the manifest and the result carry none.
+   * The digests of every image and of every filesystem in it (default `mapped`, as bmaptool reads
+   * an image: hashing every byte of a mostly empty image cost as much as building it; `full` when
+   * `sha256sum` must agree): see {@link DigestMode}. Compressed outputs always get the sha256 of
+   * every byte of their file. With `none` the manifest and the result carry none.
    */
   digests?: DigestMode;
   /** Only tests set it: runs before each write into the image, to inject a full disk. */
@@ -27,7 +29,8 @@ export interface WriteOptions {
 }
 
 export interface ComposeResult {
-  images: { volume: string; path: string; size: number; sha256?: string }[];
+  /** `digest` is present when `sha256` is not of every byte: it names what it is of ({@link MAPPED_DIGEST}). */
+  images: { volume: string; path: string; size: number; sha256?: string; digest?: typeof MAPPED_DIGEST }[];
   manifestPath: string;
   manifest: ImageManifest;
 }
@@ -40,7 +43,7 @@ export interface ComposeResult {
  */
 export async function writePlan(plan: ImagePlan, ws: PlanWorkspace, opts: WriteOptions): Promise<ComposeResult> {
   const emit = opts.onEvent ?? (() => {});
-  const digests = opts.digests ?? 'full';
+  const digests = opts.digests ?? 'mapped';
   const temps: string[] = [];
   const renames: { tmp: string; final: string }[] = [];
   const images: { tmp: string; final: string }[] = [];
@@ -126,7 +129,7 @@ export async function writePlan(plan: ImagePlan, ws: PlanWorkspace, opts: WriteO
         if ((o.format === 'zstd' || o.format === 'xz') && digests !== 'none') sums.outputs.set(o.path, await sha256File(tmp));
       }
       images.push({ tmp: image, final: raw!.path });
-      results.push({ volume: v.volume, path: raw!.path, size: v.size, ...(imageSha ? { sha256: imageSha } : {}), manifestPath, manifest: manifestOf(plan, v, sums, digests === 'mapped'), ab: v.ab });
+      results.push({ volume: v.volume, path: raw!.path, size: v.size, ...(imageSha ? { sha256: imageSha } : {}), ...(imageSha && digests === 'mapped' ? { digest: MAPPED_DIGEST } : {}), manifestPath, manifest: manifestOf(plan, v, sums, digests === 'mapped'), ab: v.ab });
     }
 
     for (const p of [...renames, ...images]) {
@@ -136,7 +139,7 @@ export async function writePlan(plan: ImagePlan, ws: PlanWorkspace, opts: WriteO
     temps.length = 0;
     for (const r of results) emit({ kind: 'output', path: r.path });
     const ab = results.find((r) => r.ab)!;
-    return { images: results.map(({ volume, path, size, sha256 }) => ({ volume, path, size, ...(sha256 ? { sha256 } : {}) })), manifestPath: ab.manifestPath, manifest: ab.manifest };
+    return { images: results.map(({ volume, path, size, sha256, digest }) => ({ volume, path, size, ...(sha256 ? { sha256 } : {}), ...(digest ? { digest } : {}) })), manifestPath: ab.manifestPath, manifest: ab.manifest };
   } finally {
     for (const p of temps) {
       rmSync(p, { force: true });
