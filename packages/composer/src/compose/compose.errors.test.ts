@@ -3,12 +3,14 @@
  * nothing is written: no image, no temporary file in the output folder, no work folder left in
  * the temporary directory. Every build here runs the real tools on real bundles.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EdgeimageError } from '@edgeimage/assertions';
 import type { Resolution } from '@edgeimage/store';
 import { ComposeError } from '../errors.js';
-import { abStructures, ESP_TYPE, gadgetTree, gadgetYaml, kernelTree, LINUX_TYPE } from '@edgeimage/testkit/image-bundles';
+import { abStructures, ESP_TYPE, gadgetTree, gadgetYaml, kernelTree, LINUX_TYPE, noise, type StructureSpec } from '@edgeimage/testkit/image-bundles';
+import { makePlan } from './plan.js';
+import { writePlan } from './write.js';
 import { leftAfter, refusal } from '@edgeimage/testkit/refusals';
 import { listFiles, MiB, sh } from '@edgeimage/testkit/image-read';
 import { makeImageWorld, SLOW, type ImageWorld } from '@edgeimage/testkit/image-world';
@@ -331,5 +333,31 @@ describe('atomic', () => {
     expect(r.images[0]!.path).toBe(join(out, 'edge-pc.img'));
     expect(sh('sfdisk', ['--verify', r.images[0]!.path]).status).toBe(0);
     expect(await leftAfter(tmp)).toEqual([]);
+  }, SLOW);
+});
+
+describe('a gadget raw image that changes between the plan and the write', () => {
+  // The plan placed the blob by its size then; the write must use exactly that, or nothing.
+  let resolution: Resolution;
+  beforeAll(async () => {
+    const structures: StructureSpec[] = [{ name: 'u-boot', filesystem: 'none', type: 'bare', size: '524288', offset: '32768', content: [{ image: 'u-boot.bin' }] }, ...abStructures('mbr')];
+    resolution = await withGadget('blob-changes', gadgetTree('blob-changes', gadgetYaml('uboot', 'mbr', 'u-boot', structures), { extra: { 'u-boot.bin': noise(200_000, 'u-boot.bin') } }), { model: 'edge-blob' });
+  }, SLOW);
+
+  test.each([
+    ['grown past its planned size', (f: string) => writeFileSync(f, Buffer.concat([readFileSync(f), Buffer.alloc(300_000, 0xee)])), /found 500000 bytes/],
+    ['shrunk', (f: string) => writeFileSync(f, readFileSync(f).subarray(0, 1000)), /found 1000 bytes/],
+    ['swapped for a symbolic link', (f: string) => { rmSync(f); symlinkSync('/etc/passwd', f); }, /found a symbolic link/],
+  ] as const)('%s: ERR_GADGET_CHANGED names the file and the sizes, and no image is written', async (_what, change, found) => {
+    const out = world.tempDir('out-');
+    const work = world.tempDir('work-');
+    const { plan, workspace } = await makePlan({ resolution, trusted: world.trusted, outputDir: out }, work);
+    const blob = join(workspace.gadgetDir, 'u-boot.bin');
+    change(blob);
+    const r = await refusal(writePlan(plan, workspace, { inProgress: new Set() }));
+    expect(r.code).toBe('ERR_GADGET_CHANGED');
+    expect(r.message).toMatch(new RegExp(`^${blob.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: the gadget's raw image changed while the image was built: planned as a regular file of 200000 bytes, `));
+    expect(r.message).toMatch(found);
+    expect(listFiles(out)).toEqual([]);
   }, SLOW);
 });

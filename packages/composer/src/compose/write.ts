@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants as fsc, mkdirSync, openSync, readSync, realpathSync, renameSync, rmSync, writeFileSync, ftruncateSync, readFileSync } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, mkdirSync, openSync, readSync, realpathSync, renameSync, rmSync, writeFileSync, ftruncateSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ComposeError } from '../errors.js';
 import { buildExt4 } from '../fs/ext4.js';
@@ -92,7 +92,7 @@ export async function writePlan(plan: ImagePlan, ws: PlanWorkspace, opts: WriteO
       );
       const gadgetRoot = realpathSync(ws.gadgetDir);
       for (const s of v.structures) {
-        for (const c of s.images) await writeInto(c.offset, () => writeAt(image, c.offset, readFileSync(join(gadgetRoot, c.source))));
+        for (const c of s.images) await writeInto(c.offset, () => writeAt(image, c.offset, readPlannedImage(gadgetRoot, c)));
       }
       await writeInto(0, async () => writeTable(image, v));
       for (const s of v.structures) {
@@ -170,6 +170,39 @@ async function buildFilesystem(s: PlannedStructure, tree: string, image: string,
 }
 
 /** The partition table, from the plan's GUIDs and types. */
+/**
+ * A gadget's raw image, read once, exactly the size it was planned at: the plan placed it (and
+ * checked it against its neighbours) by the size it had then, so a file that has grown, shrunk or
+ * stopped being a regular file since (a symlink swapped in) is refused rather than written over
+ * what follows it.
+ */
+function readPlannedImage(gadgetRoot: string, c: PlannedStructure['images'][number]): Buffer {
+  const file = join(gadgetRoot, c.source);
+  const changed = (found: string) =>
+    new ComposeError('ERR_GADGET_CHANGED', `${file}: the gadget's raw image changed while the image was built: planned as a regular file of ${c.size} bytes, found ${found}; nothing was written`, { file, planned: c.size });
+  let fd: number;
+  try {
+    fd = openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  } catch (e) {
+    throw changed((e as NodeJS.ErrnoException).code === 'ELOOP' ? 'a symbolic link' : `nothing readable (${(e as NodeJS.ErrnoException).code})`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw changed('something that is not a regular file');
+    if (st.size !== c.size) throw changed(`${st.size} bytes`);
+    const buf = Buffer.alloc(c.size);
+    let got = 0;
+    while (got < c.size) {
+      const n = readSync(fd, buf, got, c.size - got, got);
+      if (n === 0) throw changed(`${got} bytes`);
+      got += n;
+    }
+    return buf;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function writeTable(image: string, v: VolumePlan): void {
   const parts = v.structures.filter((s) => s.index !== undefined).sort((a, b) => a.index! - b.index!);
   if (v.schema === 'mbr') {
