@@ -40,6 +40,24 @@ async function closedPort(): Promise<number> {
 }
 
 describe('HttpBackend', () => {
+  it('a connection cut before the body is first read is still reported on the read, with what came before (no unhandled error)', async () => {
+    faults.set(BUNDLE, 'drop-mid-body');
+    const b = new HttpBackend(server.url);
+    const { stream } = await b.open(BUNDLE);
+    // The cut happens while nobody reads yet: the error must wait for the reader.
+    await new Promise((r) => setTimeout(r, 300));
+    const got: Buffer[] = [];
+    let error: unknown;
+    try {
+      for await (const chunk of stream) got.push(chunk as Buffer);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ code: 'ERR_STORE_UNREACHABLE' });
+    expect((error as Error).message).toMatch(/the connection failed after \d+ bytes of the body/);
+    expect(Buffer.concat(got).equals(bytes.subarray(0, Buffer.concat(got).length))).toBe(true);
+  });
+
   it('reads files, with or without a trailing slash on the store URL; 404 reads as undefined', async () => {
     for (const url of [server.url, `${server.url}/`]) {
       const b = new HttpBackend(url);
