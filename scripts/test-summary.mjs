@@ -2,7 +2,7 @@
 // The end of scripts/test: reads jest's --json result and prints the tests that needed a second
 // attempt, each skipped test with its reason (its name carries it), the wall time of each jest
 // project and the slowest test files, and last, alone, "N passed, N failed, N skipped" (CI reads it).
-//   node scripts/test-summary.mjs .test-results/jest.json [REPO_ROOT]
+//   node scripts/test-summary.mjs .test-results/jest.json [REPO_ROOT] [--filtered]
 // Exits 0; the exit status of the run is jest's.
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
@@ -21,8 +21,13 @@ export function duration(ms) {
   return `${m}m${(s - m * 60).toFixed(1).padStart(4, '0')}s`;
 }
 
-/** The summary's lines for a jest JSON result (`root`: paths are printed relative to it). */
-export function summarize(result, root = process.cwd()) {
+/**
+ * The summary's lines for a jest JSON result (`root`: paths are printed relative to it).
+ * `filtered`: the run had a name pattern (-t), so jest reports every test it did not match as
+ * pending too; only the tests skipped for a reason (their name carries "[skipped: …]", see
+ * testkit's requires()) are then skipped tests, the others are counted as filtered out.
+ */
+export function summarize(result, root = process.cwd(), filtered = false) {
   const lines = [];
   const suites = result.testResults ?? [];
   const file = (s) => relative(root, s.name);
@@ -37,12 +42,14 @@ export function summarize(result, root = process.cwd()) {
   let passed = 0;
   let failed = 0;
   let skipped = 0;
+  let filteredOut = 0;
   const skippedLines = [];
   for (const s of suites) {
     let failedHere = 0;
     for (const a of s.assertionResults) {
       if (a.status === 'passed') passed++;
       else if (a.status === 'failed') failedHere++;
+      else if (filtered && !a.fullName.includes('[skipped:')) filteredOut++;
       else {
         // pending (test.skip, describe.skip), todo, disabled: not run, and said so.
         skipped++;
@@ -78,6 +85,7 @@ export function summarize(result, root = process.cwd()) {
   }
 
   lines.push(...skippedLines);
+  if (filteredOut > 0) lines.push(`${filteredOut} tests not matching the name pattern (-t) were not run`);
   // jest's own verdict, when it failed without a failing test here (a global setup or teardown that
   // threw, a runtime error outside the suites, an open-handle crash): never a clean line.
   if (failed === 0 && (result.success === false || (result.numRuntimeErrorTestSuites ?? 0) > 0)) {
@@ -89,10 +97,12 @@ export function summarize(result, root = process.cwd()) {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const [jsonFile, root] = process.argv.slice(2);
+  const args = process.argv.slice(2);
+  const filtered = args.includes('--filtered');
+  const [jsonFile, root] = args.filter((a) => a !== '--filtered');
   if (!jsonFile) {
-    process.stderr.write('usage: test-summary.mjs JEST_JSON [REPO_ROOT]\n');
+    process.stderr.write('usage: test-summary.mjs JEST_JSON [REPO_ROOT] [--filtered]\n');
     process.exit(2);
   }
-  for (const l of summarize(JSON.parse(readFileSync(jsonFile, 'utf8')), root ?? process.cwd())) console.log(l);
+  for (const l of summarize(JSON.parse(readFileSync(jsonFile, 'utf8')), root ?? process.cwd(), filtered)) console.log(l);
 }

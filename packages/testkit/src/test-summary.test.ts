@@ -32,11 +32,11 @@ interface Suite {
 }
 
 let n = 0;
-function summary(testResults: Suite[], top: Record<string, unknown> = {}): { status: number | null; lines: string[]; stderr: string } {
+function summary(testResults: Suite[], top: Record<string, unknown> = {}, args: string[] = []): { status: number | null; lines: string[]; stderr: string } {
   const file = join(dir, `jest-${++n}.json`);
   // The counts jest itself puts at the top are deliberately wrong: the summary counts the tests.
   writeFileSync(file, JSON.stringify({ numPassedTests: 999, numFailedTests: 999, numPendingTests: 999, ...top, testResults }));
-  const r = spawnSync(process.execPath, [SCRIPT, file, ROOT], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [SCRIPT, file, ROOT, ...args], { encoding: 'utf8' });
   return { status: r.status, lines: r.stdout.trimEnd().split('\n'), stderr: r.stderr };
 }
 
@@ -78,6 +78,16 @@ describe('scripts/test-summary.mjs', () => {
       expect(r.lines).toContain('jest reported a failure outside the tests (success false or a runtime error): counted as one failure');
     }
     expect(summary(passing, { success: true, numRuntimeErrorTestSuites: 0 }).lines.at(-1)).toBe('2 passed, 0 failed, 0 skipped');
+  });
+
+  test('a run with a name pattern (-t, --filtered): the tests it did not match are counted as not run, not as skipped; a skip with its reason still is one', () => {
+    const results = [suite('packages/b/src/b.test.ts', 1, 10, [t('b ok'), t('b other', 'pending'), t('b third', 'pending'), t('b boots [skipped: not root]', 'pending')])];
+    const r = summary(results, {}, ['--filtered']);
+    expect(r.lines.at(-1)).toBe('1 passed, 0 failed, 1 skipped');
+    expect(r.lines.filter((l) => l.startsWith('skipped:'))).toEqual(['skipped: packages/b/src/b.test.ts: b boots [skipped: not root]']);
+    expect(r.lines).toContain('2 tests not matching the name pattern (-t) were not run');
+    // Without the pattern, every pending test is a skipped one.
+    expect(summary(results).lines.at(-1)).toBe('1 passed, 0 failed, 3 skipped');
   });
 
   test('all passing and nothing skipped still prints the three counts', () => {
