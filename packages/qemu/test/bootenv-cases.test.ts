@@ -50,7 +50,9 @@ function host(c: Case): { from: string | null; vars?: Record<string, string> } {
 
 const device = new Map<string, { from: string | null; vars?: Record<string, string>; output: string; get: { value: string; status: number } }>();
 
+let chrootDir = '';
 const ready = useBaseChroot('edgeimage-bootenv-cases-', isRoot, (_work, chroot) => {
+  chrootDir = chroot;
   // Each row's files in a folder of its own, laid out as on system-boot.
   TABLE.cases.forEach((c, i) => {
     for (const [key, f] of Object.entries(c.files)) {
@@ -70,7 +72,10 @@ const ready = useBaseChroot('edgeimage-bootenv-cases-', isRoot, (_work, chroot) 
   // all rows in one chroot
   const script = TABLE.cases
     .map((_, i) => `ln -sfn /cases/${i} /run/edgeimage/boot; { /usr/lib/edgeimage/bootenv which; echo "rc=$?"; /usr/lib/edgeimage/bootenv show; echo "rc=$?"; } > /cases/${i}.out 2>&1; /usr/lib/edgeimage/bootenv get edge_status > /cases/${i}.get 2>/dev/null; echo "$?" > /cases/${i}.getrc`)
-    .join('\n');
+    .join('\n') +
+    // `set` refusals, on row 0's (good) files: each refused before writing, and nothing of the
+    // run is left in /tmp (its private folder goes on exit)
+    `\nln -sfn /cases/0 /run/edgeimage/boot; rm -rf /tmp/*; for kv in 'bad-name=1' 'edge_kargs=a\\b'; do /usr/lib/edgeimage/bootenv set "$kv"; echo "rc=$?"; done > /refusals.out 2>&1; ls -A /tmp > /tmp-after`;
   const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --rbind /dev "$1/dev" && chroot "$1" /bin/sh -c "$2"', 'sh', chroot, script], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
   if (r.status !== 0) throw new Error(`the device's bootenv could not be run (${r.status}): ${r.stdout}${r.stderr}`);
   TABLE.cases.forEach((c, i) => {
@@ -87,6 +92,17 @@ const ready = useBaseChroot('edgeimage-bootenv-cases-', isRoot, (_work, chroot) 
     const vars = Object.fromEntries(lines.slice(rc[0]! + 1, rc[1]).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
     device.set(c.name, { from: lines[rc[0]! - 1]!, vars, output, get });
   });
+});
+
+requires(missingRoot('the base chroot')).test('device: bootenv set refuses a bad name and a backslash before writing, and leaves nothing in /tmp', () => {
+  ready();
+  const chroot = chrootDir;
+  expect(readFileSync(join(chroot, 'refusals.out'), 'utf8')).toBe(
+    'bootenv: not a variable name: bad-name\nrc=1\nbootenv: the value of edge_kargs holds a backslash or a newline, which a GRUB environment block cannot hold\nrc=1\n',
+  );
+  expect(readFileSync(join(chroot, 'tmp-after'), 'utf8')).toBe('');
+  // the files it was refused on are as they were
+  expect(readFileSync(join(chroot, 'cases/0', ENV_FILES.env1))).toEqual(bytesOf(TABLE.cases[0]!.files.env1!));
 });
 
 describe('the boot-environment cases (bundles/bootloader/env-cases.json)', () => {
