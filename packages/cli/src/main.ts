@@ -2,6 +2,7 @@ import yargs from 'yargs';
 import { accountKeyCommand } from './commands/account-key.js';
 import { buildCommand } from './commands/build.js';
 import { bootTestCommand } from './commands/boot-test.js';
+import { bootKeysCommand } from './commands/boot-keys.js';
 import { envCommand, inspectCommand } from './commands/image.js';
 import type { Context } from './commands/common.js';
 import { decodeCommand } from './commands/decode.js';
@@ -31,6 +32,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .scriptName('edgeimage')
     .usage('$0 <command> [options]\n\nBuild signed, A/B-updatable disk images for edge devices.')
     .command(keyCommand(ctx))
+    .command(bootKeysCommand(ctx))
     .command(signCommand(ctx))
     .command(accountKeyCommand(ctx))
     .command(verifyCommand(ctx))

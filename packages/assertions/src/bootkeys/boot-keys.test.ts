@@ -1,0 +1,331 @@
+import { spawnSync } from 'node:child_process';
+import { createPrivateKey } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KeyError } from '../errors.js';
+import { BootKeys } from './boot-keys.js';
+import { EFI_CERT_X509_GUID, brandOwnerGuid, guidBytes } from './esl.js';
+
+const made: string[] = [];
+afterAll(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'edgeimage-bootkeys-test-'));
+  made.push(d);
+  return d;
+}
+
+const NOW = new Date('2026-03-04T15:16:17Z');
+
+function openssl(args: string[], env: Record<string, string> = {}): { status: number | null; out: string; err: string } {
+  const r = spawnSync('openssl', args, { encoding: 'utf8', env: { ...process.env, ...env } });
+  return { status: r.status, out: r.stdout, err: r.stderr };
+}
+
+function opensslOk(args: string[], env: Record<string, string> = {}): string {
+  const r = openssl(args, env);
+  if (r.status !== 0) throw new Error(`openssl ${args.join(' ')} exited ${r.status}: ${r.err}`);
+  return r.out;
+}
+
+/** Every file of a folder tree with its bytes and mode, to prove a refusal changed nothing. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string, rel: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      const st = statSync(p);
+      if (e.isDirectory()) {
+        out[`${rel}${e.name}/`] = (st.mode & 0o777).toString(8);
+        walk(p, `${rel}${e.name}/`);
+      } else out[`${rel}${e.name}`] = `${(st.mode & 0o777).toString(8)} ${st.mtimeMs} ${readFileSync(p).toString('base64')}`;
+    }
+  };
+  walk(dir, '');
+  return out;
+}
+
+function thrown(fn: () => unknown): KeyError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof KeyError) return e;
+    throw e;
+  }
+  throw new Error('expected a KeyError');
+}
+
+async function rejected(p: Promise<unknown>): Promise<KeyError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof KeyError) return e;
+    throw e;
+  }
+  throw new Error('expected a KeyError');
+}
+
+const SET_FILES = ['acme-fit.crt', 'acme-fit.key', 'acme-fit.pub', 'brand-id', 'db.crt', 'db.key', 'db.pub', 'kek.crt', 'kek.key', 'kek.pub', 'pk.crt', 'pk.key', 'pk.pub'];
+const STEMS = ['pk', 'kek', 'db', 'acme-fit'] as const;
+
+/** One set made once for the read-only checks (four RSA-2048 keys take about a second). */
+let shared: { ring: string; boot: BootKeys };
+beforeAll(async () => {
+  const ring = join(tempDir(), 'keys');
+  const boot = new BootKeys(ring);
+  const old = process.umask(0);
+  try {
+    await boot.create('acme', { now: NOW });
+  } finally {
+    process.umask(old);
+  }
+  shared = { ring, boot };
+});
+
+describe('BootKeys.create', () => {
+  it('writes PK, KEK, db and <brand>-fit into <keyring>/boot: keys PKCS#8 mode 0600, certificates and public keys 0644, even under umask 000', () => {
+    const dir = join(shared.ring, 'boot');
+    expect(readdirSync(dir).sort()).toEqual(SET_FILES);
+    expect(readdirSync(shared.ring)).toEqual(['boot']);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    for (const stem of STEMS) {
+      expect(statSync(join(dir, `${stem}.key`)).mode & 0o777).toBe(0o600);
+      expect(readFileSync(join(dir, `${stem}.key`), 'utf8')).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+      expect(statSync(join(dir, `${stem}.crt`)).mode & 0o777).toBe(0o644);
+      expect(readFileSync(join(dir, `${stem}.crt`), 'utf8')).toMatch(/^-----BEGIN CERTIFICATE-----\n/);
+      expect(statSync(join(dir, `${stem}.pub`)).mode & 0o777).toBe(0o644);
+    }
+  });
+
+  it.each([
+    ['pk', 'acme Secure Boot PK', false],
+    ['kek', 'acme Secure Boot KEK', false],
+    ['db', 'acme Secure Boot db', true],
+    ['acme-fit', 'acme FIT signing', true],
+  ])('%s.crt is a self-signed X.509 v3 certificate of an RSA-2048 key with its subject, keyUsage and a fixed 30-year validity (openssl x509 -text)', (stem, cn, codeSigning) => {
+    const text = opensslOk(['x509', '-in', join(shared.ring, 'boot', `${stem}.crt`), '-noout', '-text']);
+    expect(text).toContain('Version: 3 (0x2)');
+    expect(text).toContain(`Subject: CN = ${cn}, O = acme`);
+    expect(text).toContain(`Issuer: CN = ${cn}, O = acme`);
+    expect(text).toContain('Public-Key: (2048 bit)');
+    expect(text).toContain('Signature Algorithm: sha256WithRSAEncryption');
+    expect(text).toMatch(/X509v3 Key Usage: critical\n\s+Digital Signature\n/);
+    expect(text).toContain('Not Before: Mar  4 00:00:00 2026 GMT');
+    expect(text).toContain('Not After : Mar  4 00:00:00 2056 GMT');
+    if (codeSigning) expect(text).toMatch(/X509v3 Extended Key Usage: \n\s+Code Signing\n/);
+    else expect(text).not.toContain('Code Signing');
+    const serial = opensslOk(['x509', '-in', join(shared.ring, 'boot', `${stem}.crt`), '-noout', '-serial']).trim();
+    expect(serial).toMatch(/^serial=[4-7][0-9A-F]{31}$/);
+  });
+
+  it.each(STEMS)('openssl verify accepts %s.crt as its own issuer, and the certificate holds the public key of the private key beside it', (stem) => {
+    const crt = join(shared.ring, 'boot', `${stem}.crt`);
+    expect(opensslOk(['verify', '-CAfile', crt, crt]).trim()).toBe(`${crt}: OK`);
+    const fromCert = opensslOk(['x509', '-in', crt, '-noout', '-pubkey']);
+    const fromKey = opensslOk(['pkey', '-in', join(shared.ring, 'boot', `${stem}.key`), '-pubout']);
+    expect(fromCert).toMatch(/^-----BEGIN PUBLIC KEY-----\n/);
+    expect(fromCert).toBe(fromKey);
+  });
+
+  it('gives every certificate its own random serial', () => {
+    const serials = STEMS.map((s) => opensslOk(['x509', '-in', join(shared.ring, 'boot', `${s}.crt`), '-noout', '-serial']));
+    expect(new Set(serials).size).toBe(4);
+  });
+
+  it('show lists subjects, SHA-256 fingerprints, sizes and expiry as openssl reads them', () => {
+    const set = shared.boot.show();
+    expect(set.brand).toBe('acme');
+    expect(set.fitKeyName).toBe('acme-fit');
+    expect(set.keys.map((k) => [k.role, k.name, k.subject, k.bits, k.notAfter, k.encrypted])).toEqual([
+      ['PK', 'pk', 'CN=acme Secure Boot PK, O=acme', 2048, '2056-03-04T00:00:00Z', false],
+      ['KEK', 'kek', 'CN=acme Secure Boot KEK, O=acme', 2048, '2056-03-04T00:00:00Z', false],
+      ['db', 'db', 'CN=acme Secure Boot db, O=acme', 2048, '2056-03-04T00:00:00Z', false],
+      ['FIT', 'acme-fit', 'CN=acme FIT signing, O=acme', 2048, '2056-03-04T00:00:00Z', false],
+    ]);
+    for (const k of set.keys) {
+      expect(`sha256 Fingerprint=${k.fingerprint}\n`).toBe(opensslOk(['x509', '-in', k.certificate, '-noout', '-fingerprint', '-sha256']));
+    }
+  });
+
+  it('refuses to overwrite an existing set with ERR_BOOT_KEYS_EXIST naming the folder, and changes nothing', async () => {
+    const before = snapshot(shared.ring);
+    const e = await rejected(shared.boot.create('acme'));
+    expect(e.code).toBe('ERR_BOOT_KEYS_EXIST');
+    expect(e.message).toContain(`boot keys already exist in ${join(shared.ring, 'boot')}`);
+    expect(e.message).toContain('--force');
+    expect(snapshot(shared.ring)).toEqual(before);
+  });
+
+  it('force rotates the whole set: every key and fingerprint is new, the modes are kept, nothing else is left in the keyring', async () => {
+    const ring = join(tempDir(), 'keys');
+    const boot = new BootKeys(ring);
+    const first = await boot.create('acme', { now: NOW });
+    const oldKeys = STEMS.map((s) => readFileSync(join(ring, 'boot', `${s}.key`), 'utf8'));
+    const second = await boot.create('acme', { now: NOW, force: true });
+    expect(readdirSync(ring)).toEqual(['boot']);
+    expect(readdirSync(join(ring, 'boot')).sort()).toEqual(SET_FILES);
+    second.keys.forEach((k, i) => {
+      expect(k.fingerprint).not.toBe(first.keys[i]!.fingerprint);
+      expect(readFileSync(join(ring, 'boot', `${k.name}.key`), 'utf8')).not.toBe(oldKeys[i]);
+      expect(statSync(join(ring, 'boot', `${k.name}.key`)).mode & 0o777).toBe(0o600);
+      expect(statSync(join(ring, 'boot', `${k.name}.crt`)).mode & 0o777).toBe(0o644);
+      const crt = join(ring, 'boot', `${k.name}.crt`);
+      expect(opensslOk(['x509', '-in', crt, '-noout', '-pubkey'])).toBe(opensslOk(['pkey', '-in', join(ring, 'boot', `${k.name}.key`), '-pubout']));
+    });
+  });
+
+  it('encrypts every private key with the passphrase: openssl reads each only with it, show needs none', async () => {
+    const ring = join(tempDir(), 'keys');
+    const boot = new BootKeys(ring);
+    await boot.create('acme', { passphrase: 'correct horse', now: NOW });
+    for (const stem of STEMS) {
+      const key = join(ring, 'boot', `${stem}.key`);
+      expect(readFileSync(key, 'utf8')).toMatch(/^-----BEGIN ENCRYPTED PRIVATE KEY-----\n/);
+      expect(statSync(key).mode & 0o777).toBe(0o600);
+      expect(openssl(['pkey', '-in', key, '-noout', '-passin', 'pass:wrong']).status).not.toBe(0);
+      const pub = opensslOk(['pkey', '-in', key, '-pubout', '-passin', 'env:BOOT_KEY_PW'], { BOOT_KEY_PW: 'correct horse' });
+      expect(pub).toBe(opensslOk(['x509', '-in', join(ring, 'boot', `${stem}.crt`), '-noout', '-pubkey']));
+    }
+    expect(boot.show().keys.every((k) => k.encrypted)).toBe(true);
+  });
+
+  it.each([
+    ['Bad_Brand'],
+    ['-acme'],
+    ['acme-'],
+    ['a'],
+    ['x'.repeat(29)],
+    ['../etc'],
+    ['acme corp'],
+  ])('refuses the brand %j with ERR_BOOT_KEYS_BRAND and writes nothing', async (brand) => {
+    const ring = join(tempDir(), 'keys');
+    const e = await rejected(new BootKeys(ring).create(brand));
+    expect(e.code).toBe('ERR_BOOT_KEYS_BRAND');
+    expect(e.message).toContain(`invalid brand id ${JSON.stringify(brand)}`);
+    expect(e.message).toContain('lower-case letters, digits and dashes');
+    expect(existsSync(ring)).toBe(false);
+  });
+
+  it('accepts a 32-character store account id and names the FIT key after it in lower case', async () => {
+    const ring = join(tempDir(), 'keys');
+    const set = await new BootKeys(ring).create('AbCdEfGhIjKlMnOpQrStUvWxYz012345', { now: NOW });
+    expect(set.fitKeyName).toBe('abcdefghijklmnopqrstuvwxyz012345-fit');
+    expect(existsSync(join(ring, 'boot', 'abcdefghijklmnopqrstuvwxyz012345-fit.key'))).toBe(true);
+  });
+
+  it('show without a set: ERR_BOOT_KEYS_NOT_FOUND naming the folder', () => {
+    const ring = join(tempDir(), 'keys');
+    const e = thrown(() => new BootKeys(ring).show());
+    expect(e.code).toBe('ERR_BOOT_KEYS_NOT_FOUND');
+    expect(e.message).toContain(`no boot keys in ${join(ring, 'boot')}`);
+  });
+
+  it('show refuses a set whose certificate is not its key\'s (ERR_BOOT_KEYS_MISMATCH), and export then writes nothing', async () => {
+    const ring = join(tempDir(), 'keys');
+    const boot = new BootKeys(ring);
+    await boot.create('acme', { now: NOW });
+    const dir = join(ring, 'boot');
+    renameSync(join(dir, 'pk.crt'), join(dir, 'swap'));
+    renameSync(join(dir, 'kek.crt'), join(dir, 'pk.crt'));
+    renameSync(join(dir, 'swap'), join(dir, 'kek.crt'));
+    const e = thrown(() => boot.show());
+    expect(e.code).toBe('ERR_BOOT_KEYS_MISMATCH');
+    expect(e.message).toContain(`${join(dir, 'pk.crt')} is not the certificate of the key in ${join(dir, 'pk.pub')}`);
+    const out = join(tempDir(), 'factory');
+    expect(thrown(() => boot.export(out)).code).toBe('ERR_BOOT_KEYS_MISMATCH');
+    expect(existsSync(out)).toBe(false);
+  });
+});
+
+describe('BootKeys.export', () => {
+  let out: string;
+  beforeAll(() => {
+    out = join(tempDir(), 'factory', 'acme');
+    shared.boot.export(out);
+  });
+
+  it('writes per UEFI key a .cer (DER), .crt (PEM) and .esl, the FIT certificate and README.txt, all 0644', () => {
+    expect(readdirSync(out).sort()).toEqual(['KEK.cer', 'KEK.crt', 'KEK.esl', 'PK.cer', 'PK.crt', 'PK.esl', 'README.txt', 'acme-fit.crt', 'db.cer', 'db.crt', 'db.esl']);
+    for (const f of readdirSync(out)) expect(statSync(join(out, f)).mode & 0o777).toBe(0o644);
+    for (const [role, stem] of [['PK', 'pk'], ['KEK', 'kek'], ['db', 'db']] as const) {
+      const kept = readFileSync(join(shared.ring, 'boot', `${stem}.crt`), 'utf8');
+      expect(readFileSync(join(out, `${role}.crt`), 'utf8')).toBe(kept);
+      expect(opensslOk(['x509', '-inform', 'DER', '-in', join(out, `${role}.cer`), '-outform', 'PEM'])).toBe(kept);
+    }
+    expect(readFileSync(join(out, 'acme-fit.crt'), 'utf8')).toBe(readFileSync(join(shared.ring, 'boot', 'acme-fit.crt'), 'utf8'));
+    const readme = readFileSync(join(out, 'README.txt'), 'utf8');
+    for (const want of ['PK.esl', 'KEK.esl', 'db.esl', 'PK.cer', 'acme-fit.crt', brandOwnerGuid('acme'), 'No private key', ...shared.boot.show().keys.map((k) => k.fingerprint)]) expect(readme).toContain(want);
+  });
+
+  it('contains no private key material: no "PRIVATE KEY" and none of the keys\' bytes', () => {
+    // The secret numbers themselves (d, p, q), in case something wrote them in another encoding.
+    const secrets = STEMS.flatMap((s) => {
+      const jwk = createPrivateKey(readFileSync(join(shared.ring, 'boot', `${s}.key`))).export({ format: 'jwk' });
+      return [jwk.d!, jwk.p!, jwk.q!].map((v) => Buffer.from(v, 'base64url'));
+    });
+    const privateBodies = STEMS.flatMap((s) => readFileSync(join(shared.ring, 'boot', `${s}.key`), 'utf8').split('\n').filter((l) => l && !l.startsWith('-----')));
+    for (const f of readdirSync(out)) {
+      const bytes = readFileSync(join(out, f));
+      expect(bytes.includes('PRIVATE KEY')).toBe(false);
+      for (const line of privateBodies) expect(bytes.includes(line)).toBe(false);
+      for (const secret of secrets) expect(bytes.includes(secret.subarray(0, 32))).toBe(false);
+    }
+  });
+
+  it.each(['PK', 'KEK', 'db'])('%s.esl is one EFI_SIGNATURE_LIST of type X.509 holding the certificate, owned by the brand (byte by byte, UEFI 2.10 §32.4.1)', (role) => {
+    const esl = readFileSync(join(out, `${role}.esl`));
+    const der = readFileSync(join(out, `${role}.cer`));
+    // EFI_CERT_X509_GUID in memory order, as edk2's headers spell it: {0xa5c059a1, 0x94e4, 0x4aa7, {0x87, 0xb5, 0xab, 0x15, 0x5c, 0x2b, 0xf0, 0x72}}.
+    expect(esl.subarray(0, 16).toString('hex')).toBe('a159c0a5e494a74a87b5ab155c2bf072');
+    expect(esl.readUInt32LE(16)).toBe(esl.length);
+    expect(esl.readUInt32LE(20)).toBe(0);
+    expect(esl.readUInt32LE(24)).toBe(16 + der.length);
+    expect(esl.length).toBe(28 + 16 + der.length);
+    expect(esl.subarray(28, 44).equals(guidBytes(brandOwnerGuid('acme')))).toBe(true);
+    expect(esl.subarray(44).equals(der)).toBe(true);
+  });
+
+  const efitools = existsSync('/usr/bin/sig-list-to-certs') && existsSync('/usr/bin/cert-to-efi-sig-list');
+  (efitools ? it : it.skip).each(['PK', 'KEK', 'db'])(
+    `efitools reads %s.esl back: sig-list-to-certs gives the certificate and the brand's owner GUID, cert-to-efi-sig-list -g makes the same bytes${efitools ? '' : ' [skipped: efitools is not installed (apt-get install efitools)]'}`,
+    (role) => {
+      const work = tempDir();
+      const r = spawnSync('sig-list-to-certs', [join(out, `${role}.esl`), join(work, 'back')], { encoding: 'utf8' });
+      expect(r.status).toBe(0);
+      expect(r.stdout).toContain(`Guid ${brandOwnerGuid('acme')}`);
+      expect(readFileSync(join(work, 'back-0.der')).equals(readFileSync(join(out, `${role}.cer`)))).toBe(true);
+      const again = spawnSync('cert-to-efi-sig-list', ['-g', brandOwnerGuid('acme'), join(out, `${role}.crt`), join(work, 'again.esl')], { encoding: 'utf8' });
+      expect(again.status).toBe(0);
+      expect(readFileSync(join(work, 'again.esl')).equals(readFileSync(join(out, `${role}.esl`)))).toBe(true);
+    },
+  );
+
+  it('refuses a folder that is not empty (ERR_BOOT_KEYS_EXPORT_EXISTS) and leaves it as it was; an empty folder is fine', () => {
+    const dest = join(tempDir(), 'factory');
+    mkdirSync(dest);
+    writeFileSync(join(dest, 'PK.esl'), 'older');
+    const before = snapshot(dest);
+    const e = thrown(() => shared.boot.export(dest));
+    expect(e.code).toBe('ERR_BOOT_KEYS_EXPORT_EXISTS');
+    expect(e.message).toContain(`${dest} already exists`);
+    expect(snapshot(dest)).toEqual(before);
+    expect(readdirSync(join(dest, '..'))).toEqual(['factory']);
+    const empty = join(tempDir(), 'empty');
+    mkdirSync(empty);
+    expect(shared.boot.export(empty).files).toHaveLength(11);
+  });
+});
+
+describe('the EFI signature owner', () => {
+  it('is the version-5 UUID of urn:edgeimage:brand:<id> in the URL name space (as Python\'s uuid.uuid5 computes it), one per brand', () => {
+    expect(brandOwnerGuid('acme')).toBe('1a95da78-e654-5e86-a822-45e498e04ab0');
+    expect(brandOwnerGuid('globex')).toBe('9680325c-9ac0-5050-8eff-c0ce494dfcb1');
+  });
+
+  it('is written with Data1, Data2 and Data3 little-endian', () => {
+    expect(guidBytes(EFI_CERT_X509_GUID).toString('hex')).toBe('a159c0a5e494a74a87b5ab155c2bf072');
+    expect(() => guidBytes('not-a-guid')).toThrow(RangeError);
+  });
+});

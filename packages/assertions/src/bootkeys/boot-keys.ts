@@ -1,0 +1,272 @@
+/**
+ * A brand's boot keys: the UEFI Secure Boot chain (PK → KEK → db) and the key U-Boot checks FIT
+ * images with, kept in `<keyring>/boot/` by the keyring's own code (so the same 0600, atomic-write
+ * and passphrase rules hold), each with a self-signed certificate beside it.
+ */
+import { X509Certificate, createPublicKey, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { PrivateKey } from '../crypto/index.js';
+import { KeyError } from '../errors.js';
+import { Keyring, writeAtomic } from '../keyring/index.js';
+import { ACCOUNT_ID } from '../types/checks.js';
+import { selfSignedCertificate } from './certificate.js';
+import { brandOwnerGuid, x509SignatureList } from './esl.js';
+
+/**
+ * RSA-2048 for every boot key: edk2 (OVMF/AAVMF) verifies Authenticode and variable signatures with
+ * 2048-bit keys and the shim-era tooling (sbsign, sbverify, efitools) and firmware in the field are
+ * tested with 2048; U-Boot supports rsa2048 in every build that has FIT_SIGNATURE, larger sizes not
+ * always. The keyring's 4096 default is snapd's rule for assertions, not the firmware's.
+ */
+export const BOOT_KEY_BITS = 2048;
+
+export type BootKeyRole = 'PK' | 'KEK' | 'db' | 'FIT';
+
+/** The UEFI keys, in enrolment order (db and KEK first, PK last ends setup mode). */
+const UEFI_ROLES = [
+  { role: 'PK', stem: 'pk' },
+  { role: 'KEK', stem: 'kek' },
+  { role: 'db', stem: 'db' },
+] as const;
+
+/** Certificates and the brand file are small; anything bigger is not ours. */
+const MAX_FILE = 64 * 1024;
+const BRAND_FILE = 'brand-id';
+
+export interface BootKeyInfo {
+  role: BootKeyRole;
+  /** The file stem in the boot folder: `<stem>.key`, `<stem>.pub`, `<stem>.crt`. */
+  name: string;
+  /** `CN=acme Secure Boot PK, O=acme`. */
+  subject: string;
+  /** SHA-256 of the DER certificate, colon-separated hex as openssl prints it. */
+  fingerprint: string;
+  bits: number;
+  /** ISO 8601 UTC. */
+  notAfter: string;
+  encrypted: boolean;
+  certificate: string;
+}
+
+export interface BootKeySet {
+  brand: string;
+  /** The boot folder. */
+  dir: string;
+  /** The SignatureOwner GUID of the brand's EFI signature list entries. */
+  owner: string;
+  /** The name U-Boot looks the key up by (`key-name-hint`, `/signature/key-<name>`). */
+  fitKeyName: string;
+  keys: BootKeyInfo[];
+}
+
+export interface CreateBootKeysOptions {
+  /** Encrypts every private key (PKCS#8, AES-256-CBC), as for signing keys. */
+  passphrase?: string;
+  /** Replace an existing set: the new set is written in full beside it, then swapped in. */
+  force?: boolean;
+  /** Start of the certificates' validity (default: today). */
+  now?: Date;
+}
+
+/**
+ * The FIT key's name: `mkimage -k DIR` reads `<name>.key` and `<name>.crt`. Lower-cased so a
+ * store-made 32-character brand id is a valid keyring name too.
+ */
+export function fitKeyName(brand: string): string {
+  return `${brand.toLowerCase()}-fit`;
+}
+
+function checkBrand(brand: string): void {
+  if (typeof brand !== 'string' || brand.length > 64 || !ACCOUNT_ID.test(brand) || brand.startsWith('-') || brand.endsWith('-')) {
+    throw new KeyError(
+      'ERR_BOOT_KEYS_BRAND',
+      `invalid brand id ${JSON.stringify(String(brand).slice(0, 80))}: expected the model's brand-id, 2 to 28 lower-case letters, digits and dashes not at either end (e.g. "acme"), or a 32-character store account id`,
+    );
+  }
+}
+
+function readSmall(file: string): Buffer {
+  if (!existsSync(file)) throw new KeyError('ERR_BOOT_KEYS_NOT_FOUND', `the boot key set in ${dirname(file)} is missing ${basename(file)}; make a new set with "edgeimage boot-keys create --brand ID --force"`, file);
+  const size = statSync(file).size;
+  if (size > MAX_FILE) throw new KeyError('ERR_BOOT_KEYS_FORMAT', `${file} is ${size} bytes, more than a boot key file can be (${MAX_FILE})`, file);
+  return readFileSync(file);
+}
+
+function roles(brand: string): { role: BootKeyRole; stem: string }[] {
+  return [...UEFI_ROLES, { role: 'FIT', stem: fitKeyName(brand) }];
+}
+
+function subjectOf(cert: X509Certificate): string {
+  return cert.subject.split('\n').join(', ');
+}
+
+/**
+ * The boot keys of one keyring.
+ *
+ * ```ts
+ * const boot = new BootKeys('signing-keys');
+ * await boot.create('acme', { passphrase: process.env.EDGEIMAGE_KEY_PASSPHRASE });
+ * boot.export('factory/acme');   // certificates and signature lists, never a private key
+ * ```
+ */
+export class BootKeys {
+  /** `<keyring>/boot`. */
+  readonly dir: string;
+
+  constructor(readonly keyringDir: string) {
+    this.dir = join(keyringDir, 'boot');
+  }
+
+  /** Whether a set (or anything) is in the boot folder. */
+  exists(): boolean {
+    return existsSync(this.dir) && readdirSync(this.dir).length > 0;
+  }
+
+  /**
+   * Makes PK, KEK, db and the FIT key for `brand`. Refuses (`ERR_BOOT_KEYS_EXIST`) when the boot
+   * folder holds anything, unless `force`; then the new set is written completely in a sibling
+   * folder and swapped in by renames, so the folder is always one whole set, old or new.
+   */
+  async create(brand: string, opts: CreateBootKeysOptions = {}): Promise<BootKeySet> {
+    checkBrand(brand);
+    if (this.exists() && !opts.force) {
+      throw new KeyError(
+        'ERR_BOOT_KEYS_EXIST',
+        `boot keys already exist in ${this.dir}; refusing to overwrite them (devices enrolled with them would no longer boot new images). Rotate them with "edgeimage boot-keys create --brand ${brand} --force"`,
+        this.dir,
+      );
+    }
+    if (opts.passphrase === '') throw new KeyError('ERR_KEY_PASSPHRASE', 'refusing to encrypt boot keys with an empty passphrase');
+    mkdirSync(this.keyringDir, { recursive: true, mode: 0o700 });
+    const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
+    const staging = join(this.keyringDir, `.boot.new-${tag}`);
+    try {
+      const ring = new Keyring(staging);
+      const keys = await Promise.all(roles(brand).map(() => PrivateKey.generate(BOOT_KEY_BITS)));
+      roles(brand).forEach(({ role, stem }, i) => {
+        const key = keys[i]!;
+        ring.import(stem, key, opts.passphrase);
+        const commonName = role === 'FIT' ? `${brand} FIT signing` : `${brand} Secure Boot ${role}`;
+        const cert = selfSignedCertificate(key, { commonName, organization: brand, codeSigning: role === 'db' || role === 'FIT', now: opts.now });
+        writeAtomic(join(staging, `${stem}.crt`), cert.pem, 0o644);
+      });
+      writeAtomic(join(staging, BRAND_FILE), `${brand}\n`, 0o644);
+      this.swapIn(staging, tag);
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
+    }
+    return this.show();
+  }
+
+  private swapIn(staging: string, tag: string): void {
+    if (!existsSync(this.dir)) return renameSync(staging, this.dir);
+    const old = join(this.keyringDir, `.boot.old-${tag}`);
+    renameSync(this.dir, old);
+    try {
+      renameSync(staging, this.dir);
+    } catch (e) {
+      renameSync(old, this.dir);
+      throw e;
+    }
+    rmSync(old, { recursive: true, force: true });
+  }
+
+  /** Reads the set back (no passphrase needed): subjects, fingerprints, sizes, expiry; checks each certificate belongs to its key. */
+  show(): BootKeySet {
+    if (!existsSync(this.dir)) {
+      throw new KeyError('ERR_BOOT_KEYS_NOT_FOUND', `no boot keys in ${this.dir}; make them with "edgeimage boot-keys create --brand ID"`, this.dir);
+    }
+    const brand = readSmall(join(this.dir, BRAND_FILE)).toString('utf8').trim();
+    checkBrand(brand);
+    const keys = roles(brand).map(({ role, stem }): BootKeyInfo => {
+      const certFile = join(this.dir, `${stem}.crt`);
+      let cert: X509Certificate;
+      try {
+        cert = new X509Certificate(readSmall(certFile));
+      } catch (e) {
+        if (e instanceof KeyError) throw e;
+        throw new KeyError('ERR_BOOT_KEYS_FORMAT', `${certFile}: not a PEM X.509 certificate (${(e as Error).message})`, certFile);
+      }
+      const pubFile = join(this.dir, `${stem}.pub`);
+      const spki = (k: ReturnType<typeof createPublicKey>) => k.export({ type: 'spki', format: 'der' });
+      if (!spki(createPublicKey(readSmall(pubFile))).equals(spki(cert.publicKey))) {
+        throw new KeyError('ERR_BOOT_KEYS_MISMATCH', `${certFile} is not the certificate of the key in ${pubFile}: the set is mixed up; make a new one with "edgeimage boot-keys create --brand ${brand} --force"`, certFile);
+      }
+      const keyFile = join(this.dir, `${stem}.key`);
+      return {
+        role,
+        name: stem,
+        subject: subjectOf(cert),
+        fingerprint: cert.fingerprint256,
+        bits: cert.publicKey.asymmetricKeyDetails?.modulusLength ?? 0,
+        notAfter: new Date(cert.validTo).toISOString().replace('.000Z', 'Z'),
+        encrypted: readSmall(keyFile).includes('ENCRYPTED PRIVATE KEY'),
+        certificate: certFile,
+      };
+    });
+    return { brand, dir: this.dir, owner: brandOwnerGuid(brand), fitKeyName: fitKeyName(brand), keys };
+  }
+
+  /**
+   * Writes what a factory enrols to `outDir` (which must not exist or be empty): per UEFI key its
+   * certificate as DER (`.cer`) and PEM (`.crt`) and an EFI signature list (`.esl`), the FIT
+   * certificate, and README.txt. Only certificates are read: no private key can end up there.
+   * Written in a sibling folder and renamed into place.
+   */
+  export(outDir: string): { dir: string; files: string[] } {
+    const set = this.show();
+    const dest = resolve(outDir);
+    if (existsSync(dest) && (!statSync(dest).isDirectory() || readdirSync(dest).length > 0)) {
+      throw new KeyError('ERR_BOOT_KEYS_EXPORT_EXISTS', `${dest} already exists and is not an empty folder; export to a new folder`, dest);
+    }
+    mkdirSync(dirname(dest), { recursive: true });
+    const tmp = `${dest}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const files: string[] = [];
+    const put = (name: string, data: string | Buffer) => {
+      writeAtomic(join(tmp, name), data, 0o644);
+      files.push(name);
+    };
+    try {
+      mkdirSync(tmp, { mode: 0o755 });
+      for (const k of set.keys) {
+        const cert = new X509Certificate(readSmall(k.certificate));
+        if (k.role === 'FIT') {
+          put(`${k.name}.crt`, cert.toString());
+          continue;
+        }
+        put(`${k.role}.cer`, cert.raw);
+        put(`${k.role}.crt`, cert.toString());
+        put(`${k.role}.esl`, x509SignatureList(cert.raw, set.owner));
+      }
+      put('README.txt', factoryReadme(set));
+      renameSync(tmp, dest);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    return { dir: dest, files: files.sort() };
+  }
+}
+
+function factoryReadme(set: BootKeySet): string {
+  const line = (k: BootKeyInfo) => `  ${k.role.padEnd(4)} ${k.subject}\n       SHA-256 ${k.fingerprint}`;
+  return `Boot keys of brand "${set.brand}" — public certificates for the factory. No private key is in this folder.
+
+UEFI Secure Boot (boards pc-amd64, arm64-efi). Enrol db and KEK first, PK last (writing PK ends setup mode):
+  PK.esl, KEK.esl, db.esl   EFI_SIGNATURE_LIST (one X.509 certificate each), the content of the PK, KEK
+                            and db variables, e.g. "efi-updatevar -f db.esl db" in setup mode, or a
+                            firmware setup tool's "enrol from file". SignatureOwner GUID: ${set.owner}
+  PK.cer, KEK.cer, db.cer   the same certificates as DER, for firmware menus that enrol certificate files
+  PK.crt, KEK.crt, db.crt   the same certificates as PEM
+The db key signs what the firmware may start (GRUB, unified kernel images); KEK signs db updates; PK
+signs KEK updates. Enrol nothing else (no Microsoft keys) if only the brand's software may start.
+
+U-Boot (board arm64-uboot):
+  ${set.fitKeyName}.crt   the FIT signing key's certificate; its public key goes into U-Boot's control
+                            device tree as /signature/key-${set.fitKeyName} with required = "conf"
+                            (mkimage -k <keys> -K <u-boot.dtb> -r while signing).
+
+Fingerprints (check them against "edgeimage boot-keys show" on the signing host):
+${set.keys.map(line).join('\n')}
+`;
+}
