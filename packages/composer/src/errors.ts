@@ -31,6 +31,9 @@ import { EdgeimageError } from '@edgeimage/assertions';
  * | `ERR_BOOTENV_VALUE` | a value with a newline, backslash or NUL, or outside an `edge_*` variable's domain |
  * | `ERR_BOOTENV_STATE` | a combination of `edge_*` values the bootloaders cannot act on |
  * | `ERR_BOOTENV_UNREADABLE` | neither copy of the redundant environment is usable |
+ * | `ERR_VERITY_SIZE` | a bundle that is not a whole number of 4096-byte blocks: dm-verity cannot cover it (`context.file`, `context.size`) |
+ * | `ERR_VERITY_TOO_LARGE` | a bundle larger than the hash trees are computed for (`context.max`) |
+ * | `ERR_VERITY_READ` | a bundle that cannot be read whole at its signed size while its hash tree is computed |
  */
 export class ComposeError extends EdgeimageError {
   constructor(code: string, message: string, context: Record<string, unknown> = {}) {

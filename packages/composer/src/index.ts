@@ -12,3 +12,4 @@ export * from './bootenv/index.js';
 export { inspectImage, sniffFilesystem, readExt4File, findRolePartition, bootPartitionOffset, type ImageInspection, type SlotInfo, type FilesystemInfo } from './inspect/inspect.js';
 export * from './initramfs/index.js';
 export * from './update/index.js';
+export * from './verity/index.js';

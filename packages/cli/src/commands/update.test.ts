@@ -90,7 +90,7 @@ describe('update create', () => {
     expect(Object.keys(s)).toEqual(['output', 'model', 'files', 'bytes', 'fullBytes']);
     expect(s.output).toBe(join(dir, 'a.update'));
     expect(s.model).toEqual({ 'brand-id': 'acme', model: 'edge-pc', revision: 2 });
-    expect(s.files.filter((f) => f.path.startsWith('bundles/') && f.included).map((f) => f.path)).toEqual([`bundles/${APP}_${appRev2}.snap`]);
+    expect(s.files.filter((f) => f.path.startsWith('bundles/') && f.included).map((f) => f.path)).toEqual([`bundles/${APP}_${appRev2}.snap`, `bundles/${APP}_${appRev2}.snap.verity`]);
     expect(s.files.filter((f) => f.path.startsWith('boot/') && f.path.endsWith('.img')).every((f) => !f.included)).toBe(true);
     expect(s.bytes).toBe(s.files.filter((f) => f.included).reduce((n, f) => n + f.size, 0));
     expect(s.fullBytes).toBe(s.files.reduce((n, f) => n + f.size, 0));

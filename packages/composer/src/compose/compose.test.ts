@@ -120,7 +120,8 @@ describe('the composed GPT image', () => {
     for (const [name, b] of Object.entries(byName)) {
       const published = world.bundles.get(name)!;
       const bytes = readFileSync(published.file);
-      expect(b).toEqual({ name, 'snap-id': world.snapId(name), type: published.type, revision: published.revision, 'sha3-384': sha3_384Digest(bytes), size: bytes.length });
+      // …and its dm-verity tree's parameters (verity/verity.test.ts checks the tree).
+      expect(b).toEqual({ name, 'snap-id': world.snapId(name), type: published.type, revision: published.revision, 'sha3-384': sha3_384Digest(bytes), size: bytes.length, verity: expect.objectContaining({ file: `bundles/${name}_${published.revision}.snap.verity`, 'data-blocks': bytes.length / 4096 }) });
     }
     expect(m['boot-environment']).toEqual({ edge_slot: 'a', edge_try_slot: '', edge_status: '', edge_failed_slot: '' });
     expect(m.outputs).toEqual([{ format: 'raw', path: 'edge-pc.img', sha256: built.images[0]!.sha256 }]);
@@ -134,7 +135,7 @@ describe('the composed GPT image', () => {
     });
 
     test('holds every bundle file exactly as resolved (sha3-384 of the cached file)', () => {
-      expect(ext4Ls(image, a(), '/bundles')).toEqual(resolution.bundles.map((b) => `${b.name}_${b.revision}.snap`).sort());
+      expect(ext4Ls(image, a(), '/bundles')).toEqual(resolution.bundles.flatMap((b) => [`${b.name}_${b.revision}.snap`, `${b.name}_${b.revision}.snap.verity`]).sort());
       for (const b of resolution.bundles) {
         const inSlot = ext4Cat(image, a(), `/bundles/${b.name}_${b.revision}.snap`)!;
         const cached = readFileSync(b.path);

@@ -8,6 +8,7 @@ import { initialEnv } from '../bootenv/env.js';
 import { writeEnvTree } from '../bootenv/tree.js';
 import { ComposeError } from '../errors.js';
 import { checkUnpackedTree, extractBundle, type BundleRef } from '../fs/bundle-files.js';
+import type { BundleVerityEntry } from '../verity/index.js';
 import { ImageIdentity } from './identity.js';
 import { stageSystem } from './slot.js';
 import { applyGradeVariants } from './grade-variant.js';
@@ -100,7 +101,7 @@ export interface ImagePlan {
   format: 1;
   model: { 'brand-id': string; model: string; revision: number; architecture: string; grade: string; timestamp: string; 'sign-key-sha3-384': string };
   gadget: { name: string; revision: number };
-  bundles: { name: string; 'snap-id': string; type: string; revision: number; 'sha3-384': string; size: number }[];
+  bundles: { name: string; 'snap-id': string; type: string; revision: number; 'sha3-384': string; size: number; verity: BundleVerityEntry }[];
   'boot-environment': Record<string, string>;
   'trust-store': string[];
   'test-keys'?: true;
@@ -168,7 +169,7 @@ export async function makePlan(opts: PlanOptions, work: string): Promise<{ plan:
     throw e;
   }
   const { gadgetDir, gadgetRef, gadgetFile, info, abVolume } = g;
-  const { trustStore } = await staging;
+  const { trustStore, verity } = await staging;
   const env = initialEnv();
 
   const disks = info.volumeOrder.filter((n) => info.volumes[n]!.schema !== 'emmc');
@@ -271,7 +272,7 @@ export async function makePlan(opts: PlanOptions, work: string): Promise<{ plan:
       'sign-key-sha3-384': modelAssertion.signKeyId,
     },
     gadget: { name: gadget.name, revision: gadget.revision },
-    bundles: resolution.bundles.map((b) => ({ name: b.name, 'snap-id': b['snap-id'], type: b.type, revision: b.revision, 'sha3-384': b['sha3-384'], size: b.size })),
+    bundles: resolution.bundles.map((b, i) => ({ name: b.name, 'snap-id': b['snap-id'], type: b.type, revision: b.revision, 'sha3-384': b['sha3-384'], size: b.size, verity: verity[i]! })),
     'boot-environment': env,
     'trust-store': trustStore,
     ...(signedWithTestKeys(modelAssertion, [...opts.trusted, ...resolution.assertions]) ? { 'test-keys': true as const } : {}),

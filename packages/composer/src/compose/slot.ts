@@ -4,7 +4,10 @@ import { type Assertion, encodeStream, PublicKey, SigningKey, signedWithTestKeys
 import type { Resolution, ResolvedBundle } from '@edgeimage/store';
 import { ComposeError } from '../errors.js';
 import { extractBundle, listBundle } from '../fs/bundle-files.js';
+import { placeBundleVerity, type BundleVerityEntry } from '../verity/index.js';
 import { ImageIdentity } from './identity.js';
+
+const slotBundleFile = (b: { name: string; revision: number }) => `bundles/${b.name}_${b.revision}.snap`;
 
 export interface StageSystemOptions {
   resolution: Resolution;
@@ -24,6 +27,8 @@ export interface StagedSystem {
   trustStore: string[];
   /** The kernel files, relative to the slot root (`boot/kernel.img`, …), sorted. */
   kernel: string[];
+  /** Each bundle's dm-verity parameters, in the resolution's order. */
+  verity: BundleVerityEntry[];
 }
 
 /**
@@ -49,9 +54,11 @@ export async function stageSystem(opts: StageSystemOptions): Promise<StagedSyste
   const scratch = mkdtempSync(`${opts.dir}.kernel-`);
   try {
     const kernelDir = join(scratch, 'files');
-    await extractKernel(kernel, kernelDir);
-    const trustStore = stageSlot(opts.dir, r, opts.trusted, model, kernelDir, id);
-    return { dir: opts.dir, trustStore, kernel: readdirSync(kernelDir).sort().map((f) => `boot/${f}`) };
+    // Each bundle's dm-verity tree next to it (verity/), hashed while the kernel is unpacked.
+    mkdirSync(join(opts.dir, 'bundles'), { recursive: true });
+    const [, verity] = await Promise.all([extractKernel(kernel, kernelDir), Promise.all(r.bundles.map((b) => placeBundleVerity(b, join(opts.dir, `${slotBundleFile(b)}.verity`), `${slotBundleFile(b)}.verity`)))]);
+    const trustStore = stageSlot(opts.dir, r, opts.trusted, model, kernelDir, id, verity);
+    return { dir: opts.dir, trustStore, kernel: readdirSync(kernelDir).sort().map((f) => `boot/${f}`), verity };
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
@@ -87,7 +94,7 @@ export function deviceTrustKeys(r: Resolution, trusted: Assertion[], model: Asse
 }
 
 /** Writes the slot tree; returns the trust store's file names. */
-function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Assertion, kernelDir: string, id: ImageIdentity): string[] {
+function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Assertion, kernelDir: string, id: ImageIdentity, verity: BundleVerityEntry[]): string[] {
   mkdirSync(join(dir, 'bundles'), { recursive: true });
   mkdirSync(join(dir, 'boot'), { recursive: true });
   mkdirSync(join(dir, 'trust'), { recursive: true });
@@ -118,7 +125,7 @@ function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Asse
   const slotManifest = {
     format: 1,
     model: { 'brand-id': r.model.brandId, model: r.model.model, revision: r.model.revision },
-    bundles: r.bundles.map((b) => ({ name: b.name, type: b.type, revision: b.revision, 'sha3-384': b['sha3-384'], file: `bundles/${b.name}_${b.revision}.snap` })),
+    bundles: r.bundles.map((b, i) => ({ name: b.name, type: b.type, revision: b.revision, 'sha3-384': b['sha3-384'], file: `bundles/${b.name}_${b.revision}.snap`, verity: verity[i]! })),
     kernel: readdirSync(kernelDir).sort().map((f) => `boot/${f}`),
     'trust-store': names.sort(),
     'source-date-epoch': id.sourceDateEpoch,

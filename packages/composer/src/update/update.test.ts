@@ -152,9 +152,10 @@ describe('a delta update', () => {
 
   test('--from the old model carries only the changed app bundle among the bundles, and no kernel', () => {
     const included = fromModel.files.filter((f) => f.included).map((f) => f.path);
-    expect(included.filter((p) => p.startsWith('bundles/'))).toEqual([`bundles/${APP}_${appRev2}.snap`]);
+    // (with its dm-verity tree)
+    expect(included.filter((p) => p.startsWith('bundles/'))).toEqual([`bundles/${APP}_${appRev2}.snap`, `bundles/${APP}_${appRev2}.snap.verity`]);
     // What names the new revision changes too; the kernel, the trust store and the other bundles do not.
-    expect(included.sort()).toEqual(['assertions.assert', 'boot/slot.env', `bundles/${APP}_${appRev2}.snap`, 'manifest.json', 'model.assert'].sort());
+    expect(included.sort()).toEqual(['assertions.assert', 'boot/slot.env', `bundles/${APP}_${appRev2}.snap`, `bundles/${APP}_${appRev2}.snap.verity`, 'manifest.json', 'model.assert'].sort());
     const excluded = fromModel.files.filter((f) => !f.included).map((f) => f.path);
     expect(excluded).toEqual(expect.arrayContaining(['boot/kernel.img', 'boot/initrd.img', ...[GADGET_GPT, KERNEL, BASE].map((n) => `bundles/${n}_${world.bundles.get(n)!.revision}.snap`)]));
     expect(excluded.some((p) => p.startsWith('trust/'))).toBe(true);
