@@ -129,6 +129,18 @@ describe('the bundle cache\'s trees', () => {
     expect(readFileSync(entry.tree).equals(first.tree)).toBe(true);
   });
 
+  test('are not kept for a bundle outside the cache (a local --snap): nothing is written next to it', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'mine.snap');
+    copyFileSync(dataFile(130, 'local'), path);
+    const b = { path, 'sha3-384': 'digest-local', size: 130 * BLOCK };
+    const one = await bundleVerity(b);
+    const two = await bundleVerity(b);
+    expect([one.cached, two.cached]).toEqual([false, false]);
+    expect(two.tree.equals(one.tree)).toBe(true);
+    expect(readdirSync(dir)).toEqual(['mine.snap']);
+  });
+
   test('leave no entry and no temporary file when the bundle is cut short', async () => {
     const { dir, b } = cachedBundle(300, 'short');
     truncateSync(b.path, 200 * BLOCK);
