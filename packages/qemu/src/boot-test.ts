@@ -6,8 +6,10 @@ import { promisify } from 'node:util';
 import { findRolePartition, inspectImage, readPartitionTable, toolEnv, type PartitionTable } from '@edgeimage/composer';
 import { BootTestError } from './errors.js';
 import { ubootEnvFlash } from './uboot-env.js';
+import { SECURE_BOOT_FIRMWARE } from './firmware/secure-boot.js';
+import { enrolledVarStore, writeVarStore, type SecureBootKeys } from './firmware/varstore.js';
 import { ARCHES, FIRMWARE_DIR_ENV, QEMU_BINARY, qemuCommand, resolveFirmware, type Accel, type Arch, type Firmware, type FirmwareFiles } from './machine.js';
-import { QemuSession, type ConsoleLine, type FailurePattern } from './session.js';
+import { DEFAULT_FAILURES, QemuSession, type ConsoleLine, type FailurePattern } from './session.js';
 
 // The host tools' fixed environment: nothing of the build's own (EDGEIMAGE_KEY_PASSPHRASE) reaches a child.
 const run = (cmd: string, args: readonly string[]) => promisify(execFile)(cmd, [...args], { env: toolEnv() });
@@ -33,6 +35,13 @@ export interface BootTestOptions {
   firmwareFiles?: FirmwareFiles;
   /** A folder holding the firmware files under Debian's names (default $EDGEIMAGE_FIRMWARE_DIR). */
   firmwareDir?: string;
+  /**
+   * UEFI Secure Boot with this variable store (the bytes of `enrolledVarStore`, or a file), or
+   * with one enrolled with these keys for the guest's firmware: each boot gets its own copy (the
+   * firmware writes it). The CODE becomes the secure-boot build unless `firmwareFiles.code` names
+   * one. By default a firmware that starts nothing fails the boot (ERR_SECURE_BOOT_REFUSED).
+   */
+  secureBoot?: { vars: Uint8Array | string } | { keys: SecureBootKeys };
   /**
    * U-Boot: an environment flash image (read-only second pflash). Default: Debian's default
    * environment with bootdelay=0 ({@link ubootEnvFlash}), so no 2 s countdown; `false`: none.
@@ -191,6 +200,16 @@ async function imageFacts(image: string, direct: boolean, wantArch: Arch | undef
 
 let logCounter = 0;
 
+/**
+ * OVMF's and AAVMF's line once no boot option could be started; they then wait for a key,
+ * forever. Under Secure Boot it follows `Access Denied` for a bootloader not signed by a db key.
+ */
+export const SECURE_BOOT_REFUSED: FailurePattern = {
+  pattern: /BdsDxe: No bootable option or device was found/,
+  code: 'ERR_SECURE_BOOT_REFUSED',
+  describe: () => 'the firmware started nothing: with Secure Boot on it refuses a bootloader that is not signed by a key in db ("Access Denied" in the log)',
+};
+
 /** Watches the console for `seconds`: QEMU exiting or a failure line meanwhile is a BootTestError. */
 async function settle(session: QemuSession, seconds: number, waitOpts: { failOn?: readonly FailurePattern[] }): Promise<void> {
   let status;
@@ -234,7 +253,16 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
   const facts = opts.image !== undefined ? await imageFacts(opts.image, !!direct, opts.arch) : { arch: opts.arch };
   const arch = facts.arch ?? opts.arch ?? hostArch() ?? 'amd64';
   const firmware: Firmware | 'direct' = direct ? 'direct' : opts.firmware ?? (arch === 'amd64' ? 'uefi' : facts.table?.kind === 'mbr' ? 'uboot' : 'uefi');
-  const fw = firmware === 'direct' ? undefined : resolveFirmware(arch, firmware, opts.firmwareFiles, opts.firmwareDir !== undefined ? { ...process.env, [FIRMWARE_DIR_ENV]: opts.firmwareDir } : process.env);
+  const fwEnv = opts.firmwareDir !== undefined ? { ...process.env, [FIRMWARE_DIR_ENV]: opts.firmwareDir } : process.env;
+  let fwFiles = opts.firmwareFiles;
+  if (opts.secureBoot) {
+    if (firmware !== 'uefi') throw new BootTestError('ERR_USAGE', `Secure Boot needs UEFI firmware, not ${firmware}`, { firmware });
+    const code = SECURE_BOOT_FIRMWARE[arch].code;
+    const dir = fwEnv[FIRMWARE_DIR_ENV] || undefined;
+    const vars = 'vars' in opts.secureBoot && typeof opts.secureBoot.vars === 'string' ? { vars: opts.secureBoot.vars } : {};
+    fwFiles = { code: dir ? join(dir, basename(code)) : code, ...vars, ...opts.firmwareFiles };
+  }
+  const fw = firmware === 'direct' ? undefined : resolveFirmware(arch, firmware, fwFiles, fwEnv);
   const accel = opts.accel ?? 'tcg';
   if (accel === 'kvm' && hostArch() !== arch) throw new BootTestError('ERR_ACCEL', `KVM runs only guests of the host's architecture (${process.arch}), not ${arch}: use tcg`, { arch, accel });
   const q = QEMU_BINARY[arch];
@@ -262,7 +290,10 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
     let files = fw;
     if (fw?.vars !== undefined) {
       const vars = join(work, basename(fw.vars));
-      await run('cp', ['--sparse=always', fw.vars, vars]);
+      const sb = opts.secureBoot;
+      if (sb && 'keys' in sb) writeVarStore(vars, enrolledVarStore(SECURE_BOOT_FIRMWARE[arch].store, sb.keys));
+      else if (sb && typeof sb.vars !== 'string') writeVarStore(vars, sb.vars);
+      else await run('cp', ['--sparse=always', fw.vars, vars]);
       files = { ...fw, vars };
     }
     const cmd = qemuCommand({
@@ -275,6 +306,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
       firmware: firmware !== 'direct' ? { kind: firmware, files: files! } : undefined,
       direct,
       noReboot: opts.noReboot,
+      secureBoot: opts.secureBoot !== undefined,
       ubootEnvFlash: firmware === 'uboot' && opts.ubootEnvFlash !== false ? (opts.ubootEnvFlash ?? ubootEnvFlash(files!.bios!)) : undefined,
       extraArgs: opts.extraArgs,
     });
@@ -282,7 +314,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
     if (opts.signal?.aborted) throw new BootTestError('ERR_ABORTED', 'the boot was cancelled');
     session = QemuSession.start(cmd, { log, signal: opts.signal, onLine: opts.onLine });
     const deadline = performance.now() + timeoutMs;
-    const waitOpts = { failOn: opts.failOn };
+    const waitOpts = { failOn: opts.failOn ?? (opts.secureBoot ? [...DEFAULT_FAILURES, SECURE_BOOT_REFUSED] : undefined) };
     for (const pattern of expectList) {
       const m = await session.waitFor(pattern, deadline - performance.now(), waitOpts);
       markers.push({ pattern: pattern.source, seconds: m.line.seconds, line: m.line.text });

@@ -6,7 +6,7 @@
 export { BootTestError } from './errors.js';
 export { ARCHES, FIRMWARES, ARM64_CPU, DEFAULT_FIRMWARE, FIRMWARE_DIR_ENV, KERNEL_CONSOLE, QEMU_BINARY, qemuCommand, qemuPath, resolveFirmware, UEFI_NO_BOOT_DELAY, type Accel, type Arch, type Firmware, type FirmwareFiles, type MachineSpec } from './machine.js';
 export { QemuSession, DEFAULT_FAILURES, cleanLine, formatLine, type ConsoleLine, type ExitStatus, type FailurePattern, type MarkerMatch, type SessionOptions, type WaitOptions } from './session.js';
-export { bootTest, assertBooted, parseDiskSize, HEALTHY, type BootTestOptions, type BootTestResult, type DirectBoot, type MarkerResult } from './boot-test.js';
+export { bootTest, assertBooted, parseDiskSize, HEALTHY, SECURE_BOOT_REFUSED, type BootTestOptions, type BootTestResult, type DirectBoot, type MarkerResult } from './boot-test.js';
 export { jsonReport, junitReport, scenarioReport } from './report.js';
 export { ubootEnvFlash } from './uboot-env.js';
 export { runScenario } from './scenario.js';
@@ -14,3 +14,4 @@ export { SCENARIOS, CRASH_POINTS, SCENARIO_MARKERS, parseCrashPoint, parseScenar
 export { checkScenarioOptions, checkScenarioUsage, SCENARIO_OPTION_NAMES, type ScenarioOptions, type ScenarioUsage, type ScenarioOptionNames } from './scenario-options.js';
 export type { ScenarioResult, ScenarioStep, ScenarioCheck, ScenarioFailure, PowerCutOutcome, StepOutcome } from './scenario-harness.js';
 export { readUpdateManifest, tamperUpdate, tarEntries, type UpdateManifest, type TarEntry } from './update-file.js';
+export * from './firmware/index.js';

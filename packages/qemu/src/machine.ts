@@ -100,6 +100,12 @@ export interface MachineSpec {
   ubootEnvFlash?: string;
   /** `-no-reboot`: a guest reboot (and a watchdog reset) ends QEMU. */
   noReboot?: boolean;
+  /**
+   * UEFI Secure Boot. amd64: OVMF's secboot CODE runs only with SMM (without it: no output at all,
+   * a silent hang), and the variable flash is made writable from SMM only, so the OS cannot
+   * rewrite the enrolled keys. `firmware.files` must be the secure-boot CODE and an enrolled store's copy.
+   */
+  secureBoot?: boolean;
   /** Arguments appended at the end. */
   extraArgs?: readonly string[];
 }
@@ -118,17 +124,19 @@ export const qemuPath = (p: string): string => p.replace(/,/g, ',,');
 /** The QEMU command line of a boot: the binary and its arguments. Pure: no file is touched. */
 export function qemuCommand(spec: MachineSpec): { binary: string; args: string[] } {
   const args: string[] = [];
-  if (spec.arch === 'amd64') args.push('-M', 'q35');
+  if (spec.arch === 'amd64') args.push('-M', spec.secureBoot ? 'q35,smm=on' : 'q35');
   else args.push('-M', 'virt', '-cpu', spec.accel === 'kvm' ? 'host' : ARM64_CPU);
   if (spec.arch === 'amd64' && spec.accel === 'kvm') args.push('-cpu', 'host');
   args.push('-accel', spec.accel, '-m', String(spec.memoryMiB ?? 512));
   // -nodefaults: no DVD-ROM, no default NIC to try PXE on (boot-notes: +4 s or more on q35).
   args.push('-nodefaults', '-nographic', '-serial', 'stdio', '-nic', 'none');
   if (spec.firmware && spec.direct) throw new BootTestError('ERR_USAGE', 'a boot is either a firmware boot or a direct (-kernel) boot, not both');
+  if (spec.secureBoot && spec.firmware?.kind !== 'uefi') throw new BootTestError('ERR_USAGE', 'Secure Boot needs a UEFI firmware boot');
   if (spec.firmware) {
     const f = spec.firmware.files;
     if (spec.firmware.kind === 'uefi') {
       args.push('-drive', `if=pflash,format=raw,readonly=on,file=${qemuPath(f.code!)}`, '-drive', `if=pflash,format=raw,file=${qemuPath(f.vars!)}`, ...UEFI_NO_BOOT_DELAY);
+      if (spec.secureBoot && spec.arch === 'amd64') args.push('-global', 'driver=cfi.pflash01,property=secure,value=on');
     } else {
       args.push('-bios', f.bios!);
       if (spec.ubootEnvFlash !== undefined) args.push('-drive', `if=pflash,index=1,format=raw,readonly=on,file=${qemuPath(spec.ubootEnvFlash)}`);

@@ -1,0 +1,77 @@
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { join } from 'node:path';
+import type { Arch } from '../machine.js';
+import { MAX_CERTIFICATE_BYTES, VarStoreError, type SecureBootKeys, type VarStoreKind } from './varstore.js';
+
+/**
+ * The Secure Boot firmware of each architecture (Debian 12): the CODE build that enforces
+ * signatures and the layout of its variable store. amd64's secboot CODE needs SMM (`secureBoot`
+ * of the machine); Debian builds AAVMF once, and that build does Secure Boot without SMM.
+ */
+export const SECURE_BOOT_FIRMWARE: Record<Arch, { code: string; store: VarStoreKind }> = {
+  amd64: { code: '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd', store: 'ovmf-4m' },
+  arm64: { code: '/usr/share/AAVMF/AAVMF_CODE.fd', store: 'aavmf' },
+};
+
+/** The SignatureOwner used when the key folder has no signature list to take the brand's from. */
+export const DEFAULT_SIGNATURE_OWNER = 'e1d9a7f0-5e7a-4c1e-9a51-ed9e1a9e0001';
+
+/** A regular file of at most `max` bytes, read without following a link; undefined when absent. */
+function readBounded(path: string, max: number): Buffer | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new VarStoreError('ERR_SECURE_BOOT_KEYS', `${path}: cannot be opened (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): expected a regular file`, { path });
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new VarStoreError('ERR_SECURE_BOOT_KEYS', `${path}: expected a regular file`, { path });
+    if (st.size > max) throw new VarStoreError('ERR_SECURE_BOOT_KEYS', `${path}: ${st.size} bytes, expected at most ${max}`, { path, size: st.size });
+    const b = Buffer.alloc(st.size);
+    let n = 0;
+    while (n < b.length) {
+      const r = readSync(fd, b, n, b.length - n, n);
+      if (r === 0) break;
+      n += r;
+    }
+    return b.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function guidString(b: Buffer): string {
+  const le = (s: number, n: number) => Buffer.from(b.subarray(s, s + n)).reverse().toString('hex');
+  const rest = b.subarray(8, 16).toString('hex');
+  return `${le(0, 4)}-${le(4, 2)}-${le(6, 2)}-${rest.slice(0, 4)}-${rest.slice(4)}`;
+}
+
+/**
+ * The PK, KEK and db certificates in `dir`, as `edgeimage boot-keys export` writes them: for each,
+ * `NAME.cer` (DER) or else `NAME.crt` (PEM). The owner is the SignatureOwner of `db.esl` when
+ * that is there (the brand's), else {@link DEFAULT_SIGNATURE_OWNER}. ERR_SECURE_BOOT_KEYS names
+ * the file that is missing or not a certificate.
+ */
+export function readSecureBootKeys(dir: string): SecureBootKeys {
+  const cert = (name: string): Buffer => {
+    for (const [file, pem] of [[`${name}.cer`, false], [`${name}.crt`, true]] as const) {
+      const path = join(dir, file);
+      // a PEM file is about 4/3 of its DER plus header lines
+      const bytes = readBounded(path, pem ? 2 * MAX_CERTIFICATE_BYTES : MAX_CERTIFICATE_BYTES);
+      if (bytes === undefined) continue;
+      try {
+        return new X509Certificate(bytes).raw;
+      } catch (e) {
+        throw new VarStoreError('ERR_SECURE_BOOT_KEYS', `${path}: not an X.509 certificate (${pem ? 'PEM' : 'DER'} expected): ${(e as Error).message}`, { path });
+      }
+    }
+    throw new VarStoreError('ERR_SECURE_BOOT_KEYS', `${dir}: no ${name} certificate (expected ${name}.cer or ${name}.crt, as "edgeimage boot-keys export" writes)`, { dir, name });
+  };
+  const keys = { pk: cert('PK'), kek: cert('KEK'), db: cert('db') };
+  const esl = readBounded(join(dir, 'db.esl'), MAX_CERTIFICATE_BYTES + 44);
+  const owner = esl && esl.length >= 44 ? guidString(esl.subarray(28, 44)) : DEFAULT_SIGNATURE_OWNER;
+  return { ...keys, owner };
+}
