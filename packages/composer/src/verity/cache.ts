@@ -6,6 +6,9 @@ import { computeVerityTree, treeMatches, verityTreeBytes, VERITY_BLOCK_SIZE, VER
 
 /** The bundle a tree is made for: its file and what its signature says about it. */
 export interface VerityBundle {
+  /** For messages: the bundle's name and revision, when known. */
+  name?: string;
+  revision?: number;
   path: string;
   'sha3-384': string;
   size: number;
@@ -41,12 +44,13 @@ export function veritySalt(sha3_384: string): Buffer {
  */
 export async function bundleVerity(b: VerityBundle): Promise<VerityTree & { cached: boolean }> {
   const salt = veritySalt(b['sha3-384']);
+  const what = b.name === undefined ? b.path : `bundle ${b.name} revision ${b.revision} (${b.path})`;
   const cache = cacheOf(b);
-  if (!cache) return { ...(await computeVerityTree(b.path, salt, b.size)), cached: false };
+  if (!cache) return { ...(await computeVerityTree(b.path, salt, b.size, what)), cached: false };
   const { tree: treePath, params: paramsPath } = verityEntryPaths(b);
   const hit = readEntry(treePath, paramsPath, b, salt);
   if (hit) return { ...hit, cached: true };
-  const made = await computeVerityTree(b.path, salt, b.size);
+  const made = await computeVerityTree(b.path, salt, b.size, what);
   const tmpTree = `${cache.tempPath(b['sha3-384'])}.verity`;
   const tmpParams = `${cache.tempPath(b['sha3-384'])}.verity.json`;
   try {

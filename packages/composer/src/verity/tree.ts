@@ -60,19 +60,20 @@ export const verityTreeBytes = (dataBlocks: number): number => verityLevelBlocks
  * Computes the dm-verity hash tree of `file` with `salt`. The file must be exactly `size` bytes
  * (the signed size of a bundle), a whole number of 4096-byte blocks and at most
  * {@link MAX_VERITY_DATA_BYTES}. Nothing is written: the caller decides where the tree goes.
+ * Errors name the file as `what` (say `bundle hello revision 3 (/cache/bundles/….snap)`).
  *
  * ```ts
  * const { tree, params } = await computeVerityTree('base_3.snap', salt, 4337664);
  * params.rootHash; // what `veritysetup format --no-superblock --salt=…` prints
  * ```
  */
-export async function computeVerityTree(file: string, salt: Buffer, size: number): Promise<VerityTree> {
-  checkVeritySize(file, size);
+export async function computeVerityTree(file: string, salt: Buffer, size: number, what = file): Promise<VerityTree> {
+  checkVeritySize(file, size, what);
   const dataBlocks = size / VERITY_BLOCK_SIZE;
   const levels = verityLevelBlocks(dataBlocks);
   // The first level takes the data blocks' digests directly (zero-padded to whole hash blocks).
   const first = Buffer.alloc(Math.max(levels[0] ?? 0, 1) * VERITY_BLOCK_SIZE);
-  await hashFileBlocks(file, size, salt, first);
+  await hashFileBlocks(file, size, salt, first, what);
   if (dataBlocks === 1) {
     return { tree: Buffer.alloc(0), params: paramsOf(dataBlocks, salt, first.subarray(0, DIGEST_BYTES)) };
   }
@@ -114,16 +115,16 @@ export function treeMatches(tree: Buffer, params: VerityParams): boolean {
 }
 
 /** The bounds of a file dm-verity can cover. */
-export function checkVeritySize(file: string, size: number): void {
+export function checkVeritySize(file: string, size: number, what = file): void {
   // The device reads the bundle through a loop device, which the kernel sizes in whole 4096-byte
   // blocks of dm-verity: a last partial block would be outside the verified device (veritysetup
   // silently leaves it out), so the squashfs would read past what is verified. Padding the file
   // would change its signed sha3-384. mksquashfs pads to 4 KiB (and `pack` never passes -nopad).
   if (size <= 0 || size % VERITY_BLOCK_SIZE !== 0) {
-    throw new ComposeError('ERR_VERITY_SIZE', `${file}: ${size} bytes is not a whole number of ${VERITY_BLOCK_SIZE}-byte blocks (${size % VERITY_BLOCK_SIZE} bytes over): dm-verity cannot cover its last partial block on the device; a bundle made by mksquashfs without -nopad is padded to 4 KiB`, { file, size, blockSize: VERITY_BLOCK_SIZE });
+    throw new ComposeError('ERR_VERITY_SIZE', `${what}: ${size} bytes is not a whole number of ${VERITY_BLOCK_SIZE}-byte blocks (${size % VERITY_BLOCK_SIZE} bytes over): dm-verity cannot cover its last partial block on the device; a bundle made by mksquashfs without -nopad is padded to 4 KiB`, { file, size, blockSize: VERITY_BLOCK_SIZE });
   }
   if (size > MAX_VERITY_DATA_BYTES) {
-    throw new ComposeError('ERR_VERITY_TOO_LARGE', `${file}: ${size} bytes is more than the ${MAX_VERITY_DATA_BYTES} bytes a bundle's hash tree is computed for`, { file, size, max: MAX_VERITY_DATA_BYTES });
+    throw new ComposeError('ERR_VERITY_TOO_LARGE', `${what}: ${size} bytes is more than the ${MAX_VERITY_DATA_BYTES} bytes a bundle's hash tree is computed for`, { file, size, max: MAX_VERITY_DATA_BYTES });
   }
 }
 
@@ -150,8 +151,8 @@ function hashBlocks(data: Buffer, salt: Buffer, out: Buffer, at = 0): void {
  * run on libuv's pool, hashing on this thread). A file that is not `size` bytes when read (cut
  * short, grown, unreadable) is refused: its tree would not be the tree of the signed bundle.
  */
-async function hashFileBlocks(file: string, size: number, salt: Buffer, out: Buffer): Promise<void> {
-  const refuse = (found: string) => new ComposeError('ERR_VERITY_READ', `${file}: cannot compute its hash tree: expected ${size} bytes (its signed size), ${found}`, { file, expected: size });
+async function hashFileBlocks(file: string, size: number, salt: Buffer, out: Buffer, what: string): Promise<void> {
+  const refuse = (found: string) => new ComposeError('ERR_VERITY_READ', `${what}: cannot compute its hash tree: expected ${size} bytes (its signed size), ${found}`, { file, expected: size });
   let fh;
   try {
     fh = await open(file, 'r');

@@ -4,12 +4,12 @@
  * composer writes, the refusals, the cache entry, and the trees in composed slots.
  */
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { runTool } from '@edgeimage/host-tools';
 import { pack } from '@edgeimage/store';
 import type { Assertion } from '@edgeimage/assertions';
 import { helloTree, useTempDirs, writeTree } from '@edgeimage/testkit/bundle-trees';
-import { noise } from '@edgeimage/testkit/image-bundles';
+import { APP, appTree, noise } from '@edgeimage/testkit/image-bundles';
 import { ext4Cat } from '@edgeimage/testkit/image-read';
 import { makeImageWorld, SLOW, type ImageWorld } from '@edgeimage/testkit/image-world';
 import { bundleVerity, computeVerityTree, verityEntryPaths, veritySalt, type VerityParams } from './index.js';
@@ -207,5 +207,23 @@ describe('composed slots', () => {
     expect(cold.images[0]!.sha256).toBe(one.images[0]!.sha256);
     const again = await checkSlot(cold.images[0]!.path, slotA(cold).offset);
     expect(again.trees).toEqual(trees);
+  }, SLOW);
+
+  test('a bundle that is not whole 4096-byte blocks (a local --snap without mksquashfs\'s padding) is refused: ERR_VERITY_SIZE naming it, and no image is written', async () => {
+    const packed = readFileSync(await world.pack(APP, appTree(APP)));
+    // squashfs's bytes_used (superblock offset 40): the filesystem without the padding after it.
+    const used = Number(packed.readBigUInt64LE(40));
+    const size = used % BLOCK ? used : used + 100;
+    const local = join(world.tempDir('local-'), 'hello.snap');
+    writeFileSync(local, Buffer.concat([packed.subarray(0, Math.min(size, packed.length)), Buffer.alloc(Math.max(0, size - packed.length))]));
+    const resolution = await world.resolve(await world.model({ revision: 4, grade: 'dangerous' }), { localBundles: [local] });
+    const out = world.tempDir('out-');
+    await expect(world.compose(resolution, { outputDir: out })).rejects.toMatchObject({
+      code: 'ERR_VERITY_SIZE',
+      message: expect.stringMatching(new RegExp(`^bundle ${APP} revision 0 \\(${local}\\): ${size} bytes is not a whole number of 4096-byte blocks \\(${size % BLOCK} bytes over\\)`)),
+      context: { file: local, size },
+    });
+    expect(readdirSync(out)).toEqual([]);
+    expect(readdirSync(dirname(local))).toEqual(['hello.snap']);
   }, SLOW);
 });
