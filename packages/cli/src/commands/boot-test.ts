@@ -9,6 +9,7 @@ import {
   HEALTHY,
   jsonReport,
   junitReport,
+  readSecureBootKeys,
   runScenario,
   scenarioReport,
   SCENARIOS,
@@ -45,6 +46,8 @@ interface BootTestArgs {
   expectRefusal?: string;
   keep?: string;
   logDir?: string;
+  secureBoot?: boolean;
+  secureBootKeys?: string;
 }
 
 function regex(option: string, s: string, flags = ''): RegExp {
@@ -105,7 +108,19 @@ export function checkScenarioArgs(a: Record<string, unknown>): void {
 }
 
 /** The string options: each needs a value. */
-const VALUED = ['expect', 'disk-size', 'log', 'junit', 'firmware-dir', 'uboot-env', 'update', 'expect-refusal', 'keep', 'log-dir'] as const;
+const VALUED = ['expect', 'disk-size', 'log', 'junit', 'firmware-dir', 'uboot-env', 'update', 'expect-refusal', 'keep', 'log-dir', 'secure-boot-keys'] as const;
+
+/** --secure-boot and its key folder: usage errors before anything runs. */
+export function checkSecureBootArgs(a: Record<string, unknown>): void {
+  const keys = a['secure-boot-keys'];
+  if (!a['secure-boot']) {
+    if (keys !== undefined) throw new UsageError('--secure-boot-keys goes with --secure-boot');
+    return;
+  }
+  if (keys === undefined) throw new UsageError('--secure-boot needs --secure-boot-keys DIR (the PK, KEK and db certificates, as "edgeimage boot-keys export DIR" writes them)');
+  if (a['firmware'] === 'uboot') throw new UsageError('--secure-boot is UEFI Secure Boot: not with --firmware uboot');
+  if (a['scenario'] !== undefined) throw new UsageError('--secure-boot is not for a scenario yet: boot-test IMAGE --secure-boot --secure-boot-keys DIR');
+}
 
 function stepLine(s: ScenarioStep): string {
   const mark = s.passed ? 'ok  ' : 'FAIL';
@@ -137,6 +152,8 @@ export function bootTestCommand(ctx: Context) {
         .option('expect-refusal', { type: 'string', describe: 'refuse: a regular expression (case-insensitive) the REFUSED reason must match, e.g. signature' })
         .option('keep', { type: 'string', describe: "scenario: keep the final disk at this path (power-cut over every point: NAME.POINT.img)" })
         .option('log-dir', { type: 'string', describe: "scenario: a folder for each boot's console log (default: a new folder in the temp folder)" })
+        .option('secure-boot', { type: 'boolean', describe: "UEFI Secure Boot: the firmware build that enforces signatures and a copy of its variable store with the brand's PK, KEK and db enrolled (setup mode off). Images are not signed yet: today the firmware refuses the image's GRUB (Access Denied) and the boot fails with ERR_SECURE_BOOT_REFUSED" })
+        .option('secure-boot-keys', { type: 'string', describe: 'with --secure-boot: the folder of the PK, KEK and db certificates (NAME.cer DER or NAME.crt PEM, and db.esl for the owner GUID), as "edgeimage boot-keys export DIR" writes them' })
         .check((a) => {
           // yargs gives a string option written without its value as '': a usage error, not an empty path or pattern
           for (const k of VALUED) {
@@ -145,12 +162,14 @@ export function bootTestCommand(ctx: Context) {
           }
           if (a['timeout'] !== undefined && !(Number(a['timeout']) > 0)) throw new UsageError(`--timeout: expected a positive number of seconds, found ${String(a['timeout'])}`);
           checkScenarioArgs(a);
+          checkSecureBootArgs(a);
           return true;
         })
         .example('$0 boot-test images/pc-amd64.img', 'boot a copy until the health check reports healthy')
         .example("$0 boot-test images/pi-arm64.img --expect 'hello-kiosk .* up on slot a' --expect 'healthy on slot a' --timeout 180", 'two markers in order')
         .example('$0 boot-test images/pc-amd64.img --disk-size +1G --json --junit boot.xml', 'on a bigger disk; reports for CI')
         .example('$0 boot-test images/pc-amd64.img --scenario update --update rev2.update', 'apply an update from /dev/vdb, try and commit slot b, stay on it')
+        .example('$0 boot-test images/pc-amd64.img --secure-boot --secure-boot-keys factory/acme', "Secure Boot with the brand's keys enrolled (today: the firmware refuses the unsigned GRUB)")
         .example('$0 boot-test images/pc-amd64.img --scenario power-cut --update rev2.update --crash-at after-env --json', 'a power cut right after the boot environment changed')
         .epilog(
           [
@@ -158,6 +177,7 @@ export function bootTestCommand(ctx: Context) {
             '  amd64 uefi:  qemu-system-x86_64 -M q35, OVMF_CODE_4M.fd + a copy of OVMF_VARS_4M.fd (package ovmf)',
             '  arm64 uefi:  qemu-system-aarch64 -M virt -cpu cortex-a57, AAVMF_CODE.fd + a copy of AAVMF_VARS.fd (package qemu-efi-aarch64)',
             '  arm64 uboot: qemu-system-aarch64 -M virt -cpu cortex-a57 -bios u-boot.bin (package u-boot-qemu)',
+            '  --secure-boot: amd64 -M q35,smm=on, OVMF_CODE_4M.secboot.fd, the variable flash writable from SMM only; arm64 AAVMF_CODE.fd; both with a per-boot copy of a store holding the keys',
             'A boot fails on a timeout, a kernel panic, "edgeimage-initramfs: FAILED", a GRUB error line, or QEMU exiting early; the log tail is printed. ' +
               'QEMU is always killed and the temporary copy removed, also on Ctrl-C. Exit status: 0 passed, 1 failed, 2 usage.',
             'Scenarios (--scenario): every boot is a QEMU of its own with -no-reboot on one copy of the image; the update is a second virtio disk (/dev/vdb) only on the boot that should apply it. ' +
@@ -168,6 +188,7 @@ export function bootTestCommand(ctx: Context) {
     handler: async (a: BootTestArgs) => {
       if (a.scenario !== undefined) return scenarioHandler(ctx, a);
       const expect = parseExpect(a.expect);
+      const secureBoot = a.secureBoot ? { keys: readSecureBootKeys(a.secureBootKeys!) } : undefined;
       const abort = new AbortController();
       const onSignal = () => abort.abort();
       process.once('SIGINT', onSignal);
@@ -185,6 +206,7 @@ export function bootTestCommand(ctx: Context) {
           log: a.log,
           accel: a.accel,
           inPlace: a.inPlace,
+          secureBoot,
           signal: abort.signal,
         });
         if (a.junit) writeFileSync(a.junit, junitReport(r));
@@ -195,13 +217,14 @@ export function bootTestCommand(ctx: Context) {
         }
         if (!r.passed) ctx.exitCode = 1;
         if (a.json) return printJson(ctx.io, jsonReport(r));
-        const what = `${r.arch} ${r.firmware}${a.inPlace ? ', in place' : ''}`;
+        const what = `${r.arch} ${r.firmware}${secureBoot ? ', Secure Boot' : ''}${a.inPlace ? ', in place' : ''}`;
         for (const m of r.markers) ctx.io.out(`[${m.seconds.toFixed(3).padStart(8)}] /${m.pattern}/  ${m.line}`);
         if (r.passed) {
           ctx.io.out(`boot-test ${a.image}: passed (${what})${r.slot ? `: slot ${r.slot}` : ''} in ${r.seconds.toFixed(1)} s; log ${r.log}`);
         } else {
           ctx.io.err(`--- last lines of ${r.log} ---\n${r.tail ?? ''}\n---`);
           ctx.io.err(`edgeimage: boot-test ${a.image} failed (${what}): ${r.reason} [${r.code}]`);
+          if (r.code === 'ERR_SECURE_BOOT_REFUSED') ctx.io.err(`edgeimage: note: images are not signed yet, so the firmware enrolled with the keys of ${a.secureBootKeys} refuses every image built today`);
         }
       } finally {
         process.off('SIGINT', onSignal);
