@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { firstMissing, requires } from '@edgeimage/testkit/skips';
-import { bootTest, enrolledVarStore, SECURE_BOOT_FIRMWARE, type BootTestResult } from '../src/index.js';
+import { bootTest, enrolledVarStore, SECURE_BOOT_FIRMWARE, type BootTestOptions, type BootTestResult, type SecureBootKeys } from '../src/index.js';
 
 const OWNER = 'e1d9a7f0-5e7a-4c1e-9a51-ed9e1a9e0001';
 const GRUB_MODULES = '/usr/lib/grub/x86_64-efi';
@@ -33,6 +33,7 @@ const REFUSED = /BdsDxe: failed to load Boot\d+ .*: Access Denied/;
 const NOTHING_BOOTS = /BdsDxe: No bootable option or device was found/;
 
 let dir: string;
+let keys: SecureBootKeys;
 let vars: Buffer;
 
 function sh(cmd: string, args: string[]): void {
@@ -61,7 +62,8 @@ beforeAll(() => {
     chmodSync(join(dir, `${role}.key`), 0o600);
     der[role] = execFileSync('openssl', ['x509', '-in', join(dir, `${role}.crt`), '-outform', 'DER']);
   }
-  vars = enrolledVarStore('ovmf-4m', { pk: der['PK']!, kek: der['KEK']!, db: der['db']!, owner: OWNER });
+  keys = { pk: der['PK']!, kek: der['KEK']!, db: der['db']!, owner: OWNER };
+  vars = enrolledVarStore('ovmf-4m', keys);
   // Under Secure Boot GRUB locks itself down and sets $lockdown=y (not set otherwise): the line shows SB is on.
   writeFileSync(join(dir, 'early.cfg'), `echo "${MARKER}, lockdown=$lockdown"\nhalt\n`);
   sh('grub-mkimage', ['-O', 'x86_64-efi', '-d', GRUB_MODULES, '--disable-shim-lock', '-c', join(dir, 'early.cfg'), '-p', '/EFI/BOOT', '-o', join(dir, 'grub.efi'), 'echo', 'halt']);
@@ -71,10 +73,11 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const boot = (disk: string, expect: RegExp[]): Promise<BootTestResult> => bootTest({ image: disk, arch: 'amd64', secureBoot: { vars }, expect, timeoutSeconds: 60 });
+const boot = (disk: string, expect: RegExp[], secureBoot: BootTestOptions['secureBoot']): Promise<BootTestResult> => bootTest({ image: disk, arch: 'amd64', secureBoot, expect, timeoutSeconds: 60 });
 
 requires(missing).test('an unsigned bootloader is refused by the firmware (Access Denied): the boot fails as soon as nothing boots', async () => {
-  const r = await boot(espDisk(join(dir, 'grub.efi'), 'unsigned.img'), [REFUSED, new RegExp(MARKER)]);
+  // the keys: bootTest writes the store for the guest's firmware
+  const r = await boot(espDisk(join(dir, 'grub.efi'), 'unsigned.img'), [REFUSED, new RegExp(MARKER)], { keys });
   const log = readFileSync(r.log, 'utf8');
   expect(r.passed).toBe(false);
   expect(r.code).toBe('ERR_SECURE_BOOT_REFUSED');
@@ -86,7 +89,7 @@ requires(missing).test('an unsigned bootloader is refused by the firmware (Acces
 }, 90_000);
 
 requires(missing).test('the same bootloader signed with the enrolled db key runs, with GRUB locked down (Secure Boot on)', async () => {
-  const r = await boot(espDisk(join(dir, 'grub-signed.efi'), 'signed.img'), [new RegExp(`${MARKER}, lockdown=y`)]);
+  const r = await boot(espDisk(join(dir, 'grub-signed.efi'), 'signed.img'), [new RegExp(`${MARKER}, lockdown=y`)], { vars });
   const log = readFileSync(r.log, 'utf8');
   expect(r.reason).toBeUndefined();
   expect(r.passed).toBe(true);
