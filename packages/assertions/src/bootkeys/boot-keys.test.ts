@@ -158,6 +158,19 @@ describe('BootKeys.create', () => {
     expect(snapshot(shared.ring)).toEqual(before);
   });
 
+  it('refuses a set that appears while its own is being made (ERR_BOOT_KEYS_EXIST), keeping the other one and leaving no staging folder', async () => {
+    const ring = join(tempDir(), 'keys');
+    const making = new BootKeys(ring).create('acme', { now: NOW });
+    // create() has checked and is now generating keys: another process makes the folder first.
+    mkdirSync(join(ring, 'boot'));
+    writeFileSync(join(ring, 'boot', 'pk.key'), 'theirs');
+    const e = await rejected(making);
+    expect(e.code).toBe('ERR_BOOT_KEYS_EXIST');
+    expect(readdirSync(ring)).toEqual(['boot']);
+    expect(readdirSync(join(ring, 'boot'))).toEqual(['pk.key']);
+    expect(readFileSync(join(ring, 'boot', 'pk.key'), 'utf8')).toBe('theirs');
+  });
+
   it('force rotates the whole set: every key and fingerprint is new, the modes are kept, nothing else is left in the keyring', async () => {
     const ring = join(tempDir(), 'keys');
     const boot = new BootKeys(ring);

@@ -130,13 +130,7 @@ export class BootKeys {
    */
   async create(brand: string, opts: CreateBootKeysOptions = {}): Promise<BootKeySet> {
     checkBrand(brand);
-    if (this.exists() && !opts.force) {
-      throw new KeyError(
-        'ERR_BOOT_KEYS_EXIST',
-        `boot keys already exist in ${this.dir}; refusing to overwrite them (devices enrolled with them would no longer boot new images). Rotate them with "edgeimage boot-keys create --brand ${brand} --force"`,
-        this.dir,
-      );
-    }
+    if (this.exists() && !opts.force) throw this.existsError(brand);
     if (opts.passphrase === '') throw new KeyError('ERR_KEY_PASSPHRASE', 'refusing to encrypt boot keys with an empty passphrase');
     mkdirSync(this.keyringDir, { recursive: true, mode: 0o700 });
     const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -152,15 +146,32 @@ export class BootKeys {
         writeAtomic(join(staging, `${stem}.crt`), cert.pem, 0o644);
       });
       writeAtomic(join(staging, BRAND_FILE), `${brand}\n`, 0o644);
-      this.swapIn(staging, tag);
+      this.swapIn(staging, tag, brand, opts.force ?? false);
     } finally {
       rmSync(staging, { recursive: true, force: true });
     }
     return this.show();
   }
 
-  private swapIn(staging: string, tag: string): void {
-    if (!existsSync(this.dir)) return renameSync(staging, this.dir);
+  private existsError(brand: string): KeyError {
+    return new KeyError(
+      'ERR_BOOT_KEYS_EXIST',
+      `boot keys already exist in ${this.dir}; refusing to overwrite them (devices enrolled with them would no longer boot new images). Rotate them with "edgeimage boot-keys create --brand ${brand} --force"`,
+      this.dir,
+    );
+  }
+
+  private swapIn(staging: string, tag: string, brand: string, force: boolean): void {
+    if (!force || !existsSync(this.dir)) {
+      // rename(2) replaces only an empty folder, so a set made meanwhile by someone else is refused, not replaced.
+      try {
+        return renameSync(staging, this.dir);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (force || (code !== 'ENOTEMPTY' && code !== 'EEXIST')) throw e;
+        throw this.existsError(brand);
+      }
+    }
     const old = join(this.keyringDir, `.boot.old-${tag}`);
     renameSync(this.dir, old);
     try {
