@@ -265,15 +265,18 @@ function factoryReadme(set: BootKeySet): string {
 
 UEFI Secure Boot (boards pc-amd64, arm64-efi). Enrol db and KEK first, PK last (writing PK ends setup mode):
   PK.esl, KEK.esl, db.esl   EFI_SIGNATURE_LIST (one X.509 certificate each), the content of the PK, KEK
-                            and db variables, e.g. "efi-updatevar -f db.esl db" in setup mode, or a
-                            firmware setup tool's "enrol from file". SignatureOwner GUID: ${set.owner}
+                            and db variables, e.g. "efi-updatevar -e -f db.esl db" in setup mode, or a
+                            firmware setup tool's "enrol from file"
   PK.cer, KEK.cer, db.cer   the same certificates as DER, for firmware menus that enrol certificate files
   PK.crt, KEK.crt, db.crt   the same certificates as PEM
+The entries' SignatureOwner GUID, derived from the brand id: ${set.owner}
 The db key signs what the firmware may start (GRUB, unified kernel images); KEK signs db updates; PK
-signs KEK updates. Enrol nothing else (no Microsoft keys) if only the brand's software may start.
+signs KEK updates. Enrol nothing else (no Microsoft keys) if only the brand's software may start;
+on a PC whose graphics or storage option ROMs are signed by Microsoft's UEFI CA, check first that
+it still starts them.
 
 U-Boot (board arm64-uboot):
-  ${set.fitKeyName}.crt   the FIT signing key's certificate; its public key goes into U-Boot's control
+  ${`${set.fitKeyName}.crt`.padEnd(25)} the FIT signing key's certificate; its public key goes into U-Boot's control
                             device tree as /signature/key-${set.fitKeyName} with required = "conf"
                             (mkimage -k <keys> -K <u-boot.dtb> -r while signing).
 
