@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeStream } from '../../packages/assertions/dist/index.js';
 import { BundleCache, Store, resolveModel } from '../../packages/store/dist/index.js';
-import { bundleVerity, composeImage } from '../../packages/composer/dist/index.js';
+import { composeImage } from '../../packages/composer/dist/index.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const MB = 1e6;
@@ -65,8 +65,6 @@ try {
   const trusted = trustFiles.flatMap((f) => decodeStream(readFileSync(f), { file: f }));
   const opts = async () => ({ store: await Store.open(store), trusted, cache: new BundleCache(join(work, 'cache')) });
   const resolution = await resolveModel(decodeStream(readFileSync(modelFile), { file: modelFile }), await opts());
-  // …and their dm-verity trees computed into that cache (not measured either): a build reuses them as it reuses the bundles.
-  for (const b of resolution.bundles) await bundleVerity(b);
   const bundleBytes = resolution.bundles.reduce((n, b) => n + b.size, 0);
 
   // 1. Ours, three times: without digests (genimage computes none: the same work), with mapped

@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { bundleVerity, type VerityBundle } from './cache.js';
+import { bundleVerity, type VerityBundle } from './bundle.js';
 import type { VerityParams } from './tree.js';
 
 /**
@@ -23,7 +23,7 @@ export function verityManifestEntry(params: VerityParams, file: string): BundleV
 }
 
 /**
- * Writes the tree of bundle `b` to `dest` (from the cache when it holds it) and returns its
+ * Writes the tree of bundle `b` to `dest` and returns its
  * manifest entry, naming it `slotFile` (the tree's path in the slot). `dest` is inside a staging
  * folder that is renamed or removed as a whole, so a plain write is atomic enough.
  *

@@ -87,33 +87,6 @@ export async function computeVerityTree(file: string, salt: Buffer, size: number
   return { tree: Buffer.concat(built.reverse()), params: paramsOf(dataBlocks, salt, root) };
 }
 
-/**
- * Whether `tree` is the tree `params` name: its size, and every hash block's digest where the
- * level above (or the root hash) says. This checks the tree against its root hash, not against
- * the data; it is what a cached tree is re-checked with (a tree only enters the cache computed
- * from the bundle of its name).
- */
-export function treeMatches(tree: Buffer, params: VerityParams): boolean {
-  const levels = verityLevelBlocks(params.dataBlocks);
-  if (tree.length !== verityTreeBytes(params.dataBlocks)) return false;
-  if (levels.length === 0) return true;
-  const salt = Buffer.from(params.salt, 'hex');
-  // On disk the top level comes first: walk the levels from the root down.
-  const top = levels.length - 1;
-  let offset = 0;
-  let above: Buffer = Buffer.from(params.rootHash, 'hex');
-  for (let i = top; i >= 0; i--) {
-    const level = tree.subarray(offset, offset + levels[i]! * VERITY_BLOCK_SIZE);
-    const digests = Buffer.alloc(levels[i]! * DIGEST_BYTES);
-    hashBlocks(level, salt, digests);
-    // The level above is itself checked, zero padding included: so the whole tree is, root down.
-    if (!digests.equals(above.subarray(0, digests.length))) return false;
-    above = level;
-    offset += level.length;
-  }
-  return true;
-}
-
 /** The bounds of a file dm-verity can cover. */
 export function checkVeritySize(file: string, size: number, what = file): void {
   // The device reads the bundle through a loop device, which the kernel sizes in whole 4096-byte

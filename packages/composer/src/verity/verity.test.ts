@@ -1,7 +1,7 @@
 /**
  * dm-verity trees of bundles: the composer's own tree and root hash against veritysetup's
  * (cryptsetup-bin) at the level edges and on a real bundle, `veritysetup verify` on what the
- * composer writes, the refusals, the cache entry, and the trees in composed slots.
+ * composer writes, the refusals, a planted tree never used, and the trees in composed slots.
  */
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -12,7 +12,7 @@ import { helloTree, useTempDirs, writeTree } from '@edgeimage/testkit/bundle-tre
 import { APP, appTree, noise } from '@edgeimage/testkit/image-bundles';
 import { ext4Cat } from '@edgeimage/testkit/image-read';
 import { makeImageWorld, SLOW, type ImageWorld } from '@edgeimage/testkit/image-world';
-import { bundleVerity, computeVerityTree, verityEntryPaths, veritySalt, type VerityParams } from './index.js';
+import { bundleVerity, computeVerityTree, veritySalt, type VerityParams } from './index.js';
 
 const tempDir = useTempDirs('edgeimage-verity-test-');
 const BLOCK = 4096;
@@ -94,7 +94,7 @@ describe('the tree of a file', () => {
   });
 });
 
-describe('the bundle cache\'s trees', () => {
+describe('the tree of a bundle', () => {
   /** A bundle file in a cache folder as the resolver leaves it: DIR/bundles/<sha3-384>.snap. */
   function cachedBundle(blocks: number, seed: string) {
     const dir = tempDir();
@@ -106,42 +106,22 @@ describe('the bundle cache\'s trees', () => {
     return { dir, b: { path, 'sha3-384': digest, size: blocks * BLOCK } };
   }
 
-  test('are computed once, kept next to the bundle, and re-checked: a damaged entry is recomputed', async () => {
-    const { dir, b } = cachedBundle(300, 'cache');
-    const first = await bundleVerity(b);
-    expect(first.cached).toBe(false);
-    const entry = verityEntryPaths(b);
+  test('is computed from the bundle\'s bytes each time: a tree of other data planted next to a cached bundle (with its parameters, root hash and the public salt) is never used, and nothing is written there', async () => {
+    const { dir, b } = cachedBundle(300, 'planted');
+    const honest = await computeVerityTree(b.path, veritySalt(b['sha3-384']), b.size);
+    // What an attacker who can write the cache plants: the tree of other data of the same size.
+    const other = await computeVerityTree(dataFile(300, 'other'), veritySalt(b['sha3-384']), b.size);
+    writeFileSync(join(dir, 'bundles', `${b['sha3-384']}.verity`), other.tree);
+    writeFileSync(join(dir, 'bundles', `${b['sha3-384']}.verity.json`), JSON.stringify({ 'sha3-384': b['sha3-384'], size: b.size, ...other.params }));
+    const got = await bundleVerity(b);
+    expect(got.params.rootHash).toBe(honest.params.rootHash);
+    expect(got.params.rootHash).not.toBe(other.params.rootHash);
+    expect(got.tree.equals(honest.tree)).toBe(true);
     expect(readdirSync(join(dir, 'bundles')).sort()).toEqual([`${b['sha3-384']}.snap`, `${b['sha3-384']}.verity`, `${b['sha3-384']}.verity.json`]);
     expect(readdirSync(join(dir, 'tmp'))).toEqual([]);
-    expect(readFileSync(entry.tree).equals(first.tree)).toBe(true);
-    expect(JSON.parse(readFileSync(entry.params, 'utf8'))).toMatchObject({ 'sha3-384': b['sha3-384'], size: b.size, rootHash: first.params.rootHash });
-
-    const again = await bundleVerity(b);
-    expect(again).toEqual({ ...first, cached: true });
-
-    // One byte of the cached tree changed: not used, recomputed and written back whole.
-    const damaged = readFileSync(entry.tree);
-    damaged[5000]! ^= 0x80;
-    writeFileSync(entry.tree, damaged);
-    const healed = await bundleVerity(b);
-    expect(healed.cached).toBe(false);
-    expect(healed.tree.equals(first.tree)).toBe(true);
-    expect(readFileSync(entry.tree).equals(first.tree)).toBe(true);
   });
 
-  test('are not kept for a bundle outside the cache (a local --snap): nothing is written next to it', async () => {
-    const dir = tempDir();
-    const path = join(dir, 'mine.snap');
-    copyFileSync(dataFile(130, 'local'), path);
-    const b = { path, 'sha3-384': 'digest-local', size: 130 * BLOCK };
-    const one = await bundleVerity(b);
-    const two = await bundleVerity(b);
-    expect([one.cached, two.cached]).toEqual([false, false]);
-    expect(two.tree.equals(one.tree)).toBe(true);
-    expect(readdirSync(dir)).toEqual(['mine.snap']);
-  });
-
-  test('leave no entry and no temporary file when the bundle is cut short', async () => {
+  test('of a bundle cut short (not its signed size) is refused, and nothing is written', async () => {
     const { dir, b } = cachedBundle(300, 'short');
     truncateSync(b.path, 200 * BLOCK);
     await expect(bundleVerity(b)).rejects.toMatchObject({
@@ -152,7 +132,7 @@ describe('the bundle cache\'s trees', () => {
     expect(readdirSync(join(dir, 'tmp'))).toEqual([]);
   });
 
-  test('leave no entry for a bundle that is not whole 4096-byte blocks', async () => {
+  test('of a bundle that is not whole 4096-byte blocks is refused, and nothing is written', async () => {
     const { dir, b } = cachedBundle(3, 'odd');
     truncateSync(b.path, 3 * BLOCK - 1);
     await expect(bundleVerity({ ...b, size: 3 * BLOCK - 1 })).rejects.toMatchObject({ code: 'ERR_VERITY_SIZE', context: { file: b.path, size: 3 * BLOCK - 1 } });
@@ -197,10 +177,7 @@ describe('composed slots', () => {
     expect(manifest.bundles.length).toBe(resolution.bundles.length);
     // The image manifest's bundle entries carry the same parameters.
     expect(one.manifest.bundles.map((b) => b.verity)).toEqual(manifest.bundles.map((b) => b.verity));
-    // Kept in the bundle cache, for the next build of any model with these bundles.
-    for (const b of resolution.bundles) expect(readFileSync(verityEntryPaths(b).tree).equals(trees[`bundles/${b.name}_${b.revision}.snap.verity`]!)).toBe(true);
-
-    // Again from the cache, and from a cold cache: the same trees, the same image.
+    // Again, and from a cold cache: the same trees, the same image.
     const two = await world.compose(resolution);
     const cold = await world.compose(await world.resolve(model));
     expect(two.images[0]!.sha256).toBe(one.images[0]!.sha256);
