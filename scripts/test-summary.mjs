@@ -2,7 +2,7 @@
 // The end of scripts/test: reads jest's --json result and prints the tests that needed a second
 // attempt, each skipped test with its reason (its name carries it), the wall time of each jest
 // project and the slowest test files, and last, alone, "N passed, N failed, N skipped" (CI reads it).
-//   node scripts/test-summary.mjs .test-results/jest.json [REPO_ROOT] [--filtered]
+//   node scripts/test-summary.mjs .test-results/jest.json [REPO_ROOT] [--filtered=PATTERN]
 // Exits 0; the exit status of the run is jest's.
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
@@ -23,11 +23,21 @@ export function duration(ms) {
 
 /**
  * The summary's lines for a jest JSON result (`root`: paths are printed relative to it).
- * `filtered`: the run had a name pattern (-t), so jest reports every test it did not match as
- * pending too; only the tests skipped for a reason (their name carries "[skipped: …]", see
- * testkit's requires()) are then skipped tests, the others are counted as filtered out.
+ * `pattern`: the run's name pattern (-t), when it had one: jest then reports every test it did not
+ * match as pending too. Those (by jest's own rule: the full name against the pattern as a
+ * case-insensitive regular expression) are counted as not run; a pending test that matches is a
+ * skipped one. A run with a pattern that ran no test fails: a renamed test must not read as green.
  */
-export function summarize(result, root = process.cwd(), filtered = false) {
+export function summarize(result, root = process.cwd(), pattern = undefined) {
+  let matches = () => true;
+  if (pattern !== undefined) {
+    try {
+      const re = new RegExp(pattern, 'i');
+      matches = (name) => re.test(name);
+    } catch {
+      // jest would have refused it too; then nothing is counted as filtered out.
+    }
+  }
   const lines = [];
   const suites = result.testResults ?? [];
   const file = (s) => relative(root, s.name);
@@ -49,7 +59,7 @@ export function summarize(result, root = process.cwd(), filtered = false) {
     for (const a of s.assertionResults) {
       if (a.status === 'passed') passed++;
       else if (a.status === 'failed') failedHere++;
-      else if (filtered && !a.fullName.includes('[skipped:')) filteredOut++;
+      else if (pattern !== undefined && !matches(a.fullName)) filteredOut++;
       else {
         // pending (test.skip, describe.skip), todo, disabled: not run, and said so.
         skipped++;
@@ -92,17 +102,21 @@ export function summarize(result, root = process.cwd(), filtered = false) {
     failed = 1;
     lines.push('jest reported a failure outside the tests (success false or a runtime error): counted as one failure');
   }
+  if (pattern !== undefined && passed + failed === 0) {
+    failed = 1;
+    lines.push(`no test matched the name pattern ${JSON.stringify(pattern)} and ran: counted as one failure`);
+  }
   lines.push(`${passed} passed, ${failed} failed, ${skipped} skipped`);
   return lines;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const args = process.argv.slice(2);
-  const filtered = args.includes('--filtered');
-  const [jsonFile, root] = args.filter((a) => a !== '--filtered');
+  const pattern = args.find((a) => a.startsWith('--filtered='))?.slice('--filtered='.length);
+  const [jsonFile, root] = args.filter((a) => !a.startsWith('--filtered='));
   if (!jsonFile) {
-    process.stderr.write('usage: test-summary.mjs JEST_JSON [REPO_ROOT] [--filtered]\n');
+    process.stderr.write('usage: test-summary.mjs JEST_JSON [REPO_ROOT] [--filtered=PATTERN]\n');
     process.exit(2);
   }
-  for (const l of summarize(JSON.parse(readFileSync(jsonFile, 'utf8')), root ?? process.cwd(), filtered)) console.log(l);
+  for (const l of summarize(JSON.parse(readFileSync(jsonFile, 'utf8')), root ?? process.cwd(), pattern)) console.log(l);
 }

@@ -80,14 +80,20 @@ describe('scripts/test-summary.mjs', () => {
     expect(summary(passing, { success: true, numRuntimeErrorTestSuites: 0 }).lines.at(-1)).toBe('2 passed, 0 failed, 0 skipped');
   });
 
-  test('a run with a name pattern (-t, --filtered): the tests it did not match are counted as not run, not as skipped; a skip with its reason still is one', () => {
-    const results = [suite('packages/b/src/b.test.ts', 1, 10, [t('b ok'), t('b other', 'pending'), t('b third', 'pending'), t('b boots [skipped: not root]', 'pending')])];
-    const r = summary(results, {}, ['--filtered']);
-    expect(r.lines.at(-1)).toBe('1 passed, 0 failed, 1 skipped');
-    expect(r.lines.filter((l) => l.startsWith('skipped:'))).toEqual(['skipped: packages/b/src/b.test.ts: b boots [skipped: not root]']);
-    expect(r.lines).toContain('2 tests not matching the name pattern (-t) were not run');
+  test('a run with a name pattern (-t): the tests it does not match are counted as not run; a matching skip or todo is still a skipped test', () => {
+    const results = [suite('packages/b/src/b.test.ts', 1, 10, [t('b alpha ok'), t('b other', 'pending'), t('b third', 'pending'), t('b alpha is disabled', 'pending'), t('b ALPHA todo', 'todo'), t('b boots [skipped: not root]', 'pending')])];
+    const r = summary(results, {}, ['--filtered=alpha']);
+    expect(r.lines.at(-1)).toBe('1 passed, 0 failed, 2 skipped');
+    expect(r.lines.filter((l) => l.startsWith('skipped:'))).toEqual(['skipped: packages/b/src/b.test.ts: b alpha is disabled', 'skipped: packages/b/src/b.test.ts: b ALPHA todo']);
+    expect(r.lines).toContain('3 tests not matching the name pattern (-t) were not run');
     // Without the pattern, every pending test is a skipped one.
-    expect(summary(results).lines.at(-1)).toBe('1 passed, 0 failed, 3 skipped');
+    expect(summary(results).lines.at(-1)).toBe('1 passed, 0 failed, 5 skipped');
+  });
+
+  test('a run with a name pattern that ran no test is one failure, never a green line', () => {
+    const r = summary([suite('packages/b/src/b.test.ts', 1, 10, [t('b one', 'pending'), t('b two', 'pending')])], { success: true }, ['--filtered=nosuchname']);
+    expect(r.lines.at(-1)).toBe('0 passed, 1 failed, 0 skipped');
+    expect(r.lines).toContain('no test matched the name pattern "nosuchname" and ran: counted as one failure');
   });
 
   test('all passing and nothing skipped still prints the three counts', () => {
