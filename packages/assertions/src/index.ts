@@ -17,4 +17,4 @@ export { TrustDatabase, SigningKey, defaultTrustedAssertions, DEFAULT_CHECKERS, 
 export { signAssertion, accountKeyHeaders, formatTimestamp, type SignOptions, type AccountKeyOptions } from './sign.js';
 export { Keyring, writeAtomic, type KeyInfo } from './keyring/index.js';
 export { snapIdFor } from './naming/snap-id.js';
-export { BootKeys, BOOT_KEY_BITS, fitKeyName, selfSignedCertificate, brandOwnerGuid, guidBytes, x509SignatureList, EFI_CERT_X509_GUID, type BootKeyInfo, type BootKeyRole, type BootKeySet, type CreateBootKeysOptions } from './bootkeys/index.js';
+export { BootKeys, BOOT_KEY_BITS, fitKeyName, selfSignedCertificate, brandOwnerGuid, guidBytes, x509SignatureList, readX509SignatureList, EFI_CERT_X509_GUID, type BootKeyInfo, type BootKeyRole, type BootKeySet, type CreateBootKeysOptions } from './bootkeys/index.js';

@@ -54,3 +54,29 @@ export function x509SignatureList(der: Uint8Array, owner: string): Buffer {
   header.writeUInt32LE(signatureSize, 24);
   return Buffer.concat([header, guidBytes(owner), der]);
 }
+
+function guidString(b: Uint8Array): string {
+  const le = (s: number, n: number) => Buffer.from(b.subarray(s, s + n)).reverse().toString('hex');
+  const rest = Buffer.from(b.subarray(8, 16)).toString('hex');
+  return `${le(0, 4)}-${le(4, 2)}-${le(6, 2)}-${rest.slice(0, 4)}-${rest.slice(4)}`;
+}
+
+/**
+ * The owner and certificate of what {@link x509SignatureList} writes, checked field by field:
+ * exactly one list of type X.509, SignatureHeaderSize 0, SignatureListSize the whole input,
+ * exactly one entry. A RangeError names the field, what was expected and what was found (a
+ * factory tool that trusts the sizes reads out of bounds or loops on a list that lies about them).
+ */
+export function readX509SignatureList(bytes: Uint8Array): { owner: string; der: Buffer } {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (b.length < 28 + 16 + 1) throw new RangeError(`${b.length} bytes: expected an EFI_SIGNATURE_LIST (a 28-byte header, a 16-byte owner and a certificate)`);
+  const type = guidString(b.subarray(0, 16));
+  if (type !== EFI_CERT_X509_GUID) throw new RangeError(`SignatureType ${type}: expected EFI_CERT_X509_GUID ${EFI_CERT_X509_GUID}`);
+  const listSize = b.readUInt32LE(16);
+  if (listSize !== b.length) throw new RangeError(`SignatureListSize ${listSize}: expected ${b.length}, the size of the input (one list)`);
+  const headerSize = b.readUInt32LE(20);
+  if (headerSize !== 0) throw new RangeError(`SignatureHeaderSize ${headerSize}: expected 0 for X.509`);
+  const signatureSize = b.readUInt32LE(24);
+  if (signatureSize !== listSize - 28) throw new RangeError(`SignatureSize ${signatureSize}: expected ${listSize - 28} (exactly one entry: the list's ${listSize} bytes less its 28-byte header)`);
+  return { owner: guidString(b.subarray(28, 44)), der: Buffer.from(b.subarray(44)) };
+}

@@ -3,9 +3,11 @@
  * QEMU starts (exit 1, `[ERR_SECURE_BOOT_KEYS]`), in-process. The boots are in
  * packages/qemu/test/secure-boot.qemu.test.ts.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { x509SignatureList } from '@edgeimage/assertions';
 import { run } from '@edgeimage/testkit/cli-run';
 
 let dir: string;
@@ -43,4 +45,21 @@ test('an empty key folder is refused before QEMU starts, naming the file it expe
   expect(r.status).toBe(1);
   expect(r.err).toMatch(/no PK certificate \(expected PK\.cer or PK\.crt, as "edgeimage boot-keys export" writes\) \[ERR_SECURE_BOOT_KEYS\]/);
   expect(readdirSync(dir).sort()).toEqual(['disk.img', 'keys']);
+});
+
+test('a db.esl whose certificate is not db.cer\'s is refused before QEMU starts, naming both files; no log is written', async () => {
+  const keys = join(dir, 'keys-esl');
+  mkdirSync(keys);
+  const der: Record<string, Buffer> = {};
+  for (const role of ['PK', 'KEK', 'db']) {
+    execFileSync('openssl', ['req', '-new', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '3650', '-subj', `/CN=${role}`, '-keyout', join(dir, `${role}.key`), '-outform', 'DER', '-out', join(keys, `${role}.cer`)], { stdio: 'ignore' });
+    der[role] = execFileSync('openssl', ['x509', '-inform', 'DER', '-in', join(keys, `${role}.cer`), '-outform', 'DER']);
+    rmSync(join(dir, `${role}.key`));
+  }
+  writeFileSync(join(keys, 'db.esl'), x509SignatureList(der['KEK']!, 'e1d9a7f0-5e7a-4c1e-9a51-ed9e1a9e0001'));
+  const log = join(dir, 'console-esl.log');
+  const r = await run(['boot-test', image, '--secure-boot', '--secure-boot-keys', keys, '--log', log]);
+  expect(r.status).toBe(1);
+  expect(r.err).toMatch(/keys-esl\/db\.esl: its certificate is not the one in \S*keys-esl\/db\.cer: expected the DER with SHA-256 [0-9a-f]{64} \(\d+ bytes\), found SHA-256 [0-9a-f]{64} \(\d+ bytes\) \[ERR_SECURE_BOOT_KEYS\]/);
+  expect(readdirSync(dir).sort()).toEqual(['disk.img', 'keys', 'keys-esl']);
 });

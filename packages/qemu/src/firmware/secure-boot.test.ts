@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { guidBytes, x509SignatureList } from '@edgeimage/assertions';
 import { BootTestError } from '../errors.js';
 import { qemuCommand } from '../machine.js';
 import { DEFAULT_SIGNATURE_OWNER, readSecureBootKeys } from './secure-boot.js';
@@ -62,10 +63,38 @@ describe('readSecureBootKeys', () => {
     const k = readSecureBootKeys(d);
     expect([Buffer.from(k.pk).equals(der['PK']!), Buffer.from(k.kek).equals(der['KEK']!), Buffer.from(k.db).equals(der['db']!)]).toEqual([true, true, true]);
     expect(k.owner).toBe(DEFAULT_SIGNATURE_OWNER);
-    // an EFI_SIGNATURE_LIST header (28 bytes) then the owner GUID in EFI byte order
-    const owner = Buffer.from('33221100554477668899aabbccddeeff', 'hex');
-    writeFileSync(join(d, 'db.esl'), Buffer.concat([Buffer.alloc(28), owner, der['db']!]));
+    writeFileSync(join(d, 'db.esl'), x509SignatureList(der['db']!, '00112233-4455-6677-8899-aabbccddeeff'));
     expect(readSecureBootKeys(d).owner).toBe('00112233-4455-6677-8899-aabbccddeeff');
+  });
+
+  test('a db.esl that is not one X.509 list of db.cer\'s certificate is refused, naming the field or the certificate', () => {
+    const owner = '00112233-4455-6677-8899-aabbccddeeff';
+    const good = x509SignatureList(der['db']!, owner);
+    const keys = { 'PK.cer': der['PK']!, 'KEK.cer': der['KEK']!, 'db.cer': der['db']! };
+    const patched = (at: number, value: number | Buffer): Buffer => {
+      const b = Buffer.from(good);
+      if (typeof value === 'number') b.writeUInt32LE(value, at);
+      else value.copy(b, at);
+      return b;
+    };
+    // another certificate than db.cer's: the store would enrol one db, the factory another
+    refused(folder('esl-other-cert', { ...keys, 'db.esl': x509SignatureList(der['KEK']!, owner) }), new RegExp(`esl-other-cert/db\\.esl: its certificate is not the one in .*esl-other-cert/db\\.cer: expected the DER with SHA-256 [0-9a-f]{64} \\(${der['db']!.length} bytes\\), found SHA-256 [0-9a-f]{64} \\(${der['KEK']!.length} bytes\\)`));
+    // the same check against db.crt's DER when there is no db.cer
+    refused(folder('esl-other-crt', { 'PK.cer': der['PK']!, 'KEK.cer': der['KEK']!, 'db.crt': readFileSync(join(dir, 'db.pem')), 'db.esl': x509SignatureList(der['PK']!, owner) }), /esl-other-crt\/db\.esl: its certificate is not the one in .*esl-other-crt\/db\.crt/);
+    // an owner, then the certificate, behind a zeroed header (what the old reader took)
+    refused(folder('esl-no-type', { ...keys, 'db.esl': Buffer.concat([Buffer.alloc(28), good.subarray(28)]) }), /esl-no-type\/db\.esl: not one EFI_SIGNATURE_LIST holding one X\.509 certificate: SignatureType 00000000-0000-0000-0000-000000000000: expected EFI_CERT_X509_GUID a5c059a1-94e4-4aa7-87b5-ab155c2bf072/);
+    // EFI_CERT_SHA256_GUID: a list of hashes
+    refused(folder('esl-sha256', { ...keys, 'db.esl': patched(0, guidBytes('c1c41626-504c-4092-aca9-41f936934328')) }), /SignatureType c1c41626-504c-4092-aca9-41f936934328: expected EFI_CERT_X509_GUID/);
+    refused(folder('esl-list-size', { ...keys, 'db.esl': patched(16, good.length + 1) }), new RegExp(`SignatureListSize ${good.length + 1}: expected ${good.length}, the size of the input`));
+    refused(folder('esl-two-lists', { ...keys, 'db.esl': Buffer.concat([good, good]) }), new RegExp(`SignatureListSize ${good.length}: expected ${2 * good.length}, the size of the input \\(one list\\)`));
+    refused(folder('esl-header', { ...keys, 'db.esl': patched(20, 4) }), /SignatureHeaderSize 4: expected 0 for X\.509/);
+    // a well-formed list of two entries (db.cer's certificate twice)
+    const entry = good.subarray(28);
+    const two = Buffer.concat([good.subarray(0, 28), entry, entry]);
+    two.writeUInt32LE(two.length, 16);
+    refused(folder('esl-two-entries', { ...keys, 'db.esl': two }), new RegExp(`SignatureSize ${entry.length}: expected ${2 * entry.length} \\(exactly one entry`));
+    refused(folder('esl-short', { ...keys, 'db.esl': good.subarray(0, 40) }), /esl-short\/db\.esl: not one EFI_SIGNATURE_LIST holding one X\.509 certificate: 40 bytes: expected/);
+    refused(folder('esl-big', { ...keys, 'db.esl': Buffer.alloc(28 + 16 + 65537) }), /esl-big\/db\.esl: 65581 bytes, expected at most 65580/);
   });
 
   test('a missing certificate, one that is no certificate, an oversized file, a link: each named', () => {

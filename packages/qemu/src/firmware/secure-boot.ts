@@ -1,6 +1,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
+import { readX509SignatureList } from '@edgeimage/assertions';
 import type { Arch } from '../machine.js';
 import { MAX_CERTIFICATE_BYTES, VarStoreError, type SecureBootKeys, type VarStoreKind } from './varstore.js';
 
@@ -43,35 +44,46 @@ function readBounded(path: string, max: number): Buffer | undefined {
   }
 }
 
-function guidString(b: Buffer): string {
-  const le = (s: number, n: number) => Buffer.from(b.subarray(s, s + n)).reverse().toString('hex');
-  const rest = b.subarray(8, 16).toString('hex');
-  return `${le(0, 4)}-${le(4, 2)}-${le(6, 2)}-${rest.slice(0, 4)}-${rest.slice(4)}`;
-}
-
 /**
  * The PK, KEK and db certificates in `dir`, as `edgeimage boot-keys export` writes them: for each,
  * `NAME.cer` (DER) or else `NAME.crt` (PEM). The owner is the SignatureOwner of `db.esl` when
  * that is there (the brand's), else {@link DEFAULT_SIGNATURE_OWNER}. ERR_SECURE_BOOT_KEYS names
- * the file that is missing or not a certificate.
+ * the file that is missing or not a certificate, and a `db.esl` that is not one X.509 list
+ * holding the db certificate: a factory enrols that list, so a store enrolled with another db
+ * would pass images that the devices refuse.
  */
 export function readSecureBootKeys(dir: string): SecureBootKeys {
-  const cert = (name: string): Buffer => {
+  const cert = (name: string): { der: Buffer; path: string } => {
     for (const [file, pem] of [[`${name}.cer`, false], [`${name}.crt`, true]] as const) {
       const path = join(dir, file);
       // a PEM file is about 4/3 of its DER plus header lines
       const bytes = readBounded(path, pem ? 2 * MAX_CERTIFICATE_BYTES : MAX_CERTIFICATE_BYTES);
       if (bytes === undefined) continue;
       try {
-        return new X509Certificate(bytes).raw;
+        return { der: new X509Certificate(bytes).raw, path };
       } catch (e) {
         throw new VarStoreError('ERR_SECURE_BOOT_KEYS', `${path}: not an X.509 certificate (${pem ? 'PEM' : 'DER'} expected): ${(e as Error).message}`, { path });
       }
     }
     throw new VarStoreError('ERR_SECURE_BOOT_KEYS', `${dir}: no ${name} certificate (expected ${name}.cer or ${name}.crt, as "edgeimage boot-keys export" writes)`, { dir, name });
   };
-  const keys = { pk: cert('PK'), kek: cert('KEK'), db: cert('db') };
-  const esl = readBounded(join(dir, 'db.esl'), MAX_CERTIFICATE_BYTES + 44);
-  const owner = esl && esl.length >= 44 ? guidString(esl.subarray(28, 44)) : DEFAULT_SIGNATURE_OWNER;
-  return { ...keys, owner };
+  const pk = cert('PK').der;
+  const kek = cert('KEK').der;
+  const db = cert('db');
+  const keys = { pk, kek, db: db.der };
+  const eslPath = join(dir, 'db.esl');
+  const esl = readBounded(eslPath, 28 + 16 + MAX_CERTIFICATE_BYTES);
+  if (esl === undefined) return { ...keys, owner: DEFAULT_SIGNATURE_OWNER };
+  let list: { owner: string; der: Buffer };
+  try {
+    list = readX509SignatureList(esl);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new VarStoreError('ERR_SECURE_BOOT_KEYS', `${eslPath}: not one EFI_SIGNATURE_LIST holding one X.509 certificate: ${e.message}`, { path: eslPath });
+  }
+  if (!list.der.equals(db.der)) {
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    throw new VarStoreError('ERR_SECURE_BOOT_KEYS', `${eslPath}: its certificate is not the one in ${db.path}: expected the DER with SHA-256 ${sha(db.der)} (${db.der.length} bytes), found SHA-256 ${sha(list.der)} (${list.der.length} bytes)`, { path: eslPath, certificate: db.path });
+  }
+  return { ...keys, owner: list.owner };
 }
