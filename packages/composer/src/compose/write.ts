@@ -182,7 +182,8 @@ function readPlannedImage(gadgetRoot: string, c: PlannedStructure['images'][numb
     new ComposeError('ERR_GADGET_CHANGED', `${file}: the gadget's raw image changed while the image was built: planned as a regular file of ${c.size} bytes, found ${found}; nothing was written`, { file, planned: c.size });
   let fd: number;
   try {
-    fd = openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    // O_NONBLOCK: a FIFO swapped in must not hold the open for ever (fstat refuses it next).
+    fd = openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
   } catch (e) {
     throw changed((e as NodeJS.ErrnoException).code === 'ELOOP' ? 'a symbolic link' : `nothing readable (${(e as NodeJS.ErrnoException).code})`);
   }
