@@ -75,7 +75,7 @@ const ready = useBaseChroot('edgeimage-bootenv-cases-', isRoot, (_work, chroot) 
     .join('\n') +
     // `set` refusals, on row 0's (good) files: each refused before writing, and nothing of the
     // run is left in /tmp (its private folder goes on exit)
-    `\nln -sfn /cases/0 /run/edgeimage/boot; rm -rf /tmp/*; for kv in 'bad-name=1' 'edge_kargs=a\\b'; do /usr/lib/edgeimage/bootenv set "$kv"; echo "rc=$?"; done > /refusals.out 2>&1; ls -A /tmp > /tmp-after`;
+    `\nln -sfn /cases/0 /run/edgeimage/boot; rm -rf /tmp/*; for kv in 'bad-name=1' 'edge_kargs=a\\b' 'edge_status'; do /usr/lib/edgeimage/bootenv set "$kv"; echo "rc=$?"; done > /refusals.out 2>&1; ls -A /tmp > /tmp-after`;
   const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --rbind /dev "$1/dev" && chroot "$1" /bin/sh -c "$2"', 'sh', chroot, script], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
   if (r.status !== 0) throw new Error(`the device's bootenv could not be run (${r.status}): ${r.stdout}${r.stderr}`);
   TABLE.cases.forEach((c, i) => {
@@ -98,11 +98,46 @@ requires(missingRoot('the base chroot')).test('device: bootenv set refuses a bad
   ready();
   const chroot = chrootDir;
   expect(readFileSync(join(chroot, 'refusals.out'), 'utf8')).toBe(
-    'bootenv: not a variable name: bad-name\nrc=1\nbootenv: the value of edge_kargs holds a backslash or a newline, which a GRUB environment block cannot hold\nrc=1\n',
+    'bootenv: not a variable name: bad-name\nrc=1\nbootenv: the value of edge_kargs holds a backslash or a newline, which a GRUB environment block cannot hold\nrc=1\nbootenv: not VAR=VALUE: edge_status\nrc=1\n',
   );
   expect(readFileSync(join(chroot, 'tmp-after'), 'utf8')).toBe('');
   // the files it was refused on are as they were
   expect(readFileSync(join(chroot, 'cases/0', ENV_FILES.env1))).toEqual(bytesOf(TABLE.cases[0]!.files.env1!));
+});
+
+/**
+ * `bootenv set` with /tmp full, then with one page free (a review's finding: dd copied a cut block
+ * without a word and `set` wiped every variable, exit 0). system-boot is a tmpfs mounted read-only
+ * here (so the device's remounts work on a real mount), /tmp a tmpfs of two pages.
+ */
+requires(missingRoot('the base chroot')).test('device: bootenv set with /tmp full is refused and writes nothing; with one page free it writes every variable, in both copies', () => {
+  ready();
+  const chroot = chrootDir;
+  const boot = '/run/edgeimage/boot';
+  const before = bytesOf(TABLE.cases[0]!.files.env1!);
+  const script = [
+    'set -e',
+    `rm -f ${boot}; mkdir -p ${boot}; mount -t tmpfs tmpfs ${boot}; cp -a /cases/0/. ${boot}/; mount -o remount,ro ${boot}`,
+    'mount -t tmpfs -o size=8k tmpfs /tmp; dd if=/dev/zero of=/tmp/filler bs=4096 count=4 2>/dev/null || true',
+    'set +e',
+    '/usr/lib/edgeimage/bootenv set edge_status=trying > /full.out 2>&1; echo "rc=$?" >> /full.out',
+    `cp ${boot}/EFI/edgeimage/env1/env /full.env1; cp ${boot}/EFI/edgeimage/env2/env /full.env2; ls -A /tmp > /full.tmp`,
+    // one page free: the variables stay in memory, only the 1 KiB block needs /tmp
+    'rm /tmp/filler; dd if=/dev/zero of=/tmp/filler bs=4096 count=1 2>/dev/null',
+    '/usr/lib/edgeimage/bootenv set edge_status=trying > /page.out 2>&1; echo "rc=$?" >> /page.out',
+    `/usr/lib/edgeimage/bootenv show > /page.show; cp ${boot}/EFI/edgeimage/env2/env /page.env2`,
+  ].join('\n');
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --rbind /dev "$1/dev" && chroot "$1" /bin/sh -c "$2"', 'sh', chroot, script], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+  expect(`${r.status} ${r.stderr}`).toBe('0 ');
+  expect(readFileSync(join(chroot, 'full.out'), 'utf8')).toMatch(/^(sh: write error: No space left on device\n)?bootenv: cannot write \/tmp\/bootenv\.\w+\/block \(is \/tmp full\?\); \/run\/edgeimage\/boot\/EFI\/edgeimage\/env1\/lock was not written\nrc=1\n$/);
+  expect(readFileSync(join(chroot, 'full.env1'))).toEqual(before);
+  expect(readFileSync(join(chroot, 'full.env2'))).toEqual(bytesOf(TABLE.cases[0]!.files.env2!));
+  expect(readFileSync(join(chroot, 'full.tmp'), 'utf8')).toBe('filler\n');
+  expect(readFileSync(join(chroot, 'page.out'), 'utf8')).toBe('rc=0\n');
+  const vars = { ...(TABLE.cases[0]!.expect.vars ?? {}), edge_status: 'trying' };
+  const shown = readFileSync(join(chroot, 'page.show'), 'utf8');
+  for (const [k, v] of Object.entries(vars)) expect(shown).toContain(`${k}=${v}\n`);
+  expect(readFileSync(join(chroot, 'page.env2'), 'utf8')).toContain('edge_status=trying\n');
 });
 
 describe('the boot-environment cases (bundles/bootloader/env-cases.json)', () => {
