@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { KeyError } from '../errors.js';
 import { BootKeys } from './boot-keys.js';
 import { EFI_CERT_X509_GUID, brandOwnerGuid, guidBytes } from './esl.js';
@@ -280,6 +280,43 @@ describe('BootKeys.create', () => {
     const out = join(tempDir(), 'factory');
     expect(thrown(() => boot.export(out)).code).toBe('ERR_BOOT_KEYS_MISMATCH');
     expect(existsSync(out)).toBe(false);
+  });
+
+  /** The shared set, copied with its links as they are, to spoil without making four keys again. */
+  function copyOfShared(): { ring: string; boot: BootKeys; set: string } {
+    const ring = join(tempDir(), 'keys');
+    cpSync(shared.ring, ring, { recursive: true, verbatimSymlinks: true });
+    const boot = new BootKeys(ring);
+    return { ring, boot, set: dirname(boot.show().keys[0]!.certificate) };
+  }
+
+  it.each([
+    ['a link to a good certificate elsewhere', (crt: string, other: string) => symlinkSync(other, crt), 'found a symbolic link'],
+    ['a FIFO', (crt: string) => expect(spawnSync('mkfifo', [crt]).status).toBe(0), 'found a FIFO, device, socket or folder'],
+    ['a link to a FIFO', (crt: string, other: string) => (expect(spawnSync('mkfifo', [`${other}.fifo`]).status).toBe(0), symlinkSync(`${other}.fifo`, crt)), 'found a symbolic link'],
+    ['a link to /dev/zero', (crt: string) => symlinkSync('/dev/zero', crt), 'found a symbolic link'],
+  ])('show and export refuse a certificate that is %s (ERR_BOOT_KEYS_FORMAT) without blocking or reading it, and export writes nothing', (_what, spoil, found) => {
+    const { boot, set } = copyOfShared();
+    const crt = join(set, 'pk.crt');
+    const other = join(tempDir(), 'elsewhere.crt');
+    writeFileSync(other, readFileSync(crt));
+    rmSync(crt);
+    spoil(crt, other);
+    const e = thrown(() => boot.show());
+    expect(e.code).toBe('ERR_BOOT_KEYS_FORMAT');
+    expect(e.message).toBe(`${crt}: expected a regular file as "edgeimage boot-keys create" writes it, ${found}`);
+    const out = join(tempDir(), 'factory');
+    expect(thrown(() => boot.export(out)).code).toBe('ERR_BOOT_KEYS_FORMAT');
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('refuses a certificate bigger than 64 KiB (ERR_BOOT_KEYS_FORMAT) by its size', () => {
+    const { boot, set } = copyOfShared();
+    const crt = join(set, 'pk.crt');
+    writeFileSync(crt, Buffer.concat([readFileSync(crt), Buffer.alloc(64 * 1024, 10)]));
+    const e = thrown(() => boot.show());
+    expect(e.code).toBe('ERR_BOOT_KEYS_FORMAT');
+    expect(e.message).toBe(`${crt} is ${statSync(crt).size} bytes, more than a boot key file can be (65536)`);
   });
 });
 

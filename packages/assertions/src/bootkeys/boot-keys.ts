@@ -4,7 +4,7 @@
  * and passphrase rules hold), each with a self-signed certificate beside it.
  */
 import { X509Certificate, createPublicKey, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { PrivateKey } from '../crypto/index.js';
 import { KeyError } from '../errors.js';
@@ -86,11 +86,39 @@ function checkBrand(brand: string): void {
   }
 }
 
+/**
+ * A regular file of at most MAX_FILE bytes. Opened without following a link (a set is written as
+ * plain files, so a link is someone else's doing) and without blocking (a FIFO would otherwise hang
+ * the open), then checked on the open descriptor, so what is checked is what is read.
+ */
 function readSmall(file: string): Buffer {
-  if (!existsSync(file)) throw new KeyError('ERR_BOOT_KEYS_NOT_FOUND', `the boot key set in ${dirname(file)} is missing ${basename(file)}; make a new set with "edgeimage boot-keys create --brand ID --force"`, file);
-  const size = statSync(file).size;
-  if (size > MAX_FILE) throw new KeyError('ERR_BOOT_KEYS_FORMAT', `${file} is ${size} bytes, more than a boot key file can be (${MAX_FILE})`, file);
-  return readFileSync(file);
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new KeyError('ERR_BOOT_KEYS_NOT_FOUND', `the boot key set in ${dirname(file)} is missing ${basename(file)}; make a new set with "edgeimage boot-keys create --brand ID --force"`, file);
+    const found = code === 'ELOOP' ? 'a symbolic link' : `something that cannot be opened (${code ?? (e as Error).message})`;
+    throw new KeyError('ERR_BOOT_KEYS_FORMAT', `${file}: expected a regular file as "edgeimage boot-keys create" writes it, found ${found}`, file);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new KeyError('ERR_BOOT_KEYS_FORMAT', `${file}: expected a regular file as "edgeimage boot-keys create" writes it, found a FIFO, device, socket or folder`, file);
+    const tooBig = (n: number) => new KeyError('ERR_BOOT_KEYS_FORMAT', `${file} is ${n} bytes, more than a boot key file can be (${MAX_FILE})`, file);
+    if (st.size > MAX_FILE) throw tooBig(st.size);
+    // One byte more than allowed, so a file that grows after the fstat is caught, not read on.
+    const buf = Buffer.alloc(MAX_FILE + 1);
+    let n = 0;
+    while (n < buf.length) {
+      const got = readSync(fd, buf, n, buf.length - n, n);
+      if (got === 0) break;
+      n += got;
+    }
+    if (n > MAX_FILE) throw tooBig(n);
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function roles(brand: string): { role: BootKeyRole; stem: string }[] {
