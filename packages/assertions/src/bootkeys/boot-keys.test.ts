@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { KeyError } from '../errors.js';
 import { BootKeys } from './boot-keys.js';
 import { EFI_CERT_X509_GUID, brandOwnerGuid, guidBytes } from './esl.js';
@@ -36,6 +36,10 @@ function snapshot(dir: string): Record<string, string> {
   const walk = (d: string, rel: string) => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
       const p = join(d, e.name);
+      if (e.isSymbolicLink()) {
+        out[`${rel}${e.name}`] = `-> ${readlinkSync(p)}`;
+        continue;
+      }
       const st = statSync(p);
       if (e.isDirectory()) {
         out[`${rel}${e.name}/`] = (st.mode & 0o777).toString(8);
@@ -84,12 +88,21 @@ beforeAll(async () => {
   shared = { ring, boot };
 });
 
+/** The shared set, copied with its links as they are, to spoil without making four keys again. */
+function copyOfShared(): { ring: string; boot: BootKeys; set: string } {
+  const ring = join(tempDir(), 'keys');
+  cpSync(shared.ring, ring, { recursive: true, verbatimSymlinks: true });
+  const boot = new BootKeys(ring);
+  return { ring, boot, set: boot.show().setDir };
+}
+
 describe('BootKeys.create', () => {
   it('writes PK, KEK, db and <brand>-fit into <keyring>/boot: keys PKCS#8 mode 0600, certificates and public keys 0644, even under umask 000', () => {
     const dir = join(shared.ring, 'boot');
     expect(readdirSync(dir).sort()).toEqual(SET_FILES);
-    expect(readdirSync(shared.ring)).toEqual(['boot']);
+    expect(readdirSync(shared.ring).sort()).toEqual(['boot', 'boot.sets']);
     expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(statSync(join(shared.ring, 'boot.sets')).mode & 0o777).toBe(0o700);
     for (const stem of STEMS) {
       expect(statSync(join(dir, `${stem}.key`)).mode & 0o777).toBe(0o600);
       expect(readFileSync(join(dir, `${stem}.key`), 'utf8')).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
@@ -166,27 +179,69 @@ describe('BootKeys.create', () => {
     writeFileSync(join(ring, 'boot', 'pk.key'), 'theirs');
     const e = await rejected(making);
     expect(e.code).toBe('ERR_BOOT_KEYS_EXIST');
-    expect(readdirSync(ring)).toEqual(['boot']);
+    expect(readdirSync(ring).sort()).toEqual(['boot', 'boot.sets']);
+    expect(readdirSync(join(ring, 'boot.sets'))).toEqual([]);
     expect(readdirSync(join(ring, 'boot'))).toEqual(['pk.key']);
     expect(readFileSync(join(ring, 'boot', 'pk.key'), 'utf8')).toBe('theirs');
   });
 
-  it('force rotates the whole set: every key and fingerprint is new, the modes are kept, nothing else is left in the keyring', async () => {
+  it('force rotates the whole set by renaming a new link over <keyring>/boot: every key and fingerprint is new, the modes are kept', async () => {
     const ring = join(tempDir(), 'keys');
     const boot = new BootKeys(ring);
     const first = await boot.create('acme', { now: NOW });
-    const oldKeys = STEMS.map((s) => readFileSync(join(ring, 'boot', `${s}.key`), 'utf8'));
+    const linkBefore = readlinkSync(join(ring, 'boot'));
     const second = await boot.create('acme', { now: NOW, force: true });
-    expect(readdirSync(ring)).toEqual(['boot']);
+    // The switch is one rename(2) of a link: `boot` is never missing, as it was between two folder renames.
+    expect(lstatSync(join(ring, 'boot')).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(join(ring, 'boot'))).toMatch(/^boot\.sets\/[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$/);
+    expect(readlinkSync(join(ring, 'boot'))).not.toBe(linkBefore);
+    expect(readdirSync(join(ring, 'boot.sets'))).toEqual([readlinkSync(join(ring, 'boot')).slice('boot.sets/'.length)]);
+    expect(second.setDir).toBe(join(ring, readlinkSync(join(ring, 'boot'))));
+    expect(second.leftovers).toEqual([]);
     expect(readdirSync(join(ring, 'boot')).sort()).toEqual(SET_FILES);
     second.keys.forEach((k, i) => {
       expect(k.fingerprint).not.toBe(first.keys[i]!.fingerprint);
-      expect(readFileSync(join(ring, 'boot', `${k.name}.key`), 'utf8')).not.toBe(oldKeys[i]);
       expect(statSync(join(ring, 'boot', `${k.name}.key`)).mode & 0o777).toBe(0o600);
       expect(statSync(join(ring, 'boot', `${k.name}.crt`)).mode & 0o777).toBe(0o644);
       const crt = join(ring, 'boot', `${k.name}.crt`);
       expect(opensslOk(['x509', '-in', crt, '-noout', '-pubkey'])).toBe(opensslOk(['pkey', '-in', join(ring, 'boot', `${k.name}.key`), '-pubout']));
     });
+  });
+
+  it('force keeps the old set, private keys and all, as <keyring>/boot.retired-<UTC stamp> (0700, keys 0600) and says where', async () => {
+    const ring = join(tempDir(), 'keys');
+    const boot = new BootKeys(ring);
+    const first = await boot.create('acme', { now: NOW });
+    const oldFiles = snapshot(first.setDir);
+    const second = await boot.create('acme', { now: NOW, force: true });
+    const retired = readdirSync(ring).filter((n) => n.startsWith('boot.retired-'));
+    expect(retired).toHaveLength(1);
+    expect(retired[0]).toMatch(/^boot\.retired-[0-9]{8}T[0-9]{6}Z$/);
+    expect(readdirSync(ring).sort()).toEqual(['boot', retired[0], 'boot.sets']);
+    expect(second.retired).toBe(join(ring, retired[0]!));
+    const kept = join(ring, retired[0]!);
+    expect(statSync(kept).mode & 0o777).toBe(0o700);
+    // The very keys that devices enrolled with the first set trust, unchanged.
+    expect(snapshot(kept)).toEqual(oldFiles);
+    for (const stem of STEMS) expect(statSync(join(kept, `${stem}.key`)).mode & 0o777).toBe(0o600);
+    first.keys.forEach((k) => expect(opensslOk(['x509', '-in', join(kept, `${k.name}.crt`), '-noout', '-fingerprint', '-sha256'])).toBe(`sha256 Fingerprint=${k.fingerprint}\n`));
+    // A retired set is not a leftover: show and the next rotation go on.
+    expect(boot.show().leftovers).toEqual([]);
+    const third = await boot.create('acme', { now: NOW, force: true });
+    expect(readdirSync(ring).filter((n) => n.startsWith('boot.retired-'))).toHaveLength(2);
+    expect(third.retired).toBeDefined();
+  });
+
+  it('force over a plain boot folder (a set made before sets were linked) links the new set and retires the folder', async () => {
+    const { ring, boot, set } = copyOfShared();
+    const before = snapshot(set);
+    rmSync(join(ring, 'boot'));
+    renameSync(set, join(ring, 'boot'));
+    expect(boot.show().setDir).toBe(join(ring, 'boot'));
+    const r = await boot.create('acme', { now: NOW, force: true });
+    expect(lstatSync(join(ring, 'boot')).isSymbolicLink()).toBe(true);
+    expect(snapshot(r.retired!)).toEqual(before);
+    expect(r.leftovers).toEqual([]);
   });
 
   it('encrypts every private key with the passphrase: openssl reads each only with it, show needs none', async () => {
@@ -270,7 +325,7 @@ describe('BootKeys.create', () => {
     const ring = join(tempDir(), 'keys');
     const boot = new BootKeys(ring);
     await boot.create('acme', { now: NOW });
-    const dir = join(ring, 'boot');
+    const dir = boot.show().setDir;
     renameSync(join(dir, 'pk.crt'), join(dir, 'swap'));
     renameSync(join(dir, 'kek.crt'), join(dir, 'pk.crt'));
     renameSync(join(dir, 'swap'), join(dir, 'kek.crt'));
@@ -281,14 +336,6 @@ describe('BootKeys.create', () => {
     expect(thrown(() => boot.export(out)).code).toBe('ERR_BOOT_KEYS_MISMATCH');
     expect(existsSync(out)).toBe(false);
   });
-
-  /** The shared set, copied with its links as they are, to spoil without making four keys again. */
-  function copyOfShared(): { ring: string; boot: BootKeys; set: string } {
-    const ring = join(tempDir(), 'keys');
-    cpSync(shared.ring, ring, { recursive: true, verbatimSymlinks: true });
-    const boot = new BootKeys(ring);
-    return { ring, boot, set: dirname(boot.show().keys[0]!.certificate) };
-  }
 
   it.each([
     ['a link to a good certificate elsewhere', (crt: string, other: string) => symlinkSync(other, crt), 'found a symbolic link'],
@@ -317,6 +364,84 @@ describe('BootKeys.create', () => {
     const e = thrown(() => boot.show());
     expect(e.code).toBe('ERR_BOOT_KEYS_FORMAT');
     expect(e.message).toBe(`${crt} is ${statSync(crt).size} bytes, more than a boot key file can be (65536)`);
+  });
+});
+
+describe('the boot link and leftovers of an interrupted run', () => {
+  it.each([
+    ['outside the keyring', (ring: string, elsewhere: string) => symlinkSync(elsewhere, join(ring, 'boot')), (elsewhere: string) => `a link to ${JSON.stringify(elsewhere)}`],
+    ['up and out of boot.sets', (ring: string) => symlinkSync('boot.sets/../../other', join(ring, 'boot')), () => 'a link to "boot.sets/../../other"'],
+    ['nowhere: it is a file', (ring: string) => writeFileSync(join(ring, 'boot'), 'x'), () => 'neither a link nor a folder'],
+  ])('show and create refuse a boot link that points %s (ERR_BOOT_KEYS_LINK) and read nothing there', async (_what, make, found) => {
+    const { ring, boot, set } = copyOfShared();
+    const elsewhere = join(tempDir(), 'elsewhere');
+    cpSync(set, elsewhere, { recursive: true });
+    rmSync(join(ring, 'boot'));
+    make(ring, elsewhere);
+    const before = snapshot(ring);
+    const e = thrown(() => boot.show());
+    expect(e.code).toBe('ERR_BOOT_KEYS_LINK');
+    expect(e.message).toBe(`${join(ring, 'boot')}: expected a link to boot.sets/<id> inside the keyring (as "edgeimage boot-keys create" makes it), found ${found(elsewhere)}; refusing to read boot keys from there`);
+    expect((await rejected(boot.create('acme', { force: true }))).code).toBe('ERR_BOOT_KEYS_LINK');
+    expect(snapshot(ring)).toEqual(before);
+  });
+
+  it('refuses a boot.sets that is itself a link (ERR_BOOT_KEYS_LINK)', () => {
+    const { ring, boot } = copyOfShared();
+    const moved = join(tempDir(), 'sets');
+    renameSync(join(ring, 'boot.sets'), moved);
+    symlinkSync(moved, join(ring, 'boot.sets'));
+    const e = thrown(() => boot.show());
+    expect(e.code).toBe('ERR_BOOT_KEYS_LINK');
+    expect(e.message).toBe(`${join(ring, 'boot.sets')}: expected a folder, found a link; refusing to read boot keys through it`);
+  });
+
+  it('after a crash between the two renames of the earlier swap (no boot, the old set in .boot.old-*): show names it, create refuses and writes nothing', async () => {
+    const { ring, boot, set } = copyOfShared();
+    // The state the two-rename swap left when it died after its first rename, made by hand.
+    const old = join(ring, '.boot.old-4242-0badf00d');
+    const staged = join(ring, '.boot.new-4242-0badf00d');
+    renameSync(set, old);
+    cpSync(old, staged, { recursive: true });
+    rmSync(join(ring, 'boot'));
+    const before = snapshot(ring);
+    const s = thrown(() => boot.show());
+    expect(s.code).toBe('ERR_BOOT_KEYS_NOT_FOUND');
+    expect(s.message).toBe(
+      `no boot keys in ${join(ring, 'boot')}; make them with "edgeimage boot-keys create --brand ID"; but an interrupted create or rotation left ${staged}, ${old}, which may hold the keys devices are enrolled with: look at them before making a new set`,
+    );
+    for (const force of [false, true]) {
+      const e = await rejected(boot.create('acme', { now: NOW, force }));
+      expect(e.code).toBe('ERR_BOOT_KEYS_LEFTOVER');
+      expect(e.message).toContain(`an interrupted "boot-keys create" left ${staged}, ${old}; they may hold private keys`);
+      expect(e.message).toContain(`keep a set you need as ${join(ring, 'boot.retired-<date>')}`);
+      expect(snapshot(ring)).toEqual(before);
+    }
+    // Once the old set is put back by hand, it is the set again.
+    rmSync(staged, { recursive: true });
+    renameSync(old, join(ring, 'boot'));
+    expect(boot.show().leftovers).toEqual([]);
+  });
+
+  it('after a crash of a rotation (boot names one set, another is in boot.sets, an unused link): show lists them, create refuses until they are dealt with', async () => {
+    const { ring, boot, set } = copyOfShared();
+    const orphan = join(ring, 'boot.sets', '20260304T151617Z-0badf00d');
+    cpSync(set, orphan, { recursive: true });
+    const link = join(ring, '.boot.link-20260304T151617Z-0badf00d');
+    symlinkSync('boot.sets/20260304T151617Z-0badf00d', link);
+    const shown = boot.show();
+    expect(shown.setDir).toBe(set);
+    expect(shown.leftovers).toEqual([link, orphan]);
+    const before = snapshot(ring);
+    const e = await rejected(boot.create('acme', { now: NOW, force: true }));
+    expect(e.code).toBe('ERR_BOOT_KEYS_LEFTOVER');
+    expect(e.message).toContain(`left ${link}, ${orphan};`);
+    expect(snapshot(ring)).toEqual(before);
+    // Kept as a retired set and the link removed: no longer a leftover, and rotation works.
+    renameSync(orphan, join(ring, 'boot.retired-20260304T151617Z'));
+    rmSync(link);
+    expect(boot.show().leftovers).toEqual([]);
+    expect((await boot.create('acme', { now: NOW, force: true })).retired).toBeDefined();
   });
 });
 

@@ -4,7 +4,7 @@
  * and passphrase rules hold), each with a self-signed certificate beside it.
  */
 import { X509Certificate, createPublicKey, randomBytes } from 'node:crypto';
-import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { PrivateKey } from '../crypto/index.js';
 import { KeyError } from '../errors.js';
@@ -34,6 +34,32 @@ const UEFI_ROLES = [
 const MAX_FILE = 64 * 1024;
 const BRAND_FILE = 'brand-id';
 
+/**
+ * `<keyring>/boot` is a link to `boot.sets/<id>`: a rotation writes the new set in full, then renames
+ * a new link over the old one, so a reader or signer always finds one whole set (two folder renames
+ * would leave a moment with no `boot` at all). The set it replaced moves to `boot.retired-<stamp>`.
+ */
+const SETS = 'boot.sets';
+const SET_ID = '[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}';
+const LINK_TARGET = new RegExp(`^${SETS.replace('.', '\\.')}/${SET_ID}$`);
+/** Leftovers listed in a message; a keyring with more has bigger problems than the list shows. */
+const MAX_LISTED = 8;
+
+/** `20261204T001502Z`: sorts by time, and is a valid file name everywhere. */
+function utcStamp(): string {
+  return new Date().toISOString().replace(/[-:]/g, '').replace(/\.[0-9]{3}Z$/, 'Z');
+}
+
+function kind(path: string): 'missing' | 'dir' | 'link' | 'other' {
+  try {
+    const st = lstatSync(path);
+    return st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'link' : 'other';
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+    throw e;
+  }
+}
+
 export interface BootKeyInfo {
   role: BootKeyRole;
   /** The file stem in the boot folder: `<stem>.key`, `<stem>.pub`, `<stem>.crt`. */
@@ -51,8 +77,12 @@ export interface BootKeyInfo {
 
 export interface BootKeySet {
   brand: string;
-  /** The boot folder. */
+  /** The boot folder, `<keyring>/boot` (a link to the set in use). */
   dir: string;
+  /** The folder the keys are in: `<keyring>/boot.sets/<id>`. */
+  setDir: string;
+  /** Sets or parts of sets in the keyring that `boot` does not name: an interrupted create or rotation. Each may hold private keys. */
+  leftovers: string[];
   /** The SignatureOwner GUID of the brand's EFI signature list entries. */
   owner: string;
   /** The name U-Boot looks the key up by (`key-name-hint`, `/signature/key-<name>`). */
@@ -63,7 +93,7 @@ export interface BootKeySet {
 export interface CreateBootKeysOptions {
   /** Encrypts every private key (PKCS#8, AES-256-CBC), as for signing keys. */
   passphrase?: string;
-  /** Replace an existing set: the new set is written in full beside it, then swapped in. */
+  /** Replace an existing set: the new set is written in full beside it, then swapped in; the old one is kept as `boot.retired-<stamp>`. */
   force?: boolean;
   /** Start of the certificates' validity (default: today). */
   now?: Date;
@@ -146,23 +176,74 @@ export class BootKeys {
     this.dir = join(keyringDir, 'boot');
   }
 
-  /** Whether a set (or anything) is in the boot folder. */
+  /** Whether a set (or anything) is at `<keyring>/boot`. */
   exists(): boolean {
-    return existsSync(this.dir) && readdirSync(this.dir).length > 0;
+    const k = kind(this.dir);
+    return k === 'dir' ? readdirSync(this.dir).length > 0 : k !== 'missing';
   }
 
   /**
-   * Makes PK, KEK, db and the FIT key for `brand`. Refuses (`ERR_BOOT_KEYS_EXIST`) when the boot
-   * folder holds anything, unless `force`; then the new set is written completely in a sibling
-   * folder and swapped in by renames, so the folder is always one whole set, old or new.
+   * The folder `boot` names. A set made before sets were linked is a plain folder and is read where
+   * it is. A link is followed only to `boot.sets/<id>` of this keyring: keys are not read from
+   * wherever a link someone put there points.
    */
-  async create(brand: string, opts: CreateBootKeysOptions = {}): Promise<BootKeySet> {
+  private current(): string | undefined {
+    const k = kind(this.dir);
+    if (k === 'missing') return undefined;
+    if (k === 'dir') return this.dir;
+    const target = k === 'link' ? readlinkSync(this.dir) : '';
+    if (!LINK_TARGET.test(target)) {
+      const found = k === 'link' ? `a link to ${JSON.stringify(target.slice(0, 200))}` : 'neither a link nor a folder';
+      throw new KeyError('ERR_BOOT_KEYS_LINK', `${this.dir}: expected a link to ${SETS}/<id> inside the keyring (as "edgeimage boot-keys create" makes it), found ${found}; refusing to read boot keys from there`, this.dir);
+    }
+    for (const d of [join(this.keyringDir, SETS), join(this.keyringDir, target)]) {
+      const dk = kind(d);
+      if (dk !== 'dir' && dk !== 'missing') throw new KeyError('ERR_BOOT_KEYS_LINK', `${d}: expected a folder, found ${dk === 'link' ? 'a link' : 'something else'}; refusing to read boot keys through it`, d);
+    }
+    return join(this.keyringDir, target);
+  }
+
+  /**
+   * What an interrupted create or rotation left: sets in `boot.sets` that `boot` does not name, and
+   * `.boot.*` entries (an unused link, or the staging folders of the earlier two-rename swap).
+   */
+  leftovers(): string[] {
+    let inUse: string | undefined;
+    try {
+      inUse = this.current();
+    } catch {
+      inUse = undefined;
+    }
+    const found: string[] = [];
+    if (kind(this.keyringDir) === 'dir') {
+      for (const n of readdirSync(this.keyringDir)) if (n.startsWith('.boot.')) found.push(join(this.keyringDir, n));
+    }
+    const sets = join(this.keyringDir, SETS);
+    if (kind(sets) === 'dir') for (const n of readdirSync(sets)) if (join(sets, n) !== inUse) found.push(join(sets, n));
+    return found.sort();
+  }
+
+  /**
+   * Makes PK, KEK, db and the FIT key for `brand` in `boot.sets/<id>` and points `boot` at them.
+   * Refuses (`ERR_BOOT_KEYS_EXIST`) when there is a set, unless `force`; then the old set is kept as
+   * `boot.retired-<stamp>` (devices enrolled with it take KEK and db updates only signed by its keys)
+   * and returned as `retired`. Refuses (`ERR_BOOT_KEYS_LEFTOVER`) while an interrupted run's
+   * leftovers are there: one of them may be the only copy of keys that devices are enrolled with.
+   */
+  async create(brand: string, opts: CreateBootKeysOptions = {}): Promise<BootKeySet & { retired?: string }> {
     checkBrand(brand);
+    // A boot link pointing elsewhere is reported as such first, not as the leftover set it orphaned.
+    this.current();
+    const left = this.leftovers();
+    if (left.length > 0) throw this.leftoverError(left);
     if (this.exists() && !opts.force) throw this.existsError(brand);
     if (opts.passphrase === '') throw new KeyError('ERR_KEY_PASSPHRASE', 'refusing to encrypt boot keys with an empty passphrase');
     mkdirSync(this.keyringDir, { recursive: true, mode: 0o700 });
-    const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
-    const staging = join(this.keyringDir, `.boot.new-${tag}`);
+    mkdirSync(join(this.keyringDir, SETS), { recursive: true, mode: 0o700 });
+    const id = `${utcStamp()}-${randomBytes(4).toString('hex')}`;
+    const staging = join(this.keyringDir, SETS, id);
+    let linked = false;
+    let retired: string | undefined;
     try {
       const ring = new Keyring(staging);
       const keys = await Promise.all(roles(brand).map(() => PrivateKey.generate(BOOT_KEY_BITS)));
@@ -174,11 +255,12 @@ export class BootKeys {
         writeAtomic(join(staging, `${stem}.crt`), cert.pem, 0o644);
       });
       writeAtomic(join(staging, BRAND_FILE), `${brand}\n`, 0o644);
-      this.swapIn(staging, tag, brand, opts.force ?? false);
+      retired = this.switchTo(id, brand, opts.force ?? false);
+      linked = true;
     } finally {
-      rmSync(staging, { recursive: true, force: true });
+      if (!linked) rmSync(staging, { recursive: true, force: true });
     }
-    return this.show();
+    return retired ? { ...this.show(), retired } : this.show();
   }
 
   private existsError(brand: string): KeyError {
@@ -189,37 +271,70 @@ export class BootKeys {
     );
   }
 
-  private swapIn(staging: string, tag: string, brand: string, force: boolean): void {
-    if (!force || !existsSync(this.dir)) {
-      // rename(2) replaces only an empty folder, so a set made meanwhile by someone else is refused, not replaced.
+  private leftoverError(left: string[]): KeyError {
+    const more = left.length > MAX_LISTED ? ` and ${left.length - MAX_LISTED} more` : '';
+    return new KeyError(
+      'ERR_BOOT_KEYS_LEFTOVER',
+      `an interrupted "boot-keys create" left ${left.slice(0, MAX_LISTED).join(', ')}${more}; they may hold private keys, and one may be the only copy of the keys devices are enrolled with. ` +
+        `Compare their pk.crt with your records (openssl x509 -noout -fingerprint -sha256 -in DIR/pk.crt), keep a set you need as ${join(this.keyringDir, 'boot.retired-<date>')} (mv), delete the rest, then run again`,
+      left[0],
+    );
+  }
+
+  /** Points `boot` at `boot.sets/<id>`; with `force` over a set, which it retires and returns. */
+  private switchTo(id: string, brand: string, force: boolean): string | undefined {
+    const target = `${SETS}/${id}`;
+    if (!force) {
+      // symlink(2) makes the name only if nothing has it: a set made meanwhile by someone else is refused, not replaced.
       try {
-        return renameSync(staging, this.dir);
+        symlinkSync(target, this.dir);
+        return undefined;
       } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (force || (code !== 'ENOTEMPTY' && code !== 'EEXIST')) throw e;
-        throw this.existsError(brand);
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw this.existsError(brand);
+        throw e;
       }
     }
-    const old = join(this.keyringDir, `.boot.old-${tag}`);
-    renameSync(this.dir, old);
+    let old = this.current();
+    if (old === this.dir) {
+      // A plain folder from before sets were linked: rename(2) cannot put a link over a folder, so it
+      // moves into boot.sets first. This once, `boot` is missing between two renames.
+      const moved = join(this.keyringDir, SETS, `${utcStamp()}-${randomBytes(4).toString('hex')}`);
+      renameSync(this.dir, moved);
+      old = moved;
+    }
+    const link = join(this.keyringDir, `.boot.link-${id}`);
+    symlinkSync(target, link);
     try {
-      renameSync(staging, this.dir);
+      renameSync(link, this.dir);
     } catch (e) {
-      renameSync(old, this.dir);
+      rmSync(link, { force: true });
       throw e;
     }
-    rmSync(old, { recursive: true, force: true });
+    return old === undefined ? undefined : this.retire(old);
+  }
+
+  /** Moves a set no longer in use to `boot.retired-<stamp>`, modes as they were (0700, keys 0600). */
+  private retire(setDir: string): string {
+    let dest = join(this.keyringDir, `boot.retired-${utcStamp()}`);
+    if (existsSync(dest)) dest = `${dest}-${basename(setDir)}`;
+    renameSync(setDir, dest);
+    return dest;
   }
 
   /** Reads the set back (no passphrase needed): subjects, fingerprints, sizes, expiry; checks each certificate belongs to its key. */
   show(): BootKeySet {
-    if (!existsSync(this.dir)) {
-      throw new KeyError('ERR_BOOT_KEYS_NOT_FOUND', `no boot keys in ${this.dir}; make them with "edgeimage boot-keys create --brand ID"`, this.dir);
+    const setDir = this.current();
+    const leftovers = this.leftovers();
+    if (setDir === undefined) {
+      const more = leftovers.length > MAX_LISTED ? ` and ${leftovers.length - MAX_LISTED} more` : '';
+      const left = leftovers.length > 0 ? `; but an interrupted create or rotation left ${leftovers.slice(0, MAX_LISTED).join(', ')}${more}, which may hold the keys devices are enrolled with: look at them before making a new set` : '';
+      throw new KeyError('ERR_BOOT_KEYS_NOT_FOUND', `no boot keys in ${this.dir}; make them with "edgeimage boot-keys create --brand ID"${left}`, this.dir);
     }
-    const brand = readSmall(join(this.dir, BRAND_FILE)).toString('utf8').trim();
+    // Every file from the one folder the link named: a rotation meanwhile cannot mix two sets.
+    const brand = readSmall(join(setDir, BRAND_FILE)).toString('utf8').trim();
     checkBrand(brand);
     const keys = roles(brand).map(({ role, stem }): BootKeyInfo => {
-      const certFile = join(this.dir, `${stem}.crt`);
+      const certFile = join(setDir, `${stem}.crt`);
       let cert: X509Certificate;
       try {
         cert = new X509Certificate(readSmall(certFile));
@@ -227,12 +342,12 @@ export class BootKeys {
         if (e instanceof KeyError) throw e;
         throw new KeyError('ERR_BOOT_KEYS_FORMAT', `${certFile}: not a PEM X.509 certificate (${(e as Error).message})`, certFile);
       }
-      const pubFile = join(this.dir, `${stem}.pub`);
+      const pubFile = join(setDir, `${stem}.pub`);
       const spki = (k: ReturnType<typeof createPublicKey>) => k.export({ type: 'spki', format: 'der' });
       if (!spki(createPublicKey(readSmall(pubFile))).equals(spki(cert.publicKey))) {
         throw new KeyError('ERR_BOOT_KEYS_MISMATCH', `${certFile} is not the certificate of the key in ${pubFile}: the set is mixed up; make a new one with "edgeimage boot-keys create --brand ${brand} --force"`, certFile);
       }
-      const keyFile = join(this.dir, `${stem}.key`);
+      const keyFile = join(setDir, `${stem}.key`);
       return {
         role,
         name: stem,
@@ -244,7 +359,7 @@ export class BootKeys {
         certificate: certFile,
       };
     });
-    return { brand, dir: this.dir, owner: brandOwnerGuid(brand), fitKeyName: fitKeyName(brand), keys };
+    return { brand, dir: this.dir, setDir, leftovers, owner: brandOwnerGuid(brand), fitKeyName: fitKeyName(brand), keys };
   }
 
   /**

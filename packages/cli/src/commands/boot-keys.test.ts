@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pemBody, run, runOk, transcript, useTempDirs, withEnv } from '@edgeimage/testkit/cli-run';
 
@@ -9,6 +9,7 @@ interface ShownSet {
   dir: string;
   owner: string;
   fitKeyName: string;
+  leftovers: string[];
   keys: { role: string; name: string; subject: string; fingerprint: string; bits: number; notAfter: string; encrypted: boolean }[];
 }
 
@@ -87,12 +88,43 @@ describe('edgeimage boot-keys', () => {
     expect(await showJson(ring)).toEqual(before);
     expect(readFileSync(join(ring, 'boot', 'db.key'), 'utf8')).toBe(keyBefore);
 
-    await runOk(['boot-keys', 'create', '--brand', 'acme', '--keyring', ring, '--force']);
+    const f = await runOk(['boot-keys', 'create', '--brand', 'acme', '--keyring', ring, '--force']);
     remember(ring);
     const after = await showJson(ring);
     after.keys.forEach((k, i) => expect(k.fingerprint).not.toBe(before.keys[i]!.fingerprint));
     expect(statSync(join(ring, 'boot', 'db.key')).mode & 0o777).toBe(0o600);
-    expect(readdirSync(ring)).toEqual(['boot']);
+    const retired = readdirSync(ring).filter((n) => n.startsWith('boot.retired-'));
+    expect(readdirSync(ring).sort()).toEqual(['boot', ...retired, 'boot.sets']);
+    expect(retired).toHaveLength(1);
+    const kept = join(ring, retired[0]!);
+    // The old private keys are kept, not destroyed: devices enrolled with them take updates only signed by them.
+    expect(readFileSync(join(kept, 'db.key'), 'utf8')).toBe(keyBefore);
+    expect(statSync(join(kept, 'db.key')).mode & 0o777).toBe(0o600);
+    expect(statSync(kept).mode & 0o777).toBe(0o700);
+    expect(f.out).toContain(`the old set is kept in ${kept} (mode 0700, keys 0600): devices in the field still trust its PK and KEK`);
+    expect(f.out).toContain(`"sign-efi-sig-list -k ${kept}/pk.key -c ${kept}/pk.crt KEK KEK.esl KEK.auth" (efitools)`);
+  });
+
+  it('show warns on stderr, by name, about a set an interrupted run left; create refuses (exit 1, ERR_BOOT_KEYS_LEFTOVER) and writes nothing', async () => {
+    const ring = join(tempDir(), 'keys');
+    await runOk(['boot-keys', 'create', '--brand', 'acme', '--keyring', ring]);
+    remember(ring);
+    // What a rotation that died after making its set and before switching the link leaves, made by hand.
+    const orphan = join(ring, 'boot.sets', '20260304T151617Z-0badf00d');
+    cpSync(join(ring, 'boot'), orphan, { recursive: true });
+    const s = await run(['boot-keys', 'show', '--keyring', ring]);
+    expect(s.status).toBe(0);
+    expect(s.err).toBe(`edgeimage: warning: ${orphan} is left from an interrupted create or rotation and may hold private keys: keep it as boot.retired-<date> if devices are enrolled with it, otherwise delete it\n`);
+    expect((await showJson(ring)).leftovers).toEqual([orphan]);
+    const before = readdirSync(join(ring, 'boot.sets')).sort();
+    for (const force of [[], ['--force']]) {
+      const r = await run(['boot-keys', 'create', '--brand', 'acme', '--keyring', ring, ...force]);
+      expect(r.status).toBe(1);
+      expect(r.err).toContain(`edgeimage: error: an interrupted "boot-keys create" left ${orphan}; they may hold private keys`);
+      expect(r.err).toContain('[ERR_BOOT_KEYS_LEFTOVER]');
+      expect(readdirSync(join(ring, 'boot.sets')).sort()).toEqual(before);
+      expect(readdirSync(ring).sort()).toEqual(['boot', 'boot.sets']);
+    }
   });
 
   it('a bad --brand is refused with a message that says what a brand id is, exit 1, and nothing is written', async () => {

@@ -15,6 +15,13 @@ function describeSet(set: BootKeySet): string {
   return [head, ...rows].join('\n');
 }
 
+/** Named on stderr, so a set that may be the only copy of enrolled keys is not forgotten. */
+function warnLeftovers(ctx: Context, set: BootKeySet): void {
+  for (const l of set.leftovers) {
+    ctx.io.err(`edgeimage: warning: ${l} is left from an interrupted create or rotation and may hold private keys: keep it as boot.retired-<date> if devices are enrolled with it, otherwise delete it`);
+  }
+}
+
 export function bootKeysCommand(ctx: Context) {
   return {
     command: 'boot-keys <command>',
@@ -27,14 +34,20 @@ export function bootKeysCommand(ctx: Context) {
           (c) =>
             keyringOption(c)
               .option('brand', { type: 'string', demandOption: true, describe: "the model's brand-id (names the certificates and the FIT key <brand>-fit)" })
-              .option('force', { type: 'boolean', default: false, describe: 'replace an existing set (rotation: devices enrolled with the old keys no longer boot new images)' })
+              .option('force', { type: 'boolean', default: false, describe: 'replace an existing set (rotation: devices enrolled with the old keys no longer boot new images); the old set is kept as <keyring>/boot.retired-<UTC time>' })
               .example('$0 boot-keys create --brand acme', 'PK, KEK, db and acme-fit in signing-keys/boot/')
               .example('EDGEIMAGE_KEY_PASSPHRASE=... $0 boot-keys create --brand acme --keyring /secure/keys', 'encrypted keys elsewhere')
-              .example('$0 boot-keys create --brand acme --force', 'rotate: a whole new set replaces the old one'),
+              .example('$0 boot-keys create --brand acme --force', 'rotate: a whole new set is put in use, the old one kept in boot.retired-<UTC time>'),
           async (a) => {
             const boot = bootKeys(a.keyring);
             const set = await boot.create(a.brand, { force: a.force, passphrase: passphrase() });
             ctx.io.out(`created boot keys (PK, KEK, db, ${set.fitKeyName}) in ${set.dir}\n${describeSet(set)}\nexport them for the factory with "edgeimage boot-keys export DIR"`);
+            if (set.retired) {
+              ctx.io.out(
+                `the old set is kept in ${set.retired} (mode 0700, keys 0600): devices in the field still trust its PK and KEK, so the updates that enrol the new keys must be signed with it (new PK and KEK with its pk.key, new db with its kek.key), e.g. "sign-efi-sig-list -k ${set.retired}/pk.key -c ${set.retired}/pk.crt KEK KEK.esl KEK.auth" (efitools); do not delete it while such devices exist`,
+              );
+            }
+            warnLeftovers(ctx, set);
           },
         )
         .command(
@@ -55,6 +68,7 @@ export function bootKeysCommand(ctx: Context) {
           (c) => keyringOption(c).option('json', { type: 'boolean', describe: 'print JSON' }).example('$0 boot-keys show --json', ''),
           (a) => {
             const set = bootKeys(a.keyring).show();
+            warnLeftovers(ctx, set);
             if (a.json) return printJson(ctx.io, set);
             ctx.io.out(describeSet(set));
           },
