@@ -408,12 +408,12 @@ describe('the boot link and leftovers of an interrupted run', () => {
     const s = thrown(() => boot.show());
     expect(s.code).toBe('ERR_BOOT_KEYS_NOT_FOUND');
     expect(s.message).toBe(
-      `no boot keys in ${join(ring, 'boot')}; make them with "edgeimage boot-keys create --brand ID"; but an interrupted create or rotation left ${staged}, ${old}, which may hold the keys devices are enrolled with: look at them before making a new set`,
+      `no boot keys in ${join(ring, 'boot')}; make them with "edgeimage boot-keys create --brand ID"; but an interrupted (or still running) create or rotation left ${staged}, ${old}, which may hold the keys devices are enrolled with: look at them before making a new set`,
     );
     for (const force of [false, true]) {
       const e = await rejected(boot.create('acme', { now: NOW, force }));
       expect(e.code).toBe('ERR_BOOT_KEYS_LEFTOVER');
-      expect(e.message).toContain(`an interrupted "boot-keys create" left ${staged}, ${old}; they may hold private keys`);
+      expect(e.message).toContain(`an interrupted (or still running) "boot-keys create" left ${staged}, ${old}; they may hold private keys`);
       expect(e.message).toContain(`keep a set you need as ${join(ring, 'boot.retired-<date>')}`);
       expect(snapshot(ring)).toEqual(before);
     }

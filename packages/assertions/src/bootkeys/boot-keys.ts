@@ -275,7 +275,7 @@ export class BootKeys {
     const more = left.length > MAX_LISTED ? ` and ${left.length - MAX_LISTED} more` : '';
     return new KeyError(
       'ERR_BOOT_KEYS_LEFTOVER',
-      `an interrupted "boot-keys create" left ${left.slice(0, MAX_LISTED).join(', ')}${more}; they may hold private keys, and one may be the only copy of the keys devices are enrolled with. ` +
+      `an interrupted (or still running) "boot-keys create" left ${left.slice(0, MAX_LISTED).join(', ')}${more}; they may hold private keys, and one may be the only copy of the keys devices are enrolled with. ` +
         `Compare their pk.crt with your records (openssl x509 -noout -fingerprint -sha256 -in DIR/pk.crt), keep a set you need as ${join(this.keyringDir, 'boot.retired-<date>')} (mv), delete the rest, then run again`,
       left[0],
     );
@@ -327,7 +327,7 @@ export class BootKeys {
     const leftovers = this.leftovers();
     if (setDir === undefined) {
       const more = leftovers.length > MAX_LISTED ? ` and ${leftovers.length - MAX_LISTED} more` : '';
-      const left = leftovers.length > 0 ? `; but an interrupted create or rotation left ${leftovers.slice(0, MAX_LISTED).join(', ')}${more}, which may hold the keys devices are enrolled with: look at them before making a new set` : '';
+      const left = leftovers.length > 0 ? `; but an interrupted (or still running) create or rotation left ${leftovers.slice(0, MAX_LISTED).join(', ')}${more}, which may hold the keys devices are enrolled with: look at them before making a new set` : '';
       throw new KeyError('ERR_BOOT_KEYS_NOT_FOUND', `no boot keys in ${this.dir}; make them with "edgeimage boot-keys create --brand ID"${left}`, this.dir);
     }
     // Every file from the one folder the link named: a rotation meanwhile cannot mix two sets.

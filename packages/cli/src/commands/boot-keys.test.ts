@@ -114,13 +114,13 @@ describe('edgeimage boot-keys', () => {
     cpSync(join(ring, 'boot'), orphan, { recursive: true });
     const s = await run(['boot-keys', 'show', '--keyring', ring]);
     expect(s.status).toBe(0);
-    expect(s.err).toBe(`edgeimage: warning: ${orphan} is left from an interrupted create or rotation and may hold private keys: keep it as boot.retired-<date> if devices are enrolled with it, otherwise delete it\n`);
+    expect(s.err).toBe(`edgeimage: warning: ${orphan} is left from an interrupted (or still running) create or rotation and may hold private keys: keep it as boot.retired-<date> if devices are enrolled with it, otherwise delete it\n`);
     expect((await showJson(ring)).leftovers).toEqual([orphan]);
     const before = readdirSync(join(ring, 'boot.sets')).sort();
     for (const force of [[], ['--force']]) {
       const r = await run(['boot-keys', 'create', '--brand', 'acme', '--keyring', ring, ...force]);
       expect(r.status).toBe(1);
-      expect(r.err).toContain(`edgeimage: error: an interrupted "boot-keys create" left ${orphan}; they may hold private keys`);
+      expect(r.err).toContain(`edgeimage: error: an interrupted (or still running) "boot-keys create" left ${orphan}; they may hold private keys`);
       expect(r.err).toContain('[ERR_BOOT_KEYS_LEFTOVER]');
       expect(readdirSync(join(ring, 'boot.sets')).sort()).toEqual(before);
       expect(readdirSync(ring).sort()).toEqual(['boot', 'boot.sets']);

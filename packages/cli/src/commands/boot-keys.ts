@@ -18,7 +18,7 @@ function describeSet(set: BootKeySet): string {
 /** Named on stderr, so a set that may be the only copy of enrolled keys is not forgotten. */
 function warnLeftovers(ctx: Context, set: BootKeySet): void {
   for (const l of set.leftovers) {
-    ctx.io.err(`edgeimage: warning: ${l} is left from an interrupted create or rotation and may hold private keys: keep it as boot.retired-<date> if devices are enrolled with it, otherwise delete it`);
+    ctx.io.err(`edgeimage: warning: ${l} is left from an interrupted (or still running) create or rotation and may hold private keys: keep it as boot.retired-<date> if devices are enrolled with it, otherwise delete it`);
   }
 }
 
