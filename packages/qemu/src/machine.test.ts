@@ -14,10 +14,10 @@ describe('qemuCommand: the QEMU command line per architecture and firmware', () 
     expect(c.args).toEqual(['-M', 'q35', '-accel', 'tcg', ...COMMON, '-drive', 'if=pflash,format=raw,readonly=on,file=/fw/OVMF_CODE_4M.fd', '-drive', 'if=pflash,format=raw,file=/t/OVMF_VARS_4M.fd', '-boot', 'menu=on,splash-time=0', '-drive', 'file=/t/disk.img,format=raw,if=virtio', ...TAIL]);
   });
 
-  test('arm64 uefi: virt, cortex-a57, AAVMF pflash pair', () => {
+  test('arm64 uefi: virt without ACPI (AAVMF hands over the device tree), cortex-a57, AAVMF pflash pair', () => {
     const c = qemuCommand({ arch: 'arm64', accel: 'tcg', disk: '/t/d.img', firmware: { kind: 'uefi', files: { code: '/fw/AAVMF_CODE.fd', vars: '/t/AAVMF_VARS.fd' } } });
     expect(c.binary).toBe('qemu-system-aarch64');
-    expect(c.args).toEqual(['-M', 'virt', '-cpu', 'cortex-a57', '-accel', 'tcg', ...COMMON, '-drive', 'if=pflash,format=raw,readonly=on,file=/fw/AAVMF_CODE.fd', '-drive', 'if=pflash,format=raw,file=/t/AAVMF_VARS.fd', '-boot', 'menu=on,splash-time=0', '-drive', 'file=/t/d.img,format=raw,if=virtio', ...TAIL]);
+    expect(c.args).toEqual(['-M', 'virt,acpi=off', '-cpu', 'cortex-a57', '-accel', 'tcg', ...COMMON, '-drive', 'if=pflash,format=raw,readonly=on,file=/fw/AAVMF_CODE.fd', '-drive', 'if=pflash,format=raw,file=/t/AAVMF_VARS.fd', '-boot', 'menu=on,splash-time=0', '-drive', 'file=/t/d.img,format=raw,if=virtio', ...TAIL]);
   });
 
   test('arm64 uboot: -bios u-boot.bin (and the env flash when given); -no-reboot only when asked', () => {

@@ -125,7 +125,10 @@ export const qemuPath = (p: string): string => p.replace(/,/g, ',,');
 export function qemuCommand(spec: MachineSpec): { binary: string; args: string[] } {
   const args: string[] = [];
   if (spec.arch === 'amd64') args.push('-M', spec.secureBoot ? 'q35,smm=on' : 'q35');
-  else args.push('-M', 'virt', '-cpu', spec.accel === 'kvm' ? 'host' : ARM64_CPU);
+  // arm64 UEFI: the virt board without ACPI tables, so AAVMF hands the kernel QEMU's device tree,
+  // as an EBBR (UEFI + device tree) edge board does and as U-Boot and the direct boot do. With ACPI
+  // the same kernel took 0.3-0.5 s longer to reach healthy under TCG (bench boot, kernel s).
+  else args.push('-M', spec.firmware?.kind === 'uefi' ? 'virt,acpi=off' : 'virt', '-cpu', spec.accel === 'kvm' ? 'host' : ARM64_CPU);
   if (spec.arch === 'amd64' && spec.accel === 'kvm') args.push('-cpu', 'host');
   args.push('-accel', spec.accel, '-m', String(spec.memoryMiB ?? 512));
   // -nodefaults: no DVD-ROM, no default NIC to try PXE on (boot-notes: +4 s or more on q35).
