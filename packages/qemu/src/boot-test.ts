@@ -39,7 +39,8 @@ export interface BootTestOptions {
    * UEFI Secure Boot with this variable store (the bytes of `enrolledVarStore`, or a file), or
    * with one enrolled with these keys for the guest's firmware: each boot gets its own copy (the
    * firmware writes it). The CODE becomes the secure-boot build unless `firmwareFiles.code` names
-   * one. By default a firmware that starts nothing fails the boot (ERR_SECURE_BOOT_REFUSED).
+   * one. By default a firmware that starts nothing fails the boot at once: ERR_SECURE_BOOT_REFUSED
+   * when it refused an image first (`Access Denied`), else ERR_NO_BOOTABLE_DEVICE.
    */
   secureBoot?: { vars: Uint8Array | string } | { keys: SecureBootKeys };
   /**
@@ -201,14 +202,45 @@ async function imageFacts(image: string, direct: boolean, wantArch: Arch | undef
 let logCounter = 0;
 
 /**
- * OVMF's and AAVMF's line once no boot option could be started; they then wait for a key,
- * forever. Under Secure Boot it follows `Access Denied` for a bootloader not signed by a db key.
+ * OVMF's and AAVMF's line once no boot option could be started: they then wait for a key,
+ * forever, so under Secure Boot the boot ends here at once. By itself it says only that nothing
+ * started (no disk, no EFI System Partition, no bootloader on it); {@link secureBootRefusal}
+ * makes it ERR_SECURE_BOOT_REFUSED when the firmware refused an image first.
  */
-export const SECURE_BOOT_REFUSED: FailurePattern = {
-  pattern: /BdsDxe: No bootable option or device was found/,
-  code: 'ERR_SECURE_BOOT_REFUSED',
-  describe: () => 'the firmware started nothing: with Secure Boot on it refuses a bootloader that is not signed by a key in db ("Access Denied" in the log)',
+export const NO_BOOTABLE_DEVICE: FailurePattern = {
+  pattern: /BdsDxe: No bootable option or device was found\.?/,
+  code: 'ERR_NO_BOOTABLE_DEVICE',
+  describe: (m) => `the firmware found nothing to start ("${m[0]}"): no boot option loaded a bootloader (no disk, or no EFI System Partition with \\EFI\\BOOT\\BOOT<arch>.EFI on it), and Secure Boot refused no image from a disk`,
 };
+
+/**
+ * What OVMF and AAVMF print for a boot option's image that Secure Boot refused: `BdsDxe: failed to
+ * load Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x2,0x0): Access Denied`. Debian's
+ * secboot OVMF also refuses its own EFI shell (`… from Fv(…)/FvFile(…): Security Violation`) on
+ * every boot that gets that far, so an image from a firmware volume is no refusal of the disk's.
+ */
+const SECURE_BOOT_DENIAL = /^BdsDxe: failed to (?:load|start) Boot[0-9A-Fa-f]{4} "[^"]{0,200}" from (?!Fv\().{1,1000}: (?:Access Denied|Security Violation)$/;
+/** Console lines looked back through for that refusal: the firmware prints a few per boot option. */
+export const DENIAL_LOOKBACK_LINES = 200;
+const quote = (text: string) => JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}…` : text);
+
+/**
+ * Under Secure Boot, ERR_NO_BOOTABLE_DEVICE is the firmware's refusal only when an `Access Denied`
+ * or `Security Violation` line for an image from a disk came before it (`before`: the console lines before the failure,
+ * the last {@link DENIAL_LOOKBACK_LINES} of them looked at): then ERR_SECURE_BOOT_REFUSED quoting
+ * that line. Otherwise the error stands: blaming the signatures of a disk that holds nothing to
+ * boot would send the user after keys.
+ */
+export function secureBootRefusal(e: BootTestError, before: readonly ConsoleLine[]): BootTestError {
+  if (e.code !== NO_BOOTABLE_DEVICE.code) return e;
+  for (let i = before.length - 1; i >= Math.max(0, before.length - DENIAL_LOOKBACK_LINES); i--) {
+    const denial = before[i]!;
+    if (!SECURE_BOOT_DENIAL.test(denial.text)) continue;
+    const at = typeof e.context['seconds'] === 'number' ? ` (at ${e.context['seconds'].toFixed(3)} s)` : '';
+    return new BootTestError('ERR_SECURE_BOOT_REFUSED', `Secure Boot: the firmware refused the bootloader (${quote(denial.text)} at ${denial.seconds.toFixed(3)} s), then found nothing else to start: it is not signed by a key in db${at}`, { ...e.context, denial: denial.text });
+  }
+  return e;
+}
 
 /** Watches the console for `seconds`: QEMU exiting or a failure line meanwhile is a BootTestError. */
 async function settle(session: QemuSession, seconds: number, waitOpts: { failOn?: readonly FailurePattern[] }): Promise<void> {
@@ -314,7 +346,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
     if (opts.signal?.aborted) throw new BootTestError('ERR_ABORTED', 'the boot was cancelled');
     session = QemuSession.start(cmd, { log, signal: opts.signal, onLine: opts.onLine });
     const deadline = performance.now() + timeoutMs;
-    const waitOpts = { failOn: opts.failOn ?? (opts.secureBoot ? [...DEFAULT_FAILURES, SECURE_BOOT_REFUSED] : undefined) };
+    const waitOpts = { failOn: opts.failOn ?? (opts.secureBoot ? [...DEFAULT_FAILURES, NO_BOOTABLE_DEVICE] : undefined) };
     for (const pattern of expectList) {
       const m = await session.waitFor(pattern, deadline - performance.now(), waitOpts);
       markers.push({ pattern: pattern.source, seconds: m.line.seconds, line: m.line.text });
@@ -326,10 +358,12 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
     return { passed: true, slot, markers, expected: expectList.map((p) => p.source), log, arch, firmware, image: opts.image, command, seconds: session.elapsed() };
   } catch (e) {
     if (!(e instanceof BootTestError) || !session) throw e;
-    const tail = typeof e.context['tail'] === 'string' ? e.context['tail'] : session.tail();
+    // a failure line sets the cursor just past itself
+    const err = opts.secureBoot ? secureBootRefusal(e, session.lines.slice(Math.max(0, session.cursor - 1 - DENIAL_LOOKBACK_LINES), session.cursor - 1)) : e;
+    const tail = typeof err.context['tail'] === 'string' ? err.context['tail'] : session.tail();
     const missing = expectList[markers.length];
-    const reason = missing && e.code !== 'ERR_BOOT_TIMEOUT' ? `${e.message}; still waiting for ${missing}` : e.message;
-    return { passed: false, slot, markers, expected: expectList.map((p) => p.source), log, reason, code: e.code, tail, error: e, arch, firmware, image: opts.image, command, seconds: session.elapsed() };
+    const reason = missing && err.code !== 'ERR_BOOT_TIMEOUT' ? `${err.message}; still waiting for ${missing}` : err.message;
+    return { passed: false, slot, markers, expected: expectList.map((p) => p.source), log, reason, code: err.code, tail, error: err, arch, firmware, image: opts.image, command, seconds: session.elapsed() };
   } finally {
     await session?.kill();
     rmSync(work, { recursive: true, force: true });

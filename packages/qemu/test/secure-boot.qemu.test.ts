@@ -81,6 +81,7 @@ requires(missing).test('an unsigned bootloader is refused by the firmware (Acces
   const log = readFileSync(r.log, 'utf8');
   expect(r.passed).toBe(false);
   expect(r.code).toBe('ERR_SECURE_BOOT_REFUSED');
+  expect(r.reason).toMatch(/^Secure Boot: the firmware refused the bootloader \("BdsDxe: failed to load Boot\d+ \\"UEFI Misc Device\\" from PciRoot\(.*\): Access Denied" at [\d.]+ s\), then found nothing else to start: it is not signed by a key in db/);
   expect(r.markers.map((m) => m.pattern)).toEqual([REFUSED.source]);
   expect(log).toMatch(NOTHING_BOOTS);
   expect(log).not.toContain(MARKER);
@@ -93,6 +94,22 @@ requires(missing).test('the same bootloader signed with the enrolled db key runs
   const log = readFileSync(r.log, 'utf8');
   expect(r.reason).toBeUndefined();
   expect(r.passed).toBe(true);
+  expect(log).not.toMatch(REFUSED);
+  rmSync(r.log, { force: true });
+}, 90_000);
+
+requires(missing).test('a disk with no EFI System Partition is ERR_NO_BOOTABLE_DEVICE, not a Secure Boot refusal (the firmware refuses only its own EFI shell)', async () => {
+  // a partition named system-boot (bootTest wants one) of the Linux type, never formatted: nothing for the firmware to load
+  const disk = join(dir, 'no-esp.img');
+  writeFileSync(disk, '');
+  sh('truncate', ['-s', '34M', disk]);
+  execFileSync('sfdisk', ['--no-reread', '--no-tell-kernel', '-q', disk], { input: 'label: gpt\nstart=2048, size=65536, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=system-boot\n' });
+  const r = await boot(disk, [new RegExp(MARKER)], { keys });
+  const log = readFileSync(r.log, 'utf8');
+  expect(r.passed).toBe(false);
+  expect(r.code).toBe('ERR_NO_BOOTABLE_DEVICE');
+  expect(r.reason).toMatch(/^the firmware found nothing to start \("BdsDxe: No bootable option or device was found\.?"\): .*Secure Boot refused no image from a disk/);
+  expect(log).toMatch(NOTHING_BOOTS);
   expect(log).not.toMatch(REFUSED);
   rmSync(r.log, { force: true });
 }, 90_000);
