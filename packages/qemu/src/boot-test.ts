@@ -8,6 +8,7 @@ import { BootTestError } from './errors.js';
 import { ubootEnvFlash } from './uboot-env.js';
 import { SECURE_BOOT_FIRMWARE } from './firmware/secure-boot.js';
 import { enrolledVarStore, writeVarStore, type SecureBootKeys } from './firmware/varstore.js';
+import { initializedOvmfVars } from './firmware/nvram.js';
 import { ARCHES, FIRMWARE_DIR_ENV, QEMU_BINARY, qemuCommand, resolveFirmware, type Accel, type Arch, type Firmware, type FirmwareFiles } from './machine.js';
 import { DEFAULT_FAILURES, QemuSession, type ConsoleLine, type FailurePattern } from './session.js';
 
@@ -43,6 +44,12 @@ export interface BootTestOptions {
    * when it refused an image first (`Access Denied`), else ERR_NO_BOOTABLE_DEVICE.
    */
   secureBoot?: { vars: Uint8Array | string } | { keys: SecureBootKeys };
+  /**
+   * amd64 UEFI: the firmware's variable store at the start. `initialized` (default): as OVMF leaves
+   * it after its first start on this machine, as a board's is after the factory; `blank`: Debian's
+   * empty store, a board never started before (0.7-0.9 s more of OVMF under TCG).
+   */
+  nvram?: 'initialized' | 'blank';
   /**
    * U-Boot: an environment flash image (read-only second pflash). Default: Debian's default
    * environment with bootdelay=0 ({@link ubootEnvFlash}), so no 2 s countdown; `false`: none.
@@ -325,7 +332,11 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
       const sb = opts.secureBoot;
       if (sb && 'keys' in sb) writeVarStore(vars, enrolledVarStore(SECURE_BOOT_FIRMWARE[arch].store, sb.keys));
       else if (sb && typeof sb.vars !== 'string') writeVarStore(vars, sb.vars);
-      else await run('cp', ['--sparse=always', fw.vars, vars]);
+      else {
+        // OVMF's store as a started board has it (firmware/nvram.ts), unless a test asks for the blank one.
+        const start = arch === 'amd64' && !sb && opts.nvram !== 'blank' && opts.firmwareFiles?.vars === undefined ? await initializedOvmfVars(fw.code!, fw.vars, { memoryMiB: opts.memoryMiB }) : undefined;
+        await run('cp', ['--sparse=always', start ?? fw.vars, vars]);
+      }
       files = { ...fw, vars };
     }
     const cmd = qemuCommand({
