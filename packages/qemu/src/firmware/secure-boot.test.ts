@@ -31,7 +31,7 @@ describe('qemuCommand with secureBoot', () => {
   });
   test('arm64: no SMM on virt, the same AAVMF line; U-Boot or a direct boot is ERR_USAGE', () => {
     const a = qemuCommand({ arch: 'arm64', accel: 'tcg', firmware: { kind: 'uefi', files }, secureBoot: true }).args;
-    expect(a.slice(0, 2)).toEqual(['-M', 'virt']);
+    expect(a.slice(0, 2)).toEqual(['-M', 'virt,acpi=off']);
     expect(a).not.toContain('-global');
     for (const spec of [{ firmware: { kind: 'uboot' as const, files: { bios: '/b' } } }, { direct: { kernel: '/k' } }]) {
       let err: unknown;
