@@ -8,6 +8,7 @@
 import { closeSync, fsyncSync, ftruncateSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { EdgeimageError, guidBytes, x509SignatureList } from '@edgeimage/assertions';
+import { crc32 } from '@edgeimage/composer';
 
 export type VarStoreKind = 'ovmf-4m' | 'aavmf';
 export const VAR_STORE_KINDS: readonly VarStoreKind[] = ['ovmf-4m', 'aavmf'];
@@ -67,23 +68,6 @@ export function fvHeaderChecksum(header: Uint8Array): number {
   return (0x10000 - sum) & 0xffff;
 }
 
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/** CRC-32 (IEEE, as zlib and edk2's CalculateCrc32). */
-export function crc32(data: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of data) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
 /** An empty, formatted store, byte for byte what Debian ships for `ovmf-4m` (OVMF_VARS_4M.fd). */
 export function blankVarStore(kind: VarStoreKind): Buffer {
   const l = layoutOf(kind);
@@ -120,7 +104,7 @@ export function blankVarStore(kind: VarStoreKind): Buffer {
   guidBytes(FTW_WORKING_GUID).copy(w, 0);
   w.fill(0xff, 16, 24);
   w.writeBigUInt64LE(BigInt(l.ftwWorking.size - 32), 24);
-  w.writeUInt32LE(crc32(w), 16);
+  w.writeUInt32LE(crc32(w) >>> 0, 16);
   w[20] = 0xfe;
   return d;
 }
