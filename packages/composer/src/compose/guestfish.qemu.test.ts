@@ -133,7 +133,8 @@ describeGuestfs('libguestfs reads the composed A/B image (independent check)', (
     expect(JSON.parse(manifestA.toString())).toMatchObject({ model: { 'brand-id': 'acme', model: 'guestfs-pc' }, kernel: ['boot/kernel.img'] });
     // The real Debian kernel, and every bundle exactly as resolved.
     expect(out['kernelSum']!.trim()).toBe(sha256(readFileSync(kernel.kernel)));
-    expect(lines(out['lsBundles']!)).toEqual(resolution.bundles.map((x) => `${x.name}_${x.revision}.snap`).sort());
+    // Each bundle with its dm-verity hash tree next to it.
+    expect(lines(out['lsBundles']!)).toEqual(resolution.bundles.flatMap((x) => [`${x.name}_${x.revision}.snap`, `${x.name}_${x.revision}.snap.verity`]).sort());
     for (const x of resolution.bundles) expect({ bundle: x.name, sha256: out[`bundle:${x.name}`]!.trim() }).toEqual({ bundle: x.name, sha256: sha256(readFileSync(x.path)) });
     // Slot b holds the same system (a fresh device has a good fallback).
     expect(readFileSync(join(downloads, 'manifest-b.json')).equals(ext4Cat(image, b.offset, '/manifest.json')!)).toBe(true);
