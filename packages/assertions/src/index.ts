@@ -16,5 +16,6 @@ export * from './types/index.js';
 export { TrustDatabase, SigningKey, defaultTrustedAssertions, DEFAULT_CHECKERS, EXAMPLE_ROOT_KEY_ID, chainRootKeyId, signedWithTestKeys, type AddResult, type Checker, type TrustDatabaseOptions } from './trust/index.js';
 export { signAssertion, accountKeyHeaders, formatTimestamp, type SignOptions, type AccountKeyOptions } from './sign.js';
 export { Keyring, writeAtomic, type KeyInfo } from './keyring/index.js';
+export { readRegularFile, type RegularFileProblem } from './files/read-regular.js';
 export { snapIdFor } from './naming/snap-id.js';
 export { BootKeys, BOOT_KEY_BITS, fitKeyName, selfSignedCertificate, brandOwnerGuid, guidBytes, x509SignatureList, readX509SignatureList, EFI_CERT_X509_GUID, type BootKeyInfo, type BootKeyRole, type BootKeySet, type CreateBootKeysOptions } from './bootkeys/index.js';

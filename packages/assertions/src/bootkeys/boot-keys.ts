@@ -4,11 +4,12 @@
  * and passphrase rules hold), each with a self-signed certificate beside it.
  */
 import { X509Certificate, createPublicKey, randomBytes } from 'node:crypto';
-import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { PrivateKey } from '../crypto/index.js';
 import { KeyError } from '../errors.js';
 import { Keyring, writeAtomic } from '../keyring/index.js';
+import { readRegularFile } from '../files/read-regular.js';
 import { ACCOUNT_ID } from '../types/checks.js';
 import { selfSignedCertificate } from './certificate.js';
 import { brandOwnerGuid, x509SignatureList } from './esl.js';
@@ -122,33 +123,12 @@ function checkBrand(brand: string): void {
  * the open), then checked on the open descriptor, so what is checked is what is read.
  */
 function readSmall(file: string): Buffer {
-  let fd: number;
-  try {
-    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new KeyError('ERR_BOOT_KEYS_NOT_FOUND', `the boot key set in ${dirname(file)} is missing ${basename(file)}; make a new set with "edgeimage boot-keys create --brand ID --force"`, file);
-    const found = code === 'ELOOP' ? 'a symbolic link' : `something that cannot be opened (${code ?? (e as Error).message})`;
-    throw new KeyError('ERR_BOOT_KEYS_FORMAT', `${file}: expected a regular file as "edgeimage boot-keys create" writes it, found ${found}`, file);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new KeyError('ERR_BOOT_KEYS_FORMAT', `${file}: expected a regular file as "edgeimage boot-keys create" writes it, found a FIFO, device, socket or folder`, file);
-    const tooBig = (n: number) => new KeyError('ERR_BOOT_KEYS_FORMAT', `${file} is ${n} bytes, more than a boot key file can be (${MAX_FILE})`, file);
-    if (st.size > MAX_FILE) throw tooBig(st.size);
-    // One byte more than allowed, so a file that grows after the fstat is caught, not read on.
-    const buf = Buffer.alloc(MAX_FILE + 1);
-    let n = 0;
-    while (n < buf.length) {
-      const got = readSync(fd, buf, n, buf.length - n, n);
-      if (got === 0) break;
-      n += got;
-    }
-    if (n > MAX_FILE) throw tooBig(n);
-    return buf.subarray(0, n);
-  } finally {
-    closeSync(fd);
-  }
+  return readRegularFile(file, MAX_FILE, (p) => {
+    if (p.kind === 'missing') return new KeyError('ERR_BOOT_KEYS_NOT_FOUND', `the boot key set in ${dirname(file)} is missing ${basename(file)}; make a new set with "edgeimage boot-keys create --brand ID --force"`, file);
+    if (p.kind === 'too-large') return new KeyError('ERR_BOOT_KEYS_FORMAT', `${file} is ${p.size} bytes, more than a boot key file can be (${MAX_FILE})`, file);
+    const found = p.kind === 'link' ? 'a symbolic link' : p.kind === 'not-regular' ? 'a FIFO, device, socket or folder' : `something that cannot be opened (${p.code})`;
+    return new KeyError('ERR_BOOT_KEYS_FORMAT', `${file}: expected a regular file as "edgeimage boot-keys create" writes it, found ${found}`, file);
+  });
 }
 
 function roles(brand: string): { role: BootKeyRole; stem: string }[] {

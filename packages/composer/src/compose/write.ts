@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants as fsc, fstatSync, mkdirSync, openSync, readSync, realpathSync, renameSync, rmSync, writeFileSync, ftruncateSync } from 'node:fs';
+import { closeSync, constants as fsc, mkdirSync, openSync, readSync, realpathSync, renameSync, rmSync, writeFileSync, ftruncateSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { readRegularFile } from '@edgeimage/assertions';
 import { ComposeError } from '../errors.js';
 import { buildExt4 } from '../fs/ext4.js';
 import { buildVfat } from '../fs/vfat.js';
@@ -169,7 +170,6 @@ async function buildFilesystem(s: PlannedStructure, tree: string, image: string,
   }
 }
 
-/** The partition table, from the plan's GUIDs and types. */
 /**
  * A gadget's raw image, read once, exactly the size it was planned at: the plan placed it (and
  * checked it against its neighbours) by the size it had then, so a file that has grown, shrunk or
@@ -180,30 +180,14 @@ function readPlannedImage(gadgetRoot: string, c: PlannedStructure['images'][numb
   const file = join(gadgetRoot, c.source);
   const changed = (found: string) =>
     new ComposeError('ERR_GADGET_CHANGED', `${file}: the gadget's raw image changed while the image was built: planned as a regular file of ${c.size} bytes, found ${found}; nothing was written`, { file, planned: c.size });
-  let fd: number;
-  try {
-    // O_NONBLOCK: a FIFO swapped in must not hold the open for ever (fstat refuses it next).
-    fd = openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
-  } catch (e) {
-    throw changed((e as NodeJS.ErrnoException).code === 'ELOOP' ? 'a symbolic link' : `nothing readable (${(e as NodeJS.ErrnoException).code})`);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw changed('something that is not a regular file');
-    if (st.size !== c.size) throw changed(`${st.size} bytes`);
-    const buf = Buffer.alloc(c.size);
-    let got = 0;
-    while (got < c.size) {
-      const n = readSync(fd, buf, got, c.size - got, got);
-      if (n === 0) throw changed(`${got} bytes`);
-      got += n;
-    }
-    return buf;
-  } finally {
-    closeSync(fd);
-  }
+  const bytes = readRegularFile(file, c.size, (p) =>
+    changed(p.kind === 'link' ? 'a symbolic link' : p.kind === 'not-regular' ? 'something that is not a regular file' : p.kind === 'too-large' ? `${p.size} bytes` : `nothing readable (${p.kind === 'unopenable' ? p.code : 'ENOENT'})`),
+  );
+  if (bytes.length !== c.size) throw changed(`${bytes.length} bytes`);
+  return bytes;
 }
 
+/** The partition table, from the plan's GUIDs and types. */
 function writeTable(image: string, v: VolumePlan): void {
   const parts = v.structures.filter((s) => s.index !== undefined).sort((a, b) => a.index! - b.index!);
   if (v.schema === 'mbr') {

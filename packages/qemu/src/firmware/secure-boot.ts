@@ -1,7 +1,6 @@
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { createHash, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
-import { readX509SignatureList } from '@edgeimage/assertions';
+import { readRegularFile, readX509SignatureList } from '@edgeimage/assertions';
 import type { Arch } from '../machine.js';
 import { MAX_CERTIFICATE_BYTES, VarStoreError, type SecureBootKeys, type VarStoreKind } from './varstore.js';
 
@@ -18,31 +17,22 @@ export const SECURE_BOOT_FIRMWARE: Record<Arch, { code: string; store: VarStoreK
 /** The SignatureOwner used when the key folder has no signature list to take the brand's from. */
 export const DEFAULT_SIGNATURE_OWNER = 'e1d9a7f0-5e7a-4c1e-9a51-ed9e1a9e0001';
 
-/** A regular file of at most `max` bytes, read without following a link; undefined when absent. */
+/** A regular file of at most `max` bytes (assertions' readRegularFile); undefined when absent. */
 function readBounded(path: string, max: number): Buffer | undefined {
-  let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    return readRegularFile(path, max, (p) => {
+      if (p.kind === 'missing') return new MissingFile();
+      if (p.kind === 'too-large') return new VarStoreError('ERR_SECURE_BOOT_KEYS', `${path}: ${p.size} bytes, expected at most ${max}`, { path, size: p.size });
+      const found = p.kind === 'link' ? 'a symbolic link' : p.kind === 'not-regular' ? 'a FIFO, device, socket or folder' : `something that cannot be opened (${p.code})`;
+      return new VarStoreError('ERR_SECURE_BOOT_KEYS', `${path}: expected a regular file, found ${found}`, { path });
+    });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new VarStoreError('ERR_SECURE_BOOT_KEYS', `${path}: cannot be opened (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): expected a regular file`, { path });
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new VarStoreError('ERR_SECURE_BOOT_KEYS', `${path}: expected a regular file`, { path });
-    if (st.size > max) throw new VarStoreError('ERR_SECURE_BOOT_KEYS', `${path}: ${st.size} bytes, expected at most ${max}`, { path, size: st.size });
-    const b = Buffer.alloc(st.size);
-    let n = 0;
-    while (n < b.length) {
-      const r = readSync(fd, b, n, b.length - n, n);
-      if (r === 0) break;
-      n += r;
-    }
-    return b.subarray(0, n);
-  } finally {
-    closeSync(fd);
+    if (e instanceof MissingFile) return undefined;
+    throw e;
   }
 }
+
+class MissingFile extends Error {}
 
 /**
  * The PK, KEK and db certificates in `dir`, as `edgeimage boot-keys export` writes them: for each,
