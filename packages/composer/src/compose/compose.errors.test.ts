@@ -349,6 +349,7 @@ describe('a gadget raw image that changes between the plan and the write', () =>
     ['grown past its planned size', (f: string) => writeFileSync(f, Buffer.concat([readFileSync(f), Buffer.alloc(300_000, 0xee)])), /found 500000 bytes/],
     ['shrunk', (f: string) => writeFileSync(f, readFileSync(f).subarray(0, 1000)), /found 1000 bytes/],
     ['swapped for a symbolic link', (f: string) => { rmSync(f); symlinkSync('/etc/passwd', f); }, /found a symbolic link/],
+    ['removed', (f: string) => rmSync(f), /found nothing readable \(ENOENT\)/],
     ['swapped for a FIFO (the open must not wait for a writer)', (f: string) => { rmSync(f); expect(spawnSync('mkfifo', [f]).status).toBe(0); }, /found something that is not a regular file/],
   ] as const)('%s: ERR_GADGET_CHANGED names the file and the sizes, and no image is written', async (_what, change, found) => {
     const out = world.tempDir('out-');

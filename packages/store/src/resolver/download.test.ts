@@ -94,6 +94,24 @@ describe.each(['large', 'small'] as const)('a %s bundle', (name) => {
     nothingCached(e.cache);
   });
 
+  test('the cache\'s temp folder gone: ERR_CACHE_WRITE names the file, asked once (not retried as a cut), nothing cached', async () => {
+    const dir2 = join(dir, `gone-${name}`);
+    const server = await serveDirectory(join(dir, 'store'));
+    const cache = new BundleCache(dir2);
+    cache.prepare();
+    rmSync(cache.tmpDir, { recursive: true });
+    const f = files[name]!;
+    try {
+      const e = await failure(downloadToCache(new HttpBackend(server.url), { snap: name, path: `${name}.snap`, sha3_384: f.sha, size: f.bytes.length }, cache, FAST_RETRY));
+      expect(e.code).toBe('ERR_CACHE_WRITE');
+      expect(e.message).toMatch(new RegExp(`^cannot cache ${name}: cannot write ${dir2}/tmp/.*\\.part \\(ENOENT\\); nothing was cached$`));
+      expect(server.log.filter((r) => r.path === `${name}.snap`).length).toBeLessThanOrEqual(1);
+      expect(readdirSync(cache.bundlesDir)).toEqual([]);
+    } finally {
+      await server.close();
+    }
+  });
+
   requires(missingRoot('mounting a tmpfs')).test('a full disk (a real tmpfs, filled): ERR_CACHE_WRITE names it, and nothing is cached', async () => {
     const mnt = mkdtempSync(join(dir, 'full-'));
     expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]).status).toBe(0);

@@ -167,9 +167,10 @@ async function pump(source: Readable, hash: Hasher, count: (n: number) => void):
 /** Disk errors are final and named as such; network errors stay transient so the download resumes. */
 function classifyStreamError(e: unknown, tmp: string, req: DownloadRequest, url: string): unknown {
   const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EROFS' || code === 'EACCES') {
-    const why = code === 'ENOSPC' || code === 'EDQUOT' ? 'no space left on device' : 'cannot write';
-    return new StoreError('ERR_CACHE_WRITE', `cannot cache ${req.snap}: ${why} writing ${tmp} (${code}); nothing was cached`, { snap: req.snap, code, file: tmp });
+  // The temp file's own errors (its folder gone, a read-only or failing disk): final, not a cut to resume.
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EROFS' || code === 'EACCES' || code === 'EPERM' || code === 'ENOENT' || code === 'ENOTDIR' || code === 'EIO') {
+    const why = code === 'ENOSPC' || code === 'EDQUOT' ? 'no space left on device writing' : 'cannot write';
+    return new StoreError('ERR_CACHE_WRITE', `cannot cache ${req.snap}: ${why} ${tmp} (${code}); nothing was cached`, { snap: req.snap, code, file: tmp });
   }
   if (e instanceof StoreError) return e;
   return new StoreError('ERR_DOWNLOAD_INTERRUPTED', `${url}: download of ${req.snap} interrupted: ${(e as Error).message}`, { url });

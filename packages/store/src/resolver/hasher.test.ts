@@ -62,6 +62,16 @@ describe('sha3-384 hashers', () => {
     expect((await hashers[2]!.digest()).equals(expected(parts[2]!))).toBe(true);
   });
 
+  test('a file that cannot be opened for writing: the inline hasher throws at once, the worker\'s failure is thrown by settled() with its code, and no digest comes out', async () => {
+    const nowhere = { path: '/nonexistent-edgeimage-dir/x.part', append: false };
+    expect(() => sha3_384Hasher(100).writeTo(nowhere)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    const h = new WorkerHasher();
+    h.writeTo(nowhere);
+    await h.update(randomBytes(1000));
+    await expect(h.settled()).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(h.digest()).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
   test('small files hash inline, large ones on a worker; both give the same digest', async () => {
     const data = randomBytes(300_000);
     for (const size of [data.length, WORKER_MIN_BYTES]) {
