@@ -84,13 +84,17 @@ export async function writePlan(plan: ImagePlan, ws: PlanWorkspace, opts: WriteO
 
       // The filesystems, in parallel, each in its own range of the fresh (zero-reading) image.
       const trees = ws.trees.get(v)!;
-      await Promise.all(
+      // Every build is waited for before a failure is thrown: cleaning up while another mkfs still
+      // runs let mke2fs create the removed temporary image anew (a failed build left it behind).
+      const built = await Promise.allSettled(
         v.structures.map(async (s, i) => {
           if (!s.fs) return;
           await writeInto(s.offset, () => buildFilesystem(s, trees[i]!, image, new Date(plan['file-timestamp'])));
           emit({ kind: 'structure', name: s.name ?? `#${i}`, bytes: s.size });
         }),
       );
+      const failed = built.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
       const gadgetRoot = realpathSync(ws.gadgetDir);
       for (const s of v.structures) {
         for (const c of s.images) await writeInto(c.offset, () => writeAt(image, c.offset, readPlannedImage(gadgetRoot, c)));
