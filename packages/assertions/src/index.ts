@@ -18,4 +18,4 @@ export { signAssertion, accountKeyHeaders, formatTimestamp, type SignOptions, ty
 export { Keyring, writeAtomic, type KeyInfo } from './keyring/index.js';
 export { readRegularFile, type RegularFileProblem } from './files/read-regular.js';
 export { snapIdFor } from './naming/snap-id.js';
-export { BootKeys, BOOT_KEY_BITS, fitKeyName, selfSignedCertificate, brandOwnerGuid, guidBytes, x509SignatureList, readX509SignatureList, EFI_CERT_X509_GUID, type BootKeyInfo, type BootKeyRole, type BootKeySet, type CreateBootKeysOptions } from './bootkeys/index.js';
+export { BootKeys, BOOT_KEY_BITS, fitKeyName, selfSignedCertificate, brandOwnerGuid, guidBytes, x509SignatureList, readX509SignatureList, EFI_CERT_X509_GUID, type BootKeyInfo, type BootKeyRole, type BootKeySet, type BootSigner, type CreateBootKeysOptions } from './bootkeys/index.js';

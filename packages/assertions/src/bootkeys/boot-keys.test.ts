@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { X509Certificate, createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
+import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyError } from '../errors.js';
@@ -534,5 +534,37 @@ describe('the EFI signature owner', () => {
   it('is written with Data1, Data2 and Data3 little-endian', () => {
     expect(guidBytes(EFI_CERT_X509_GUID).toString('hex')).toBe('a159c0a5e494a74a87b5ab155c2bf072');
     expect(() => guidBytes('not-a-guid')).toThrow(RangeError);
+  });
+});
+
+describe('BootKeys.signer', () => {
+  it('gives db and the FIT key with their certificates; what it signs verifies with the certificate', () => {
+    for (const role of ['db', 'FIT'] as const) {
+      const s = shared.boot.signer(role);
+      expect(s.name).toBe(role === 'db' ? 'db' : 'acme-fit');
+      expect(s.brand).toBe('acme');
+      const cert = new X509Certificate(s.certPem);
+      expect(cert.raw.equals(s.certDer)).toBe(true);
+      const sig = sign('sha256', Buffer.from('payload'), s.key);
+      expect(verify('sha256', Buffer.from('payload'), cert.publicKey, sig)).toBe(true);
+    }
+  });
+
+  it('refuses a db key that is not the certificate\'s (ERR_BOOT_KEYS_MISMATCH)', () => {
+    const { ring, set } = copyOfShared();
+    // kek.key in db.key's place: a mixed-up set that show() cannot see (it compares .pub only)
+    cpSync(join(set, 'kek.key'), join(set, 'db.key'));
+    expect(() => new BootKeys(ring).signer('db')).toThrow(expect.objectContaining({ code: 'ERR_BOOT_KEYS_MISMATCH', message: expect.stringContaining('db.key is not the private key of') }));
+  });
+
+  it('refuses a private key others can read (ERR_KEY_PERMISSIONS) and an encrypted one without its passphrase (ERR_KEY_PASSPHRASE)', async () => {
+    const { ring, set } = copyOfShared();
+    chmodSync(join(set, 'db.key'), 0o644);
+    expect(() => new BootKeys(ring).signer('db')).toThrow(expect.objectContaining({ code: 'ERR_KEY_PERMISSIONS' }));
+    const enc = join(tempDir(), 'keys');
+    const boot = new BootKeys(enc);
+    await boot.create('acme', { now: NOW, passphrase: 'secret' });
+    expect(() => boot.signer('FIT')).toThrow(expect.objectContaining({ code: 'ERR_KEY_PASSPHRASE' }));
+    expect(boot.signer('FIT', 'secret').name).toBe('acme-fit');
   });
 });

@@ -3,7 +3,7 @@
  * images with, kept in `<keyring>/boot/` by the keyring's own code (so the same 0600, atomic-write
  * and passphrase rules hold), each with a self-signed certificate beside it.
  */
-import { X509Certificate, createPublicKey, randomBytes } from 'node:crypto';
+import { X509Certificate, createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { PrivateKey } from '../crypto/index.js';
@@ -89,6 +89,20 @@ export interface BootKeySet {
   /** The name U-Boot looks the key up by (`key-name-hint`, `/signature/key-<name>`). */
   fitKeyName: string;
   keys: BootKeyInfo[];
+}
+
+/**
+ * What signs a boot payload: one boot key's private key, in memory only, with its certificate.
+ * `db` signs what UEFI firmware starts (GRUB, unified kernel images); `FIT` signs U-Boot's FIT images.
+ */
+export interface BootSigner {
+  role: 'db' | 'FIT';
+  /** The file stem in the set (`db`, `<brand>-fit`); for FIT also U-Boot's key name. */
+  name: string;
+  brand: string;
+  key: KeyObject;
+  certPem: string;
+  certDer: Buffer;
 }
 
 export interface CreateBootKeysOptions {
@@ -340,6 +354,26 @@ export class BootKeys {
       };
     });
     return { brand, dir: this.dir, setDir, leftovers, owner: brandOwnerGuid(brand), fitKeyName: fitKeyName(brand), keys };
+  }
+
+  /**
+   * The private key of `role` with its certificate, for signing boot payloads. Read from the one
+   * set `boot` names (so a rotation meanwhile cannot pair one set's key with another's
+   * certificate), through the keyring's loader (0600 or refused; passphrase for an encrypted key:
+   * ERR_KEY_PASSPHRASE without or with a wrong one), and checked to be the certificate's key.
+   */
+  signer(role: 'db' | 'FIT', passphrase?: string): BootSigner {
+    const set = this.show();
+    const info = set.keys.find((k) => k.role === role)!;
+    const certPem = readSmall(info.certificate).toString('utf8');
+    const cert = new X509Certificate(certPem);
+    const key = new Keyring(set.setDir).load(info.name, passphrase);
+    const keyObject = createPrivateKey(key.toPem());
+    const spki = (k: KeyObject) => k.export({ type: 'spki', format: 'der' });
+    if (!spki(createPublicKey(keyObject)).equals(spki(cert.publicKey))) {
+      throw new KeyError('ERR_BOOT_KEYS_MISMATCH', `${join(set.setDir, `${info.name}.key`)} is not the private key of ${info.certificate}: the set is mixed up; make a new one with "edgeimage boot-keys create --brand ${set.brand} --force"`, info.certificate);
+    }
+    return { role, name: info.name, brand: set.brand, key: keyObject, certPem: cert.toString(), certDer: cert.raw };
   }
 
   /**
