@@ -1,0 +1,105 @@
+/**
+ * The signed part of a verified slot's initrd: a small uncompressed newc cpio appended to the
+ * kernel bundle's (gzip) initrd inside the UKI / FIT. Linux unpacks concatenated archives in
+ * order, so the initramfs /init finds these files next to its own; being inside the signed
+ * payload, they are what the device trusts instead of the slot's unsigned boot/slot.env:
+ *
+ * - `/etc/edgeimage/verified.env`: `EDGE_VERIFIED=1` and the slot.env variables (EDGE_BASE,
+ *   EDGE_APPS, EDGE_GRADE), sourced by /init;
+ * - `/etc/edgeimage/verity.list`: one line `FILE DATA_BLOCKS ROOT_HEX SALT_HEX` per bundle the
+ *   device mounts (the base first, then the apps in order): /init opens each FILE of the slot
+ *   through dm-verity (format 1, sha256, 4096/4096) with FILE.verity as the hash device.
+ *
+ * Errors: `ERR_VERIFIED_PAYLOAD` (a value the device would reject or misread; `context.field`).
+ */
+import { ComposeError } from '../errors.js';
+import { cpioBytes } from '../initramfs/cpio.js';
+import { MAX_VERITY_DATA_BYTES, VERITY_BLOCK_SIZE, VERITY_HASH_ALGORITHM, type BundleVerityEntry } from '../verity/index.js';
+
+export interface VerifiedInitrdOptions {
+  /** The model's grade. */
+  grade: string;
+  /** The base bundle in the slot, `bundles/<name>_<revision>.snap`. */
+  base: string;
+  /** The app bundles in the slot, in mount order. */
+  apps: readonly string[];
+  /**
+   * The slot's verity entries (the composer's, one per bundle), all checked. Entries of bundles
+   * that are neither the base nor an app (gadget, kernel) are left out of the list: the device
+   * mounts only the base and the apps, and reading a bundle it never mounts would only cost boot
+   * time.
+   */
+  verity: readonly BundleVerityEntry[];
+}
+
+const GRADES = ['secured', 'signed', 'dangerous'];
+/** A slot bundle path as the composer names them (no quoting needed in sh, no `..`). */
+const BUNDLE_FILE = /^bundles\/([a-z0-9-]{2,40})_([0-9]{1,10})\.snap$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+/** More apps than any model lists; bounds the list the device reads. */
+const MAX_APPS = 256;
+const MAX_DATA_BLOCKS = MAX_VERITY_DATA_BYTES / VERITY_BLOCK_SIZE;
+
+const fail = (field: string, message: string, found: unknown): never => {
+  throw new ComposeError('ERR_VERIFIED_PAYLOAD', `verified boot payload: ${field}: ${message}, found ${JSON.stringify(found)}`, { field, found });
+};
+
+function checkBundleFile(field: string, file: unknown): string {
+  if (typeof file !== 'string' || file.length > 128) return fail(field, 'expected a bundle path bundles/<name>_<revision>.snap', file);
+  const m = BUNDLE_FILE.exec(file);
+  const name = m?.[1] ?? '';
+  // the snap name rule: a letter somewhere, no dash at either end or twice in a row
+  if (!m || !/[a-z]/.test(name) || name.startsWith('-') || name.endsWith('-') || name.includes('--')) {
+    return fail(field, 'expected a bundle path bundles/<name>_<revision>.snap (a snap name: 2-40 lower-case letters, digits and single inner dashes)', file);
+  }
+  return file;
+}
+
+function checkEntry(field: string, e: BundleVerityEntry): string {
+  const where = `${field} (${e.file})`;
+  if (e.version !== 1) fail(`${where} version`, 'expected dm-verity format 1', e.version);
+  if (e['hash-algorithm'] !== VERITY_HASH_ALGORITHM) fail(`${where} hash-algorithm`, `expected ${VERITY_HASH_ALGORITHM}`, e['hash-algorithm']);
+  if (e['data-block-size'] !== VERITY_BLOCK_SIZE) fail(`${where} data-block-size`, `expected ${VERITY_BLOCK_SIZE}`, e['data-block-size']);
+  if (e['hash-block-size'] !== VERITY_BLOCK_SIZE) fail(`${where} hash-block-size`, `expected ${VERITY_BLOCK_SIZE}`, e['hash-block-size']);
+  const blocks = e['data-blocks'];
+  if (!Number.isSafeInteger(blocks) || blocks < 1 || blocks > MAX_DATA_BLOCKS) fail(`${where} data-blocks`, `expected a whole number of blocks from 1 to ${MAX_DATA_BLOCKS}`, blocks);
+  if (typeof e['root-hash'] !== 'string' || !HEX64.test(e['root-hash'])) fail(`${where} root-hash`, 'expected 64 lower-case hex digits (sha256)', e['root-hash']);
+  if (typeof e.salt !== 'string' || !HEX64.test(e.salt)) fail(`${where} salt`, 'expected 64 lower-case hex digits', e.salt);
+  return `${e.file.slice(0, -'.verity'.length)} ${blocks} ${e['root-hash']} ${e.salt}\n`;
+}
+
+/**
+ * The cpio (uncompressed newc, mtime 0, owner 0:0) to append to the kernel bundle's initrd of a
+ * verified slot. Every value is checked: a bad one fails the build here, not the device at boot.
+ *
+ * ```ts
+ * const initrd = Buffer.concat([readFileSync('slot/boot/initrd.img'), verifiedInitrdPart({ grade: 'signed', base: 'bundles/base_3.snap', apps: [], verity })]);
+ * ```
+ */
+export function verifiedInitrdPart(opts: VerifiedInitrdOptions): Buffer {
+  if (!GRADES.includes(opts.grade)) fail('grade', `expected one of ${GRADES.join(', ')}`, opts.grade);
+  const base = checkBundleFile('base', opts.base);
+  if (!Array.isArray(opts.apps) || opts.apps.length > MAX_APPS) fail('apps', `expected a list of at most ${MAX_APPS} bundle paths`, Array.isArray(opts.apps) ? opts.apps.length : opts.apps);
+  const apps = opts.apps.map((a, i) => checkBundleFile(`apps[${i}]`, a));
+  const mounted = [base, ...apps];
+  const names = new Map<string, string>();
+  for (const f of mounted) {
+    // /init names the dm device and the app's mount point after the bundle's name
+    const name = BUNDLE_FILE.exec(f)![1]!;
+    if (names.has(name)) fail('apps', `two bundles of one name (${names.get(name)} and ${f})`, f);
+    names.set(name, f);
+  }
+  const lines = new Map<string, string>();
+  if (!Array.isArray(opts.verity) || opts.verity.length > MAX_APPS + 3) fail('verity', `expected a list of at most ${MAX_APPS + 3} entries`, Array.isArray(opts.verity) ? opts.verity.length : opts.verity);
+  for (const [i, e] of opts.verity.entries()) {
+    if (typeof e?.file !== 'string' || !e.file.endsWith('.snap.verity')) fail(`verity[${i}] file`, 'expected the bundle path with .verity appended', e?.file);
+    if (lines.has(e.file)) fail(`verity[${i}] file`, 'a second entry for the same tree', e.file);
+    lines.set(e.file, checkEntry(`verity[${i}]`, e));
+  }
+  const list = mounted.map((f, i) => lines.get(`${f}.verity`) ?? fail(i === 0 ? 'base' : `apps[${i - 1}]`, `no verity entry for ${f}.verity`, f));
+  const env = `EDGE_VERIFIED=1\nEDGE_BASE=${base}\nEDGE_APPS="${apps.join(' ')}"\nEDGE_GRADE=${opts.grade}\n`;
+  return cpioBytes([
+    { path: 'etc/edgeimage/verified.env', type: 'file', mode: 0o644, data: env },
+    { path: 'etc/edgeimage/verity.list', type: 'file', mode: 0o644, data: list.join('') },
+  ], { mtime: 0 });
+}
