@@ -55,6 +55,8 @@ export interface BootTestOptions {
    * environment with bootdelay=0 ({@link ubootEnvFlash}), so no 2 s countdown; `false`: none.
    */
   ubootEnvFlash?: string | false;
+  /** U-Boot: the device tree QEMU gives the firmware (`-dtb`), e.g. the control dtb with the FIT key; default QEMU's own. */
+  ubootDtb?: string;
   /** A boot without firmware: `-kernel/-initrd/-append` (same machine, CPU and disk). */
   direct?: DirectBoot;
   /** Console lines to see, in this order (default: [{@link HEALTHY}]). */
@@ -289,6 +291,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
     if (direct.initrd !== undefined) mustExist(direct.initrd, 'initrd');
   }
   if (typeof opts.ubootEnvFlash === 'string') mustExist(opts.ubootEnvFlash, 'U-Boot environment flash');
+  if (opts.ubootDtb !== undefined) mustExist(opts.ubootDtb, 'U-Boot device tree');
   const facts = opts.image !== undefined ? await imageFacts(opts.image, !!direct, opts.arch) : { arch: opts.arch };
   const arch = facts.arch ?? opts.arch ?? hostArch() ?? 'amd64';
   const firmware: Firmware | 'direct' = direct ? 'direct' : opts.firmware ?? (arch === 'amd64' ? 'uefi' : facts.table?.kind === 'mbr' ? 'uboot' : 'uefi');
@@ -351,6 +354,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
       noReboot: opts.noReboot,
       secureBoot: opts.secureBoot !== undefined,
       ubootEnvFlash: firmware === 'uboot' && opts.ubootEnvFlash !== false ? (opts.ubootEnvFlash ?? ubootEnvFlash(files!.bios!)) : undefined,
+      ubootDtb: opts.ubootDtb,
       extraArgs: opts.extraArgs,
     });
     command = cmd;

@@ -26,6 +26,21 @@ describe('qemuCommand: the QEMU command line per architecture and firmware', () 
     expect(qemuCommand({ arch: 'arm64', accel: 'tcg', firmware: { kind: 'uboot', files: { bios: '/b' } } }).args).not.toContain('-no-reboot');
   });
 
+  test('arm64 uboot with a control dtb: -dtb FILE after the env flash; without it no -dtb; refused for other boots (ERR_USAGE)', () => {
+    const c = qemuCommand({ arch: 'arm64', accel: 'tcg', disk: '/t/d.img', firmware: { kind: 'uboot', files: { bios: '/fw/u-boot.bin' } }, ubootEnvFlash: '/t/env.img', ubootDtb: '/t/ctl.dtb' });
+    expect(c.args).toEqual(['-M', 'virt', '-cpu', 'cortex-a57', '-accel', 'tcg', ...COMMON, '-bios', '/fw/u-boot.bin', '-drive', 'if=pflash,index=1,format=raw,readonly=on,file=/t/env.img', '-dtb', '/t/ctl.dtb', '-drive', 'file=/t/d.img,format=raw,if=virtio', ...TAIL]);
+    expect(qemuCommand({ arch: 'arm64', accel: 'tcg', firmware: { kind: 'uboot', files: { bios: '/b' } } }).args).not.toContain('-dtb');
+    for (const spec of [{ firmware: { kind: 'uefi' as const, files: { code: '/c', vars: '/v' } } }, { direct: { kernel: '/k' } }]) {
+      let code = '';
+      try {
+        qemuCommand({ arch: 'arm64', accel: 'tcg', ubootDtb: '/t/ctl.dtb', ...spec });
+      } catch (e) {
+        code = (e as BootTestError).code;
+      }
+      expect(code).toBe('ERR_USAGE');
+    }
+  });
+
   test('a direct boot: -kernel/-initrd/-append and no firmware; kvm uses the host CPU; commas in paths are doubled', () => {
     const c = qemuCommand({ arch: 'amd64', accel: 'kvm', disk: '/t/a,b.img', direct: { kernel: '/k/vmlinuz', initrd: '/k/initrd', append: 'console=ttyS0' } });
     expect(c.args).toEqual(['-M', 'q35', '-cpu', 'host', '-accel', 'kvm', ...COMMON, '-kernel', '/k/vmlinuz', '-initrd', '/k/initrd', '-append', 'console=ttyS0', '-drive', 'file=/t/a,,b.img,format=raw,if=virtio', ...TAIL]);

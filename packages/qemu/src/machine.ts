@@ -98,6 +98,12 @@ export interface MachineSpec {
   direct?: { kernel: string; initrd?: string; append?: string };
   /** U-Boot: an environment flash image (second pflash, read-only), e.g. one with bootdelay=0. */
   ubootEnvFlash?: string;
+  /**
+   * U-Boot: the device tree QEMU hands the firmware (`-dtb`) instead of its own, e.g. the control
+   * dtb holding the FIT key with `required = "conf"`: without it U-Boot knows no key and boots
+   * unsigned FITs. QEMU still patches `/memory` for `-m`.
+   */
+  ubootDtb?: string;
   /** `-no-reboot`: a guest reboot (and a watchdog reset) ends QEMU. */
   noReboot?: boolean;
   /**
@@ -143,8 +149,10 @@ export function qemuCommand(spec: MachineSpec): { binary: string; args: string[]
     } else {
       args.push('-bios', f.bios!);
       if (spec.ubootEnvFlash !== undefined) args.push('-drive', `if=pflash,index=1,format=raw,readonly=on,file=${qemuPath(spec.ubootEnvFlash)}`);
+      if (spec.ubootDtb !== undefined) args.push('-dtb', spec.ubootDtb);
     }
   }
+  if (spec.ubootDtb !== undefined && spec.firmware?.kind !== 'uboot') throw new BootTestError('ERR_USAGE', 'a U-Boot device tree (-dtb) needs a U-Boot firmware boot');
   if (spec.direct) {
     args.push('-kernel', spec.direct.kernel);
     if (spec.direct.initrd !== undefined) args.push('-initrd', spec.direct.initrd);
