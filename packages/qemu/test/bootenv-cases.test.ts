@@ -4,11 +4,14 @@
  * `chooseEnv` (@edgeimage/composer) and the device's `bootenv` (busybox sh of the amd64 base, in a
  * chroot, reading the files where system-boot is mounted). Every row:
  * the same copy taken (or none), the same variables, and both equal to the row's expectation.
+ * Its "counting" rows (one start of the bootloader) run against the host's model of the scripts,
+ * `bootloaderStart`; its "healthy" rows (the health check's write) against both writers: the
+ * host's `healthyChanges` + `setEnvVars`, and the device's `bootenv healthy SLOT` on a real mount.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { chooseEnv, ComposeError, ENV_FILES, type EnvFiles } from '@edgeimage/composer';
+import { bootloaderStart, chooseEnv, ComposeError, ENV_FILES, healthyChanges, setEnvVars, type BootSlot, type EnvFiles } from '@edgeimage/composer';
 import { isRoot, useBaseChroot } from '@edgeimage/testkit/base-chroot';
 import { REPO } from '@edgeimage/testkit/repo';
 import { missingRoot, requires } from '@edgeimage/testkit/skips';
@@ -20,7 +23,20 @@ interface Case {
   expect: { from: 'env1' | 'env2' | null; vars?: Record<string, string> };
 }
 
-const TABLE: { cases: Case[] } = JSON.parse(readFileSync(join(REPO, 'bundles/bootloader/env-cases.json'), 'utf8'));
+interface CountingCase {
+  name: string;
+  before: Record<string, string> | null;
+  fails: BootSlot[];
+  expect: { attempts: BootSlot[]; boots: BootSlot | null; vars: Record<string, string>; written: boolean };
+}
+interface HealthyCase {
+  name: string;
+  before: Record<string, string>;
+  slot: BootSlot;
+  expect: { result: 'committed' | 'confirmed' | null; vars: Record<string, string> };
+}
+
+const TABLE: { cases: Case[]; counting: { cases: CountingCase[] }; healthy: { cases: HealthyCase[] } } = JSON.parse(readFileSync(join(REPO, 'bundles/bootloader/env-cases.json'), 'utf8'));
 const HEADER = '# GRUB Environment Block\n';
 
 /** The bytes of a row's file, built here (not with the host's encoder, which is under test). */
@@ -62,6 +78,14 @@ const ready = useBaseChroot('edgeimage-bootenv-cases-', isRoot, (_work, chroot) 
     }
     mkdirSync(join(chroot, 'cases', String(i), 'EFI/edgeimage'), { recursive: true });
   });
+  TABLE.healthy.cases.forEach((c, i) => {
+    const block = bytesOf({ vars: c.before });
+    for (const [key, bytes] of [['env1', block], ['env2', block], ['lock1', bytesOf({ vars: { editing: '0' } })], ['lock2', bytesOf({ vars: { editing: '0' } })]] as const) {
+      const path = join(chroot, 'healthy', String(i), ENV_FILES[key]);
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, bytes);
+    }
+  });
   // The host's kernel has no vfat, so system-boot is a folder here, and the chroot's /proc a plain
   // folder whose mounts file says it is mounted read-only (bootenv then mounts nothing); what is
   // under test is the device's reading of the four files, its own code.
@@ -73,6 +97,12 @@ const ready = useBaseChroot('edgeimage-bootenv-cases-', isRoot, (_work, chroot) 
   const script = TABLE.cases
     .map((_, i) => `ln -sfn /cases/${i} /run/edgeimage/boot; { /usr/lib/edgeimage/bootenv which; echo "rc=$?"; /usr/lib/edgeimage/bootenv show; echo "rc=$?"; } > /cases/${i}.out 2>&1; /usr/lib/edgeimage/bootenv get edge_status > /cases/${i}.get 2>/dev/null; echo "$?" > /cases/${i}.getrc`)
     .join('\n') +
+    // the health check's write, each row on a tmpfs of its own mounted read-only (bootenv remounts
+    // it read-write to write, as on the device): its output and exit status, then what it left
+    TABLE.healthy.cases
+      .map((_, i) => `rm -f /run/edgeimage/boot; mkdir -p /run/edgeimage/boot; mount -t tmpfs tmpfs /run/edgeimage/boot; cp -a /healthy/${i}/. /run/edgeimage/boot/; mount -o remount,ro /run/edgeimage/boot; /usr/lib/edgeimage/bootenv healthy ${TABLE.healthy.cases[i]!.slot} > /healthy/${i}.out 2>&1; echo "rc=$?" >> /healthy/${i}.out; /usr/lib/edgeimage/bootenv show > /healthy/${i}.show 2>&1; cp /run/edgeimage/boot/EFI/edgeimage/env2/env /healthy/${i}.env2; umount /run/edgeimage/boot; rmdir /run/edgeimage/boot`)
+      .map((l) => `\n${l}`)
+      .join('') +
     // `set` refusals, on row 0's (good) files: each refused before writing, and nothing of the
     // run is left in /tmp (its private folder goes on exit)
     `\nln -sfn /cases/0 /run/edgeimage/boot; rm -rf /tmp/*; for kv in 'bad-name=1' 'edge_kargs=a\\b' 'edge_status'; do /usr/lib/edgeimage/bootenv set "$kv"; echo "rc=$?"; done > /refusals.out 2>&1; ls -A /tmp > /tmp-after`;
@@ -157,6 +187,36 @@ describe('the boot-environment cases (bundles/bootloader/env-cases.json)', () =>
         c.expect.from === null ? { from: null, output: expect.stringContaining('bootenv: neither') } : c.expect,
       );
       expect(d.get).toEqual(c.expect.from === null ? { value: '', status: 1 } : { value: c.expect.vars?.edge_status ?? '', status: 0 });
+    });
+  });
+});
+
+describe('the boot counting of the state machine (env-cases.json "counting"): one start of the bootloader', () => {
+  test('the table covers counting, the fallback, a slot that does not load, and no bootable slot', () => {
+    const names = TABLE.counting.cases.map((c) => c.name).join('\n');
+    for (const want of [/count empty/, /count 3 \(3 boots/, /no bootable slot/, /garbage count/, /does not load/, /status try/, /status trying/, /no usable copy/]) expect(names).toMatch(want);
+  });
+  test.each(TABLE.counting.cases.map((c) => [c.name, c] as const))('host: bootloaderStart: %s', (_name, c) => {
+    const r = bootloaderStart(c.before ?? undefined, (slot) => !c.fails.includes(slot));
+    expect({ attempts: r.attempts, boots: r.boots, vars: r.vars, written: r.written }).toEqual(c.expect);
+  });
+});
+
+describe('the health check\'s write (env-cases.json "healthy")', () => {
+  describe.each(TABLE.healthy.cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
+    test('host: healthyChanges, written with setEnvVars', () => {
+      const changes = healthyChanges(c.before, c.slot);
+      expect(changes === null ? null : 'edge_slot' in changes ? 'committed' : 'confirmed').toBe(c.expect.result);
+      expect(changes === null ? c.before : setEnvVars(c.before, changes)).toEqual(c.expect.vars);
+    });
+    requires(missingRoot('the base chroot')).test('device: bootenv healthy SLOT (base chroot, a real mount)', () => {
+      ready();
+      const i = TABLE.healthy.cases.indexOf(c);
+      expect(readFileSync(join(chrootDir, 'healthy', `${i}.out`), 'utf8')).toBe(`${c.expect.result === null ? '' : `${c.expect.result}\n`}rc=0\n`);
+      const shown = Object.fromEntries(readFileSync(join(chrootDir, 'healthy', `${i}.show`), 'utf8').split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+      expect(shown).toEqual(c.expect.vars);
+      // both copies written (or neither)
+      expect(readFileSync(join(chrootDir, 'healthy', `${i}.env2`))).toEqual(bytesOf({ vars: c.expect.result === null ? c.before : shown }));
     });
   });
 });

@@ -85,6 +85,9 @@ describe('setEnvVars', () => {
     expect(() => setEnvVars(env, { edge_status: 'tried' })).toThrow(/edge_status is one of '' \(empty\), try, trying/);
     expect(() => setEnvVars(env, { edge_try_slot: 'x' })).toThrow(expect.objectContaining({ code: 'ERR_BOOTENV_VALUE' }));
     expect(() => setEnvVars(env, { edge_failed_slot: 'A' })).toThrow(expect.objectContaining({ code: 'ERR_BOOTENV_VALUE' }));
+    // the boot count is enumerated (the bootloaders do not do arithmetic): 1, 2, 3 or empty
+    expect(setEnvVars(env, { edge_boot_count: '3' })).toEqual({ ...env, edge_boot_count: '3' });
+    expect(() => setEnvVars(env, { edge_boot_count: '4' })).toThrow(/edge_boot_count="4" is not allowed; edge_boot_count is one of '' \(empty\), 1, 2, 3/);
     expect(() => setEnvVars(env, { edge_status: 'try' })).toThrow(expect.objectContaining({ code: 'ERR_BOOTENV_STATE', message: expect.stringMatching(/edge_status=try needs edge_try_slot/) }));
     expect(() => setEnvVars(env, { edge_slot: null })).toThrow(/cannot be removed/);
     expect(setEnvVars({ ...env, other: 'x' }, { other: null })).toEqual(env);

@@ -15,10 +15,14 @@ import { ComposeError } from '../errors.js';
  * | `edge_slot` | `a` \| `b` | the known-good slot |
  * | `edge_try_slot` | `''` \| `a` \| `b` | the slot to try on the next boot |
  * | `edge_status` | `''` \| `try` \| `trying` | where a try stands |
- * | `edge_failed_slot` | `''` \| `a` \| `b` | the slot of the last rolled-back try, for reporting |
+ * | `edge_failed_slot` | `''` \| `a` \| `b` | the slot that failed last (a rolled-back try, or a known-good slot left) |
+ * | `edge_boot_count` | `''` \| `1` \| `2` \| `3` | boots of `edge_slot` the health check has not confirmed |
  *
- * At boot the bootloader (GRUB or U-Boot, same semantics):
- * - `edge_status` empty → boots `edge_slot`;
+ * At boot the bootloader (GRUB or U-Boot, same semantics; modelled by `bootloaderStart` in
+ * state.ts):
+ * - `edge_status` empty → counts the boot in `edge_boot_count` and boots `edge_slot`; after 3
+ *   boots without a healthy one, leaves it for the other slot (`edge_failed_slot`), or, if that
+ *   one failed too, powers off;
  * - `edge_status=try` → sets `edge_status=trying`, saves, boots `edge_try_slot`;
  * - `edge_status=trying` (the try never reported success) → sets `edge_failed_slot` to
  *   `edge_try_slot`, clears `edge_status` and `edge_try_slot`, saves, boots `edge_slot`: the
@@ -94,6 +98,7 @@ export const EDGE_VARIABLES: Readonly<Record<string, readonly string[]>> = {
   edge_try_slot: ['', 'a', 'b'],
   edge_status: ['', 'try', 'trying'],
   edge_failed_slot: ['', 'a', 'b'],
+  edge_boot_count: ['', '1', '2', '3'],
 };
 
 /**

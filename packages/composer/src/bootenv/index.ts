@@ -18,3 +18,4 @@ export {
 } from './env.js';
 export { readImageEnv, readImageEnvFiles, writeImageEnv, writeImageFile, type WriteImageEnvOptions } from './image.js';
 export { writeEnvTree } from './tree.js';
+export { bootloaderStart, healthyChanges, MAX_UNCONFIRMED_BOOTS, type BootloaderStart, type BootSlot } from './state.js';
