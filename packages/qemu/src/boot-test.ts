@@ -89,6 +89,23 @@ export interface BootTestOptions {
   diskErrors?: string;
   /** Console lines that fail the boot (default: panic, initramfs FAILED, GRUB/U-Boot errors). */
   failOn?: readonly FailurePattern[];
+  /**
+   * The machine may restart this many times while the markers are awaited (a fallback watched as
+   * one boot test). A restart is seen when the firmware's first line shows again ({@link bootBanner}):
+   * a reboot of the guest, a watchdog reset, a panic with `panic=N`. The `failOn` lines of the
+   * boots before the last allowed restart are reported in `boots`, not fatal; the boot fails when
+   * the machine starts once more, or on a `failOn` line once the restarts are used up. Not with
+   * `noReboot`. Unset: restarts are not watched (a reboot continues unseen in the same QEMU).
+   */
+  reboots?: number;
+  /** The first line of a boot (default: the firmware's, {@link bootBanner}). */
+  bootBanner?: BootBanner;
+  /**
+   * The guest must power off: the boot passes when QEMU exits on its own with status 0 once the
+   * `expect` markers (default: none) were seen, within the timeout and the `reboots`. A system that
+   * comes up and stays up fails on the timeout. Not with `noReboot` (a reboot would look the same).
+   */
+  expectPowerOff?: boolean;
   /** Guest RAM, MiB (default 512). */
   memoryMiB?: number;
   /** Extra QEMU arguments, appended. */
@@ -132,7 +149,62 @@ export interface BootTestResult {
   command: { binary: string; args: string[] };
   /** From QEMU's start to the end of the boot. */
   seconds: number;
+  /** With `reboots` or `expectPowerOff`: each start of the machine seen, in order (the first is QEMU's start). */
+  boots?: BootRecord[];
+  /** QEMU exited on its own with status 0 (the guest powered off) while the boot was watched. */
+  poweredOff?: boolean;
 }
+
+/** One start of the machine within a boot test. */
+export interface BootRecord {
+  /** 0 for QEMU's start, then 1, 2, … per restart. */
+  index: number;
+  /** When it started, seconds since QEMU started (its first line; 0 for the first boot). */
+  seconds: number;
+  /** Its first line (the firmware's banner), once seen. */
+  banner?: string;
+  /** The first `failOn` line of this boot: its reason. */
+  failed?: string;
+  /** That failure's code (ERR_INITRAMFS_FAILED, ERR_BOOTLOADER, …). */
+  code?: string;
+  /** That failure's console line. */
+  line?: string;
+}
+
+/**
+ * The line a firmware prints first when the machine starts; seen a second time, the machine
+ * restarted. `notAfter`: the line starts a boot only when the line before it does not match this
+ * (OVMF prints no banner: its first line is the boot manager's `BdsDxe: loading Boot0001 …`, and
+ * it prints several `BdsDxe:` lines in a row when one boot option fails and the next is tried).
+ */
+export interface BootBanner {
+  pattern: RegExp;
+  notAfter?: RegExp;
+}
+
+/** The first line of each firmware, as Debian 12's builds print it on the serial console. */
+export const BOOT_BANNERS = {
+  /** amd64 UEFI (OVMF): no banner; its boot manager's first line. */
+  ovmf: { pattern: /^BdsDxe: loading Boot[0-9A-Fa-f]{4} /, notAfter: /^BdsDxe: / },
+  /** arm64 UEFI (AAVMF): `UEFI firmware (version  built at 13:10:49 on Nov  5 2024)`. */
+  aavmf: { pattern: /^UEFI firmware \(version / },
+  /** U-Boot: `U-Boot 2023.01+dfsg-2+deb12u3 (Jun 22 2026 - 08:38:07 +0000)`. */
+  uboot: { pattern: /^U-Boot \d{4}\.\d{2}\S* \(/ },
+  /** amd64 direct boots start in SeaBIOS: `SeaBIOS (version 1.16.2-debian-1.16.2-1)`. */
+  seabios: { pattern: /^SeaBIOS \(version / },
+  /** arm64 direct boots have no firmware: the kernel's first line (not printed with `quiet`). */
+  linuxArm64: { pattern: /^\[ *\d+\.\d+\] Booting Linux on physical CPU / },
+} as const satisfies Record<string, BootBanner>;
+
+/** The banner that starts a boot of this machine. */
+export function bootBanner(arch: Arch, firmware: Firmware | 'direct'): BootBanner {
+  if (firmware === 'uboot') return BOOT_BANNERS.uboot;
+  if (firmware === 'uefi') return arch === 'amd64' ? BOOT_BANNERS.ovmf : BOOT_BANNERS.aavmf;
+  return arch === 'amd64' ? BOOT_BANNERS.seabios : BOOT_BANNERS.linuxArm64;
+}
+
+/** At most this many restarts may be allowed: each is a full boot under TCG. */
+export const MAX_REBOOTS = 100;
 
 const UNITS: Record<string, number> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
 
@@ -264,6 +336,104 @@ async function settle(session: QemuSession, seconds: number, waitOpts: { failOn?
   throw new BootTestError('ERR_QEMU_EXITED', `QEMU exited ${how} within ${seconds} s after the last marker: the guest rebooted or powered off where it should have stayed up`, { exitCode: status.code, signal: status.signal, stderr: status.stderr, tail: session.tail() });
 }
 
+/** What {@link watchBoots} follows; `deadline` is on `performance.now()`'s clock. */
+export interface WatchSpec {
+  expect: readonly RegExp[];
+  failOn: readonly FailurePattern[];
+  reboots: number;
+  banner: BootBanner;
+  deadline: number;
+  /** After the markers, wait for QEMU to exit on its own with status 0 (the guest powers off). */
+  untilPowerOff: boolean;
+}
+
+/** What {@link watchBoots} has seen so far; filled in as it goes, so a failure still has it. */
+export interface WatchState {
+  markers: MarkerResult[];
+  boots: BootRecord[];
+  slot?: 'a' | 'b';
+  poweredOff?: boolean;
+}
+
+const ANY_LINE = /^/;
+const describeBoots = (boots: readonly BootRecord[]): string => {
+  const failed = boots.filter((b) => b.failed);
+  return failed.length ? `; earlier boots: ${failed.map((b) => `boot ${b.index + 1} failed: ${b.failed}`).join('; ')}` : '';
+};
+
+/**
+ * Follows the console through the machine's restarts: markers in order (across boots), the
+ * `failOn` lines of the first `reboots` boots recorded in `state.boots`, a failure once the
+ * restarts are used up or when the machine starts once more (ERR_TOO_MANY_REBOOTS), and QEMU's
+ * exit (ERR_POWERED_OFF with status 0, or the success `untilPowerOff` waits for).
+ */
+export async function watchBoots(session: QemuSession, spec: WatchSpec, state: WatchState): Promise<void> {
+  const { expect: expectList, failOn, reboots, banner } = spec;
+  if (state.boots.length === 0) state.boots.push({ index: 0, seconds: 0 });
+  let previous = session.cursor > 0 ? session.lines[session.cursor - 1]?.text : undefined;
+  const awaited = () => (state.markers.length < expectList.length ? String(expectList[state.markers.length]) : 'the guest powered off');
+  for (;;) {
+    if (state.markers.length === expectList.length && !spec.untilPowerOff) return;
+    let line: ConsoleLine;
+    try {
+      line = (await session.waitFor(ANY_LINE, spec.deadline - performance.now(), { failOn: [] })).line;
+    } catch (e) {
+      if (!(e instanceof BootTestError)) throw e;
+      const status = session.exitStatus;
+      if (e.code === 'ERR_QEMU_EXITED' && status?.code === 0) {
+        state.poweredOff = true;
+        if (spec.untilPowerOff && state.markers.length === expectList.length) return;
+        const used = state.boots.length - 1;
+        throw new BootTestError('ERR_POWERED_OFF', `the guest powered off (QEMU exited with status 0) after ${used} reboot${used === 1 ? '' : 's'}, before ${awaited()} appeared${describeBoots(state.boots)}`, { ...e.context, boots: state.boots });
+      }
+      if (e.code === 'ERR_QEMU_EXITED') throw new BootTestError(e.code, e.message.replace(`before ${ANY_LINE} appeared`, `before ${awaited()} appeared`), { ...e.context, boots: state.boots });
+      if (e.code === 'ERR_BOOT_TIMEOUT') {
+        throw new BootTestError(e.code, `${e.message.replace(/ waiting until .*$/s, '')} waiting until ${state.markers.length < expectList.length ? `${awaited()} appeared` : 'the guest powered off'}${describeBoots(state.boots)}`, { ...e.context, pattern: awaited(), boots: state.boots });
+      }
+      throw e;
+    }
+    const text = line.text;
+    const starts = banner.pattern.test(text) && !(banner.notAfter && previous !== undefined && banner.notAfter.test(previous));
+    previous = text;
+    if (starts) {
+      if (state.boots.length === 1 && state.boots[0]!.banner === undefined) {
+        state.boots[0]!.banner = text;
+      } else if (state.boots.length - 1 >= reboots) {
+        throw new BootTestError('ERR_TOO_MANY_REBOOTS', `the machine started a ${ordinal(state.boots.length + 1)} time at ${line.seconds.toFixed(3)} s (${quote(text)}) where ${reboots} reboot${reboots === 1 ? ' was' : 's were'} allowed${describeBoots(state.boots)}`, { line: text, seconds: line.seconds, reboots, boots: state.boots, tail: session.tail() });
+      } else {
+        state.boots.push({ index: state.boots.length, seconds: line.seconds, banner: text });
+      }
+    }
+    const failure = firstFailure(text, failOn);
+    if (failure) {
+      const reason = failure.f.describe(failure.m);
+      const boot = state.boots[state.boots.length - 1]!;
+      if (state.boots.length - 1 >= reboots) {
+        throw new BootTestError(failure.f.code, `${reason} (at ${line.seconds.toFixed(3)} s)${reboots > 0 ? ` on boot ${boot.index + 1}, after ${reboots} reboot${reboots === 1 ? '' : 's'}` : ''}${describeBoots(state.boots)}`, { line: text, seconds: line.seconds, detail: failure.m[1], boots: state.boots, tail: session.tail() });
+      }
+      if (boot.failed === undefined) Object.assign(boot, { failed: reason, code: failure.f.code, line: text });
+      continue;
+    }
+    const pattern = expectList[state.markers.length];
+    if (!pattern) continue;
+    const m = new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, '')).exec(text);
+    if (!m) continue;
+    state.markers.push({ pattern: pattern.source, seconds: line.seconds, line: text });
+    const s = m.groups?.['slot'] ?? m[1];
+    if (s === 'a' || s === 'b') state.slot = s;
+  }
+}
+
+function firstFailure(text: string, failOn: readonly FailurePattern[]): { f: FailurePattern; m: RegExpExecArray } | undefined {
+  for (const f of failOn) {
+    const m = f.pattern.exec(text);
+    if (m) return { f, m };
+  }
+  return undefined;
+}
+
+const ordinal = (n: number): string => `${n}${n % 100 >= 11 && n % 100 <= 13 ? 'th' : ['th', 'st', 'nd', 'rd'][n % 10] ?? 'th'}`;
+
 /**
  * Boots an image under QEMU and waits for console markers, in order.
  *
@@ -278,14 +448,18 @@ async function settle(session: QemuSession, seconds: number, waitOpts: { failOn?
  * ```
  */
 export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
-  const expectList = opts.expect ?? [HEALTHY];
+  const expectList = opts.expect ?? (opts.expectPowerOff ? [] : [HEALTHY]);
+  // Restarts are followed only when asked for: otherwise the boot is watched exactly as before.
+  const watch = opts.reboots !== undefined || opts.expectPowerOff === true;
   const timeoutMs = (opts.timeoutSeconds ?? 120) * 1000;
   const direct = opts.direct;
   if (!direct && opts.image === undefined) throw new BootTestError('ERR_USAGE', 'an image is needed (only a direct boot may go without a disk)');
   if (opts.image !== undefined) mustExist(opts.image, 'image');
   for (const d of opts.extraDisks ?? []) mustExist(d, 'extra disk');
   if (opts.diskErrors !== undefined) mustExist(opts.diskErrors, 'disk error rules');
-  if (opts.untilExit && opts.settleSeconds !== undefined) throw new BootTestError('ERR_USAGE', 'a boot either waits for QEMU to exit (untilExit) or settles with the system up (settleSeconds), not both');
+  if ((opts.untilExit || opts.expectPowerOff) && opts.settleSeconds !== undefined) throw new BootTestError('ERR_USAGE', 'a boot either waits for QEMU to exit (untilExit, expectPowerOff) or settles with the system up (settleSeconds), not both');
+  if (opts.reboots !== undefined && !(Number.isInteger(opts.reboots) && opts.reboots >= 0 && opts.reboots <= MAX_REBOOTS)) throw new BootTestError('ERR_USAGE', `reboots: expected a whole number from 0 to ${MAX_REBOOTS}, found ${opts.reboots}`, { reboots: opts.reboots });
+  if (opts.noReboot && (opts.reboots || opts.expectPowerOff)) throw new BootTestError('ERR_USAGE', `noReboot ends QEMU on the guest's reboot, so ${opts.reboots ? 'no reboot can be watched (reboots)' : 'a reboot would look like the power-off expectPowerOff waits for'}`);
   if (direct) {
     mustExist(direct.kernel, 'kernel');
     if (direct.initrd !== undefined) mustExist(direct.initrd, 'initrd');
@@ -319,6 +493,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
   const log = opts.log ?? join(opts.tmpDir ?? tmpdir(), `edgeimage-boot-test-${process.pid}-${Date.now()}-${++logCounter}.log`);
   let session: QemuSession | undefined;
   const markers: MarkerResult[] = [];
+  const watched: WatchState = { markers, boots: [] };
   let slot: 'a' | 'b' | undefined;
   let command = { binary: q.binary, args: [] as string[] };
   try {
@@ -362,6 +537,13 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
     session = QemuSession.start(cmd, { log, signal: opts.signal, onLine: opts.onLine });
     const deadline = performance.now() + timeoutMs;
     const waitOpts = { failOn: opts.failOn ?? (opts.secureBoot ? [...DEFAULT_FAILURES, NO_BOOTABLE_DEVICE] : undefined) };
+    if (watch) {
+      const banner = opts.bootBanner ?? bootBanner(arch, firmware);
+      await watchBoots(session, { expect: expectList, failOn: waitOpts.failOn ?? DEFAULT_FAILURES, reboots: opts.reboots ?? 0, banner, deadline, untilPowerOff: opts.expectPowerOff === true || opts.untilExit === true }, watched);
+      slot = watched.slot;
+      if (opts.settleSeconds !== undefined && opts.settleSeconds > 0) await settle(session, opts.settleSeconds, waitOpts);
+      return { passed: true, slot, markers, expected: expectList.map((p) => p.source), log, arch, firmware, image: opts.image, command, seconds: session.elapsed(), boots: watched.boots, ...(watched.poweredOff ? { poweredOff: true } : {}) };
+    }
     for (const pattern of expectList) {
       const m = await session.waitFor(pattern, deadline - performance.now(), waitOpts);
       markers.push({ pattern: pattern.source, seconds: m.line.seconds, line: m.line.text });
@@ -377,8 +559,9 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
     const err = opts.secureBoot ? secureBootRefusal(e, session.lines.slice(Math.max(0, session.cursor - 1 - DENIAL_LOOKBACK_LINES), session.cursor - 1)) : e;
     const tail = typeof err.context['tail'] === 'string' ? err.context['tail'] : session.tail();
     const missing = expectList[markers.length];
-    const reason = missing && err.code !== 'ERR_BOOT_TIMEOUT' ? `${err.message}; still waiting for ${missing}` : err.message;
-    return { passed: false, slot, markers, expected: expectList.map((p) => p.source), log, reason, code: err.code, tail, error: err, arch, firmware, image: opts.image, command, seconds: session.elapsed() };
+    const reason = missing && err.code !== 'ERR_BOOT_TIMEOUT' && err.code !== 'ERR_POWERED_OFF' ? `${err.message}; still waiting for ${missing}` : err.message;
+    const boots = watch ? { boots: watched.boots, ...(watched.poweredOff ? { poweredOff: true } : {}) } : {};
+    return { passed: false, slot: watch ? watched.slot : slot, markers, expected: expectList.map((p) => p.source), log, reason, code: err.code, tail, error: err, arch, firmware, image: opts.image, command, seconds: session.elapsed(), ...boots };
   } finally {
     await session?.kill();
     rmSync(work, { recursive: true, force: true });

@@ -27,6 +27,8 @@ import { EdgeimageError } from '@edgeimage/assertions';
  * | `ERR_INITRAMFS_FAILED` | `edgeimage-initramfs: FAILED: <reason>` on the console (`context.detail`) |
  * | `ERR_BOOTLOADER` | a GRUB `error: …` line, or a U-Boot image error (`context.detail`) |
  * | `ERR_QEMU_EXITED` | QEMU exited before the markers appeared (`context.exitCode`, `context.stderr`) |
+ * | `ERR_POWERED_OFF` | with `reboots` or `expectPowerOff`: the guest powered off (QEMU exited with status 0) before the markers appeared (`context.boots`) |
+ * | `ERR_TOO_MANY_REBOOTS` | with `reboots`: the machine started once more than allowed (`context.line`, `context.boots`) |
  * | `ERR_SECURE_BOOT_REFUSED` | Secure Boot: the firmware refused the bootloader (`Access Denied` or `Security Violation`, `context.denial`), then started nothing |
  * | `ERR_NO_BOOTABLE_DEVICE` | Secure Boot: the firmware found nothing to start and refused no image from a disk (no disk, no EFI System Partition, no bootloader on it) |
  * | `ERR_ABORTED` | the boot was cancelled (Ctrl-C: the caller's AbortSignal) |

@@ -2,7 +2,7 @@
  * `edgeimage boot-test`: usage errors (exit 2) and the refusals before QEMU starts (exit 1,
  * `[ERR_CODE]`), in-process through `main`, on images composed from the image test world.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestImages, type TestImages } from '@edgeimage/testkit/boot-images';
@@ -146,5 +146,73 @@ describe('usage errors exit 2 wherever they arise: an option without its value, 
       const fields: Record<string, string> = { '--expect-refusal': 'refusal', '--crash-at': 'crashAt', '--scenario': 'scenario', '--in-place': 'inPlace', '--update': 'update' };
       expect(api).toBe(message.replace(/--[a-z-]+/g, (f) => fields[f] ?? f));
     }
+  });
+});
+
+describe('--reboots and --expect-poweroff', () => {
+  test('--help says what counts as a restart and what is reported', async () => {
+    const h = await run(['boot-test', '--help']);
+    const text = h.out.replace(/\s+/g, ' ');
+    for (const s of ['--reboots', '--expect-poweroff', 'BdsDxe: loading Boot0001', 'UEFI firmware (version', 'U-Boot 2023.01', 'watchdog reset', '"boots"', 'ERR_TOO_MANY_REBOOTS', 'ERR_POWERED_OFF']) expect([s, text.includes(s)]).toEqual([s, true]);
+  });
+
+  test('usage errors exit 2: not a whole number from 0 to 100, or with --scenario', async () => {
+    for (const v of ['-1', '1.5', 'abc', '101']) {
+      const r = await run(['boot-test', images.amd64Gpt, '--reboots', v]);
+      expect([v, r.status, r.err.split('\n')[0]]).toEqual([v, 2, expect.stringMatching(/^edgeimage: --reboots: expected a whole number of restarts from 0 to 100, found /)]);
+    }
+    for (const args of [['--reboots', '2'], ['--expect-poweroff']]) {
+      const r = await run(['boot-test', images.amd64Gpt, '--scenario', 'update', '--update', 'x.update', ...args]);
+      expect([args, r.status, r.err.split('\n')[0]]).toEqual([args, 2, `edgeimage: ${args[0]} is not for a scenario (--scenario update has its own markers per boot)`]);
+    }
+  });
+
+  // A shell standing in for qemu-system-aarch64 on PATH plays U-Boot's console: what the command
+  // prints and its --json (the restarts on a real machine: packages/qemu/src/reboots.qemu.test.ts).
+  describe('what is printed, through a shell playing U-Boot restarting', () => {
+    let fake: string;
+    let path: string | undefined;
+    const UBOOT = 'U-Boot 2023.01+dfsg-2+deb12u3 (Jun 22 2026 - 08:38:07 +0000)';
+    const play = (lines: string[], end: string) => writeFileSync(join(fake, 'qemu-system-aarch64'), `#!/bin/sh\nprintf '%s\\n' ${lines.map((l) => `'${l}'`).join(' ')}\n${end}\n`, { mode: 0o755 });
+    beforeAll(() => {
+      fake = mkdtempSync(join(tmpdir(), 'edgeimage-fake-qemu-'));
+      path = process.env['PATH'];
+      process.env['PATH'] = `${fake}:${path}`;
+    });
+    afterAll(() => {
+      process.env['PATH'] = path;
+      rmSync(fake, { recursive: true, force: true });
+    });
+
+    test('each boot with its FAILED line, then the markers; --json has "boots"', async () => {
+      play([UBOOT, 'edgeimage-uboot: FAILED: slot a does not verify', UBOOT, 'edgeimage-health: healthy on slot b'], 'exec sleep 30');
+      const r = await run(['boot-test', images.arm64Mbr, '--reboots', '1', '--timeout', '20']);
+      expect(r.err).toBe('');
+      expect(r.status).toBe(0);
+      const out = r.out.split('\n');
+      expect(out[0]).toBe('boot 1 at 0.000 s: FAILED — U-Boot: slot a does not verify [ERR_BOOTLOADER]');
+      expect(out[1]).toMatch(/^boot 2 at \d+\.\d{3} s: no FAILED line$/);
+      expect(out[2]).toMatch(/^\[ *\d+\.\d{3}\] \/edgeimage-health: healthy on slot \(\[ab\]\)\/  edgeimage-health: healthy on slot b$/);
+      expect(out[3]).toMatch(/^boot-test .*edge-arm-uboot\.img: passed \(arm64 uboot\): slot b in /);
+      const j = await run(['boot-test', images.arm64Mbr, '--reboots', '1', '--timeout', '20', '--json']);
+      expect(JSON.parse(j.out)).toMatchObject({ passed: true, slot: 'b', poweredOff: false, boots: [{ index: 0, seconds: 0, banner: UBOOT, failed: 'U-Boot: slot a does not verify', code: 'ERR_BOOTLOADER', line: 'edgeimage-uboot: FAILED: slot a does not verify' }, { index: 1, banner: UBOOT, failed: null, code: null }] });
+    });
+
+    test('one restart more than allowed fails [ERR_TOO_MANY_REBOOTS]; --expect-poweroff passes on the power-off, fails [ERR_POWERED_OFF] without it', async () => {
+      play([UBOOT, 'edgeimage-uboot: FAILED: slot a does not verify', UBOOT, 'edgeimage-uboot: FAILED: slot b does not verify', UBOOT, 'edgeimage-uboot: FAILED: no bootable slot'], 'exit 0');
+      const more = await run(['boot-test', images.arm64Mbr, '--reboots', '1', '--timeout', '20']);
+      expect(more.status).toBe(1);
+      expect(more.err).toMatch(/failed \(arm64 uboot\): U-Boot: slot b does not verify \(at [\d.]+ s\) on boot 2, after 1 reboot; earlier boots: boot 1 failed: U-Boot: slot a does not verify; still waiting for .* \[ERR_BOOTLOADER\]$/m);
+      const three = await run(['boot-test', images.arm64Mbr, '--reboots', '3', '--timeout', '20', '--expect-poweroff']);
+      expect(three.status).toBe(0);
+      expect(three.out).toMatch(/^boot 3 at [\d.]+ s: FAILED — U-Boot: no bootable slot \[ERR_BOOTLOADER\]$/m);
+      expect(three.out).toMatch(/^\[ *[\d.]+\] the guest powered off$/m);
+      const off = await run(['boot-test', images.arm64Mbr, '--reboots', '3', '--timeout', '20']);
+      expect(off.status).toBe(1);
+      expect(off.err).toMatch(/the guest powered off \(QEMU exited with status 0\) after 2 reboots, before \/edgeimage-health: healthy on slot \(\[ab\]\)\/ appeared; .* \[ERR_POWERED_OFF\]$/m);
+      play([UBOOT, 'x', UBOOT, 'y'], 'exec sleep 30');
+      const again = await run(['boot-test', images.arm64Mbr, '--reboots', '0', '--timeout', '20']);
+      expect(again.err).toMatch(/the machine started a 2nd time at [\d.]+ s \("U-Boot 2023\.01.*"\) where 0 reboots were allowed; still waiting for .* \[ERR_TOO_MANY_REBOOTS\]$/m);
+    });
   });
 });

@@ -8,6 +8,7 @@ import {
   FIRMWARES,
   HEALTHY,
   jsonReport,
+  MAX_REBOOTS,
   junitReport,
   readSecureBootKeys,
   runScenario,
@@ -15,6 +16,7 @@ import {
   SCENARIOS,
   type Accel,
   type Arch,
+  type BootRecord,
   type CrashPoint,
   type Firmware,
   type ScenarioName,
@@ -48,6 +50,8 @@ interface BootTestArgs {
   logDir?: string;
   secureBoot?: boolean;
   secureBootKeys?: string;
+  reboots?: number;
+  expectPoweroff?: boolean;
 }
 
 function regex(option: string, s: string, flags = ''): RegExp {
@@ -58,8 +62,8 @@ function regex(option: string, s: string, flags = ''): RegExp {
   }
 }
 
-function parseExpect(list: string[] | undefined): RegExp[] {
-  if (!list?.length) return [HEALTHY];
+function parseExpect(list: string[] | undefined, powerOff = false): RegExp[] {
+  if (!list?.length) return powerOff ? [] : [HEALTHY];
   return list.map((s) => regex('--expect', s));
 }
 
@@ -88,7 +92,7 @@ export function checkScenarioArgs(a: Record<string, unknown>): void {
     for (const k of ['update', 'crash-at', 'expect-refusal', 'keep', 'log-dir']) if (has(k)) throw new UsageError(`--${k} belongs to a scenario: give --scenario ${SCENARIOS.join('|')}`);
     return;
   }
-  for (const k of ['expect', 'junit', 'disk-size']) if (has(k)) throw new UsageError(`--${k} is not for a scenario (--scenario ${scenario} has its own markers per boot)`);
+  for (const k of ['expect', 'junit', 'disk-size', 'reboots', 'expect-poweroff']) if (has(k)) throw new UsageError(`--${k} is not for a scenario (--scenario ${scenario} has its own markers per boot)`);
   try {
     checkScenarioUsage(
       {
@@ -122,6 +126,13 @@ export function checkSecureBootArgs(a: Record<string, unknown>): void {
   if (a['scenario'] !== undefined) throw new UsageError('--secure-boot is not for a scenario yet: boot-test IMAGE --secure-boot --secure-boot-keys DIR');
 }
 
+/** One start of the machine: when, and the FAILED line it ended on, if any. */
+function bootLine(b: BootRecord): string {
+  return `boot ${b.index + 1} at ${b.seconds.toFixed(3)} s: ${b.failed ? `FAILED — ${b.failed} [${b.code}]` : 'no FAILED line'}`;
+}
+
+const bootJson = (b: BootRecord) => ({ index: b.index, seconds: Number(b.seconds.toFixed(3)), banner: b.banner ?? null, failed: b.failed ?? null, code: b.code ?? null, line: b.line ?? null });
+
 function stepLine(s: ScenarioStep): string {
   const mark = s.passed ? 'ok  ' : 'FAIL';
   return `${mark} ${s.name}${s.updateDisk ? ' [update on /dev/vdb]' : ''} — ${s.summary} (${s.seconds.toFixed(1)} s)`;
@@ -153,6 +164,8 @@ export function bootTestCommand(ctx: Context) {
         .option('keep', { type: 'string', describe: "scenario: keep the final disk at this path (power-cut over every point: NAME.POINT.img)" })
         .option('log-dir', { type: 'string', describe: "scenario: a folder for each boot's console log (default: a new folder in the temp folder)" })
         .option('secure-boot', { type: 'boolean', describe: "UEFI Secure Boot: the firmware build that enforces signatures and a copy of its variable store with the brand's PK, KEK and db enrolled (setup mode off). Images are not signed yet: today the firmware refuses the image's GRUB (Access Denied) and the boot fails with ERR_SECURE_BOOT_REFUSED" })
+        .option('reboots', { type: 'number', describe: `the machine may restart up to N times while the markers are awaited (0-${MAX_REBOOTS}), so a fallback to the other slot is one boot test. A restart is the firmware's first line showing again: OVMF's "BdsDxe: loading Boot0001 …" after lines of others, AAVMF's "UEFI firmware (version …)", U-Boot's "U-Boot 2023.01… (date)" — a reboot, a watchdog reset, a panic with panic=N alike. The FAILED lines (initramfs, GRUB, U-Boot, panic) of the boots before the last allowed restart are printed per boot and in --json "boots", not fatal; one more restart fails the boot [ERR_TOO_MANY_REBOOTS], and so does a FAILED line once the N restarts are used up. Without it, restarts are not watched` })
+        .option('expect-poweroff', { type: 'boolean', describe: 'the device must power off: passes when QEMU exits on its own (status 0) after the --expect markers (default: none), e.g. a device with both slots tampered that must never come up; a system that comes up and stays up fails on --timeout. Without it, a power-off before the markers fails the boot [ERR_POWERED_OFF] once --reboots is given, else [ERR_QEMU_EXITED]' })
         .option('secure-boot-keys', { type: 'string', describe: 'with --secure-boot: the folder of the PK, KEK and db certificates (NAME.cer DER or NAME.crt PEM, and db.esl for the owner GUID), as "edgeimage boot-keys export DIR" writes them' })
         .check((a) => {
           // yargs gives a string option written without its value as '': a usage error, not an empty path or pattern
@@ -161,6 +174,7 @@ export function bootTestCommand(ctx: Context) {
             if (v === '' || (Array.isArray(v) && (v.length === 0 || v.includes('')))) throw new UsageError(`--${k} needs a value`);
           }
           if (a['timeout'] !== undefined && !(Number(a['timeout']) > 0)) throw new UsageError(`--timeout: expected a positive number of seconds, found ${String(a['timeout'])}`);
+          if (a['reboots'] !== undefined && !(Number.isInteger(a['reboots']) && Number(a['reboots']) >= 0 && Number(a['reboots']) <= MAX_REBOOTS)) throw new UsageError(`--reboots: expected a whole number of restarts from 0 to ${MAX_REBOOTS}, found ${String(a['reboots'])}`);
           checkScenarioArgs(a);
           checkSecureBootArgs(a);
           return true;
@@ -170,6 +184,8 @@ export function bootTestCommand(ctx: Context) {
         .example('$0 boot-test images/pc-amd64.img --disk-size +1G --json --junit boot.xml', 'on a bigger disk; reports for CI')
         .example('$0 boot-test images/pc-amd64.img --scenario update --update rev2.update', 'apply an update from /dev/vdb, try and commit slot b, stay on it')
         .example('$0 boot-test images/pc-amd64.img --secure-boot --secure-boot-keys factory/acme', "Secure Boot with the brand's keys enrolled (today: the firmware refuses the unsigned GRUB)")
+        .example("$0 boot-test tampered.img --reboots 3 --expect 'healthy on slot b' --timeout 600", 'slot a was tampered: its failed boots are reported, the device must end healthy on slot b')
+        .example('$0 boot-test both-tampered.img --reboots 8 --expect-poweroff --timeout 900', 'both slots tampered: the device must never come up, and power off')
         .example('$0 boot-test images/pc-amd64.img --scenario power-cut --update rev2.update --crash-at after-env --json', 'a power cut right after the boot environment changed')
         .epilog(
           [
@@ -187,7 +203,7 @@ export function bootTestCommand(ctx: Context) {
         ),
     handler: async (a: BootTestArgs) => {
       if (a.scenario !== undefined) return scenarioHandler(ctx, a);
-      const expect = parseExpect(a.expect);
+      const expect = parseExpect(a.expect, a.expectPoweroff === true);
       const secureBoot = a.secureBoot ? { keys: readSecureBootKeys(a.secureBootKeys!) } : undefined;
       const abort = new AbortController();
       const onSignal = () => abort.abort();
@@ -207,6 +223,8 @@ export function bootTestCommand(ctx: Context) {
           accel: a.accel,
           inPlace: a.inPlace,
           secureBoot,
+          reboots: a.reboots,
+          expectPowerOff: a.expectPoweroff,
           signal: abort.signal,
         });
         if (a.junit) writeFileSync(a.junit, junitReport(r));
@@ -216,9 +234,11 @@ export function bootTestCommand(ctx: Context) {
           return;
         }
         if (!r.passed) ctx.exitCode = 1;
-        if (a.json) return printJson(ctx.io, jsonReport(r));
+        if (a.json) return printJson(ctx.io, { ...jsonReport(r), ...(r.boots ? { boots: r.boots.map(bootJson), poweredOff: r.poweredOff === true } : {}) });
         const what = `${r.arch} ${r.firmware}${secureBoot ? ', Secure Boot' : ''}${a.inPlace ? ', in place' : ''}`;
+        for (const b of r.boots ?? []) ctx.io.out(bootLine(b));
         for (const m of r.markers) ctx.io.out(`[${m.seconds.toFixed(3).padStart(8)}] /${m.pattern}/  ${m.line}`);
+        if (r.passed && r.poweredOff) ctx.io.out(`[${r.seconds.toFixed(3).padStart(8)}] the guest powered off`);
         if (r.passed) {
           ctx.io.out(`boot-test ${a.image}: passed (${what})${r.slot ? `: slot ${r.slot}` : ''} in ${r.seconds.toFixed(1)} s; log ${r.log}`);
         } else {
