@@ -35,6 +35,8 @@ export interface SignedGrubOptions {
   signer: PeSigner;
   /** Defaults to {@link GRUB_VERIFIED_MODULES}. */
   modules?: readonly string[];
+  /** Where the private work folder goes (default the OS temp folder); it is removed either way. */
+  tmpDir?: string;
 }
 
 function modulesError(moduleDir: string, message: string, context: Record<string, unknown> = {}): ComposeError {
@@ -114,7 +116,7 @@ export async function buildSignedGrub(opts: SignedGrubOptions): Promise<Buffer> 
   if (opts.format !== 'x86_64-efi' && opts.format !== 'arm64-efi') throw new ComposeError('ERR_GRUB_FORMAT', `GRUB format ${JSON.stringify(opts.format)}, expected x86_64-efi or arm64-efi`);
   const modules = moduleClosure(opts.moduleDir, opts.modules ?? GRUB_VERIFIED_MODULES);
   for (const f of GRUB_MKIMAGE_FILES) if (!existsSync(join(opts.moduleDir, f))) throw modulesError(opts.moduleDir, `${f} is missing`, { file: f });
-  const work = mkdtempSync(join(tmpdir(), 'edgeimage-grub-'));
+  const work = mkdtempSync(join(opts.tmpDir ?? tmpdir(), 'edgeimage-grub-'));
   try {
     const pubkey = join(work, 'pubkey.pgp');
     const early = join(work, 'early.cfg');
