@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildExt4, buildVfat, GPT_TYPES, readExt4File, writeGpt, type PartitionInfo } from '@edgeimage/composer';
+import { buildExt4, buildVfat, GPT_TYPES, readExt4File, writeGpt, writeMbr, type PartitionInfo } from '@edgeimage/composer';
 import { checkTamperPath, tamperImage, TamperError, type ByteChange, type FileReplacement, type TamperOp } from './tamper.js';
 
 const MiB = 2 ** 20;
@@ -135,6 +135,23 @@ test('replace a file: same size in place over its blocks, another size rewritten
   const a0 = parts['system-a']!.start;
   expect(changed.length).toBeGreaterThan(0);
   expect(changed.every((x) => x >= a0 && x < a0 + 8 * MiB)).toBe(true);
+}, T);
+
+test('an MBR disk (the U-Boot board): the partition is found by its filesystem label', async () => {
+  const mbr = join(dir, 'mbr.img');
+  writeFileSync(mbr, '');
+  execFileSync('truncate', ['-s', String(10 * MiB), mbr]);
+  writeMbr(mbr, { diskId: 0x3263b5f4, partitions: [{ start: MiB, size: 8 * MiB, type: 0x83 }] });
+  const src = join(dir, 'mbr-slot');
+  mkdirSync(join(src, 'boot'), { recursive: true });
+  writeFileSync(join(src, 'boot/boot.itb'), UKI);
+  await buildExt4({ sourceDir: src, output: mbr, offset: MiB, size: 8 * MiB, uuid: 'aaaaaaaa-bbbb-4ccc-8ddd-000000000003', hashSeed: 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee', timestamp: new Date('2026-01-01T00:00:00Z'), label: 'system-a' });
+  const before = readFileSync(mbr);
+  const o = out();
+  const c = (await tamperImage(mbr, o, [{ op: 'flip-byte', partition: 'system-a', file: '/boot/boot.itb', at: 'last' }])).changes[0] as ByteChange;
+  expect(differences(before, readFileSync(o))).toEqual([c.offset]);
+  expect(differences(UKI, (await readExt4File(o, MiB, '/boot/boot.itb'))!)).toEqual([9_999]);
+  await expect(tamperImage(mbr, join(dir, 'mbr-b.img'), [{ op: 'flip-byte', partition: 'system-b', file: '/boot/boot.itb' }])).rejects.toThrow(/mbr\.img has no partition system-b \(filesystem labels: system-a\)$/);
 }, T);
 
 describe('hostile inputs: a typed error naming what is missing, no output, no temporary file', () => {
