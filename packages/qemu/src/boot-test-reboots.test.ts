@@ -6,9 +6,9 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BOOT_BANNERS, bootBanner, bootTest, HEALTHY, MAX_REBOOTS, watchBoots, type BootBanner, type WatchState } from './boot-test.js';
+import { BOOT_BANNERS, bootBanner, bootTest, HEALTHY, MAX_REBOOTS, NO_BOOTABLE_DEVICE, watchBoots, type BootBanner, type WatchState } from './boot-test.js';
 import { BootTestError } from './errors.js';
-import { DEFAULT_FAILURES, QemuSession } from './session.js';
+import { DEFAULT_FAILURES, QemuSession, type FailurePattern } from './session.js';
 
 const OVMF_BOOT = ['BdsDxe: loading Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x2,0x0)', 'BdsDxe: starting Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x2,0x0)', 'edgeimage-grub: booting slot a'];
 const VERITY_FAILED = 'edgeimage-initramfs: FAILED: bundle bundles/base_1.snap does not verify';
@@ -21,13 +21,13 @@ interface Played {
 }
 
 /** Plays `console` (then exits with `exit`, or sleeps) and watches it as bootTest does. */
-async function play(console: readonly string[], spec: { reboots: number; expect?: RegExp[]; banner?: BootBanner; untilPowerOff?: boolean; exit?: number; seconds?: number }): Promise<Played> {
+async function play(console: readonly string[], spec: { reboots: number; expect?: RegExp[]; banner?: BootBanner; untilPowerOff?: boolean; exit?: number; seconds?: number; failOn?: readonly FailurePattern[] }): Promise<Played> {
   const lines = console.map((l) => `'${l.replace(/'/g, `'\\''`)}'`).join(' ');
   const end = spec.exit !== undefined ? `exit ${spec.exit}` : 'exec sleep 30';
   const s = QemuSession.start({ binary: '/bin/sh', args: ['-c', `printf '%s\\n' ${lines}; ${end}`] });
   const state: WatchState = { markers: [], boots: [] };
   try {
-    await watchBoots(s, { expect: spec.expect ?? [HEALTHY], failOn: DEFAULT_FAILURES, reboots: spec.reboots, banner: spec.banner ?? BOOT_BANNERS.ovmf, deadline: performance.now() + (spec.seconds ?? 10) * 1000, untilPowerOff: spec.untilPowerOff ?? false }, state);
+    await watchBoots(s, { expect: spec.expect ?? [HEALTHY], failOn: spec.failOn ?? DEFAULT_FAILURES, reboots: spec.reboots, banner: spec.banner ?? BOOT_BANNERS.ovmf, deadline: performance.now() + (spec.seconds ?? 10) * 1000, untilPowerOff: spec.untilPowerOff ?? false }, state);
     return { state };
   } catch (e) {
     if (!(e instanceof BootTestError)) throw e;
@@ -84,6 +84,12 @@ describe('OVMF: the boot manager\'s first "BdsDxe: loading" line after lines of 
     expect(quiet.error?.code).toBe('ERR_TOO_MANY_REBOOTS');
     expect(quiet.error?.message).toMatch(/^the machine started a 3rd time at [\d.]+ s \("BdsDxe: loading Boot0001 \\"UEFI Misc Device\\" from PciRoot\(0x0\)\/Pci\(0x2,0x0\)"\) where 1 reboot was allowed; earlier boots: boot 1 failed: the initramfs failed: bundle bundles\/base_1\.snap does not verify$/);
     expect(quiet.state.boots).toHaveLength(2);
+  });
+  test('a firmware that found nothing to start fails the boot at once, reboots left or not: it waits for a key forever', async () => {
+    const nothing = [OVMF_BOOT[0]!, 'BdsDxe: failed to load Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x2,0x0): Access Denied', 'BdsDxe: No bootable option or device was found.'];
+    const r = await play([...OVMF_BOOT, VERITY_FAILED, ...nothing], { reboots: 3, failOn: [...DEFAULT_FAILURES, NO_BOOTABLE_DEVICE], seconds: 5 });
+    expect(r.error?.code).toBe('ERR_NO_BOOTABLE_DEVICE');
+    expect(r.error?.message).toMatch(/^the firmware found nothing to start .* \(at [\d.]+ s\) on boot 2; earlier boots: boot 1 failed: the initramfs failed: bundle bundles\/base_1\.snap does not verify$/);
   });
 });
 
