@@ -47,6 +47,9 @@ function oldFormat(packet: Buffer): Buffer {
  * writeFileSync('pubkey.pgp', grubPublicKey(signer.key));   // grub-mkimage --pubkey pubkey.pgp
  */
 export function grubPublicKey(key: KeyObject): Buffer {
+  if (key.asymmetricKeyType !== 'rsa' || key.type === 'secret') {
+    throw new ComposeError('ERR_SIGNER_KEY', `GRUB's OpenPGP key must be an RSA key, got a ${key.type} ${key.asymmetricKeyType ?? ''} key`);
+  }
   const pub = key.type === 'private' ? createPublicKey(key) : key;
   return oldFormat(PublicKey.fromKeyObject(pub).toOpenPgpPacket());
 }

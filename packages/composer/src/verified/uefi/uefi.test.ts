@@ -1,7 +1,7 @@
 // The UEFI half of verified boot against real tools: Debian's systemd-boot stubs, sbverify
 // (Authenticode), sbsign (an independent image digest), gpg (the GRUB signatures), grub-mkimage.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -267,6 +267,14 @@ describe('GRUB OpenPGP key and signatures', () => {
     expect(sig.readUInt16BE(1)).toBe(sig.length - 3);
     expect([...sig.subarray(3, 7)]).toEqual([4, 0x00, 1, 10]); // v4, binary document, RSA, SHA-512
     expect(grubSignature(Buffer.from('data'), db.key)).toEqual(sig);
+  });
+
+  test('a key that is not RSA is ERR_SIGNER_KEY for both; a public key cannot sign', () => {
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    expect(composeError(() => grubPublicKey(ec.publicKey)).message).toBe("GRUB's OpenPGP key must be an RSA key, got a public ec key");
+    expect(composeError(() => grubSignature(Buffer.from('x'), ec.privateKey)).code).toBe('ERR_SIGNER_KEY');
+    expect(grubPublicKey(createPublicKey(db.key))).toEqual(grubPublicKey(db.key));
+    expect(composeError(() => grubSignature(Buffer.from('x'), createPublicKey(db.key))).message).toBe("GRUB's OpenPGP key must be a private RSA key, got a public rsa key");
   });
 
   requires(gpgMissing).test('gpg verifies the signature with the exported key (given a user id, which GRUB does not need); the issuer key id is in the unhashed area, where GRUB looks', () => {
