@@ -160,7 +160,7 @@ describe('bootTest refuses reboots it cannot watch, before QEMU starts', () => {
     throw new Error('not refused');
   }
 
-  test('a negative, fractional or too large number of reboots; reboots or expectPowerOff with noReboot; expectPowerOff with settleSeconds', async () => {
+  test('a negative, fractional or too large number of reboots; reboots or expectPowerOff with noReboot; expectPowerOff with settleSeconds; tamper in place or without an image', async () => {
     for (const reboots of [-1, 1.5, MAX_REBOOTS + 1, Number.NaN]) {
       const e = await refused({ reboots });
       expect([reboots, e.code, e.message]).toEqual([reboots, 'ERR_USAGE', `reboots: expected a whole number from 0 to ${MAX_REBOOTS}, found ${reboots}`]);
@@ -168,5 +168,9 @@ describe('bootTest refuses reboots it cannot watch, before QEMU starts', () => {
     expect((await refused({ reboots: 2, noReboot: true })).message).toMatch(/^noReboot ends QEMU on the guest's reboot, so no reboot can be watched/);
     expect((await refused({ expectPowerOff: true, noReboot: true })).message).toMatch(/a reboot would look like the power-off expectPowerOff waits for$/);
     expect((await refused({ expectPowerOff: true, settleSeconds: 3 })).code).toBe('ERR_USAGE');
+    // a tampered boot changes a copy: not the image in place, not without an image
+    const flip = [{ op: 'flip-byte' as const, partition: 'system-a', file: '/boot/uki.efi' }];
+    expect((await refused({ tamper: flip })).message).toBe('tampering needs an image');
+    expect((await refused({ tamper: flip, image: '/bin/sh', inPlace: true })).message).toBe('a tampered boot changes a copy of the image, not the image itself: not with inPlace');
   });
 });

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { findRolePartition, inspectImage, readPartitionTable, toolEnv, type PartitionTable } from '@edgeimage/composer';
 import { BootTestError } from './errors.js';
 import { ubootEnvFlash } from './uboot-env.js';
+import { tamperImage, type TamperChange, type TamperOp } from './tamper.js';
 import { SECURE_BOOT_FIRMWARE } from './firmware/secure-boot.js';
 import { enrolledVarStore, writeVarStore, type SecureBootKeys } from './firmware/varstore.js';
 import { initializedOvmfVars } from './firmware/nvram.js';
@@ -106,6 +107,12 @@ export interface BootTestOptions {
    * comes up and stays up fails on the timeout. Not with `noReboot` (a reboot would look the same).
    */
   expectPowerOff?: boolean;
+  /**
+   * Boot a tampered copy: these operations ({@link tamperImage}) change the copy before QEMU
+   * starts, each change in the result's `tampered`. A refusal (a missing partition or file) is a
+   * TamperError thrown before QEMU starts. Not with `inPlace`.
+   */
+  tamper?: readonly TamperOp[];
   /** Guest RAM, MiB (default 512). */
   memoryMiB?: number;
   /** Extra QEMU arguments, appended. */
@@ -153,6 +160,8 @@ export interface BootTestResult {
   boots?: BootRecord[];
   /** QEMU exited on its own with status 0 (the guest powered off) while the boot was watched. */
   poweredOff?: boolean;
+  /** With `tamper`: what each operation changed in the booted copy. */
+  tampered?: TamperChange[];
 }
 
 /** One start of the machine within a boot test. */
@@ -460,6 +469,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
   if (opts.diskErrors !== undefined) mustExist(opts.diskErrors, 'disk error rules');
   if ((opts.untilExit || opts.expectPowerOff) && opts.settleSeconds !== undefined) throw new BootTestError('ERR_USAGE', 'a boot either waits for QEMU to exit (untilExit, expectPowerOff) or settles with the system up (settleSeconds), not both');
   if (opts.reboots !== undefined && !(Number.isInteger(opts.reboots) && opts.reboots >= 0 && opts.reboots <= MAX_REBOOTS)) throw new BootTestError('ERR_USAGE', `reboots: expected a whole number from 0 to ${MAX_REBOOTS}, found ${opts.reboots}`, { reboots: opts.reboots });
+  if (opts.tamper?.length && (opts.inPlace || opts.image === undefined)) throw new BootTestError('ERR_USAGE', opts.inPlace ? 'a tampered boot changes a copy of the image, not the image itself: not with inPlace' : 'tampering needs an image');
   if (opts.noReboot && (opts.reboots || opts.expectPowerOff)) throw new BootTestError('ERR_USAGE', `noReboot ends QEMU on the guest's reboot, so ${opts.reboots ? 'no reboot can be watched (reboots)' : 'a reboot would look like the power-off expectPowerOff waits for'}`);
   if (direct) {
     mustExist(direct.kernel, 'kernel');
@@ -495,13 +505,15 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
   let session: QemuSession | undefined;
   const markers: MarkerResult[] = [];
   const watched: WatchState = { markers, boots: [] };
+  let tampered: { tampered?: TamperChange[] } = {};
   let slot: 'a' | 'b' | undefined;
   let command = { binary: q.binary, args: [] as string[] };
   try {
     let disk = opts.image;
     if (disk !== undefined && !opts.inPlace) {
       const copy = join(work, basename(disk));
-      await run('cp', ['--sparse=always', disk, copy]);
+      if (opts.tamper?.length) tampered = { tampered: (await tamperImage(disk, copy, opts.tamper)).changes };
+      else await run('cp', ['--sparse=always', disk, copy]);
       disk = copy;
     }
     if (disk !== undefined && newSize !== undefined) truncateSync(disk, newSize);
@@ -543,7 +555,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
       await watchBoots(session, { expect: expectList, failOn: waitOpts.failOn ?? DEFAULT_FAILURES, reboots: opts.reboots ?? 0, banner, deadline, untilPowerOff: opts.expectPowerOff === true || opts.untilExit === true }, watched);
       slot = watched.slot;
       if (opts.settleSeconds !== undefined && opts.settleSeconds > 0) await settle(session, opts.settleSeconds, waitOpts);
-      return { passed: true, slot, markers, expected: expectList.map((p) => p.source), log, arch, firmware, image: opts.image, command, seconds: session.elapsed(), boots: watched.boots, ...(watched.poweredOff ? { poweredOff: true } : {}) };
+      return { passed: true, slot, markers, expected: expectList.map((p) => p.source), log, arch, firmware, image: opts.image, command, seconds: session.elapsed(), boots: watched.boots, ...(watched.poweredOff ? { poweredOff: true } : {}), ...tampered };
     }
     for (const pattern of expectList) {
       const m = await session.waitFor(pattern, deadline - performance.now(), waitOpts);
@@ -553,7 +565,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
     }
     if (opts.untilExit) await session.waitForExit(deadline - performance.now(), waitOpts);
     if (opts.settleSeconds !== undefined && opts.settleSeconds > 0) await settle(session, opts.settleSeconds, waitOpts);
-    return { passed: true, slot, markers, expected: expectList.map((p) => p.source), log, arch, firmware, image: opts.image, command, seconds: session.elapsed() };
+    return { passed: true, slot, markers, expected: expectList.map((p) => p.source), log, arch, firmware, image: opts.image, command, seconds: session.elapsed(), ...tampered };
   } catch (e) {
     if (!(e instanceof BootTestError) || !session) throw e;
     // a failure line sets the cursor just past itself
@@ -562,7 +574,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
     const missing = expectList[markers.length];
     const reason = missing && err.code !== 'ERR_BOOT_TIMEOUT' && err.code !== 'ERR_POWERED_OFF' ? `${err.message}; still waiting for ${missing}` : err.message;
     const boots = watch ? { boots: watched.boots, ...(watched.poweredOff ? { poweredOff: true } : {}) } : {};
-    return { passed: false, slot: watch ? watched.slot : slot, markers, expected: expectList.map((p) => p.source), log, reason, code: err.code, tail, error: err, arch, firmware, image: opts.image, command, seconds: session.elapsed(), ...boots };
+    return { passed: false, slot: watch ? watched.slot : slot, markers, expected: expectList.map((p) => p.source), log, reason, code: err.code, tail, error: err, arch, firmware, image: opts.image, command, seconds: session.elapsed(), ...boots, ...tampered };
   } finally {
     await session?.kill();
     rmSync(work, { recursive: true, force: true });

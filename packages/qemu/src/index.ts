@@ -15,4 +15,4 @@ export { checkScenarioOptions, checkScenarioUsage, SCENARIO_OPTION_NAMES, type S
 export type { ScenarioResult, ScenarioStep, ScenarioCheck, ScenarioFailure, PowerCutOutcome, StepOutcome } from './scenario-harness.js';
 export { readUpdateManifest, tamperUpdate, tarEntries, type UpdateManifest, type TarEntry } from './update-file.js';
 export * from './firmware/index.js';
-export { tamperImage, checkTamperPath, TamperError, type TamperOp, type FlipByte, type ReplaceFile, type ByteAt, type TamperChange, type ByteChange, type FileReplacement, type TamperResult } from './tamper.js';
+export { tamperImage, checkTamperPath, TamperError, TAMPER_MAX_CONTENT, type TamperOp, type FlipByte, type ReplaceFile, type ByteAt, type TamperChange, type ByteChange, type FileReplacement, type TamperResult } from './tamper.js';

@@ -92,8 +92,9 @@ export interface TamperResult {
 const MAX_PATH = 1024;
 const MAX_COMPONENT = 255;
 const COMPONENT = /^[A-Za-z0-9._+@=,~-]{1,255}$/;
-/** Files read whole to learn their size or bytes (FAT files, a replaced file) stay below this. */
-const MAX_READ = 256 * 2 ** 20;
+/** Files read whole to learn their size or bytes (FAT files, a replaced file, new content) stay below this. */
+export const TAMPER_MAX_CONTENT = 256 * 2 ** 20;
+const MAX_READ = TAMPER_MAX_CONTENT;
 
 const cp = (args: readonly string[]) => promisify(execFile)('cp', [...args], { env: toolEnv() });
 

@@ -2,7 +2,8 @@
  * `edgeimage boot-test`: usage errors (exit 2) and the refusals before QEMU starts (exit 1,
  * `[ERR_CODE]`), in-process through `main`, on images composed from the image test world.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestImages, type TestImages } from '@edgeimage/testkit/boot-images';
@@ -214,5 +215,62 @@ describe('--reboots and --expect-poweroff', () => {
       const again = await run(['boot-test', images.arm64Mbr, '--reboots', '0', '--timeout', '20']);
       expect(again.err).toMatch(/the machine started a 2nd time at [\d.]+ s \("U-Boot 2023\.01.*"\) where 0 reboots were allowed; still waiting for .* \[ERR_TOO_MANY_REBOOTS\]$/m);
     });
+  });
+});
+
+describe('--tamper and --tamper-replace: a tampered copy is booted', () => {
+  let fake: string;
+  let path: string | undefined;
+  const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
+  beforeAll(() => {
+    fake = mkdtempSync(join(tmpdir(), 'edgeimage-fake-qemu-'));
+    writeFileSync(join(fake, 'qemu-system-aarch64'), "#!/bin/sh\nprintf '%s\\n' 'U-Boot 2023.01+dfsg-2+deb12u3 (Jun 22 2026 - 08:38:07 +0000)' 'edgeimage-health: healthy on slot a'\nexec sleep 30\n", { mode: 0o755 });
+    path = process.env['PATH'];
+    process.env['PATH'] = `${fake}:${path}`;
+  });
+  afterAll(() => {
+    process.env['PATH'] = path;
+    rmSync(fake, { recursive: true, force: true });
+  });
+
+  test('usage errors exit 2: not PARTITION:/FILE, with --in-place, a local file that is not there', async () => {
+    for (const [args, message] of [
+      [['--tamper', 'system-a'], '--tamper "system-a": expected PARTITION:/FILE[@first|middle|last|OFFSET], e.g. system-a:/bundles/base_1.snap@middle'],
+      [['--tamper', ':/model.assert'], '--tamper ":/model.assert": expected PARTITION:/FILE[@first|middle|last|OFFSET], e.g. system-a:/bundles/base_1.snap@middle'],
+      [['--tamper', 'system-a:/model.assert', '--in-place'], '--tamper and --tamper-replace change a copy of the image: not with --in-place'],
+      [['--tamper-replace', 'system-a:/model.assert'], '--tamper-replace "system-a:/model.assert": expected PARTITION:/FILE=LOCAL-FILE, e.g. system-a:/boot/uki.efi=other-key.uki.efi'],
+      [['--tamper-replace', `system-a:/model.assert=${join(fake, 'missing')}`], `--tamper-replace: ${join(fake, 'missing')} does not exist`],
+    ] as [string[], string][]) {
+      const r = await run(['boot-test', images.arm64Mbr, ...args]);
+      expect([args, r.status, r.err.split('\n')[0], r.out]).toEqual([args, 2, `edgeimage: ${message}`, '']);
+    }
+  });
+
+  test('a partition or file not in the image: exit 1 naming it, before QEMU starts, the image unchanged', async () => {
+    const before = sha(images.arm64Mbr);
+    const p = await run(['boot-test', images.arm64Mbr, '--tamper', 'system-c:/model.assert']);
+    expect(p.status).toBe(1);
+    expect(p.err).toMatch(/edge-arm-uboot\.img has no partition system-c \(filesystem labels: .*system-a.*\) \[ERR_TAMPER_PARTITION\]$/m);
+    const f = await run(['boot-test', images.arm64Mbr, '--tamper', 'system-a:/bundles/nope_1.snap']);
+    expect(f.err).toMatch(/\/bundles\/nope_1\.snap is not in partition system-a \(ext4\) \[ERR_TAMPER_FILE\]$/m);
+    const d = await run(['boot-test', images.arm64Mbr, '--tamper', 'system-a:/../model.assert']);
+    expect(d.err).toMatch(/"\.\." is not allowed.* \[ERR_TAMPER_PATH\]$/m);
+    expect(sha(images.arm64Mbr)).toBe(before);
+  });
+
+  test('what changed is printed and in --json "tampered"; the image itself is unchanged', async () => {
+    const before = sha(images.arm64Mbr);
+    const local = join(fake, 'other.assert');
+    writeFileSync(local, 'not the model\n');
+    const r = await run(['boot-test', images.arm64Mbr, '--tamper', 'system-a:/model.assert@first', '--tamper-replace', `system-a:/manifest.json=${local}`, '--timeout', '20']);
+    expect(r.err).toBe('');
+    expect(r.out.split('\n')[0]).toMatch(/^tampered: system-a:\/model\.assert byte 0 \(image offset \d+\) 0x([0-9a-f]{2}) -> 0x[0-9a-f]{2}$/);
+    expect(r.out.split('\n')[1]).toMatch(/^tampered: system-a:\/manifest\.json replaced rewritten \(\d+ bytes sha256 [0-9a-f]{16}… -> 14 bytes sha256 [0-9a-f]{16}…\)$/);
+    const j = await run(['boot-test', images.arm64Mbr, '--tamper', 'system-a:/model.assert@3', '--timeout', '20', '--json']);
+    const report = JSON.parse(j.out) as { passed: boolean; tampered: { fileOffset: number; old: number; new: number }[] };
+    expect(report.passed).toBe(true);
+    expect(report.tampered).toEqual([expect.objectContaining({ op: 'flip-byte', partition: 'system-a', filesystem: 'ext4', file: '/model.assert', fileOffset: 3 })]);
+    expect(report.tampered[0]!.new).toBe(report.tampered[0]!.old ^ 0xff);
+    expect(sha(images.arm64Mbr)).toBe(before);
   });
 });

@@ -11,6 +11,9 @@ import {
   MAX_REBOOTS,
   junitReport,
   readSecureBootKeys,
+  TAMPER_MAX_CONTENT,
+  type TamperChange,
+  type TamperOp,
   runScenario,
   scenarioReport,
   SCENARIOS,
@@ -24,6 +27,7 @@ import {
   type ScenarioResult,
   type ScenarioStep,
 } from '@edgeimage/qemu';
+import { readRegularFile } from '@edgeimage/assertions';
 import type { Argv } from 'yargs';
 import { printJson, UsageError } from '../output.js';
 import type { Context } from './common.js';
@@ -52,6 +56,8 @@ interface BootTestArgs {
   secureBootKeys?: string;
   reboots?: number;
   expectPoweroff?: boolean;
+  tamper?: string[];
+  tamperReplace?: string[];
 }
 
 function regex(option: string, s: string, flags = ''): RegExp {
@@ -92,7 +98,7 @@ export function checkScenarioArgs(a: Record<string, unknown>): void {
     for (const k of ['update', 'crash-at', 'expect-refusal', 'keep', 'log-dir']) if (has(k)) throw new UsageError(`--${k} belongs to a scenario: give --scenario ${SCENARIOS.join('|')}`);
     return;
   }
-  for (const k of ['expect', 'junit', 'disk-size', 'reboots', 'expect-poweroff']) if (has(k)) throw new UsageError(`--${k} is not for a scenario (--scenario ${scenario} has its own markers per boot)`);
+  for (const k of ['expect', 'junit', 'disk-size', 'reboots', 'expect-poweroff', 'tamper', 'tamper-replace']) if (has(k)) throw new UsageError(`--${k} is not for a scenario (--scenario ${scenario} has its own markers per boot)`);
   try {
     checkScenarioUsage(
       {
@@ -112,7 +118,35 @@ export function checkScenarioArgs(a: Record<string, unknown>): void {
 }
 
 /** The string options: each needs a value. */
-const VALUED = ['expect', 'disk-size', 'log', 'junit', 'firmware-dir', 'uboot-env', 'update', 'expect-refusal', 'keep', 'log-dir', 'secure-boot-keys'] as const;
+const VALUED = ['expect', 'disk-size', 'log', 'junit', 'firmware-dir', 'uboot-env', 'update', 'expect-refusal', 'keep', 'log-dir', 'secure-boot-keys', 'tamper', 'tamper-replace'] as const;
+
+const TAMPER_FLIP = /^([^:]{1,72}):(\/[^\0]{0,1023}?)(?:@(first|middle|last|\d{1,15}))?$/;
+const TAMPER_REPLACE = /^([^:]{1,72}):(\/[^=\0]{0,1023})=([^\0]{1,4096})$/;
+
+/** --tamper PART:FILE[@first|middle|last|N] and --tamper-replace PART:FILE=LOCAL as tamper operations (the paths are checked by tamperImage). */
+export function parseTamperArgs(flips: readonly string[] = [], replaces: readonly string[] = []): TamperOp[] {
+  const ops: TamperOp[] = [];
+  for (const t of flips) {
+    const m = TAMPER_FLIP.exec(t);
+    if (!m) throw new UsageError(`--tamper ${JSON.stringify(t.slice(0, 200))}: expected PARTITION:/FILE[@first|middle|last|OFFSET], e.g. system-a:/bundles/base_1.snap@middle`);
+    const at = m[3] === undefined ? undefined : /^\d/.test(m[3]) ? Number(m[3]) : (m[3] as 'first' | 'middle' | 'last');
+    ops.push({ op: 'flip-byte', partition: m[1]!, file: m[2]!, ...(at !== undefined ? { at } : {}) });
+  }
+  for (const t of replaces) {
+    const m = TAMPER_REPLACE.exec(t);
+    if (!m) throw new UsageError(`--tamper-replace ${JSON.stringify(t.slice(0, 200))}: expected PARTITION:/FILE=LOCAL-FILE, e.g. system-a:/boot/uki.efi=other-key.uki.efi`);
+    const local = m[3]!;
+    const content = readRegularFile(local, TAMPER_MAX_CONTENT, (p) => new UsageError(`--tamper-replace: ${local} ${p.kind === 'missing' ? 'does not exist' : p.kind === 'too-large' ? `is ${p.size} bytes, more than ${TAMPER_MAX_CONTENT}` : p.kind === 'not-regular' ? 'is not a regular file' : p.kind === 'link' ? 'is a symbolic link' : `cannot be opened (${p.code})`}`));
+    ops.push({ op: 'replace-file', partition: m[1]!, file: m[2]!, content });
+  }
+  return ops;
+}
+
+/** What a tamper operation changed, one line. */
+function tamperLine(c: TamperChange): string {
+  if (c.op === 'flip-byte') return `tampered: ${c.partition}:${c.file} byte ${c.fileOffset} (image offset ${c.offset}) 0x${c.old.toString(16).padStart(2, '0')} -> 0x${c.new.toString(16).padStart(2, '0')}`;
+  return `tampered: ${c.partition}:${c.file} replaced ${c.how} (${c.oldSize} bytes sha256 ${c.oldSha256.slice(0, 16)}… -> ${c.newSize} bytes sha256 ${c.newSha256.slice(0, 16)}…)`;
+}
 
 /** --secure-boot and its key folder: usage errors before anything runs. */
 export function checkSecureBootArgs(a: Record<string, unknown>): void {
@@ -166,6 +200,8 @@ export function bootTestCommand(ctx: Context) {
         .option('secure-boot', { type: 'boolean', describe: "UEFI Secure Boot: the firmware build that enforces signatures and a copy of its variable store with the brand's PK, KEK and db enrolled (setup mode off). Images are not signed yet: today the firmware refuses the image's GRUB (Access Denied) and the boot fails with ERR_SECURE_BOOT_REFUSED" })
         .option('reboots', { type: 'number', describe: `the machine may restart up to N times while the markers are awaited (0-${MAX_REBOOTS}), so a fallback to the other slot is one boot test. A restart is the firmware's first line showing again: OVMF's "BdsDxe: loading Boot0001 …" after lines of others, AAVMF's "UEFI firmware (version …)", U-Boot's "U-Boot 2023.01… (date)" — a reboot, a watchdog reset, a panic with panic=N alike. The FAILED lines (initramfs, GRUB, U-Boot, panic) of the boots before the last allowed restart are printed per boot and in --json "boots", not fatal; one more restart fails the boot [ERR_TOO_MANY_REBOOTS], and so does a FAILED line once the N restarts are used up. Without it, restarts are not watched` })
         .option('expect-poweroff', { type: 'boolean', describe: 'the device must power off: passes when QEMU exits on its own (status 0) after the --expect markers (default: none), e.g. a device with both slots tampered that must never come up; a system that comes up and stays up fails on --timeout. Without it, a power-off before the markers fails the boot [ERR_POWERED_OFF] once --reboots is given, else [ERR_QEMU_EXITED]' })
+        .option('tamper', { type: 'string', array: true, describe: 'boot a tampered copy: flip every bit of one byte of a file in a partition of the copy, PARTITION:/FILE[@first|middle|last|OFFSET] (default middle; repeatable), e.g. system-a:/bundles/base_1.snap or system-boot:/EFI/BOOT/BOOTX64.EFI@first; ext4 and vfat partitions. What changed (offsets, old and new byte) is printed and in --json "tampered"; the image itself is never changed' })
+        .option('tamper-replace', { type: 'string', array: true, describe: 'boot a tampered copy: a file of an ext4 partition gets the bytes of a local file (mode and owner kept; the slot checked with e2fsck), PARTITION:/FILE=LOCAL, e.g. system-a:/boot/uki.efi=resigned.efi (repeatable)' })
         .option('secure-boot-keys', { type: 'string', describe: 'with --secure-boot: the folder of the PK, KEK and db certificates (NAME.cer DER or NAME.crt PEM, and db.esl for the owner GUID), as "edgeimage boot-keys export DIR" writes them' })
         .check((a) => {
           // yargs gives a string option written without its value as '': a usage error, not an empty path or pattern
@@ -175,6 +211,7 @@ export function bootTestCommand(ctx: Context) {
           }
           if (a['timeout'] !== undefined && !(Number(a['timeout']) > 0)) throw new UsageError(`--timeout: expected a positive number of seconds, found ${String(a['timeout'])}`);
           if (a['reboots'] !== undefined && !(Number.isInteger(a['reboots']) && Number(a['reboots']) >= 0 && Number(a['reboots']) <= MAX_REBOOTS)) throw new UsageError(`--reboots: expected a whole number of restarts from 0 to ${MAX_REBOOTS}, found ${String(a['reboots'])}`);
+          if ((a['tamper'] !== undefined || a['tamper-replace'] !== undefined) && a['in-place']) throw new UsageError('--tamper and --tamper-replace change a copy of the image: not with --in-place');
           checkScenarioArgs(a);
           checkSecureBootArgs(a);
           return true;
@@ -186,6 +223,7 @@ export function bootTestCommand(ctx: Context) {
         .example('$0 boot-test images/pc-amd64.img --secure-boot --secure-boot-keys factory/acme', "Secure Boot with the brand's keys enrolled (today: the firmware refuses the unsigned GRUB)")
         .example("$0 boot-test tampered.img --reboots 3 --expect 'healthy on slot b' --timeout 600", 'slot a was tampered: its failed boots are reported, the device must end healthy on slot b')
         .example('$0 boot-test both-tampered.img --reboots 8 --expect-poweroff --timeout 900', 'both slots tampered: the device must never come up, and power off')
+        .example("$0 boot-test verified.img --tamper system-a:/bundles/base_1.snap --reboots 3 --expect 'healthy on slot b' --timeout 600", 'a byte of the base bundle of slot a flipped in the copy: the device must fall back to slot b')
         .example('$0 boot-test images/pc-amd64.img --scenario power-cut --update rev2.update --crash-at after-env --json', 'a power cut right after the boot environment changed')
         .epilog(
           [
@@ -204,6 +242,7 @@ export function bootTestCommand(ctx: Context) {
     handler: async (a: BootTestArgs) => {
       if (a.scenario !== undefined) return scenarioHandler(ctx, a);
       const expect = parseExpect(a.expect, a.expectPoweroff === true);
+      const tamper = parseTamperArgs(a.tamper, a.tamperReplace);
       const secureBoot = a.secureBoot ? { keys: readSecureBootKeys(a.secureBootKeys!) } : undefined;
       const abort = new AbortController();
       const onSignal = () => abort.abort();
@@ -225,6 +264,7 @@ export function bootTestCommand(ctx: Context) {
           secureBoot,
           reboots: a.reboots,
           expectPowerOff: a.expectPoweroff,
+          tamper: tamper.length ? tamper : undefined,
           signal: abort.signal,
         });
         if (a.junit) writeFileSync(a.junit, junitReport(r));
@@ -234,8 +274,9 @@ export function bootTestCommand(ctx: Context) {
           return;
         }
         if (!r.passed) ctx.exitCode = 1;
-        if (a.json) return printJson(ctx.io, { ...jsonReport(r), ...(r.boots ? { boots: r.boots.map(bootJson), poweredOff: r.poweredOff === true } : {}) });
+        if (a.json) return printJson(ctx.io, { ...jsonReport(r), ...(r.boots ? { boots: r.boots.map(bootJson), poweredOff: r.poweredOff === true } : {}), ...(r.tampered ? { tampered: r.tampered } : {}) });
         const what = `${r.arch} ${r.firmware}${secureBoot ? ', Secure Boot' : ''}${a.inPlace ? ', in place' : ''}`;
+        for (const c of r.tampered ?? []) ctx.io.out(tamperLine(c));
         for (const b of r.boots ?? []) ctx.io.out(bootLine(b));
         for (const m of r.markers) ctx.io.out(`[${m.seconds.toFixed(3).padStart(8)}] /${m.pattern}/  ${m.line}`);
         if (r.passed && r.poweredOff) ctx.io.out(`[${r.seconds.toFixed(3).padStart(8)}] the guest powered off`);
