@@ -419,7 +419,10 @@ export async function watchBoots(session: QemuSession, spec: WatchSpec, state: W
       const boot = state.boots[state.boots.length - 1]!;
       // (a firmware that found nothing to start waits for a key forever: no restart comes)
       if (state.boots.length - 1 >= reboots || failure.f.code === NO_BOOTABLE_DEVICE.code) {
-        throw new BootTestError(failure.f.code, `${reason} (at ${line.seconds.toFixed(3)} s)${reboots > 0 ? ` on boot ${boot.index + 1}${state.boots.length - 1 >= reboots ? `, after ${reboots} reboot${reboots === 1 ? '' : 's'}` : ''}` : ''}${describeBoots(state.boots)}`, { line: text, seconds: line.seconds, detail: failure.m[1], boots: state.boots, tail: session.tail() });
+        const message = `${reason} (at ${line.seconds.toFixed(3)} s)${reboots > 0 ? ` on boot ${boot.index + 1}${state.boots.length - 1 >= reboots ? `, after ${reboots} reboot${reboots === 1 ? '' : 's'}` : ''}` : ''}${describeBoots(state.boots)}`;
+        // the boot that ended the test is reported with its line too
+        if (boot.failed === undefined) Object.assign(boot, { failed: reason, code: failure.f.code, line: text });
+        throw new BootTestError(failure.f.code, message, { line: text, seconds: line.seconds, detail: failure.m[1], boots: state.boots, tail: session.tail() });
       }
       if (boot.failed === undefined) Object.assign(boot, { failed: reason, code: failure.f.code, line: text });
       continue;

@@ -204,6 +204,7 @@ describe('--reboots and --expect-poweroff', () => {
       const more = await run(['boot-test', images.arm64Mbr, '--reboots', '1', '--timeout', '20']);
       expect(more.status).toBe(1);
       expect(more.err).toMatch(/failed \(arm64 uboot\): U-Boot: slot b does not verify \(at [\d.]+ s\) on boot 2, after 1 reboot; earlier boots: boot 1 failed: U-Boot: slot a does not verify; still waiting for .* \[ERR_BOOTLOADER\]$/m);
+      expect(more.out).toMatch(/^boot 1 at 0\.000 s: FAILED — U-Boot: slot a does not verify \[ERR_BOOTLOADER\]\nboot 2 at [\d.]+ s: FAILED — U-Boot: slot b does not verify \[ERR_BOOTLOADER\]$/m);
       const three = await run(['boot-test', images.arm64Mbr, '--reboots', '3', '--timeout', '20', '--expect-poweroff']);
       expect(three.status).toBe(0);
       expect(three.out).toMatch(/^boot 3 at [\d.]+ s: FAILED — U-Boot: no bootable slot \[ERR_BOOTLOADER\]$/m);
