@@ -1,11 +1,13 @@
-import { type Assertion, signedWithTestKeys } from '@edgeimage/assertions';
+import { BootKeys, type Assertion, signedWithTestKeys } from '@edgeimage/assertions';
 import { BundleCache, Store, resolveModel, type Resolution } from '@edgeimage/store';
 import { composeImage, planImage, type DigestMode, type ImagePlan, type OutputFormat } from '@edgeimage/composer';
-import { resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { printJson, UsageError } from '../output.js';
 import { repoRoot } from '../paths.js';
 import { resolveProgress } from '../progress.js';
+import { existsSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { bootSignersOf } from './boot-signers.js';
 import { cleanOnInterrupt, parseTime, readAssertions, type Context } from './common.js';
 import { resolveOptions, trustedFrom, type TrustArgs } from './resolve.js';
 
@@ -36,10 +38,12 @@ export function buildCommand(ctx: Context) {
         .option('snap', { type: 'string', describe: 'use a local bundle instead of the store (repeatable; grade dangerous models only)' })
         .option('digests', { choices: ['mapped', 'full', 'none'] as const, default: 'mapped' as const, describe: "the digests of the image and its partitions: mapped (sha256-nonzero-4k-blocks: only the 4 KiB blocks holding data, as bmaptool reads an image; the manifest says so), full (sha256 of every byte, as sha256sum computes; hashing the holes of a mostly empty image costs as much as building it) or none. Compressed outputs always get the sha256 of their file" })
         .option('empty-b', { type: 'boolean', default: false, describe: 'leave slot b empty instead of a copy of slot a' })
+        .option('boot-keys', { type: 'string', describe: 'a verified image: the keyring whose boot keys ("edgeimage boot-keys create") sign the bootloader and each slot\'s boot payload (UEFI: GRUB and unified kernel images with db; U-Boot: FIT images with the FIT key). The certificates a factory enrols are written next to the image (IMAGE.boot-keys/); U-Boot boards also get IMAGE.uboot-env.img and IMAGE.uboot.dtb. An encrypted key\'s passphrase comes from $EDGEIMAGE_KEY_PASSPHRASE' })
         .option('json', { type: 'boolean', describe: 'print the image manifest as JSON (with --dry-run: the plan)' })
         .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan (every partition: offset, size, type, GUID, filesystem, label; what goes into each; the outputs) and write nothing' })
         .example('$0 build images/models/pc-amd64.assert --store images/store --no-default-trust --trusted signing-keys.example/root.account-key --trusted signing-keys.example/example-root.account --trusted signing-keys.example/store.account-key --trusted signing-keys.example/example-store.account', 'images/pc-amd64.img')
         .example('$0 build dev.model --store ./store --snap ./hello_1.1_all.snap --format raw,bmap --compress zstd', 'a dangerous model with a local bundle')
+        .example('$0 build images/models/pc-amd64.assert --store images/store --boot-keys signing-keys', 'a verified image: Secure Boot checks GRUB and the slot\'s kernel, dm-verity every bundle')
         .example('$0 build dev.model --store ./store --dry-run [--json]', 'what would be built, as systemd-repart --dry-run; nothing is written')
         .epilog('The image is written under a temporary name and renamed at the end: a failed or interrupted build leaves nothing behind. Same inputs, same bytes. --dry-run resolves the model (downloading bundles missing from the cache into it, as `resolve` does) and plans the image in a temporary folder: no output, no validation-set sequence record.'),
     handler: (a: BuildArgs) => cleanOnInterrupt(() => build(ctx, a)),
@@ -66,7 +70,7 @@ export function testKeysWarning(resolution: Resolution, trusted: Assertion[]): s
   ].join('\n');
 }
 
-type BuildArgs = TrustArgs & { model: string; store: string; cache?: string; allowUnpinned: boolean; at?: string; concurrency: number; output?: string; imageSize?: string; format: string; compress?: 'zstd' | 'xz'; snap?: string | string[]; emptyB: boolean; json?: boolean; dryRun: boolean; digests: DigestMode };
+type BuildArgs = TrustArgs & { bootKeys?: string; model: string; store: string; cache?: string; allowUnpinned: boolean; at?: string; concurrency: number; output?: string; imageSize?: string; format: string; compress?: 'zstd' | 'xz'; snap?: string | string[]; emptyB: boolean; json?: boolean; dryRun: boolean; digests: DigestMode };
 
 async function build(ctx: Context, a: BuildArgs): Promise<void> {
   const formats = parseFormats(a.format);
@@ -87,6 +91,7 @@ async function build(ctx: Context, a: BuildArgs): Promise<void> {
     progress.stop();
     const warning = testKeysWarning(resolution, trusted);
     if (warning) ctx.io.err(warning);
+    const bootSigners = a.bootKeys === undefined ? undefined : bootSignersOf(a.bootKeys, resolution.model.brandId);
     const outputDir = resolve(a.output ?? `${repoRoot() ?? process.cwd()}/images`);
     if (a.dryRun) {
       // Nothing is recorded either: no image, so no validation-set sequence is in use yet.
@@ -104,6 +109,7 @@ async function build(ctx: Context, a: BuildArgs): Promise<void> {
       compress: a.compress,
       emptyB: a.emptyB,
       digests: a.digests,
+      bootSigners,
       onEvent: (e) => {
         if (e.kind === 'stage') ctx.io.err(e.what);
         else if (e.kind === 'structure') ctx.io.err(`built ${e.name}`);
@@ -111,14 +117,27 @@ async function build(ctx: Context, a: BuildArgs): Promise<void> {
     });
     // Only now that the image is in place: a build refused by the composer records nothing.
     await resolution.recordSequences();
+    const factoryKeys = a.bootKeys === undefined ? undefined : exportBootCertificates(a.bootKeys, r.images[0]!.path);
     if (a.json) return printJson(ctx.io, r.manifest);
     for (const img of r.images) ctx.io.out(`${img.path}  ${img.size} bytes${img.sha256 ? `  ${img.digest ?? 'sha256'} ${img.sha256}` : ''}`);
     for (const p of r.manifest.partitions) ctx.io.out(`  ${String(p.index ?? '-').padStart(2)} ${(p.name ?? '').padEnd(14)} ${(p.role ?? '').padEnd(12)} ${String(p.offset).padStart(11)} ${String(p.size).padStart(11)} ${p.filesystem}`);
     for (const o of r.manifest.outputs.filter((x) => x.format !== 'raw')) ctx.io.out(`  ${o.format}: ${o.path}`);
+    if (factoryKeys) ctx.io.out(`  boot certificates (what a factory enrols): ${factoryKeys}`);
     ctx.io.out(`manifest: ${r.manifestPath}`);
   } finally {
     progress.stop();
   }
+}
+
+/** The certificates a factory enrols, next to the image (`IMAGE.boot-keys/`), replacing an older export. */
+function exportBootCertificates(keyring: string, image: string): string {
+  const dest = join(dirname(image), `${basename(image).replace(/\.img$/, '')}.boot-keys`);
+  const tmp = `${dest}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  new BootKeys(resolve(keyring)).export(tmp);
+  if (existsSync(dest)) rmSync(dest, { recursive: true, force: true });
+  renameSync(tmp, dest);
+  return dest;
 }
 
 /**

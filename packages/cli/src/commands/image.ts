@@ -28,7 +28,8 @@ export function inspectCommand(ctx: Context) {
         }
         out(`slot ${s.slot}: model ${s.model!['brand-id']}/${s.model!.model} revision ${s.model!.revision}${s['test-keys'] ? '  [test keys: signed through the example root, whose private key is public; not for devices]' : ''}`);
         for (const b of s.bundles ?? []) out(`  ${b.name.padEnd(22)} ${b.type.padEnd(7)} revision ${b.revision}  ${b['sha3-384']}`);
-        out(`  kernel: ${(s.kernel ?? []).join(', ')}; trust store: ${(s['trust-store'] ?? []).length} key(s)`);
+        const boot = s['verified-boot'] ? `verified boot (${s['verified-boot'].kind === 'uefi' ? 'UEFI' : 'U-Boot FIT'}): ${s['verified-boot'].files.join(', ')}` : `kernel: ${(s.kernel ?? []).join(', ')}`;
+        out(`  ${boot}; trust store: ${(s['trust-store'] ?? []).length} key(s)`);
       }
       if (r.bootEnvironment) {
         out(`boot environment (from ${r.bootEnvironment.from}${r.bootEnvironment.reason ? `: ${r.bootEnvironment.reason}` : ''}):`);

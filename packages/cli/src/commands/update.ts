@@ -5,6 +5,7 @@ import { createUpdate, readUpdate, sniffUpdateFrom, verifierFromPem, verifiersFr
 import type { Argv } from 'yargs';
 import { printJson } from '../output.js';
 import { resolveProgress } from '../progress.js';
+import { bootSignersOf } from './boot-signers.js';
 import { cleanOnInterrupt, keyringOption, openKeyring, parseTime, passphrase, readAssertions, type Context } from './common.js';
 import { resolveOptions, trustedFrom, type TrustArgs } from './resolve.js';
 
@@ -18,7 +19,7 @@ const FORMAT = [
 
 const mib = (n: number) => `${(n / (1 << 20)).toFixed(1)} MiB`;
 
-type CreateArgs = TrustArgs & { model: string; store: string; cache?: string; allowUnpinned: boolean; at?: string; concurrency: number; key: string; keyring?: string; from?: string; output: string; json?: boolean };
+type CreateArgs = TrustArgs & { bootKeys?: string; model: string; store: string; cache?: string; allowUnpinned: boolean; at?: string; concurrency: number; key: string; keyring?: string; from?: string; output: string; json?: boolean };
 
 export function updateCommand(ctx: Context) {
   return {
@@ -36,6 +37,7 @@ export function updateCommand(ctx: Context) {
               .option('from', { type: 'string', describe: 'the system being replaced: its model assertion, or an image built by edgeimage (its active slot); only files it lacks go in' })
               .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'the update file (written under a temporary name, then renamed)' })
               .option('json', { type: 'boolean', describe: 'print the summary as JSON' })
+              .option('boot-keys', { type: 'string', describe: 'for devices built with build --boot-keys: the keyring whose boot keys sign the new slot\'s boot payload (a unified kernel image or a FIT image), as build does' })
               .example('$0 update create pc-amd64-r4.model --store ./store --key brand -o pc-amd64-r4.update', 'a full update')
               .example('$0 update create pc-amd64-r4.model --store ./store --key brand --from images/pc-amd64.img -o r4.update', 'only the bundles that changed since the image')
               .example('$0 update create r4.model --store ./store --key brand --from r3.model -o r4.update --json', 'a delta against the previous model, summary as JSON')
@@ -74,10 +76,11 @@ async function create(ctx: Context, a: CreateArgs): Promise<void> {
     const resolveFile = (file: string): Promise<Resolution> =>
       resolveModel(readAssertions(file), { store, trusted, at: parseTime(a.at, '--at'), cache: new BundleCache(a.cache), allowUnpinned: a.allowUnpinned, concurrency: a.concurrency, onEvent: progress.onEvent });
     const resolution = await resolveFile(a.model);
+    const bootSigners = a.bootKeys === undefined ? undefined : bootSignersOf(a.bootKeys, resolution.model.brandId);
     let from: UpdateFrom | undefined;
     if (a.from) from = sniffUpdateFrom(a.from) === 'image' ? { image: resolve(a.from) } : { resolution: await resolveFile(a.from), trusted, source: a.from };
     progress.stop();
-    const r = await createUpdate({ resolution, trusted, key, keyName: a.key, from, output: resolve(a.output), onEvent: (e) => ctx.io.err(e.what) });
+    const r = await createUpdate({ resolution, trusted, key, keyName: a.key, from, bootSigners, output: resolve(a.output), onEvent: (e) => ctx.io.err(e.what) });
     // Only now that the update file is in place: a refused update records no sequence.
     await resolution.recordSequences();
     if (from && 'resolution' in from) await from.resolution.recordSequences();

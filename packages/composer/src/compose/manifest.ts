@@ -31,6 +31,8 @@ export interface ImageManifest {
   digest?: typeof MAPPED_DIGEST;
   /** Present when the model verifies only through the example root, whose private key is public. */
   'test-keys'?: true;
+  /** A verified image (build --boot-keys): its chain, the slots' payload files and the signing certificate. */
+  'verified-boot'?: ImagePlan['verified-boot'];
 }
 
 /**
@@ -67,6 +69,7 @@ export function manifestOf(plan: ImagePlan, v: VolumePlan, digests: { structures
     }),
     ...(mapped ? { digest: MAPPED_DIGEST } : {}),
     ...(plan['test-keys'] ? { 'test-keys': true as const } : {}),
+    ...(v.ab && plan['verified-boot'] ? { 'verified-boot': plan['verified-boot'] } : {}),
   };
 }
 

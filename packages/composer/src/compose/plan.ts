@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, copyFileSync, cpSync, lstatSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, writeFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, copyFileSync, cpSync, lstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { type Assertion, signedWithTestKeys } from '@edgeimage/assertions';
@@ -12,8 +13,12 @@ import type { BundleVerityEntry } from '../verity/index.js';
 import { ImageIdentity } from './identity.js';
 import { stageSystem } from './slot.js';
 import { applyGradeVariants } from './grade-variant.js';
+import type { BootSigners, VerifiedBootKind } from '../verified/payload.js';
+import { stageVerifiedSystemBoot, type FactoryFiles } from '../verified/system-boot.js';
 
 export type OutputFormat = 'raw' | 'bmap' | 'qcow2';
+/** Files a factory programs besides the disk (U-Boot boards of a verified image). */
+export type FactoryFormat = 'uboot-env' | 'uboot-dtb';
 
 /** What a plan is made from: the resolved model and the build's options. */
 export interface PlanOptions {
@@ -27,6 +32,11 @@ export interface PlanOptions {
   compress?: 'zstd' | 'xz';
   /** Leave slot b empty instead of a copy of slot a. */
   emptyB?: boolean;
+  /**
+   * A verified image: the brand's boot signers sign the bootloader (UEFI) and each slot's boot
+   * payload, from the gadget's verified-boot/ inputs. Without them the image boots unverified.
+   */
+  bootSigners?: BootSigners;
   onEvent?: (e: { kind: 'stage'; what: string }) => void;
 }
 
@@ -72,7 +82,7 @@ export interface PlannedStructure {
 }
 
 export interface PlannedOutput {
-  format: OutputFormat | 'zstd' | 'xz' | 'manifest';
+  format: OutputFormat | FactoryFormat | 'zstd' | 'xz' | 'manifest';
   /** Where it is renamed to at the end. */
   path: string;
 }
@@ -105,6 +115,8 @@ export interface ImagePlan {
   'boot-environment': Record<string, string>;
   'trust-store': string[];
   'test-keys'?: true;
+  /** A verified image: the chain (UEFI: signed GRUB and unified kernel images; fit: U-Boot FIT images) and the slot's payload files. */
+  'verified-boot'?: { kind: VerifiedBootKind; payload: string[]; signer: { role: 'db' | 'FIT'; name: string; 'certificate-sha256': string } };
   /** The time of every file in the filesystems (the model's timestamp, ISO 8601). */
   'file-timestamp': string;
   outputDir: string;
@@ -117,6 +129,8 @@ export interface PlanWorkspace {
   gadgetDir: string;
   /** The staged tree of each structure with a filesystem ('' for the others), in the order of `VolumePlan.structures`. */
   trees: Map<VolumePlan, string[]>;
+  /** Staged files of the factory outputs, by the output's final path. */
+  factory: Map<string, string>;
 }
 
 const MiB = 1 << 20;
@@ -157,7 +171,7 @@ export async function makePlan(opts: PlanOptions, work: string): Promise<{ plan:
 
   // The slot tree (one complete system), staged while the gadget is read: it does not depend on it.
   const slotDir = join(work, 'slot');
-  const staging = stageSystem({ resolution, trusted: opts.trusted, modelAssertion, dir: slotDir, identity: id });
+  const staging = stageSystem({ resolution, trusted: opts.trusted, modelAssertion, dir: slotDir, identity: id, bootSigners: opts.bootSigners });
   // Handled here, awaited below: a refusal while the gadget is being read is not "unhandled".
   staging.catch(() => undefined);
   let g: Awaited<ReturnType<typeof readGadgetOf>>;
@@ -169,7 +183,8 @@ export async function makePlan(opts: PlanOptions, work: string): Promise<{ plan:
     throw e;
   }
   const { gadgetDir, gadgetRef, gadgetFile, info, abVolume } = g;
-  const { trustStore, verity } = await staging;
+  const { trustStore, verity, payload } = await staging;
+  let factory: FactoryFiles = {};
   const env = initialEnv();
 
   const disks = info.volumeOrder.filter((n) => info.volumes[n]!.schema !== 'emmc');
@@ -207,6 +222,10 @@ export async function makePlan(opts: PlanOptions, work: string): Promise<{ plan:
         if (s.role === 'system-boot') {
           applyGradeVariants(tree, model.grade);
           writeEnvTree(tree, env);
+          if (opts.bootSigners && isAB) {
+            emit({ kind: 'stage', what: 'signing the bootloader with the brand\'s boot keys' });
+            factory = await stageVerifiedSystemBoot({ tree, gadgetDir, gadget: `${gadget.name}_${gadget.revision}.snap`, arch: model.architecture ?? '', grade: model.grade, signers: opts.bootSigners });
+          }
         }
         source = readdirSync(tree).length ? 'gadget-content' : 'empty';
       }
@@ -254,6 +273,8 @@ export async function makePlan(opts: PlanOptions, work: string): Promise<{ plan:
       if (f === 'qcow2') outputs.push({ format: 'qcow2', path: finalPath.replace(/\.img$/, '.qcow2') });
     }
     if (opts.compress) outputs.push({ format: opts.compress, path: `${finalPath}${opts.compress === 'zstd' ? '.zst' : '.xz'}` });
+    if (isAB && factory.ubootEnv) outputs.push({ format: 'uboot-env', path: finalPath.replace(/\.img$/, '.uboot-env.img') });
+    if (isAB && factory.ubootDtb) outputs.push({ format: 'uboot-dtb', path: finalPath.replace(/\.img$/, '.uboot.dtb') });
     outputs.push({ format: 'manifest', path: `${finalPath}.manifest.json` });
     const plan: VolumePlan = { volume: layout.name, schema: layout.schema, size, ab: isAB, ...(diskGuid ? { diskGuid } : {}), ...(diskId !== undefined ? { diskId } : {}), structures, outputs };
     volumes.push(plan);
@@ -276,11 +297,22 @@ export async function makePlan(opts: PlanOptions, work: string): Promise<{ plan:
     'boot-environment': env,
     'trust-store': trustStore,
     ...(signedWithTestKeys(modelAssertion, [...opts.trusted, ...resolution.assertions]) ? { 'test-keys': true as const } : {}),
+    ...(payload ? { 'verified-boot': { kind: payload.kind, payload: payload.files, signer: signerInfo(payload.kind === 'uefi' ? opts.bootSigners!.db! : opts.bootSigners!.fit!) } } : {}),
     'file-timestamp': id.timestamp.toISOString(),
     outputDir: opts.outputDir,
     volumes,
   };
-  return { plan, workspace: { dir: work, gadgetDir, trees } };
+  const factoryFiles = new Map<string, string>();
+  for (const v of volumes) {
+    for (const o of v.outputs) {
+      const bytes = o.format === 'uboot-env' ? factory.ubootEnv : o.format === 'uboot-dtb' ? factory.ubootDtb : undefined;
+      if (!bytes) continue;
+      const staged = join(work, `factory-${o.format}`);
+      writeFileSync(staged, bytes);
+      factoryFiles.set(o.path, staged);
+    }
+  }
+  return { plan, workspace: { dir: work, gadgetDir, trees, factory: factoryFiles } };
 }
 
 /** The gadget, unpacked under `work`: its gadget.yaml read, its A/B roles and architectures checked. */
@@ -306,6 +338,7 @@ async function readGadgetOf(gadget: Resolution['bundles'][number], work: string,
 }
 
 const align = (n: number, to: number) => Math.ceil(n / to) * to;
+const signerInfo = (s: NonNullable<BootSigners['db']>) => ({ role: s.role, name: s.name, 'certificate-sha256': createHash('sha256').update(s.certDer).digest('hex') });
 const structureKey = (s: LaidOutStructure) => s.name ?? `#${s.yamlIndex}`;
 
 /** A gadget file's path inside the gadget, for the plan (the unpacked gadget is temporary). */

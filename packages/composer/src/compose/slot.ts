@@ -5,6 +5,7 @@ import type { Resolution, ResolvedBundle } from '@edgeimage/store';
 import { ComposeError } from '../errors.js';
 import { extractBundle, listBundle } from '../fs/bundle-files.js';
 import { placeBundleVerity, type BundleVerityEntry } from '../verity/index.js';
+import { stageSlotPayload, type BootSigners, type VerifiedBootKind } from '../verified/payload.js';
 import { ImageIdentity } from './identity.js';
 
 const slotBundleFile = (b: { name: string; revision: number }) => `bundles/${b.name}_${b.revision}.snap`;
@@ -19,6 +20,11 @@ export interface StageSystemOptions {
   dir: string;
   /** Default: derived from the model (the same as composeImage's). */
   identity?: ImageIdentity;
+  /**
+   * The brand's boot signers: the slot gets a signed boot payload (a unified kernel image or a FIT
+   * image, from the gadget's verified-boot/ inputs) instead of its kernel and initramfs files.
+   */
+  bootSigners?: BootSigners;
 }
 
 export interface StagedSystem {
@@ -29,6 +35,8 @@ export interface StagedSystem {
   kernel: string[];
   /** Each bundle's dm-verity parameters, in the resolution's order. */
   verity: BundleVerityEntry[];
+  /** A verified slot: its signed boot payload (relative to the slot root). */
+  payload?: { kind: VerifiedBootKind; files: string[] };
 }
 
 /**
@@ -57,11 +65,41 @@ export async function stageSystem(opts: StageSystemOptions): Promise<StagedSyste
     // Each bundle's dm-verity tree next to it (verity/), hashed while the kernel is unpacked.
     mkdirSync(join(opts.dir, 'bundles'), { recursive: true });
     const [, verity] = await Promise.all([extractKernel(kernel, kernelDir), Promise.all(r.bundles.map((b) => placeBundleVerity(b, join(opts.dir, `${slotBundleFile(b)}.verity`), `${slotBundleFile(b)}.verity`)))]);
-    const trustStore = stageSlot(opts.dir, r, opts.trusted, model, kernelDir, id, verity);
-    return { dir: opts.dir, trustStore, kernel: readdirSync(kernelDir).sort().map((f) => `boot/${f}`), verity };
+    const payload = opts.bootSigners ? await verifiedPayload(opts.dir, scratch, kernelDir, r, id, verity, opts.bootSigners) : undefined;
+    const trustStore = stageSlot(opts.dir, r, opts.trusted, model, kernelDir, id, verity, payload);
+    return { dir: opts.dir, trustStore, kernel: payload ? [] : readdirSync(kernelDir).sort().map((f) => `boot/${f}`), verity, ...(payload ? { payload } : {}) };
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+/**
+ * The slot's signed boot payload, from the kernel bundle's files (unpacked in kernelDir) and
+ * the gadget's verified-boot/ inputs (the gadget is unpacked here: an update stages its slot
+ * without the composer's copy of it).
+ */
+async function verifiedPayload(dir: string, scratch: string, kernelDir: string, r: Resolution, id: ImageIdentity, verity: BundleVerityEntry[], signers: BootSigners): Promise<{ kind: VerifiedBootKind; files: string[] }> {
+  const gadget = r.bundles.find((b) => b.type === 'gadget');
+  if (!gadget) throw new ComposeError('ERR_NO_GADGET', `${r.model.brandId}/${r.model.model} has no gadget snap: nothing provides its verified boot chain`);
+  const gadgetDir = join(scratch, 'gadget');
+  await extractBundle({ name: gadget.name, revision: gadget.revision, path: gadget.path, type: 'gadget' }, gadgetDir);
+  const base = r.bundles.find((b) => b.type === 'base');
+  if (!base) throw new ComposeError('ERR_NO_BASE', `${r.model.brandId}/${r.model.model} has no base snap: a verified slot mounts its base through dm-verity`);
+  return stageSlotPayload({
+    slotDir: dir,
+    kernelDir,
+    gadgetDir,
+    gadget: `${gadget.name}_${gadget.revision}.snap`,
+    arch: r.model.architecture ?? '',
+    grade: r.model.grade,
+    brandModel: `${r.model.brandId}/${r.model.model}`,
+    revision: r.model.revision,
+    sourceDateEpoch: id.sourceDateEpoch,
+    base: slotBundleFile(base),
+    apps: r.bundles.filter((b) => b.type === 'app').map(slotBundleFile),
+    verity,
+    signers,
+  });
 }
 
 /**
@@ -94,7 +132,7 @@ export function deviceTrustKeys(r: Resolution, trusted: Assertion[], model: Asse
 }
 
 /** Writes the slot tree; returns the trust store's file names. */
-function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Assertion, kernelDir: string, id: ImageIdentity, verity: BundleVerityEntry[]): string[] {
+function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Assertion, kernelDir: string, id: ImageIdentity, verity: BundleVerityEntry[], payload?: { kind: VerifiedBootKind; files: string[] }): string[] {
   mkdirSync(join(dir, 'bundles'), { recursive: true });
   mkdirSync(join(dir, 'boot'), { recursive: true });
   mkdirSync(join(dir, 'trust'), { recursive: true });
@@ -102,7 +140,9 @@ function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Asse
   const others = [...r.assertions.filter((a) => a !== model)].sort((a, b) => (a.type + a.content.toString()).localeCompare(b.type + b.content.toString()));
   writeFileSync(join(dir, 'assertions.assert'), encodeStream([...trusted, ...others].map((a) => a.encode())));
   for (const b of r.bundles) copyFileSync(b.path, join(dir, 'bundles', `${b.name}_${b.revision}.snap`));
-  for (const f of readdirSync(kernelDir)) copyFileSync(join(kernelDir, f), join(dir, 'boot', f));
+  // A verified slot's payload (written before) replaces the kernel files; slot.env stays for the
+  // host's tools (inspect, scenarios): a verified initramfs never reads it, its own copy is signed.
+  if (!payload) for (const f of readdirSync(kernelDir)) copyFileSync(join(kernelDir, f), join(dir, 'boot', f));
   // What the initramfs sources to find the slot's bundles (names and revisions need no quoting).
   const slotFile = (b: { name: string; revision: number }) => `bundles/${b.name}_${b.revision}.snap`;
   const base = r.bundles.find((b) => b.type === 'base');
@@ -126,7 +166,8 @@ function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Asse
     format: 1,
     model: { 'brand-id': r.model.brandId, model: r.model.model, revision: r.model.revision },
     bundles: r.bundles.map((b, i) => ({ name: b.name, type: b.type, revision: b.revision, 'sha3-384': b['sha3-384'], file: `bundles/${b.name}_${b.revision}.snap`, verity: verity[i]! })),
-    kernel: readdirSync(kernelDir).sort().map((f) => `boot/${f}`),
+    kernel: payload ? [] : readdirSync(kernelDir).sort().map((f) => `boot/${f}`),
+    ...(payload ? { 'verified-boot': payload } : {}),
     'trust-store': names.sort(),
     'source-date-epoch': id.sourceDateEpoch,
     // The example root's private key is public: say so wherever the image is looked at.

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants as fsc, mkdirSync, openSync, readSync, realpathSync, renameSync, rmSync, writeFileSync, ftruncateSync } from 'node:fs';
+import { closeSync, copyFileSync, constants as fsc, mkdirSync, openSync, readSync, realpathSync, renameSync, rmSync, writeFileSync, ftruncateSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { readRegularFile } from '@edgeimage/assertions';
 import { ComposeError } from '../errors.js';
@@ -127,6 +127,8 @@ export async function writePlan(plan: ImagePlan, ws: PlanWorkspace, opts: WriteO
           // xz writes IMAGE + suffix next to its input, streaming (no copy of the output in memory).
           await runTool('xz', ['-q', '-T0', '-6', '-k', '-f', '-S', '.xz-part', image]);
           renameSync(`${image}.xz-part`, tmp);
+        } else if (o.format === 'uboot-env' || o.format === 'uboot-dtb') {
+          copyFileSync(ws.factory.get(o.path)!, tmp);
         } else if (o.format === 'manifest') {
           writeFileSync(tmp, `${JSON.stringify(manifestOf(plan, v, sums, digests === 'mapped'), null, 2)}\n`, { mode: 0o644 });
           manifestPath = o.path;

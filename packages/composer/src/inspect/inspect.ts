@@ -19,6 +19,8 @@ export interface SlotInfo {
   model?: { 'brand-id': string; model: string; revision: number; architecture: string; 'sign-key-sha3-384': string };
   bundles?: { name: string; type: string; revision: number; 'sha3-384': string }[];
   kernel?: string[];
+  /** A verified slot: its signed boot payload (UEFI: a unified kernel image; fit: a FIT image). */
+  'verified-boot'?: { kind: string; files: string[] };
   'trust-store'?: string[];
   /** The slot's model verifies only through the example root (TEST ONLY keys). */
   'test-keys'?: true;
@@ -100,7 +102,7 @@ export async function inspectImage(image: string): Promise<ImageInspection> {
       slots.push({ slot, partition: p.index, empty: true });
       continue;
     }
-    const m = JSON.parse(manifest.toString('utf8')) as { bundles: SlotInfo['bundles']; kernel: string[]; 'trust-store': string[]; 'test-keys'?: unknown };
+    const m = JSON.parse(manifest.toString('utf8')) as { bundles: SlotInfo['bundles']; kernel: string[]; 'verified-boot'?: { kind: string; files: string[] }; 'trust-store': string[]; 'test-keys'?: unknown };
     const [model] = decodeStream(modelBytes, { file: `slot ${slot}:/model.assert` });
     slots.push({
       slot,
@@ -109,6 +111,7 @@ export async function inspectImage(image: string): Promise<ImageInspection> {
       model: { 'brand-id': model!.header('brand-id')!, model: model!.header('model')!, revision: model!.revision, architecture: model!.header('architecture') ?? '', 'sign-key-sha3-384': model!.signKeyId },
       bundles: m.bundles,
       kernel: m.kernel,
+      ...(m['verified-boot'] ? { 'verified-boot': { kind: String(m['verified-boot'].kind), files: [...m['verified-boot'].files].map(String) } } : {}),
       'trust-store': m['trust-store'],
       ...(m['test-keys'] === true ? { 'test-keys': true as const } : {}),
     });

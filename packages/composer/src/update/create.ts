@@ -6,6 +6,7 @@ import { decodeStream, type Assertion, type PrivateKey } from '@edgeimage/assert
 import type { Resolution } from '@edgeimage/store';
 import { inProgress } from '../compose/compose.js';
 import { deviceTrustKeys, stageSystem } from '../compose/slot.js';
+import type { BootSigners } from '../verified/payload.js';
 import { runTool } from '../fs/tool.js';
 import { inspectImage } from '../inspect/inspect.js';
 import { UpdateError } from './errors.js';
@@ -41,6 +42,8 @@ export interface CreateUpdateOptions {
   from?: UpdateFrom;
   /** The update file, written under a temporary name and renamed into place. */
   output: string;
+  /** For verified devices: the brand's boot signers sign the new slot's boot payload, as composeImage does. */
+  bootSigners?: BootSigners;
   onEvent?: (e: { kind: 'stage'; what: string }) => void;
 }
 
@@ -84,12 +87,12 @@ export async function createUpdate(opts: CreateUpdateOptions): Promise<UpdateRes
     let base: BaseSystem | undefined;
     if (opts.from) {
       emit({ kind: 'stage', what: 'reading the system the update replaces' });
-      base = await baseSystem(opts.from, join(work, 'old'));
+      base = await baseSystem(opts.from, join(work, 'old'), opts.bootSigners);
       checkBase(base, resolution);
     }
     emit({ kind: 'stage', what: `staging the slot of ${model.brandId}/${model.model} revision ${model.revision}` });
     const slot = join(work, 'slot');
-    await stageSystem({ resolution, trusted: opts.trusted, dir: slot });
+    await stageSystem({ resolution, trusted: opts.trusted, dir: slot, bootSigners: opts.bootSigners });
     const files = await listSlotFiles(slot);
     const old = new Map((base?.files ?? []).map((f) => [f.path, f.sha256]));
     const infos: UpdateFileInfo[] = files.map((f) => ({ ...f, included: old.get(f.path) !== f.sha256 }));
@@ -172,11 +175,12 @@ function checkBase(base: Omit<BaseSystem, 'files'>, resolution: Resolution): voi
   }
 }
 
-async function baseSystem(from: UpdateFrom, work: string): Promise<BaseSystem> {
+async function baseSystem(from: UpdateFrom, work: string, bootSigners?: BootSigners): Promise<BaseSystem> {
   if ('files' in from) return from;
   if ('resolution' in from) {
     const dir = join(work, 'slot');
-    await stageSystem({ resolution: from.resolution, trusted: from.trusted, dir });
+    // Staged as the device has it: with its signed payload when the device is verified.
+    await stageSystem({ resolution: from.resolution, trusted: from.trusted, dir, bootSigners });
     return { ...describeModel(from.resolution.model, from.source ?? 'the old model'), files: await listSlotFiles(dir) };
   }
   return readImageSystem(from.image, work);
