@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, copyFileSync, constants as fsc, mkdirSync, openSync, readSync, realpathSync, renameSync, rmSync, writeFileSync, ftruncateSync } from 'node:fs';
+import { closeSync, copyFileSync, readFileSync, truncateSync, constants as fsc, mkdirSync, openSync, readSync, realpathSync, renameSync, rmSync, writeFileSync, ftruncateSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { readRegularFile } from '@edgeimage/assertions';
+import { UBOOT_FLASH_BANK_SIZE } from '../verified/uboot/index.js';
 import { ComposeError } from '../errors.js';
 import { buildExt4 } from '../fs/ext4.js';
 import { buildVfat } from '../fs/vfat.js';
@@ -127,8 +128,12 @@ export async function writePlan(plan: ImagePlan, ws: PlanWorkspace, opts: WriteO
           // xz writes IMAGE + suffix next to its input, streaming (no copy of the output in memory).
           await runTool('xz', ['-q', '-T0', '-6', '-k', '-f', '-S', '.xz-part', image]);
           renameSync(`${image}.xz-part`, tmp);
-        } else if (o.format === 'uboot-env' || o.format === 'uboot-dtb') {
+        } else if (o.format === 'uboot-dtb') {
           copyFileSync(ws.factory.get(o.path)!, tmp);
+        } else if (o.format === 'uboot-env') {
+          // A whole flash bank, as QEMU's pflash wants it: the environment and script, then sparse zeros.
+          writeFileSync(tmp, readFileSync(ws.factory.get(o.path)!), { mode: 0o644 });
+          truncateSync(tmp, UBOOT_FLASH_BANK_SIZE);
         } else if (o.format === 'manifest') {
           writeFileSync(tmp, `${JSON.stringify(manifestOf(plan, v, sums, digests === 'mapped'), null, 2)}\n`, { mode: 0o644 });
           manifestPath = o.path;
