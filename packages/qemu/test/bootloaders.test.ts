@@ -26,9 +26,9 @@ afterAll(() => {
 
 const has = (cmd: string, arg = '--version') => spawnSync(cmd, [arg]).status === 0;
 const EXPECTED: Record<Gadget, string[]> = {
-  pc: ['EFI/BOOT/BOOTX64.EFI', 'EFI/BOOT/grub.cfg', 'EFI/BOOT/grub.cfg.dangerous'],
-  'arm64-efi': ['EFI/BOOT/BOOTAA64.EFI', 'EFI/BOOT/grub.cfg', 'EFI/BOOT/grub.cfg.dangerous'],
-  'arm64-uboot': ['boot.scr', 'boot.scr.dangerous'],
+  pc: ['EFI/BOOT/BOOTX64.EFI', 'EFI/BOOT/grub.cfg', 'EFI/BOOT/grub.cfg.dangerous', 'EFI/BOOT/grub.cfg.verified', 'EFI/BOOT/grub.cfg.verified.dangerous'],
+  'arm64-efi': ['EFI/BOOT/BOOTAA64.EFI', 'EFI/BOOT/grub.cfg', 'EFI/BOOT/grub.cfg.dangerous', 'EFI/BOOT/grub.cfg.verified', 'EFI/BOOT/grub.cfg.verified.dangerous'],
+  'arm64-uboot': ['boot.cmd.verified', 'boot.cmd.verified.dangerous', 'boot.scr', 'boot.scr.dangerous'],
 };
 /** Why a gadget's assets cannot be built here, or undefined. */
 function missing(gadget: Gadget): string | undefined {
@@ -57,7 +57,7 @@ test('build-assets refuses an unknown gadget, with the usage', () => {
 
 describe('grub.cfg', () => {
   const cfg = readFileSync(join(REPO, 'bundles/bootloader/grub.cfg.in'), 'utf8');
-  const code = cfg.split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean);
+  const code = cfg.split('\n').map((l) => l.replace(/^@[A-Z]+@/, '').replace(/#.*/, '').trim()).filter(Boolean);
 
   test('no menu and no delay: timeout=0, hidden, no menuentry, no sleep or read before the kernel boots', () => {
     expect(code).toContain('set timeout=0');
@@ -72,7 +72,7 @@ describe('grub.cfg', () => {
 
   requires(missing('pc')).test('build-assets fills in the console of each board and leaves no placeholder', () => {
     const pc = readFileSync(join(buildAssets('pc', temp()), 'EFI/BOOT/grub.cfg'), 'utf8');
-    expect(pc).toContain('console=ttyS0 edgeimage.slot=$ei_slot edgeimage.bootpart=$ei_bootpart panic=5');
+    expect(pc).toContain('console=ttyS0 edgeimage.slot=$1 edgeimage.bootpart=$ei_bootpart panic=5');
     expect(pc).not.toContain('@');
   });
 
@@ -83,8 +83,9 @@ describe('grub.cfg', () => {
     expect(signed).not.toContain('kargs');
     expect(signed).not.toMatch(/^##/m);
     expect(dangerous).not.toContain('@');
-    expect(dangerous).toMatch(/^elif linux \S+ console=ttyS0 edgeimage\.slot=\$ei_slot edgeimage\.bootpart=\$ei_bootpart panic=5 loglevel=6 \$edge_kargs; then$/m);
-    expect(dangerous.match(/edge_failed_slot edge_kargs/g)).toHaveLength(4);
+    expect(dangerous).toMatch(/^ {2}elif linux \S+ console=ttyS0 edgeimage\.slot=\$1 edgeimage\.bootpart=\$ei_bootpart panic=5 loglevel=6 \$edge_kargs; then$/m);
+    // read from both copies, and saved
+    expect(dangerous.match(/edge_boot_count edge_kargs/g)).toHaveLength(3);
     // the rest is the same script
     const strip = (t: string) => t.split('\n').filter((l) => !/^set edge_kargs=$|^# Extra kernel arguments/.test(l)).join('\n').replace(/ \$?edge_kargs/g, '');
     expect(strip(dangerous)).toBe(strip(signed));
@@ -106,9 +107,10 @@ test("boot.cmd's template header (little-endian words) is the GRUB environment b
 requires(missing('arm64-uboot')).test('boot.scr and boot.scr.dangerous are U-Boot script images of boot.cmd: the signed one never reads edge_kargs', () => {
   const dir = buildAssets('arm64-uboot', temp());
   const cmd = readFileSync(join(REPO, 'bundles/bootloader/boot.cmd'), 'utf8').split('\n').filter((l) => !l.startsWith('##'));
+  const plain = cmd.filter((l) => !l.startsWith('@V')).map((l) => l.replace(/^@P@/, ''));
   const want = {
-    'boot.scr': cmd.filter((l) => !l.startsWith('@D@')).join('\n').replace(/@KARGS_VAR@|@KARGS@/g, ''),
-    'boot.scr.dangerous': cmd.map((l) => l.replace(/^@D@/, '')).join('\n').replace(/@KARGS_VAR@/g, ' edge_kargs').replace(/@KARGS@/g, ' ${edge_kargs}'),
+    'boot.scr': plain.filter((l) => !l.startsWith('@D@')).join('\n').replace(/@KARGS_VAR@|@KARGS@/g, ''),
+    'boot.scr.dangerous': plain.map((l) => l.replace(/^@D@/, '')).join('\n').replace(/@KARGS_VAR@/g, ' edge_kargs').replace(/@KARGS@/g, ' ${edge_kargs}'),
   };
   for (const [name, text] of Object.entries(want)) {
     const scr = join(dir, name);
@@ -118,7 +120,7 @@ requires(missing('arm64-uboot')).test('boot.scr and boot.scr.dangerous are U-Boo
     expect(readFileSync(scr).subarray(72).toString('utf8').replace(/\0+$/, '')).toBe(text);
   }
   expect(want['boot.scr']).not.toContain('kargs');
-  expect(want['boot.scr.dangerous']).toMatch(/^setenv bootargs "console=ttyAMA0 edgeimage\.slot=\$\{ei_slot\} edgeimage\.bootpart=\$\{ei_bootpart\} panic=5 loglevel=6 \$\{edge_kargs\}"$/m);
+  expect(want['boot.scr.dangerous']).toMatch(/^ *setenv bootargs "console=ttyAMA0 edgeimage\.slot=\$\{ei_slot\} edgeimage\.bootpart=\$\{ei_bootpart\} panic=5 loglevel=6 \$\{edge_kargs\}"$/m);
 });
 
 const UBOOT = '/usr/lib/u-boot/qemu_arm64/u-boot.bin';
@@ -140,4 +142,73 @@ requires(missingUbootTools).test('uboot-env-image: 64 MiB, a valid CRC, the defa
   expect(vars).toContain('bootdelay=0');
   expect(vars).toContain('bootcmd=run distro_bootcmd');
   expect(vars.filter((v) => v.startsWith('bootdelay='))).toHaveLength(1);
+});
+
+/**
+ * The verified variants (README.md "Variants"): the same state machine as the plain ones, with
+ * only the loading of the slot's payload (and, for GRUB, where system-boot is and load_env
+ * --skip-sig) differing; they never load a kernel or a script from the disk.
+ */
+describe('the verified variants', () => {
+  /** The text of a script without its comments, blank lines and leading spaces. */
+  const code = (t: string) => t.split('\n').map((l) => l.replace(/^\s*#.*/, '').trim()).filter(Boolean);
+
+  requires(missing('pc')).test('grub.cfg.verified: system-boot from $cmdpath, load_env --skip-sig, chainloader /boot/uki.efi from the slot partition with no arguments; never linux, initrd or edge_kargs', () => {
+    const dir = buildAssets('pc', temp());
+    const plain = readFileSync(join(dir, 'EFI/BOOT/grub.cfg'), 'utf8');
+    const verified = readFileSync(join(dir, 'EFI/BOOT/grub.cfg.verified'), 'utf8');
+    const v = code(verified);
+    expect(verified).not.toMatch(/@|kargs/);
+    expect(v).not.toEqual(expect.arrayContaining([expect.stringMatching(/^(elif |if )?(linux|initrd|source|configfile|insmod)\b/)]));
+    expect(v.filter((l) => /chainloader/.test(l))).toEqual(['if chainloader /boot/uki.efi; then set ei_loaded=1; fi']);
+    expect(v).toContain(`regexp --set=1:root '^\\(([^)]+)\\)' "$cmdpath"`);
+    expect(v).toContain('set root="$ei_disk,$ei_pmap$ei_part"');
+    const loads = v.filter((l) => /load_env/.test(l));
+    expect(loads).toHaveLength(3);
+    for (const l of loads) expect(l).toMatch(/load_env --skip-sig --file /);
+    // the one state machine: outside ei_boot, the plain and verified scripts differ only there
+    const outside = (t: string) => code(t.replace(/^function ei_boot \{[\s\S]*?^\}$/m, '')).map((l) => l.replace(' --skip-sig', '')).filter((l) => !l.startsWith('regexp --set=1:root '));
+    expect(outside(verified)).toEqual(outside(plain));
+    expect(outside(plain)).toEqual(expect.arrayContaining(['halt', 'reboot']));
+  });
+
+  requires(missing('pc')).test('grub.cfg.verified.dangerous: passes the whole command line to the UKI only when edge_kargs is set', () => {
+    const dir = buildAssets('pc', temp());
+    const v = code(readFileSync(join(dir, 'EFI/BOOT/grub.cfg.verified.dangerous'), 'utf8'));
+    expect(v.filter((l) => /chainloader/.test(l))).toEqual([
+      'if chainloader /boot/uki.efi; then set ei_loaded=1; fi',
+      'elif chainloader /boot/uki.efi console=ttyS0 edgeimage.slot=$1 edgeimage.bootpart=$ei_bootpart panic=5 loglevel=6 $edge_kargs; then',
+    ]);
+    const i = v.indexOf('if chainloader /boot/uki.efi; then set ei_loaded=1; fi');
+    expect(v[i - 1]).toBe('if [ -z "$edge_kargs" ]; then');
+  });
+
+  requires(missing('arm64-uboot')).test('boot.cmd.verified: loads boot/boot.itb of the slot, checks the FDT magic, bootm ADDR#conf-1; never booti or source; imports only named variables', () => {
+    const dir = buildAssets('arm64-uboot', temp());
+    const verified = readFileSync(join(dir, 'boot.cmd.verified'), 'utf8');
+    const dangerous = readFileSync(join(dir, 'boot.cmd.verified.dangerous'), 'utf8');
+    const v = code(verified);
+    expect(verified).not.toMatch(/@|kargs/);
+    expect(v.filter((l) => /\b(booti|bootz|source|bootefi|boot\.scr)\b/.test(l))).toEqual([]);
+    expect(v).toContain('elif load ${ei_slotdev} ${ei_fit} boot/boot.itb; then');
+    expect(v).toContain('setenv ei_fit 0x48000000');
+    const bootm = v.indexOf('bootm ${ei_fit}#conf-1');
+    expect(v.slice(bootm - 2, bootm)).toEqual(['setexpr.l ei_magic *${ei_fit}', 'if test "${ei_magic}" = edfe0dd0; then']);
+    expect(v.filter((l) => /^bootm/.test(l))).toHaveLength(1);
+    const imports = v.flatMap((l) => [...l.matchAll(/env import[^;]*/g)].map((m) => m[0]));
+    expect(imports).toHaveLength(2);
+    for (const i of imports) expect(i).toMatch(/^env import -t \$\{ei_buf\} 0x400 [a-z_]+( [a-z_]+)*$/);
+    expect(v).toContain('poweroff');
+    // bootargs from the script, the hook only in the dangerous one
+    expect(v).toContain('setenv bootargs "console=ttyAMA0 edgeimage.slot=${ei_slot} edgeimage.bootpart=${ei_bootpart} panic=5 loglevel=6"');
+    expect(code(dangerous)).toContain('setenv bootargs "console=ttyAMA0 edgeimage.slot=${ei_slot} edgeimage.bootpart=${ei_bootpart} panic=5 loglevel=6 ${edge_kargs}"');
+  });
+
+  requires(firstMissing(missing('pc'), has('grub-script-check', '--help') ? undefined : 'grub-script-check is not installed')).test('every GRUB variant parses (grub-script-check)', () => {
+    const dir = buildAssets('pc', temp());
+    for (const f of EXPECTED.pc.filter((p) => p.includes('grub.cfg'))) {
+      const r = spawnSync('grub-script-check', [join(dir, f)], { encoding: 'utf8' });
+      expect(`${f}: ${r.status} ${r.stdout}${r.stderr}`).toBe(`${f}: 0 `);
+    }
+  });
 });
