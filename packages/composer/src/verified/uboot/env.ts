@@ -71,10 +71,18 @@ export function ubootEnvBlock(vars: readonly string[]): Buffer {
   return block;
 }
 
+/** The length of `buf` without its trailing zeros, rounded up to 4 KiB. */
+function dataEnd(buf: Buffer): number {
+  const zero = Buffer.alloc(4096);
+  let end = Math.ceil(buf.length / 4096) * 4096;
+  while (end > 0 && buf.subarray(end - 4096, end).equals(zero.subarray(0, Math.min(4096, buf.length - (end - 4096))))) end -= 4096;
+  return Math.min(end, buf.length);
+}
+
 /**
- * Writes `head` (the environment block, and whatever follows it in the bank) as a flash bank image
- * of {@link UBOOT_FLASH_BANK_SIZE} bytes (the rest sparse zeros): a temporary name, then renamed,
- * so a failure leaves no partial image.
+ * Writes `head` (the environment block and whatever follows it in the bank, up to the whole bank)
+ * as a flash bank image of {@link UBOOT_FLASH_BANK_SIZE} bytes, trailing zeros left sparse: a
+ * temporary name, then renamed, so a failure leaves no partial image.
  */
 export function writeUbootFlash(out: string, head: Buffer): void {
   if (head.length > UBOOT_FLASH_BANK_SIZE) throw new ComposeError('ERR_UBOOT_ENV', `${out}: ${head.length} bytes do not fit a ${UBOOT_FLASH_BANK_SIZE}-byte flash bank`, { file: out, size: head.length });
@@ -83,7 +91,7 @@ export function writeUbootFlash(out: string, head: Buffer): void {
   const fd = openSync(tmp, 'wx');
   try {
     try {
-      writeSync(fd, head);
+      writeSync(fd, head, 0, dataEnd(head));
       ftruncateSync(fd, UBOOT_FLASH_BANK_SIZE);
     } finally {
       closeSync(fd);

@@ -72,11 +72,12 @@ export interface ScriptFlashOptions {
 }
 
 /**
- * The head of the pflash1 image of a verified U-Boot board: U-Boot's default environment with
+ * The pflash1 image of a verified U-Boot board (the whole 64 MiB bank, zeros after the script):
+ * U-Boot's default environment with
  * `bootcmd=source 0x04040000`, `bootdelay=-2` (no key can stop autoboot) and no distro boot
  * variables, then at +0x40000 a legacy script image of `script`. The script's trust is the flash's
  * (read-only in QEMU; the board's factory flash), and it stays a readable multi-line file instead
- * of a one-line variable. Write it with {@link writeUbootFlash}. Deterministic.
+ * of a one-line variable. Deterministic. {@link writeUbootFlash} writes it with the zeros sparse.
  *
  * ```ts
  * writeUbootFlash('virt.uboot-env.img', ubootScriptFlash({ ubootBin, script: readFileSync('boot.cmd') }));
@@ -97,5 +98,9 @@ export function ubootScriptFlash(opts: ScriptFlashOptions): Buffer {
     throw new ComposeError('ERR_UBOOT_ENV', `U-Boot binary ${opts.ubootBin} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: opts.ubootBin });
   }
   const vars = editEnvironment(ubootDefaultEnvironment(bin, opts.ubootBin), { ...opts.extraEnv, bootcmd: `source 0x${UBOOT_SCRIPT_ADDRESS.toString(16).padStart(8, '0')}`, bootdelay: '-2' }, isDistroBootVariable);
-  return Buffer.concat([ubootEnvBlock(vars), legacyScriptImage(script, { time: opts.sourceDateEpoch ?? 0, name: 'edgeimage boot script' })]);
+  // The whole bank: QEMU refuses a pflash file of any other size.
+  const bank = Buffer.alloc(UBOOT_FLASH_BANK_SIZE);
+  ubootEnvBlock(vars).copy(bank);
+  legacyScriptImage(script, { time: opts.sourceDateEpoch ?? 0, name: 'edgeimage boot script' }).copy(bank, UBOOT_SCRIPT_OFFSET);
+  return bank;
 }
