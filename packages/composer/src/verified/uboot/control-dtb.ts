@@ -14,6 +14,8 @@ export interface ControlDtbOptions {
   baseDtb: string | Buffer;
   keyName: string;
   signer: FitSigner;
+  /** Where the private work folder is made (default the system's temporary folder). */
+  tmpDir?: string;
 }
 
 /**
@@ -37,7 +39,7 @@ export async function controlDtb(opts: ControlDtbOptions): Promise<Buffer> {
   }
   if (base.length > MAX_DTB_BYTES) throw new ComposeError('ERR_UBOOT_DTB', `the base dtb ${what} is ${base.length} bytes: more than ${MAX_DTB_BYTES}`, { file: what, size: base.length });
   if (fdtNode(readFdt(base, what), '/signature')) throw new ComposeError('ERR_UBOOT_DTB', `the base dtb ${what} already has a /signature node: the control dtb is made from the board's dtb without keys`, { file: what });
-  return withKeyDir(opts.keyName, opts.signer, async (work, keyDir) => {
+  return withKeyDir(opts.keyName, opts.signer, opts.tmpDir, async (work, keyDir) => {
     const dtb = join(work, 'control.dtb');
     writeFileSync(dtb, base);
     // The stub FIT only carries the signing run that writes the key; its contents do not matter.

@@ -23,6 +23,8 @@ export interface BuildFitOptions {
   signer: FitSigner;
   /** The FIT's and its signature's timestamp. */
   sourceDateEpoch: number;
+  /** Where the private work folder is made (default the system's temporary folder). */
+  tmpDir?: string;
 }
 
 /**
@@ -127,7 +129,7 @@ export async function buildFit(opts: BuildFitOptions): Promise<Buffer> {
   checkInput('kernel', opts.kernel, ARM64_IMAGE_MAGIC);
   checkInput('initrd', opts.initrd);
   checkInput('fdt', opts.fdt, FDT);
-  return withKeyDir(opts.keyName, opts.signer, async (work, keyDir) => {
+  return withKeyDir(opts.keyName, opts.signer, opts.tmpDir, async (work, keyDir) => {
     copyFileSync(opts.kernel, join(work, 'kernel'));
     copyFileSync(opts.initrd, join(work, 'initrd'));
     copyFileSync(opts.fdt, join(work, 'fdt'));

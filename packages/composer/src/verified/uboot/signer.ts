@@ -43,14 +43,14 @@ export function checkFitSigner(signer: FitSigner): void {
 }
 
 /**
- * Runs `fn` with a private 0700 folder holding `<keyName>.key` (0600) and `<keyName>.crt`, as
+ * Runs `fn` with a private 0700 folder (in `tmpDir`, default the system's) holding `<keyName>.key` (0600) and `<keyName>.crt`, as
  * mkimage -k reads them, and removes the folder afterwards whatever happens: the key exists on
  * disk only while mkimage runs.
  */
-export async function withKeyDir<T>(keyName: string, signer: FitSigner, fn: (work: string, keyDir: string) => Promise<T>): Promise<T> {
+export async function withKeyDir<T>(keyName: string, signer: FitSigner, tmpDir: string | undefined, fn: (work: string, keyDir: string) => Promise<T>): Promise<T> {
   checkKeyName(keyName);
   checkFitSigner(signer);
-  const work = mkdtempSync(join(tmpdir(), 'edgeimage-fit-'));
+  const work = mkdtempSync(join(tmpDir ?? tmpdir(), 'edgeimage-fit-'));
   try {
     chmodSync(work, 0o700);
     const keyDir = join(work, 'keys');

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, verify, publicDecrypt, constants as cryptoConstants, type KeyObject } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PrivateKey, selfSignedCertificate } from '@edgeimage/assertions';
@@ -15,6 +15,8 @@ const missingTools = firstMissing(has('mkimage') ? undefined : 'mkimage (u-boot-
 const missingUboot = spawnSync('test', ['-r', UBOOT]).status === 0 ? undefined : `no ${UBOOT} (u-boot-qemu)`;
 
 let dir: string;
+/** The work folder every buildFit/controlDtb call here gets (tmpDir): what they leave is visible. */
+let work: string;
 let signer: FitSigner;
 let other: FitSigner;
 let kernel: string;
@@ -27,7 +29,7 @@ function makeSigner(bits = 2048, key?: KeyObject): FitSigner {
 }
 
 /** The FIT key folders buildFit and controlDtb make (they must be gone after every call). */
-const keyDirs = (): string[] => readdirSync(tmpdir()).filter((n) => n.startsWith('edgeimage-fit-'));
+const keyDirs = (): string[] => readdirSync(work);
 
 async function refusal(p: Promise<unknown>): Promise<{ code: string; message: string }> {
   try {
@@ -40,6 +42,8 @@ async function refusal(p: Promise<unknown>): Promise<{ code: string; message: st
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'edgeimage-uboot-test-'));
+  work = join(dir, 'work');
+  mkdirSync(work);
   signer = makeSigner();
   other = makeSigner();
   // an arm64 Image as far as the header goes: "ARMd" at 0x38
@@ -137,9 +141,9 @@ function configSignatureVerifies(fit: Buffer, certPem: string): boolean {
 requires(missingTools).describe('buildFit', () => {
   test('signs conf-1 over kernel, ramdisk and fdt with sha256,rsa2048 under the key name; the signature is the key\'s, each image hash is its data\'s; same inputs, same bytes; no key left on disk', async () => {
     const before = keyDirs();
-    const fit = await buildFit({ kernel, initrd, fdt, keyName: 'acme-fit', signer, sourceDateEpoch: EPOCH });
+    const fit = await buildFit({ tmpDir: work, kernel, initrd, fdt, keyName: 'acme-fit', signer, sourceDateEpoch: EPOCH });
     expect(keyDirs()).toEqual(before);
-    expect((await buildFit({ kernel, initrd, fdt, keyName: 'acme-fit', signer, sourceDateEpoch: EPOCH })).equals(fit)).toBe(true);
+    expect((await buildFit({ tmpDir: work, kernel, initrd, fdt, keyName: 'acme-fit', signer, sourceDateEpoch: EPOCH })).equals(fit)).toBe(true);
     const root = readFdt(fit, 'fit');
     expect(root.props.get('timestamp')!.readUInt32BE(0)).toBe(EPOCH);
     for (const [image, file] of [['kernel-1', kernel], ['ramdisk-1', initrd], ['fdt-1', fdt]] as const) {
@@ -175,7 +179,7 @@ requires(missingTools).describe('buildFit', () => {
     flipped.writeUInt8(flipped.readUInt8(d.byteOffset - fit.byteOffset + 5) ^ 1, d.byteOffset - fit.byteOffset + 5);
     expect(configSignatureVerifies(flipped, signer.certPem)).toBe(true);
     // another time: another FIT (the timestamp is signed)
-    expect((await buildFit({ kernel, initrd, fdt, keyName: 'acme-fit', signer, sourceDateEpoch: EPOCH + 1 })).equals(fit)).toBe(false);
+    expect((await buildFit({ tmpDir: work, kernel, initrd, fdt, keyName: 'acme-fit', signer, sourceDateEpoch: EPOCH + 1 })).equals(fit)).toBe(false);
   });
 
   test('refuses inputs that are missing or not what they must be (ERR_FIT_INPUT), naming the role and file', async () => {
@@ -193,7 +197,7 @@ requires(missingTools).describe('buildFit', () => {
       [{ sourceDateEpoch: -1 }, /sourceDateEpoch -1 is not a time a FIT holds/],
     ];
     for (const [change, message] of cases) {
-      const e = await refusal(buildFit({ kernel, initrd, fdt, keyName: 'acme-fit', signer, sourceDateEpoch: EPOCH, ...change }));
+      const e = await refusal(buildFit({ tmpDir: work, kernel, initrd, fdt, keyName: 'acme-fit', signer, sourceDateEpoch: EPOCH, ...change }));
       expect(e.code).toBe('ERR_FIT_INPUT');
       expect(e.message).toMatch(message);
     }
@@ -212,10 +216,10 @@ requires(missingTools).describe('buildFit', () => {
       [signer, '../acme', /FIT key name "\.\.\/acme" is not a valid key name/],
     ];
     for (const [s, keyName, message] of cases) {
-      const e = await refusal(buildFit({ kernel, initrd, fdt, keyName, signer: s, sourceDateEpoch: EPOCH }));
+      const e = await refusal(buildFit({ tmpDir: work, kernel, initrd, fdt, keyName, signer: s, sourceDateEpoch: EPOCH }));
       expect(e.code).toBe('ERR_FIT_KEY');
       expect(e.message).toMatch(message);
-      const c = await refusal(controlDtb({ baseDtb: fdt, keyName, signer: s }));
+      const c = await refusal(controlDtb({ tmpDir: work, baseDtb: fdt, keyName, signer: s }));
       expect(c.code).toBe('ERR_FIT_KEY');
     }
     expect(keyDirs()).toEqual(before);
@@ -229,11 +233,11 @@ requires(missingTools).describe('buildFit', () => {
     spawnSync('ln', ['-sf', spawnSync('sh', ['-c', 'command -v mkimage'], { encoding: 'utf8' }).stdout.trim(), join(bin, 'mkimage')]);
     try {
       process.env.PATH = join(dir, 'empty-bin');
-      const e = await refusal(buildFit({ kernel, initrd, fdt, keyName: 'acme-fit', signer, sourceDateEpoch: EPOCH }));
+      const e = await refusal(buildFit({ tmpDir: work, kernel, initrd, fdt, keyName: 'acme-fit', signer, sourceDateEpoch: EPOCH }));
       expect(e.code).toBe('ERR_HOST_TOOL');
       expect(e.message).toContain('mkimage is not installed (Debian package u-boot-tools)');
       process.env.PATH = bin;
-      const d = await refusal(buildFit({ kernel, initrd, fdt, keyName: 'acme-fit', signer, sourceDateEpoch: EPOCH }));
+      const d = await refusal(buildFit({ tmpDir: work, kernel, initrd, fdt, keyName: 'acme-fit', signer, sourceDateEpoch: EPOCH }));
       expect(d.code).toBe('ERR_HOST_TOOL');
       expect(d.message).toContain('mkimage -f needs dtc (Debian package device-tree-compiler)');
     } finally {
@@ -252,13 +256,13 @@ requires(missingTools).describe('buildFit', () => {
     const path = process.env.PATH;
     try {
       process.env.PATH = bin;
-      const e = await refusal(buildFit({ kernel, initrd, fdt, keyName: 'acme-fit', signer, sourceDateEpoch: EPOCH }));
+      const e = await refusal(buildFit({ tmpDir: work, kernel, initrd, fdt, keyName: 'acme-fit', signer, sourceDateEpoch: EPOCH }));
       expect(e.code).toBe('ERR_TOOL_FAILED');
       expect(e.message).toContain("signing the FIT: mkimage failed (exit 1): FATAL ERROR: Couldn't open boot.its");
     } finally {
       process.env.PATH = path;
     }
-    const lines = readFileSync(seen, 'utf8').trim().split('\n').map((l) => l.replace(/\/tmp\/edgeimage-fit-[^/]+/, 'W'));
+    const lines = readFileSync(seen, 'utf8').trim().split('\n').map((l) => l.replace(/^(\d+) .*\/edgeimage-fit-[^/]+/, '$1 W'));
     expect(lines).toEqual(['700 W/keys', '644 W/keys/acme-fit.crt', '600 W/keys/acme-fit.key', '700 W']);
     expect(keyDirs()).toEqual(before);
   });
@@ -267,9 +271,9 @@ requires(missingTools).describe('buildFit', () => {
 requires(missingTools).describe('controlDtb', () => {
   test('adds /signature/key-<name> with required = "conf", the certificate\'s modulus and the algorithm; deterministic; the base is kept as it was', async () => {
     const base = readFileSync(fdt);
-    const ctl = await controlDtb({ baseDtb: fdt, keyName: 'acme-fit', signer });
+    const ctl = await controlDtb({ tmpDir: work, baseDtb: fdt, keyName: 'acme-fit', signer });
     expect(readFileSync(fdt).equals(base)).toBe(true);
-    expect((await controlDtb({ baseDtb: base, keyName: 'acme-fit', signer })).equals(ctl)).toBe(true);
+    expect((await controlDtb({ tmpDir: work, baseDtb: base, keyName: 'acme-fit', signer })).equals(ctl)).toBe(true);
     const key = fdtNode(readFdt(ctl, 'ctl'), '/signature/key-acme-fit')!;
     expect(fdtStrings(key.props.get('required'))).toEqual(['conf']);
     expect(fdtStrings(key.props.get('algo'))).toEqual(['sha256,rsa2048']);
@@ -281,14 +285,14 @@ requires(missingTools).describe('controlDtb', () => {
 
   test('refuses a base that already holds keys (ERR_UBOOT_DTB) and one that is no device tree (ERR_FDT_FORMAT)', async () => {
     const keyed = join(dir, 'keyed.dtb');
-    writeFileSync(keyed, await controlDtb({ baseDtb: fdt, keyName: 'acme-fit', signer }));
-    const e = await refusal(controlDtb({ baseDtb: keyed, keyName: 'acme-fit', signer: other }));
+    writeFileSync(keyed, await controlDtb({ tmpDir: work, baseDtb: fdt, keyName: 'acme-fit', signer }));
+    const e = await refusal(controlDtb({ tmpDir: work, baseDtb: keyed, keyName: 'acme-fit', signer: other }));
     expect(e.code).toBe('ERR_UBOOT_DTB');
     expect(e.message).toContain(`the base dtb ${keyed} already has a /signature node`);
-    const f = await refusal(controlDtb({ baseDtb: kernel, keyName: 'acme-fit', signer }));
+    const f = await refusal(controlDtb({ tmpDir: work, baseDtb: kernel, keyName: 'acme-fit', signer }));
     expect(f.code).toBe('ERR_FDT_FORMAT');
     expect(f.message).toMatch(/Image: not a valid flattened device tree \(first word 5a5a5a5a, expected d00dfeed\)/);
-    const g = await refusal(controlDtb({ baseDtb: join(dir, 'nope.dtb'), keyName: 'acme-fit', signer }));
+    const g = await refusal(controlDtb({ tmpDir: work, baseDtb: join(dir, 'nope.dtb'), keyName: 'acme-fit', signer }));
     expect(g.code).toBe('ERR_UBOOT_DTB');
     expect(g.message).toMatch(/nope\.dtb cannot be read: ENOENT/);
   });
@@ -377,4 +381,32 @@ test('legacyScriptImage: header fields and CRCs as U-Boot checks them', () => {
   expect(crc32(img.subarray(64)) >>> 0).toBe(img.readUInt32BE(24));
   expect([img[28], img[29], img[30], img[31]]).toEqual([5, 22, 6, 0]);
   expect(img.subarray(64 + 8).toString()).toBe('echo hi\n');
+});
+
+requires(missingTools).test('readFdt refuses malformed trees within their bytes (ERR_FDT_FORMAT naming the file and what is wrong)', () => {
+  const good = readFileSync(fdt);
+  expect(fdtStrings(readFdt(good, 'board.dtb').props.get('model'))).toEqual(['test board']);
+  const offStruct = good.readUInt32BE(8);
+  const cases: [Buffer, RegExp][] = [
+    [good.subarray(0, 20), /board\.dtb: not a valid flattened device tree \(20 bytes, a header is 40\)/],
+    [good.subarray(0, good.length - 8), /header sizes beyond the \d+ bytes read/],
+    [(() => { const b = Buffer.from(good); b.writeUInt32BE(7, offStruct); return b; })(), /unknown tag 7/],
+    // the root's first property claims more bytes than the structure block holds
+    [(() => { const b = Buffer.from(good); const p = b.indexOf(Buffer.from([0, 0, 0, 3]), offStruct); b.writeUInt32BE(0x7fffffff, p + 4); return b; })(), /runs past the structure block/],
+    // a node name without its NUL up to the end of the structure block
+    [(() => { const b = Buffer.from(good); b.fill(0x41, offStruct + 4, offStruct + 4 + b.readUInt32BE(36) - 4); return b; })(), /unterminated node name|structure block ends early/],
+  ];
+  for (const [bytes, message] of cases) {
+    let err: { code?: string; message?: string } = {};
+    try {
+      readFdt(bytes, 'board.dtb');
+    } catch (e) {
+      err = e as typeof err;
+    }
+    expect(err.code).toBe('ERR_FDT_FORMAT');
+    expect(err.message).toMatch(message);
+  }
+  // nesting deeper than libfdt's limit
+  const deep = spawnSync('dtc', ['-I', 'dts', '-O', 'dtb', '-o', '-', '-'], { input: `/dts-v1/;\n/ { ${'a { '.repeat(40)}${'}; '.repeat(40)}};\n` }).stdout;
+  expect(() => readFdt(deep, 'deep.dtb')).toThrow(/nodes nested deeper than 32/);
 });
