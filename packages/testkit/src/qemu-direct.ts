@@ -7,16 +7,23 @@ export const missingQemu = hasQemu ? undefined : `${QEMU} is not installed (Debi
 
 export interface Boot { output: string; code: number | null; signal: NodeJS.Signals | null; timedOut: boolean; seconds: number }
 
-/** Runs QEMU to its exit (or the timeout); QEMU is always killed in `finally`. */
-export async function bootQemu(args: string[], timeoutMs: number): Promise<Boot> {
+/**
+ * Runs QEMU to its exit (or the timeout, or until the output matches `until`: a guest that never
+ * powers off); QEMU is always killed in `finally`.
+ */
+export async function bootQemu(args: string[], timeoutMs: number, until?: RegExp): Promise<Boot> {
   const start = Date.now();
   const child = spawn(QEMU, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout.on('data', (b: Buffer) => { output += b.toString('utf8'); });
-  child.stderr.on('data', (b: Buffer) => { output += b.toString('utf8'); });
   let timer: NodeJS.Timeout | undefined;
   try {
     return await new Promise<Boot>((resolve, reject) => {
+      const add = (b: Buffer): void => {
+        output += b.toString('utf8');
+        if (until?.test(output)) resolve({ output, code: null, signal: null, timedOut: false, seconds: (Date.now() - start) / 1000 });
+      };
+      child.stdout.on('data', add);
+      child.stderr.on('data', add);
       timer = setTimeout(() => resolve({ output, code: null, signal: null, timedOut: true, seconds: (Date.now() - start) / 1000 }), timeoutMs);
       child.on('error', reject);
       child.on('exit', (code, signal) => {

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BOARD_MODULES, buildInitramfs, runTool } from '@edgeimage/composer';
@@ -11,6 +11,7 @@ interface Args {
   arch: string;
   busybox?: string;
   module?: string[];
+  add?: string;
   output: string;
   json?: boolean;
 }
@@ -35,16 +36,19 @@ export function initramfsCommand(ctx: Context) {
         .option('arch', { type: 'string', demandOption: true, choices: Object.keys(BOARD_MODULES), describe: "the device's Debian architecture" })
         .option('busybox', { type: 'string', describe: "a static busybox for the device's architecture (default: /bin/busybox when that is the host's)" })
         .option('module', { type: 'string', array: true, describe: "a module to load (repeatable; default: the reference boards' list for the architecture; dependencies are added)" })
+        .option('add', { type: 'string', describe: "a folder whose files are added to the initramfs as they are: Debian's dmsetup of the architecture with its libraries and loader, which a verified slot's boot needs (bundles/debian-kernel/assemble makes it)" })
         .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'the gzip-compressed cpio to write' })
         .option('json', { type: 'boolean', describe: 'print what was built as JSON' })
         .example('$0 initramfs --kernel linux-image-6.1.0-56-amd64_6.1.192-2_amd64.deb --arch amd64 -o initrd.img', '')
         .example('$0 initramfs --kernel kernel-tree/ --arch arm64 --busybox busybox-arm64/bin/busybox -o initrd.img', '')
+        .example('$0 initramfs --kernel kernel-tree/ --arch amd64 --add dmsetup-tree/ -o initrd.img', 'with dmsetup for verified boots')
         .epilog('The same inputs give the same bytes. On the device, every failure prints "edgeimage-initramfs: FAILED: <reason>" and reboots: it never drops to a shell.'),
     handler: async (a: Args) => {
       const busybox = a.busybox ?? (a.arch === ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[process.arch] ? '/bin/busybox' : undefined);
       if (!busybox) throw new UsageError(`--busybox: a static busybox for ${a.arch} is needed (Debian package busybox-static:${a.arch}); the host's runs on ${process.arch}`);
       if (!existsSync(busybox)) throw new UsageError(`--busybox: ${busybox} does not exist (Debian package busybox-static)`);
       if (!existsSync(a.kernel)) throw new UsageError(`--kernel: ${a.kernel} does not exist`);
+      if (a.add !== undefined && !statSync(a.add, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--add: ${a.add} is not a folder`);
       let tree = a.kernel;
       let temp: string | undefined;
       try {
@@ -54,7 +58,7 @@ export function initramfsCommand(ctx: Context) {
           tree = temp;
         }
         const version = kernelVersion(tree, a.kernel);
-        const r = await buildInitramfs({ kernelTree: tree, version, arch: a.arch, modules: a.module ?? BOARD_MODULES[a.arch]!, busybox, output: a.output });
+        const r = await buildInitramfs({ kernelTree: tree, version, arch: a.arch, modules: a.module ?? BOARD_MODULES[a.arch]!, busybox, ...(a.add === undefined ? {} : { extraTree: a.add }), output: a.output });
         const summary = { output: r.output, kernel: version, arch: a.arch, modules: r.modules.map((m) => m.name), builtin: r.builtin, applets: r.applets.length };
         if (a.json) printJson(ctx.io, summary);
         else ctx.io.out(`${r.output}: initramfs for ${version} (${a.arch}), ${r.modules.length} modules (${r.modules.map((m) => m.name).join(' ')})${r.builtin.length ? `, built in: ${r.builtin.join(' ')}` : ''}`);

@@ -2,16 +2,19 @@
  * The modules the reference boards need at boot (Debian 6.1 builds them as modules; their
  * dependencies come from modules.dep). Everything the initramfs mounts: the virtio disk, ext4
  * slots and data, FAT system-boot (with the code pages Debian's default iocharset needs), the
- * squashfs bundles on loop devices; overlay for device tools; and the watchdog QEMU emulates
- * (i6300esb, a PCI device on both machines).
+ * squashfs bundles on loop devices; overlay for device tools; the watchdog QEMU emulates
+ * (i6300esb, a PCI device on both machines); dm-verity, through which a verified slot's bundles
+ * are opened (modules.dep adds dm-mod, dm-bufio, reed_solomon, and dax on arm64; loaded on every
+ * boot, they cost nothing unused); and efivarfs, where /init reads the SecureBoot variable (loaded
+ * only on UEFI boots: it refuses to load without EFI runtime services).
  */
 export const BOARD_MODULES: Readonly<Record<string, readonly string[]>> = {
   amd64: [
     'virtio_pci', 'virtio_blk', 'crc32c_generic', 'crc32c-intel', 'ext4', 'squashfs', 'loop',
-    'vfat', 'nls_cp437', 'nls_ascii', 'overlay', 'i6300esb',
+    'vfat', 'nls_cp437', 'nls_ascii', 'overlay', 'i6300esb', 'dm-verity', 'efivarfs',
   ],
   arm64: [
     'virtio_pci', 'virtio_mmio', 'virtio_blk', 'crc32c_generic', 'ext4', 'squashfs', 'loop',
-    'vfat', 'nls_cp437', 'nls_ascii', 'overlay', 'i6300esb',
+    'vfat', 'nls_cp437', 'nls_ascii', 'overlay', 'i6300esb', 'dm-verity', 'efivarfs',
   ],
 };

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -22,6 +22,27 @@ describe('init script', () => {
       expect(s).not.toMatch(/exec\s+(\/bin\/)?sh|^\s*sh\s*$/m);
     }
     expect(DEFAULT_INIT).toContain('modules loaded');
+  });
+
+  test('verified mode: decided by /etc/edgeimage/verified.env of the initramfs; slot.env is read only without it; bundles only from /dev/mapper (dm-verity, read-only) in it', () => {
+    const init = DEFAULT_INIT;
+    expect(init).toContain('[ -f /etc/edgeimage/verified.env ] && verified=1');
+    // the slot's slot.env appears in the unverified branch only
+    const verifiedBranch = init.slice(init.indexOf('if [ -n "$verified" ]; then\n  ( . /etc/edgeimage/verified.env )'), init.indexOf('env_file="$run/slot/boot/slot.env"'))
+      .split('\n').filter((l) => !l.trim().startsWith('#')).join('\n');
+    expect(verifiedBranch).toContain('. /etc/edgeimage/verified.env');
+    expect(verifiedBranch).not.toMatch(/slot\.env|-o loop/);
+    expect(verifiedBranch).toContain('mount -t squashfs -o ro,nosuid,nodev "/dev/mapper/edge-$name" /newroot');
+    expect(init).toContain('DM_DISABLE_UDEV=1 dmsetup create "edge-$_vo_name" --readonly --table "0 $((_vo_blocks * 8)) verity 1 $_vo_data $_vo_hash 4096 4096 $_vo_blocks 0 sha256 $3 $4"');
+    expect(init).toMatch(/losetup -r "\$_vo_data" "\$run\/slot\/\$_vo_f"/);
+    // read in full before anything is mounted; its failure names the bundle
+    expect(init).toContain('cat "/dev/mapper/edge-$_vo_name" > /dev/null');
+    expect(init).toContain('fail "bundle $_vo_f does not verify (dm-verity: ${_vo_why:-$(cat /tmp/dm.err)})"');
+    expect(init.indexOf('edge_verity_open "$v_file"')).toBeLessThan(init.indexOf('"/dev/mapper/edge-$name" /newroot'));
+    // efivarfs only where there is EFI; the SecureBoot line
+    expect(init).toContain('case "$name" in efivarfs) [ -d /sys/firmware/efi ] || continue ;; esac');
+    expect(init).toContain('echo "edgeimage-init: secure boot enabled"');
+    expect(init).toContain('LoaderDevicePartUUID-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f');
   });
 });
 
@@ -53,6 +74,31 @@ requires(firstMissing(missingBusybox, deb.missing)).describe('buildInitramfs wit
     expect(spawnSync('cpio', ['-id', '--quiet', 'etc/modules.order', 'init'], { input: gunzipSync(a), cwd: x }).status).toBe(0);
     expect(readFileSync(join(x, 'etc/modules.order'), 'utf8')).toBe(r.modules.map((m) => `/lib/modules/${k.version}/${m.path}\n`).join(''));
     expect(readFileSync(join(x, 'init'), 'utf8')).toBe(DEFAULT_INIT);
+  }, 120_000);
+
+  test('extraTree: its files, modes and links are added, its folders merged with the initramfs\'s; a path the initramfs has already is refused, and nothing is written', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'edgeimage-initramfs-'));
+    dirs.push(d);
+    const extra = join(d, 'extra');
+    mkdirSync(join(extra, 'sbin'), { recursive: true });
+    mkdirSync(join(extra, 'lib/x86_64-linux-gnu'), { recursive: true });
+    mkdirSync(join(extra, 'lib64'));
+    writeFileSync(join(extra, 'sbin/dmsetup'), 'ELF?', { mode: 0o750 });
+    writeFileSync(join(extra, 'lib/x86_64-linux-gnu/libdevmapper.so.1.02.1'), 'lib', { mode: 0o600 });
+    symlinkSync('/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', join(extra, 'lib64/ld-linux-x86-64.so.2'));
+    const opts = { kernelTree: k.dir, version: k.version, arch: 'amd64', modules: ['loop'], busybox: BUSYBOX, extraTree: extra };
+    await buildInitramfs({ ...opts, output: join(d, 'a.gz') });
+    const list = spawnSync('cpio', ['-itv', '--quiet'], { input: gunzipSync(readFileSync(join(d, 'a.gz'))), encoding: 'utf8', maxBuffer: 64 << 20 });
+    expect(list.stdout).toMatch(/^-rwxr-xr-x .* sbin\/dmsetup$/m);
+    expect(list.stdout).toMatch(/^-rw-r--r-- .* lib\/x86_64-linux-gnu\/libdevmapper.so.1.02.1$/m);
+    expect(list.stdout).toMatch(/^lrwxrwxrwx .* lib64\/ld-linux-x86-64.so.2 -> \/lib\/x86_64-linux-gnu\/ld-linux-x86-64.so.2$/m);
+    expect(list.stdout).toMatch(/^lrwxrwxrwx .* sbin\/insmod -> \/bin\/busybox$/m);
+    expect(list.stdout).toMatch(/ lib\/modules\/.*loop.ko$/m);
+    // bin/sh is busybox's link already
+    mkdirSync(join(extra, 'bin'));
+    writeFileSync(join(extra, 'bin/sh'), 'not busybox');
+    await expect(buildInitramfs({ ...opts, output: join(d, 'b.gz') })).rejects.toMatchObject({ code: 'ERR_FS_OPTIONS', message: 'duplicate cpio path: bin/sh' });
+    expect(existsSync(join(d, 'b.gz'))).toBe(false);
   }, 120_000);
 
   test('a foreign-arch busybox needs a host busybox of the same version', async () => {

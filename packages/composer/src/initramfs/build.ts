@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { ComposeError } from '../errors.js';
@@ -24,6 +24,12 @@ export interface InitramfsOptions {
    * of the same version as `busybox` (default `busybox` on PATH).
    */
   hostBusybox?: string;
+  /**
+   * A folder whose files are added to the root as they are (executables 0755, others 0644, links
+   * kept), e.g. Debian's dmsetup with its libraries and loader. A path that the initramfs has
+   * already (an applet link, /init) is refused as a duplicate.
+   */
+  extraTree?: string;
   /** mtime of every member (default 0). */
   mtime?: Date | number;
   /** The gzip-compressed cpio written. */
@@ -71,11 +77,27 @@ async function moduleBytes(file: string): Promise<Buffer> {
   throw new ComposeError('ERR_FS_UNSUPPORTED_FILE', `unknown kernel module format: ${file}`, { path: file });
 }
 
+/** The members for {@link InitramfsOptions.extraTree}, in name order (the cpio sorts anyway). */
+function treeEntries(root: string, rel = ''): CpioEntry[] {
+  const out: CpioEntry[] = [];
+  for (const name of readdirSync(join(root, rel)).sort()) {
+    const path = rel ? `${rel}/${name}` : name;
+    const full = join(root, path);
+    const st = lstatSync(full);
+    if (st.isSymbolicLink()) out.push({ path, type: 'symlink', target: readlinkSync(full) });
+    else if (st.isDirectory()) out.push({ path, type: 'dir' }, ...treeEntries(root, path));
+    else if (st.isFile()) out.push({ path, type: 'file', mode: st.mode & 0o111 ? 0o755 : 0o644, data: readFileSync(full) });
+    else throw new ComposeError('ERR_FS_UNSUPPORTED_FILE', `${full}: the initramfs holds files, folders and links only`, { path: full });
+  }
+  return out;
+}
+
 /**
  * Builds a gzip-compressed newc initramfs, as any user (no device nodes: the Debian kernel's
  * built-in initramfs provides /dev/console): /bin/busybox with its applet links, the needed
  * modules (decompressed to plain .ko, which busybox insmod loads) under /lib/modules/VER,
- * /etc/modules.order (absolute paths, load order) and /init. Same input, same bytes.
+ * /etc/modules.order (absolute paths, load order), /init and the files of `extraTree`. Same
+ * input, same bytes.
  */
 export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsResult> {
   const plan = await resolveModules(opts.kernelTree, opts.version, opts.modules);
@@ -99,6 +121,12 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
     order.push(`/lib/modules/${opts.version}/${ko}`);
   }
   entries.push({ path: 'etc/modules.order', type: 'file', mode: 0o644, data: order.map((l) => `${l}\n`).join('') });
+  if (opts.extraTree !== undefined) {
+    const extra = treeEntries(opts.extraTree);
+    const taken = new Set(entries.map((e) => e.path));
+    // a folder of the tree that the initramfs has already (lib, sbin) is merged, not a duplicate
+    entries.push(...extra.filter((e) => !(e.type === 'dir' && taken.has(e.path))));
+  }
   writeCpio(entries, opts.output, { gzip: true, ...(opts.mtime === undefined ? {} : { mtime: opts.mtime }) });
   return { output: opts.output, modules: plan.load, builtin: plan.builtin, applets: [...seen] };
 }

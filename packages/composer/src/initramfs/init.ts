@@ -36,6 +36,26 @@ export const OPTIONAL_MODULES = ['crc32c_intel'] as const;
 export const PARTITIONS_SH_PATH = fileURLToPath(new URL('../../src/initramfs/partitions.sh', import.meta.url));
 export const PARTITIONS_SH = readFileSync(PARTITIONS_SH_PATH, 'utf8');
 
+/**
+ * Prints the firmware's Secure Boot state (the UEFI SecureBoot variable: 4 attribute bytes and
+ * one value byte, 1 = enabled) as `edgeimage-init: secure boot enabled|disabled`, or that the
+ * boot is not UEFI. efivarfs stays mounted at /sys/firmware/efi/efivars (moved into the new root
+ * with /sys): /init reads LoaderDevicePartUUID there too.
+ */
+export const SECURE_BOOT_SH = `# --- secure boot state ---
+if [ -d /sys/firmware/efi ]; then
+  if mount -t efivarfs efivarfs /sys/firmware/efi/efivars 2>/tmp/efivarfs.err; then
+    set -- $(od -An -tu1 -v -N 6 /sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c 2>/dev/null)
+    if [ $# -eq 5 ] && [ "$5" = 1 ]; then echo "edgeimage-init: secure boot enabled"; else echo "edgeimage-init: secure boot disabled"; fi
+    set --
+  else
+    echo "edgeimage-init: secure boot unknown: cannot mount efivarfs: $(cat /tmp/efivarfs.err)"
+  fi
+else
+  echo "edgeimage-init: not UEFI (no /sys/firmware/efi): no secure boot"
+fi
+`;
+
 const shQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 export function initScript(opts: InitOptions = {}): string {
@@ -72,6 +92,8 @@ while read -r ko; do
   [ -n "$ko" ] || continue
   name=\${ko##*/}
   name=\${name%.ko}
+  # efivarfs refuses to load without EFI runtime services (BIOS, U-Boot, direct boots): not needed there
+  case "$name" in efivarfs) [ -d /sys/firmware/efi ] || continue ;; esac
   if insmod "$ko" 2>/tmp/insmod.err; then
     n=$((n + 1))
   else
@@ -83,6 +105,7 @@ while read -r ko; do
 done < /etc/modules.order
 say "$n modules loaded"
 
+${SECURE_BOOT_SH}
 ${PARTITIONS_SH}
 # wait_partname NAME SECONDS: sets part_dev to the one partition of the boot disk (see
 # edge_find_part) with the GPT name or filesystem label NAME once it shows; fails when none appears
@@ -137,21 +160,35 @@ export const RUN_DIR = '/run/edgeimage';
  */
 export function slotBootStage(opts: SlotBootOptions = {}): string {
   const wait = opts.waitSeconds ?? 10;
-  return `# --- boot a slot ---
-edge_slot=a
+  return `${VERIFIED_SH}
+# --- boot a slot ---
+# verified mode: this initramfs carries the signed payload's verified.env and verity.list (see
+# verifiedInitrdPart); the slot's boot/slot.env is then never read, and its bundles are opened
+# through dm-verity only
+verified=
+[ -f /etc/edgeimage/verified.env ] && verified=1
+cmd_slot=
 read -r cmdline < /proc/cmdline || fail "cannot read /proc/cmdline"
 for w in $cmdline; do
   # the FIRST occurrence: the bootloader's; a later one (from the boot environment) never overrides it
-  case "$w" in edgeimage.slot=*) edge_slot=\${w#edgeimage.slot=}; break ;; esac
+  case "$w" in edgeimage.slot=*) cmd_slot=\${w#edgeimage.slot=}; break ;; esac
 done
+edge_slot=\${cmd_slot:-a}
+run=${RUN_DIR}
+loader_part=
+if [ -n "$verified" ]; then
+  say "verified boot: bundles are opened through dm-verity with the root hashes of this initramfs"
+  edge_loader_slot ${wait}
+fi
 case "$edge_slot" in a|b) ;; *) fail "edgeimage.slot=$edge_slot: the slot is a or b" ;; esac
 say "booting slot $edge_slot"
-run=${RUN_DIR}
 mkdir -p "$run/slot" "$run/snap" /newroot || fail "cannot create the mount points"
 
 wait_partname "system-$edge_slot" ${wait}
 slot_dev=$part_dev
-if [ -n "$boot_disk" ]; then
+if [ -n "$loader_part" ]; then
+  [ "$slot_dev" = "/dev/$loader_part" ] || fail "system-$edge_slot on the boot disk is $slot_dev, not the partition the bootloader started from (/dev/$loader_part)"
+elif [ -n "$boot_disk" ]; then
   say "boot disk /dev/$boot_disk (edgeimage.bootpart=$bootpart is /dev/$boot_part)"
 else
   say "no edgeimage.bootpart on the kernel command line: partitions looked for on every disk, each name unique across them"
@@ -159,17 +196,37 @@ fi
 mount -t ext4 -o ro "$slot_dev" "$run/slot" || fail "cannot mount $slot_dev (system-$edge_slot) read-only as ext4"
 say "slot $edge_slot: $slot_dev mounted on $run/slot"
 
-env_file="$run/slot/boot/slot.env"
-[ -r "$env_file" ] || fail "slot $edge_slot has no boot/slot.env"
-# try it in a subshell first: a broken file must fail the boot, not end /init
-( . "$env_file" ) >/dev/null 2>&1 || fail "boot/slot.env of slot $edge_slot cannot be sourced"
 EDGE_BASE=
 EDGE_APPS=
-. "$env_file"
-[ -n "$EDGE_BASE" ] || fail "boot/slot.env of slot $edge_slot names no base bundle (EDGE_BASE)"
-case "$EDGE_BASE" in /*|*..*) fail "EDGE_BASE=$EDGE_BASE is not a path inside the slot" ;; esac
-[ -f "$run/slot/$EDGE_BASE" ] || fail "the base bundle $EDGE_BASE is not in slot $edge_slot"
-mount -t squashfs -o loop,ro,nosuid,nodev "$run/slot/$EDGE_BASE" /newroot || fail "cannot loop-mount the base bundle $EDGE_BASE (squashfs)"
+if [ -n "$verified" ]; then
+  ( . /etc/edgeimage/verified.env ) >/dev/null 2>&1 || fail "/etc/edgeimage/verified.env of this initramfs cannot be sourced"
+  . /etc/edgeimage/verified.env
+  [ -n "$EDGE_BASE" ] || fail "/etc/edgeimage/verified.env names no base bundle (EDGE_BASE)"
+  [ -r /etc/edgeimage/verity.list ] || fail "verified boot without /etc/edgeimage/verity.list in this initramfs"
+  # every listed bundle is opened and read in full before anything is mounted
+  verity_opened=" "
+  while read -r v_file v_blocks v_root v_salt v_rest; do
+    [ -n "$v_file" ] || continue
+    edge_verity_open "$v_file" "$v_blocks" "$v_root" "$v_salt" "$v_rest"
+    verity_opened="$verity_opened$v_file "
+  done < /etc/edgeimage/verity.list
+  # what the base and the booted system read instead of the slot's boot/slot.env
+  cp /etc/edgeimage/verified.env /etc/edgeimage/verity.list "$run/" || fail "cannot copy the verified payload to $run"
+  case "$verity_opened" in *" $EDGE_BASE "*) ;; *) fail "the base bundle $EDGE_BASE has no line in /etc/edgeimage/verity.list" ;; esac
+  name=\${EDGE_BASE##*/}
+  name=\${name%_*}
+  mount -t squashfs -o ro,nosuid,nodev "/dev/mapper/edge-$name" /newroot || fail "cannot mount the base bundle $EDGE_BASE (squashfs) from /dev/mapper/edge-$name"
+else
+  env_file="$run/slot/boot/slot.env"
+  [ -r "$env_file" ] || fail "slot $edge_slot has no boot/slot.env"
+  # try it in a subshell first: a broken file must fail the boot, not end /init
+  ( . "$env_file" ) >/dev/null 2>&1 || fail "boot/slot.env of slot $edge_slot cannot be sourced"
+  . "$env_file"
+  [ -n "$EDGE_BASE" ] || fail "boot/slot.env of slot $edge_slot names no base bundle (EDGE_BASE)"
+  case "$EDGE_BASE" in /*|*..*) fail "EDGE_BASE=$EDGE_BASE is not a path inside the slot" ;; esac
+  [ -f "$run/slot/$EDGE_BASE" ] || fail "the base bundle $EDGE_BASE is not in slot $edge_slot"
+  mount -t squashfs -o loop,ro,nosuid,nodev "$run/slot/$EDGE_BASE" /newroot || fail "cannot loop-mount the base bundle $EDGE_BASE (squashfs)"
+fi
 [ -x /newroot/sbin/init ] || [ -L /newroot/sbin/init ] || fail "the base bundle $EDGE_BASE has no /sbin/init"
 for d in dev proc sys run writable; do
   [ -d "/newroot/$d" ] || fail "the base bundle $EDGE_BASE has no /$d (a read-only root cannot get one at boot)"
@@ -178,11 +235,16 @@ say "base $EDGE_BASE mounted read-only as the root"
 
 for app in $EDGE_APPS; do
   case "$app" in /*|*..*) fail "EDGE_APPS names $app, not a path inside the slot" ;; esac
-  [ -f "$run/slot/$app" ] || fail "the app bundle $app is not in slot $edge_slot"
   name=\${app##*/}
   name=\${name%_*}
   mkdir -p "$run/snap/$name" || fail "cannot create $run/snap/$name"
-  mount -t squashfs -o loop,ro,nosuid,nodev "$run/slot/$app" "$run/snap/$name" || fail "cannot loop-mount the app bundle $app (squashfs)"
+  if [ -n "$verified" ]; then
+    case "$verity_opened" in *" $app "*) ;; *) fail "the app bundle $app has no line in /etc/edgeimage/verity.list" ;; esac
+    mount -t squashfs -o ro,nosuid,nodev "/dev/mapper/edge-$name" "$run/snap/$name" || fail "cannot mount the app bundle $app (squashfs) from /dev/mapper/edge-$name"
+  else
+    [ -f "$run/slot/$app" ] || fail "the app bundle $app is not in slot $edge_slot"
+    mount -t squashfs -o loop,ro,nosuid,nodev "$run/slot/$app" "$run/snap/$name" || fail "cannot loop-mount the app bundle $app (squashfs)"
+  fi
   say "app $name mounted on $run/snap/$name"
 done
 
@@ -219,6 +281,91 @@ exec switch_root /newroot /sbin/init
 fail "switch_root /newroot /sbin/init failed"
 `;
 }
+
+/**
+ * The verified-mode helpers of {@link slotBootStage} (POSIX sh; they use say, fail and the
+ * partition lookup of {@link PARTITIONS_SH}).
+ *
+ * - `edge_loader_slot WAIT`: on UEFI boots through systemd-stub, LoaderDevicePartUUID names the
+ *   partition the bootloader (GRUB) chainloaded the kernel from: that partition, named system-a or
+ *   system-b, is the slot, and its disk the boot disk (edgeimage.slot/bootpart on the command
+ *   line must agree). Without the variable (U-Boot, whose trusted flash script names the slot;
+ *   direct boots) nothing changes.
+ * - `edge_verity_open FILE DATA_BLOCKS ROOT SALT`: the slot's FILE and FILE.verity on read-only
+ *   loop devices, a read-only dm-verity target /dev/mapper/edge-NAME over them (format 1, sha256,
+ *   4096/4096, no udev: libdevmapper makes the node), then every block read once: the kernel checks
+ *   nothing when the target is made, only on reads, so a changed byte anywhere fails the boot here
+ *   rather than an app later.
+ */
+export const VERIFIED_SH = `# --- verified boot helpers ---
+edge_loader_slot() {
+  _ls_var=/sys/firmware/efi/efivars/LoaderDevicePartUUID-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f
+  [ -r "$_ls_var" ] || return 0
+  # UTF-16LE after the 4 attribute bytes, upper case, NUL ended (systemd-stub's format)
+  loader_uuid=$(od -An -tu2 -v -j 4 -N 80 "$_ls_var" | awk '{ for (i = 1; i <= NF; i++) { if ($i == 0) exit; printf "%c", ($i < 32 || $i > 126) ? "?" : $i } }' | tr A-F a-f)
+  _h='[0-9a-f]'
+  case "$loader_uuid" in
+    $_h$_h$_h$_h$_h$_h$_h$_h-$_h$_h$_h$_h-$_h$_h$_h$_h-$_h$_h$_h$_h-$_h$_h$_h$_h$_h$_h$_h$_h$_h$_h$_h$_h) ;;
+    *) fail "LoaderDevicePartUUID is $(echo "$loader_uuid" | head -c 80), not a partition UUID" ;;
+  esac
+  _ls_i=0
+  while :; do
+    _ls_found=$(for _d in /sys/block/*; do
+      _d=\${_d##*/}
+      edge_disk_parts "$_d" | while read -r _p _u _n; do [ "$_u" = "$loader_uuid" ] && echo "$_d $_p $_n"; done
+    done)
+    [ -n "$_ls_found" ] && break
+    _ls_i=$((_ls_i + 1))
+    [ "$_ls_i" -le $(($1 * 10)) ] || fail "no partition has PARTUUID $loader_uuid (LoaderDevicePartUUID, the partition the bootloader started this kernel from) after $1 s"
+    sleep 0.1
+  done
+  [ "$(echo "$_ls_found" | wc -l)" -eq 1 ] || fail "several partitions have PARTUUID $loader_uuid (LoaderDevicePartUUID): $(echo $_ls_found): which slot was booted is unclear"
+  set -f
+  set -- $_ls_found
+  set +f
+  _ls_name=$3
+  # MBR has no partition names: the filesystem label
+  if [ -z "$_ls_name" ]; then _ls_name=$(edge_fs_label "/dev/$2"); _ls_name=\${_ls_name#ext4 }; fi
+  case "$_ls_name" in
+    system-a) _ls_slot=a ;;
+    system-b) _ls_slot=b ;;
+    *) fail "the bootloader started this kernel from /dev/$2 (LoaderDevicePartUUID $loader_uuid), which is \\"$(echo "$_ls_name" | head -c 80)\\", not system-a or system-b" ;;
+  esac
+  [ -z "$cmd_slot" ] || [ "$cmd_slot" = "$_ls_slot" ] || fail "edgeimage.slot=$cmd_slot on the kernel command line, but the bootloader started slot $_ls_slot (/dev/$2, LoaderDevicePartUUID $loader_uuid)"
+  edge_boot_disk || fail "$part_err"
+  [ -z "$boot_disk" ] || [ "$boot_disk" = "$1" ] || fail "edgeimage.bootpart=$bootpart is on /dev/$boot_disk, but the bootloader started this kernel from /dev/$2 on /dev/$1 (LoaderDevicePartUUID)"
+  boot_disk=$1
+  loader_part=$2
+  edge_slot=$_ls_slot
+  say "slot $edge_slot: the bootloader started this kernel from /dev/$2 (LoaderDevicePartUUID $loader_uuid); boot disk /dev/$1"
+}
+
+edge_verity_open() {
+  _vo_f=$1
+  _vo_blocks=$2
+  case "$_vo_f" in bundles/*.snap) ;; *) fail "/etc/edgeimage/verity.list names $(echo "$_vo_f" | head -c 80), not a bundle of the slot" ;; esac
+  case "$_vo_f" in *..*|*/*/*) fail "/etc/edgeimage/verity.list names $_vo_f, not a bundle of the slot" ;; esac
+  case "$_vo_blocks" in ''|*[!0-9]*) fail "/etc/edgeimage/verity.list: $_vo_f has data blocks \\"$_vo_blocks\\", not a number" ;; esac
+  [ -n "$4" ] && [ -z "$5" ] || fail "/etc/edgeimage/verity.list: the line of $_vo_f is not FILE DATA_BLOCKS ROOT_HEX SALT_HEX"
+  _vo_name=\${_vo_f##*/}
+  _vo_name=\${_vo_name%_*}
+  [ -f "$run/slot/$_vo_f" ] || fail "bundle $_vo_f is not in slot $edge_slot (the signed verity.list names it)"
+  [ -f "$run/slot/$_vo_f.verity" ] || fail "bundle $_vo_f has no dm-verity tree $_vo_f.verity in slot $edge_slot"
+  _vo_size=$(stat -c %s "$run/slot/$_vo_f")
+  [ "$_vo_size" = $((_vo_blocks * 4096)) ] || fail "bundle $_vo_f does not verify: it is $_vo_size bytes, the signed verity.list says $_vo_blocks blocks of 4096"
+  _vo_data=$(losetup -f) && losetup -r "$_vo_data" "$run/slot/$_vo_f" || fail "cannot attach bundle $_vo_f read-only to a loop device"
+  _vo_hash=$(losetup -f) && losetup -r "$_vo_hash" "$run/slot/$_vo_f.verity" || fail "cannot attach $_vo_f.verity read-only to a loop device"
+  DM_DISABLE_UDEV=1 dmsetup create "edge-$_vo_name" --readonly --table "0 $((_vo_blocks * 8)) verity 1 $_vo_data $_vo_hash 4096 4096 $_vo_blocks 0 sha256 $3 $4" </dev/null 2>/tmp/dm.err \\
+    || fail "cannot open bundle $_vo_f through dm-verity: $(cat /tmp/dm.err)"
+  if ! cat "/dev/mapper/edge-$_vo_name" > /dev/null 2>/tmp/dm.err; then
+    _vo_why=$(dmesg | sed -n 's/.*device-mapper: verity: [0-9]*:[0-9]*: //p' | tail -n 1)
+    fail "bundle $_vo_f does not verify (dm-verity: \${_vo_why:-$(cat /tmp/dm.err)})"
+  fi
+  _vo_status=$(DM_DISABLE_UDEV=1 dmsetup status "edge-$_vo_name" </dev/null 2>&1)
+  case "$_vo_status" in *" verity V"*) ;; *) fail "bundle $_vo_f does not verify (dm-verity status: $_vo_status)" ;; esac
+  say "bundle $_vo_f verified: /dev/mapper/edge-$_vo_name"
+}
+`;
 
 /** The default /init: boots the slot of the kernel command line. */
 export const DEFAULT_INIT = initScript();

@@ -1,6 +1,7 @@
 import { parseModulesDep, resolveModules } from './modules.js';
 import { extractKernel, kernelDeb, removeKernels, SHORT_MODULES, type KernelTree } from '@edgeimage/testkit/debian-kernel';
 import { requires } from '@edgeimage/testkit/skips';
+import { BOARD_MODULES } from './boards.js';
 
 const deb = kernelDeb('amd64');
 
@@ -43,4 +44,20 @@ requires(deb.missing).describe('resolveModules with the Debian amd64 kernel', ()
   test('an unknown module is ERR_FS_SOURCE', async () => {
     await expect(resolveModules(k.dir, k.version, ['no_such_module'])).rejects.toMatchObject({ code: 'ERR_FS_SOURCE' });
   }, 60_000);
+});
+
+describe.each(['amd64', 'arm64'])('the reference boards\' modules with the Debian %s kernel', (arch) => {
+  const d = kernelDeb(arch);
+  requires(d.missing).test('dm-verity with its dependencies (modules.dep), and efivarfs, all loadable', async () => {
+    const t = extractKernel(d.deb!);
+    const { load, builtin } = await resolveModules(t.dir, t.version, BOARD_MODULES[arch]!);
+    const names = load.map((m) => m.name);
+    const deps = arch === 'arm64' ? ['reed_solomon', 'dax', 'dm_mod', 'dm_bufio'] : ['reed_solomon', 'dm_mod', 'dm_bufio'];
+    for (const dep of deps) {
+      expect(names).toContain(dep);
+      expect(names.indexOf(dep)).toBeLessThan(names.indexOf('dm_verity'));
+    }
+    expect(names).toContain('efivarfs');
+    expect(builtin).toEqual([]);
+  }, 120_000);
 });

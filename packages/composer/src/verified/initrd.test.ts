@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { verifiedInitrdPart, type VerifiedInitrdOptions } from './initrd.js';
+import { verifiedInitrd, verifiedInitrdPart, type VerifiedInitrdOptions } from './initrd.js';
 import type { BundleVerityEntry } from '../verity/index.js';
 
 const dirs: string[] = [];
@@ -88,4 +88,13 @@ test.each([
 
 test('an entry of a bundle the device does not mount is checked too (a bad value is a bug upstream)', () => {
   expect(bad({}, { index: 0, 'root-hash': 'not hex' })).toThrow('verified boot payload: verity[0] (bundles/pc_1.snap.verity) root-hash: expected 64 lower-case hex digits (sha256), found "not hex"');
+});
+
+test('verifiedInitrd: the signed part first, then the kernel bundle\'s initrd as it is; an empty initrd is refused', () => {
+  const kernelInitrd = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 3, 1, 2, 3]);
+  const all = verifiedInitrd(kernelInitrd, OPTS);
+  const part = verifiedInitrdPart(OPTS);
+  expect(part.length % 4).toBe(0);
+  expect(all.equals(Buffer.concat([part, kernelInitrd]))).toBe(true);
+  expect(() => verifiedInitrd(Buffer.alloc(0), OPTS)).toThrow('verified boot payload: initrd: expected the kernel bundle\'s initrd, found "an empty file"');
 });

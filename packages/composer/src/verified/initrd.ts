@@ -1,8 +1,9 @@
 /**
- * The signed part of a verified slot's initrd: a small uncompressed newc cpio appended to the
- * kernel bundle's (gzip) initrd inside the UKI / FIT. Linux unpacks concatenated archives in
- * order, so the initramfs /init finds these files next to its own; being inside the signed
- * payload, they are what the device trusts instead of the slot's unsigned boot/slot.env:
+ * The signed part of a verified slot's initrd: a small uncompressed newc cpio that goes with the
+ * kernel bundle's (gzip) initrd inside the UKI / FIT ({@link verifiedInitrd} joins them). Linux
+ * unpacks concatenated archives in order, so the initramfs /init finds these files next to its
+ * own; being inside the signed payload, they are what the device trusts instead of the slot's
+ * unsigned boot/slot.env:
  *
  * - `/etc/edgeimage/verified.env`: `EDGE_VERIFIED=1` and the slot.env variables (EDGE_BASE,
  *   EDGE_APPS, EDGE_GRADE), sourced by /init;
@@ -102,4 +103,24 @@ export function verifiedInitrdPart(opts: VerifiedInitrdOptions): Buffer {
     { path: 'etc/edgeimage/verified.env', type: 'file', mode: 0o644, data: env },
     { path: 'etc/edgeimage/verity.list', type: 'file', mode: 0o644, data: list.join('') },
   ], { mtime: 0 });
+}
+
+/**
+ * The whole initrd of a verified slot: {@link verifiedInitrdPart} FIRST, then the kernel bundle's
+ * initrd. Not the other way round: after a compressed archive Linux takes the next one only at a
+ * 4-byte aligned offset of the input, and a cpio appended to a gzip member of any other length is
+ * dropped with no more than "Initramfs unpacking failed: invalid magic" in the kernel log (seen on
+ * a real boot) — the device would then boot unverified, from the slot's unsigned boot/slot.env if
+ * one were planted there. First, the signed part is always unpacked (an uncompressed cpio at offset
+ * 0, whose length newc keeps a multiple of 4), and a kernel initrd that does not unpack leaves no
+ * /init: the boot fails closed. The kernel bundle's /init runs the boot anyway, so its archive
+ * coming second (its files win a name clash) gives it nothing it did not have.
+ *
+ * ```ts
+ * writeFileSync('initrd', verifiedInitrd(readFileSync('slot/boot/initrd.img'), { grade, base, apps, verity }));
+ * ```
+ */
+export function verifiedInitrd(bundleInitrd: Uint8Array, opts: VerifiedInitrdOptions): Buffer {
+  if (bundleInitrd.length === 0) fail('initrd', "expected the kernel bundle's initrd", 'an empty file');
+  return Buffer.concat([verifiedInitrdPart(opts), bundleInitrd]);
 }
