@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { BootSigner } from '@edgeimage/assertions';
 import { ComposeError } from '../errors.js';
 import type { BundleVerityEntry } from '../verity/index.js';
-import { verifiedInitrdPart } from './initrd.js';
+import { verifiedInitrd } from './initrd.js';
 import { buildUki, grubSignature, signPe } from './uefi/index.js';
 import { buildFit } from './uboot/index.js';
 
@@ -91,9 +91,8 @@ export async function stageSlotPayload(o: SlotPayloadOptions): Promise<{ kind: V
   mkdirSync(join(o.slotDir, 'boot'), { recursive: true });
   const kernel = readFileSync(join(o.kernelDir, 'kernel.img'));
   if (!existsSync(join(o.kernelDir, 'initrd.img'))) throw new ComposeError('ERR_KERNEL_NO_INITRD', `the kernel bundle has no initrd.img: a verified slot needs the edgeimage initramfs, which opens its bundles through dm-verity`);
-  const part = verifiedInitrdPart({ grade: o.grade, base: o.base, apps: o.apps, verity: o.verity });
-  // The kernel reads concatenated archives one after the other, compressed or not.
-  const initrd = Buffer.concat([readFileSync(join(o.kernelDir, 'initrd.img')), part]);
+  // the signed part first: appended after the gzip archive, the kernel may drop it (see verifiedInitrd)
+  const initrd = verifiedInitrd(readFileSync(join(o.kernelDir, 'initrd.img')), { grade: o.grade, base: o.base, apps: o.apps, verity: o.verity });
   let files: string[];
   if (kind === 'uefi') {
     const db = o.signers.db;
