@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { findRolePartition, inspectImage, readPartitionTable, toolEnv, type PartitionTable } from '@edgeimage/composer';
 import { BootTestError } from './errors.js';
 import { ubootEnvFlash } from './uboot-env.js';
+import { factoryFilesOf } from './factory-files.js';
 import { tamperImage, type TamperChange, type TamperOp } from './tamper.js';
 import { SECURE_BOOT_FIRMWARE } from './firmware/secure-boot.js';
 import { enrolledVarStore, writeVarStore, type SecureBootKeys } from './firmware/varstore.js';
@@ -477,6 +478,11 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
   if (direct) {
     mustExist(direct.kernel, 'kernel');
     if (direct.initrd !== undefined) mustExist(direct.initrd, 'initrd');
+  }
+  // A verified U-Boot image boots with the flash and device tree its build wrote next to it.
+  if (opts.image !== undefined && !opts.direct && opts.firmware !== 'uefi') {
+    const f = factoryFilesOf(opts.image);
+    opts = { ...opts, ...(opts.ubootEnvFlash === undefined && f.ubootEnv ? { ubootEnvFlash: f.ubootEnv } : {}), ...(opts.ubootDtb === undefined && f.ubootDtb ? { ubootDtb: f.ubootDtb } : {}) };
   }
   if (typeof opts.ubootEnvFlash === 'string') mustExist(opts.ubootEnvFlash, 'U-Boot environment flash');
   if (opts.ubootDtb !== undefined) mustExist(opts.ubootDtb, 'U-Boot device tree');

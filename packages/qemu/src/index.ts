@@ -16,3 +16,4 @@ export type { ScenarioResult, ScenarioStep, ScenarioCheck, ScenarioFailure, Powe
 export { readUpdateManifest, tamperUpdate, tarEntries, type UpdateManifest, type TarEntry } from './update-file.js';
 export * from './firmware/index.js';
 export { tamperImage, checkTamperPath, TamperError, TAMPER_MAX_CONTENT, type TamperOp, type FlipByte, type ReplaceFile, type ByteAt, type TamperChange, type ByteChange, type FileReplacement, type TamperResult } from './tamper.js';
+export { factoryFilesOf, type FactoryFiles } from './factory-files.js';

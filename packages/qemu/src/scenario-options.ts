@@ -36,7 +36,7 @@ export interface ScenarioOptions {
   /** Where the copies go (default the OS temp folder). */
   tmpDir?: string;
   /** Passed to every boot. */
-  boot?: Pick<BootTestOptions, 'arch' | 'accel' | 'firmware' | 'firmwareFiles' | 'firmwareDir' | 'ubootEnvFlash' | 'memoryMiB'>;
+  boot?: Pick<BootTestOptions, 'arch' | 'accel' | 'firmware' | 'firmwareFiles' | 'firmwareDir' | 'ubootEnvFlash' | 'ubootDtb' | 'secureBoot' | 'memoryMiB'>;
   signal?: AbortSignal;
   /** Each step once it is over. */
   onStep?: (step: ScenarioStep) => void;

@@ -2,6 +2,7 @@
  * The scenarios — update, rollback, refuse, power-cut — as boots and checks on the run harness,
  * each waiting for the device contract's markers.
  */
+import { factoryFilesOf } from './factory-files.js';
 import { FAIL, other, PREDICTED, SCENARIO_MARKERS, type CrashPoint, type Slot } from './scenario-contract.js';
 import { envText, runOnDisks, sha256Range, slotPartition, StepFailed, type Played, type PowerCutOutcome, type Run, type ScenarioResult } from './scenario-harness.js';
 import { checkHookGrade, checkScenarioOptions, type ScenarioOptions } from './scenario-options.js';
@@ -138,6 +139,10 @@ async function powerCutPoint(run: Run, point: CrashPoint, manifest: UpdateManife
  */
 export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const manifest = checkScenarioOptions(o);
+  // Every boot runs on a copy: the factory files (a verified U-Boot image's flash and device tree)
+  // are looked up next to the image itself.
+  const f = factoryFilesOf(o.image);
+  o = { ...o, boot: { ...(f.ubootEnv ? { ubootEnvFlash: f.ubootEnv } : {}), ...(f.ubootDtb ? { ubootDtb: f.ubootDtb } : {}), ...Object.fromEntries(Object.entries(o.boot ?? {}).filter(([, v]) => v !== undefined)) } };
   if (o.scenario === 'power-cut') await checkHookGrade(o.image);
   return runOnDisks(o, manifest, async (run, point): Promise<Played> => {
     if (o.scenario === 'update') return { slot: await updateScenario(run, manifest) };

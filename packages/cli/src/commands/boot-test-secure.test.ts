@@ -19,15 +19,18 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-test('--help names --secure-boot, --secure-boot-keys and that images are not signed yet', async () => {
+test('--help names --secure-boot, --secure-boot-keys, their default next to the image and what is refused', async () => {
   const r = await run(['boot-test', '--help']);
   expect(r.status).toBe(0);
   expect(r.out).toContain('--secure-boot-keys');
-  expect(r.out.replace(/\s+/g, ' ')).toMatch(/Images are not signed yet: today the firmware refuses the image's GRUB \(Access Denied\)/);
+  const help = r.out.replace(/\s+/g, ' ');
+  expect(help).toMatch(/An image built with --boot-keys of the same brand boots/);
+  expect(help).toMatch(/any other image's GRUB is refused \(Access Denied\)/);
+  expect(help).toMatch(/default: IMAGE\.boot-keys\/, which build --boot-keys writes next to the image/);
 });
 
 test.each([
-  [['--secure-boot'], /--secure-boot needs --secure-boot-keys DIR/],
+  [['--secure-boot'], /--secure-boot needs the brand's PK, KEK and db certificates: --secure-boot-keys DIR .* or the IMAGE\.boot-keys\/ folder .* \(there is no .*\/disk\.boot-keys\/\)/],
   [['--secure-boot-keys', 'k'], /--secure-boot-keys goes with --secure-boot/],
   [['--secure-boot', '--secure-boot-keys'], /--secure-boot-keys needs a value/],
   [['--secure-boot', '--secure-boot-keys', 'k', '--firmware', 'uboot'], /not with --firmware uboot/],
@@ -62,4 +65,13 @@ test('a db.esl whose certificate is not db.cer\'s is refused before QEMU starts,
   expect(r.status).toBe(1);
   expect(r.err).toMatch(/keys-esl\/db\.esl: its certificate is not the one in \S*keys-esl\/db\.cer: expected the DER with SHA-256 [0-9a-f]{64} \(\d+ bytes\), found SHA-256 [0-9a-f]{64} \(\d+ bytes\) \[ERR_SECURE_BOOT_KEYS\]/);
   expect(readdirSync(dir).sort()).toEqual(['disk.img', 'keys', 'keys-esl']);
+});
+
+test('without --secure-boot-keys the folder next to the image is used: its empty db is named before QEMU starts', async () => {
+  const img = join(dir, 'verified.img');
+  writeFileSync(img, Buffer.alloc(4096));
+  mkdirSync(join(dir, 'verified.boot-keys'));
+  const r = await run(['boot-test', img, '--secure-boot']);
+  expect(r.status).not.toBe(0);
+  expect(r.err).toContain(join(dir, 'verified.boot-keys'));
 });

@@ -1,3 +1,4 @@
+import { factoryFilesOf } from '@edgeimage/qemu';
 import { writeFileSync } from 'node:fs';
 import {
   ARCHES,
@@ -155,9 +156,15 @@ export function checkSecureBootArgs(a: Record<string, unknown>): void {
     if (keys !== undefined) throw new UsageError('--secure-boot-keys goes with --secure-boot');
     return;
   }
-  if (keys === undefined) throw new UsageError('--secure-boot needs --secure-boot-keys DIR (the PK, KEK and db certificates, as "edgeimage boot-keys export DIR" writes them)');
   if (a['firmware'] === 'uboot') throw new UsageError('--secure-boot is UEFI Secure Boot: not with --firmware uboot');
-  if (a['scenario'] !== undefined) throw new UsageError('--secure-boot is not for a scenario yet: boot-test IMAGE --secure-boot --secure-boot-keys DIR');
+  if (keys === undefined && (typeof a['image'] !== 'string' || factoryFilesOf(a['image']).bootKeys === undefined)) {
+    throw new UsageError(`--secure-boot needs the brand's PK, KEK and db certificates: --secure-boot-keys DIR (as "edgeimage boot-keys export DIR" writes them), or the IMAGE.boot-keys/ folder that "build --boot-keys" writes next to the image${typeof a['image'] === 'string' ? ` (there is no ${a['image'].replace(/\.img$/, '')}.boot-keys/)` : ''}`);
+  }
+}
+
+/** The key folder of --secure-boot: --secure-boot-keys, else the one build --boot-keys wrote next to the image. */
+export function secureBootKeysDir(a: { image?: string; secureBootKeys?: string }): string {
+  return a.secureBootKeys ?? factoryFilesOf(a.image!).bootKeys!;
 }
 
 /** One start of the machine: when, and the FAILED line it ended on, if any. */
@@ -197,12 +204,12 @@ export function bootTestCommand(ctx: Context) {
         .option('expect-refusal', { type: 'string', describe: 'refuse: a regular expression (case-insensitive) the REFUSED reason must match, e.g. signature' })
         .option('keep', { type: 'string', describe: "scenario: keep the final disk at this path (power-cut over every point: NAME.POINT.img)" })
         .option('log-dir', { type: 'string', describe: "scenario: a folder for each boot's console log (default: a new folder in the temp folder)" })
-        .option('secure-boot', { type: 'boolean', describe: "UEFI Secure Boot: the firmware build that enforces signatures and a copy of its variable store with the brand's PK, KEK and db enrolled (setup mode off). Images are not signed yet: today the firmware refuses the image's GRUB (Access Denied) and the boot fails with ERR_SECURE_BOOT_REFUSED" })
+        .option('secure-boot', { type: 'boolean', describe: "UEFI Secure Boot: the firmware build that enforces signatures and a copy of its variable store with the brand's PK, KEK and db enrolled (setup mode off). An image built with --boot-keys of the same brand boots (the device prints \"edgeimage-init: secure boot enabled\"); any other image's GRUB is refused (Access Denied) and the boot fails with ERR_SECURE_BOOT_REFUSED" })
         .option('reboots', { type: 'number', describe: `the machine may restart up to N times while the markers are awaited (0-${MAX_REBOOTS}), so a fallback to the other slot is one boot test. A restart is the firmware's first line showing again: OVMF's "BdsDxe: loading Boot0001 …" after lines of others, AAVMF's "UEFI firmware (version …)", U-Boot's "U-Boot 2023.01… (date)" — a reboot, a watchdog reset, a panic with panic=N alike. The FAILED lines (initramfs, GRUB, U-Boot, panic) of the boots before the last allowed restart are printed per boot and in --json "boots", not fatal; one more restart fails the boot [ERR_TOO_MANY_REBOOTS], and so does a FAILED line once the N restarts are used up. Without it, restarts are not watched` })
         .option('expect-poweroff', { type: 'boolean', describe: 'the device must power off: passes when QEMU exits on its own (status 0) after the --expect markers (default: none), e.g. a device with both slots tampered that must never come up; a system that comes up and stays up fails on --timeout. Without it, a power-off before the markers fails the boot [ERR_POWERED_OFF] once --reboots is given, else [ERR_QEMU_EXITED]' })
         .option('tamper', { type: 'string', array: true, describe: 'boot a tampered copy: flip every bit of one byte of a file in a partition of the copy, PARTITION:/FILE[@first|middle|last|OFFSET] (default middle; repeatable), e.g. system-a:/bundles/base_1.snap or system-boot:/EFI/BOOT/BOOTX64.EFI@first; ext4 and vfat partitions. What changed (offsets, old and new byte) is printed and in --json "tampered"; the image itself is never changed' })
         .option('tamper-replace', { type: 'string', array: true, describe: 'boot a tampered copy: a file of an ext4 partition gets the bytes of a local file (mode and owner kept; the slot checked with e2fsck), PARTITION:/FILE=LOCAL, e.g. system-a:/boot/uki.efi=resigned.efi (repeatable)' })
-        .option('secure-boot-keys', { type: 'string', describe: 'with --secure-boot: the folder of the PK, KEK and db certificates (NAME.cer DER or NAME.crt PEM, and db.esl for the owner GUID), as "edgeimage boot-keys export DIR" writes them' })
+        .option('secure-boot-keys', { type: 'string', describe: 'with --secure-boot: the folder of the PK, KEK and db certificates (NAME.cer DER or NAME.crt PEM, and db.esl for the owner GUID), as "edgeimage boot-keys export DIR" writes them; default: IMAGE.boot-keys/, which build --boot-keys writes next to the image' })
         .check((a) => {
           // yargs gives a string option written without its value as '': a usage error, not an empty path or pattern
           for (const k of VALUED) {
@@ -220,7 +227,8 @@ export function bootTestCommand(ctx: Context) {
         .example("$0 boot-test images/pi-arm64.img --expect 'hello-kiosk .* up on slot a' --expect 'healthy on slot a' --timeout 180", 'two markers in order')
         .example('$0 boot-test images/pc-amd64.img --disk-size +1G --json --junit boot.xml', 'on a bigger disk; reports for CI')
         .example('$0 boot-test images/pc-amd64.img --scenario update --update rev2.update', 'apply an update from /dev/vdb, try and commit slot b, stay on it')
-        .example('$0 boot-test images/pc-amd64.img --secure-boot --secure-boot-keys factory/acme', "Secure Boot with the brand's keys enrolled (today: the firmware refuses the unsigned GRUB)")
+        .example('$0 boot-test images/pc-amd64.img --secure-boot', "Secure Boot with the brand's keys enrolled (from images/pc-amd64.boot-keys/): a verified image boots, any other is refused")
+        .example('$0 boot-test images/pc-amd64.img --secure-boot --secure-boot-keys factory/other-brand', "another brand's firmware: the image's GRUB is refused (ERR_SECURE_BOOT_REFUSED)")
         .example("$0 boot-test tampered.img --reboots 3 --expect 'healthy on slot b' --timeout 600", 'slot a was tampered: its failed boots are reported, the device must end healthy on slot b')
         .example('$0 boot-test both-tampered.img --reboots 8 --expect-poweroff --timeout 900', 'both slots tampered: the device must never come up, and power off')
         .example("$0 boot-test verified.img --tamper system-a:/bundles/base_1.snap --reboots 3 --expect 'healthy on slot b' --timeout 600", 'a byte of the base bundle of slot a flipped in the copy: the device must fall back to slot b')
@@ -243,7 +251,7 @@ export function bootTestCommand(ctx: Context) {
       if (a.scenario !== undefined) return scenarioHandler(ctx, a);
       const expect = parseExpect(a.expect, a.expectPoweroff === true);
       const tamper = parseTamperArgs(a.tamper, a.tamperReplace);
-      const secureBoot = a.secureBoot ? { keys: readSecureBootKeys(a.secureBootKeys!) } : undefined;
+      const secureBoot = a.secureBoot ? { keys: readSecureBootKeys(secureBootKeysDir(a)) } : undefined;
       const abort = new AbortController();
       const onSignal = () => abort.abort();
       process.once('SIGINT', onSignal);
@@ -285,7 +293,7 @@ export function bootTestCommand(ctx: Context) {
         } else {
           ctx.io.err(`--- last lines of ${r.log} ---\n${r.tail ?? ''}\n---`);
           ctx.io.err(`edgeimage: boot-test ${a.image} failed (${what}): ${r.reason} [${r.code}]`);
-          if (r.code === 'ERR_SECURE_BOOT_REFUSED') ctx.io.err(`edgeimage: note: images are not signed yet, so the firmware enrolled with the keys of ${a.secureBootKeys} refuses every image built today`);
+          if (r.code === 'ERR_SECURE_BOOT_REFUSED') ctx.io.err(`edgeimage: note: the firmware enrolled with the keys of ${secureBootKeysDir(a)} refused the image's bootloader: an image built without --boot-keys, or with another brand's keys, is refused`);
         }
       } finally {
         process.off('SIGINT', onSignal);
@@ -315,7 +323,7 @@ async function scenarioHandler(ctx: Context, a: BootTestArgs): Promise<void> {
       keep: a.keep,
       logDir: a.logDir,
       bootTimeoutSeconds: a.timeout,
-      boot: { arch: a.arch, firmware: a.firmware, firmwareDir: a.firmwareDir, ubootEnvFlash: a.ubootEnv, accel: a.accel },
+      boot: { arch: a.arch, firmware: a.firmware, firmwareDir: a.firmwareDir, ubootEnvFlash: a.ubootEnv, accel: a.accel, ...(a.secureBoot ? { secureBoot: { keys: readSecureBootKeys(secureBootKeysDir(a)) } } : {}) },
       signal: abort.signal,
       onStep: (s) => progress(`${a.scenario}: ${stepLine(s)}`),
     });

@@ -308,7 +308,10 @@ export async function makePlan(opts: PlanOptions, work: string): Promise<{ plan:
       const bytes = o.format === 'uboot-env' ? factory.ubootEnv : o.format === 'uboot-dtb' ? factory.ubootDtb : undefined;
       if (!bytes) continue;
       const staged = join(work, `factory-${o.format}`);
-      writeFileSync(staged, bytes);
+      // The flash bank is mostly zeros: only its written head is staged; the output is made sparse.
+      let end = bytes.length;
+      if (o.format === 'uboot-env') while (end > 0 && bytes[end - 1] === 0) end--;
+      writeFileSync(staged, bytes.subarray(0, end));
       factoryFiles.set(o.path, staged);
     }
   }
