@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { buildInitramfs, busyboxVersion } from './build.js';
-import { DEFAULT_INIT, initScript } from './init.js';
+import { DEFAULT_INIT, initScript, VERIFIED_SH } from './init.js';
 import { AMD64_MODULES, extractKernel, kernelDeb, removeKernels, type KernelTree } from '@edgeimage/testkit/debian-kernel';
 import { firstMissing, requires } from '@edgeimage/testkit/skips';
 
@@ -22,6 +22,22 @@ describe('init script', () => {
       expect(s).not.toMatch(/exec\s+(\/bin\/)?sh|^\s*sh\s*$/m);
     }
     expect(DEFAULT_INIT).toContain('modules loaded');
+  });
+
+  test('LoaderDevicePartUUID as systemd-stub sets it (4 attribute bytes, UTF-16LE, upper case, NUL) reads as the lower-case PARTUUID (busybox sh, od, awk)', () => {
+    const d = mkdtempSync(join(tmpdir(), 'edgeimage-loader-uuid-'));
+    dirs.push(d);
+    const uuid = (bytes: Buffer): string => {
+      writeFileSync(join(d, 'var'), bytes);
+      const r = spawnSync(BUSYBOX, ['sh', '-c', `${VERIFIED_SH}\nedge_loader_uuid "$1"`, 'sh', join(d, 'var')], { encoding: 'utf8' });
+      expect(r.status).toBe(0);
+      return r.stdout;
+    };
+    const attrs = Buffer.from([0x06, 0, 0, 0]);
+    expect(uuid(Buffer.concat([attrs, Buffer.from('8215E4C7-AC2E-5FA8-88A2-EA72679A9F07\0', 'utf16le')]))).toBe('8215e4c7-ac2e-5fa8-88a2-ea72679a9f07');
+    // no terminating NUL; a character outside ASCII shows as ?
+    expect(uuid(Buffer.concat([attrs, Buffer.from('AB\u00e9', 'utf16le')]))).toBe('ab?');
+    expect(uuid(attrs)).toBe('');
   });
 
   test('verified mode: decided by /etc/edgeimage/verified.env of the initramfs; slot.env is read only without it; bundles only from /dev/mapper (dm-verity, read-only) in it', () => {

@@ -298,11 +298,17 @@ fail "switch_root /newroot /sbin/init failed"
  *   rather than an app later.
  */
 export const VERIFIED_SH = `# --- verified boot helpers ---
+# edge_loader_uuid FILE: prints LoaderDevicePartUUID's value, lower case: UTF-16LE after the 4
+# attribute bytes, NUL ended (systemd-stub's format). The whole file is read and the attributes
+# dropped here: od -j on efivarfs does not skip (the attributes came out as the first character).
+edge_loader_uuid() {
+  od -An -tu2 -v -N 84 "$1" | awk '{ for (i = 1; i <= NF; i++) { if (++n <= 2) continue; if ($i == 0) exit; printf "%c", ($i < 32 || $i > 126) ? "?" : $i } }' | tr A-F a-f
+}
+
 edge_loader_slot() {
   _ls_var=/sys/firmware/efi/efivars/LoaderDevicePartUUID-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f
   [ -r "$_ls_var" ] || return 0
-  # UTF-16LE after the 4 attribute bytes, upper case, NUL ended (systemd-stub's format)
-  loader_uuid=$(od -An -tu2 -v -j 4 -N 80 "$_ls_var" | awk '{ for (i = 1; i <= NF; i++) { if ($i == 0) exit; printf "%c", ($i < 32 || $i > 126) ? "?" : $i } }' | tr A-F a-f)
+  loader_uuid=$(edge_loader_uuid "$_ls_var")
   _h='[0-9a-f]'
   case "$loader_uuid" in
     $_h$_h$_h$_h$_h$_h$_h$_h-$_h$_h$_h$_h-$_h$_h$_h$_h-$_h$_h$_h$_h-$_h$_h$_h$_h$_h$_h$_h$_h$_h$_h$_h$_h) ;;
