@@ -26,7 +26,7 @@ test('scenarios --build-only without --work: exit 2 (the build would be removed 
 });
 
 test('--help of scenarios and reference-images ends with the header comment (no code lines)', () => {
-  for (const [name, last] of [['scenarios', /--build-only \(with --work\)/], ['reference-images', /--store-only stops before the images/]] as const) {
+  for (const [name, last] of [['scenarios', /--build-only \(with --work\)/], ['reference-images', /--unverified builds them without/]] as const) {
     const r = script(name, ['--help']);
     expect(r.status).toBe(0);
     expect(r.stdout.trim().split('\n').at(-1)).toMatch(last);
