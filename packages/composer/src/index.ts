@@ -16,5 +16,5 @@ export * from './verity/index.js';
 export * from './verified/uefi/index.js';
 export * from './verified/uboot/index.js';
 export { verifiedInitrdPart, type VerifiedInitrdOptions } from './verified/initrd.js';
-export { stageSlotPayload, verifiedBootKind, UKI_FILE, UKI_SIG_FILE, FIT_FILE, type BootSigners, type VerifiedBootKind } from './verified/payload.js';
+export { stageSlotPayload, verifiedBootKind, UKI_FILE, UKI_SIG_FILE, FIT_FILE, PAYLOAD_SIG_FILE, PAYLOAD_KEY_FILE, type BootSigners, type VerifiedBootKind } from './verified/payload.js';
 export { stageVerifiedSystemBoot, QEMU_ARM64_UBOOT, type FactoryFiles } from './verified/system-boot.js';

@@ -7,6 +7,7 @@
  * its configuration signed with the brand's FIT key). The gadget provides the unsigned parts
  * (verified-boot/: the EFI stub, U-Boot's device tree).
  */
+import { X509Certificate, sign } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BootSigner } from '@edgeimage/assertions';
@@ -29,6 +30,14 @@ export interface BootSigners {
 export const UKI_FILE = 'boot/uki.efi';
 export const UKI_SIG_FILE = 'boot/uki.efi.sig';
 export const FIT_FILE = 'boot/boot.itb';
+/**
+ * A detached RSA/SHA-256 signature of the payload file by the same boot key (db or FIT), and that
+ * key's public half: the device's updater checks a new slot's payload against the running slot's
+ * key with `openssl dgst` before it switches, so an update whose payload the firmware or U-Boot
+ * would refuse (other boot keys) is refused before it can leave the device without a bootable slot.
+ */
+export const PAYLOAD_SIG_FILE = 'boot/payload.sig';
+export const PAYLOAD_KEY_FILE = 'boot/payload-key.pem';
 
 /** The kernel console of each architecture's reference machine. */
 const CONSOLE: Record<string, string> = { amd64: 'ttyS0', arm64: 'ttyAMA0' };
@@ -57,6 +66,12 @@ export function gadgetInput(gadgetDir: string, name: string, gadget: string): Bu
   if (!st.isFile()) throw new ComposeError('ERR_VERIFIED_BOOT_INPUT', `gadget ${gadget}: verified-boot/${name} is not a regular file`, { gadget, file: `verified-boot/${name}` });
   if (st.size > MAX_INPUT_BYTES) throw new ComposeError('ERR_VERIFIED_BOOT_INPUT', `gadget ${gadget}: verified-boot/${name} is ${st.size} bytes, more than ${MAX_INPUT_BYTES}`, { gadget, file: `verified-boot/${name}` });
   return readFileSync(file);
+}
+
+function payloadSignature(slotDir: string, bytes: Buffer, signer: BootSigner): string[] {
+  writeFileSync(join(slotDir, PAYLOAD_SIG_FILE), sign('sha256', bytes, signer.key));
+  writeFileSync(join(slotDir, PAYLOAD_KEY_FILE), new X509Certificate(signer.certPem).publicKey.export({ type: 'spki', format: 'pem' }));
+  return [PAYLOAD_SIG_FILE, PAYLOAD_KEY_FILE];
 }
 
 export interface SlotPayloadOptions {
@@ -106,7 +121,7 @@ export async function stageSlotPayload(o: SlotPayloadOptions): Promise<{ kind: V
     writeFileSync(join(o.slotDir, UKI_FILE), uki);
     // GRUB hashes the file it chainloads: the signature is over the signed PE.
     writeFileSync(join(o.slotDir, UKI_SIG_FILE), grubSignature(uki, db.key));
-    files = [UKI_FILE, UKI_SIG_FILE];
+    files = [UKI_FILE, UKI_SIG_FILE, ...payloadSignature(o.slotDir, uki, db)];
   } else {
     const fit = o.signers.fit;
     if (!fit) throw new ComposeError('ERR_BOOT_KEYS_ROLE', `gadget ${o.gadget} boots through U-Boot: its payload is signed with the brand's FIT key, which was not given`, { gadget: o.gadget });
@@ -116,7 +131,7 @@ export async function stageSlotPayload(o: SlotPayloadOptions): Promise<{ kind: V
     writeFileSync(initrdFile, initrd);
     writeFileSync(join(o.slotDir, FIT_FILE), await buildFit({ kernel: join(o.kernelDir, 'kernel.img'), initrd: initrdFile, fdt: join(o.gadgetDir, 'verified-boot', 'virt.dtb'), keyName: fit.name, signer: fit, sourceDateEpoch: o.sourceDateEpoch }));
     rmSync(initrdFile);
-    files = [FIT_FILE];
+    files = [FIT_FILE, ...payloadSignature(o.slotDir, readFileSync(join(o.slotDir, FIT_FILE)), fit)];
   }
   return { kind, files };
 }

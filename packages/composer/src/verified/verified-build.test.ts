@@ -86,6 +86,20 @@ describe('a verified UEFI image (build --boot-keys)', () => {
     expect(cmdline).not.toContain('edgeimage.slot');
   });
 
+  test('the payload carries an RSA/SHA-256 signature by the db key that openssl checks with the slot\'s payload-key.pem, as the device\'s updater does', () => {
+    const img = built.images[0]!.path;
+    const d = world.tempDir('payload-');
+    for (const f of ['uki.efi', 'payload.sig', 'payload-key.pem']) writeFileSync(join(d, f), ext4Cat(img, part(built, 'system-a').offset, `/boot/${f}`)!);
+    const dbPub = execFileSync('openssl', ['x509', '-in', dbCert, '-noout', '-pubkey']).toString();
+    expect(readFileSync(join(d, 'payload-key.pem'), 'utf8')).toBe(dbPub);
+    expect(sh('openssl', ['dgst', '-sha256', '-verify', join(d, 'payload-key.pem'), '-signature', join(d, 'payload.sig'), join(d, 'uki.efi')]).status).toBe(0);
+    const uki = readFileSync(join(d, 'uki.efi'));
+    const mid = uki.length >> 1;
+    uki.writeUInt8(uki.readUInt8(mid) ^ 1, mid);
+    writeFileSync(join(d, 'uki.efi'), uki);
+    expect(sh('openssl', ['dgst', '-sha256', '-verify', join(d, 'payload-key.pem'), '-signature', join(d, 'payload.sig'), join(d, 'uki.efi')]).status).not.toBe(0);
+  });
+
   test('system-boot holds GRUB signed with db and no grub.cfg: its configuration is built in', () => {
     const img = built.images[0]!.path;
     const grub = fatCat(img, part(built, 'system-boot').offset, '/EFI/BOOT/BOOTX64.EFI')!;
@@ -99,7 +113,7 @@ describe('a verified UEFI image (build --boot-keys)', () => {
   test('the manifest says verified-boot: UEFI, the payload files and the db certificate\'s sha256', () => {
     const der = execFileSync('openssl', ['x509', '-in', dbCert, '-outform', 'DER']);
     const sha = execFileSync('sha256sum', { input: der }).toString().split(' ')[0];
-    expect(built.manifest['verified-boot']).toEqual({ kind: 'uefi', payload: ['boot/uki.efi', 'boot/uki.efi.sig'], signer: { role: 'db', name: 'db', 'certificate-sha256': sha } });
+    expect(built.manifest['verified-boot']).toEqual({ kind: 'uefi', payload: ['boot/uki.efi', 'boot/uki.efi.sig', 'boot/payload.sig', 'boot/payload-key.pem'], signer: { role: 'db', name: 'db', 'certificate-sha256': sha } });
   });
 
   test('the same inputs and keys give the same bytes', async () => {
