@@ -1,5 +1,5 @@
 /**
- * Issue 13: the initramfs of a verified slot. The reference pc-amd64 image (scripts/reference-images)
+ * Issue 13: the initramfs of a verified slot. The unverified reference pc-amd64 image (scripts/reference-images --unverified: its slot keeps kernel.img and initrd.img)
  * is booted directly (-kernel/-initrd, Debian amd64 kernel, QEMU TCG) with verifiedInitrd() for
  * slot a (the signed part, then the kernel bundle's initrd), as the UKI / FIT carries it: every bundle
  * opened through dm-verity and read in full, the slot's boot/slot.env never read; a changed byte of
@@ -34,7 +34,7 @@ requires(missingQemu).describe('a verified slot boots through dm-verity (referen
 
   beforeAll(() => {
     work = mkdtempSync(join(tmpdir(), 'edgeimage-verified-boot-'));
-    const r = spawnSync(join(REPO, 'scripts/reference-images'), ['--out', join(work, 'ref'), 'pc-amd64'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const r = spawnSync(join(REPO, 'scripts/reference-images'), ['--out', join(work, 'ref'), '--unverified', 'pc-amd64'], { encoding: 'utf8', maxBuffer: 64 << 20 });
     if (r.status !== 0) throw new Error(`scripts/reference-images failed (${r.status}):\n${r.stderr.split('\n').slice(-30).join('\n')}`);
     image = join(work, 'ref/pc-amd64.img');
     slotOffset = sfdiskJson(image).partitions.find((p) => p.name === 'system-a')!.start * 512;
@@ -133,5 +133,12 @@ requires(missingQemu).describe('a verified slot boots through dm-verity (referen
     const boot = await bootQemu(directBootArgs(kernel, initrdFor('no-tree'), APPEND, disk('no-tree', `rm /${app.verity.file}`)), TIMEOUT_MS, FAILED_DONE);
     console.log(`missing tree: FAILED after ${boot.seconds.toFixed(2)} s`);
     expect(boot.output).toContain(`edgeimage-initramfs: FAILED: bundle ${app.file} has no dm-verity tree ${app.verity.file} in slot a`);
+  }, TIMEOUT_MS + 30_000);
+
+  test('the base bundle missing from the slot (the signed list names it): FAILED naming it', async () => {
+    const b = base();
+    const boot = await bootQemu(directBootArgs(kernel, initrdFor('no-base'), APPEND, disk('no-base', `rm /${b.file}`)), TIMEOUT_MS, FAILED_DONE);
+    console.log(`missing bundle: FAILED after ${boot.seconds.toFixed(2)} s`);
+    expect(boot.output).toContain(`edgeimage-initramfs: FAILED: bundle ${b.file} is not in slot a (the signed verity.list names it)`);
   }, TIMEOUT_MS + 30_000);
 });
