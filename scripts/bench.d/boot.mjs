@@ -31,13 +31,18 @@
 // OpenPGP check of the UKI and the firmware's Authenticode check of it, or U-Boot's FIT hashes and
 // RSA check, the EFI stub or booti), `kernel` (to the initramfs' "slot X mounted" line), `bundles`
 // (to its "data mounted on /writable" line: loop-mounting the base and apps, or in a verified slot
-// opening each through dm-verity and reading it in full), `userland` (to healthy).
+// opening each through dm-verity and reading it in full), `userland` (to healthy). A third table
+// splits the verified boot's checks: `check` (from "booting slot" to GRUB's chainloader printing
+// the UKI's path — it has read uki.efi and its .sig and the OpenPGP check passed — or to U-Boot's
+// "Starting kernel", after the FIT's load, conf-1 RSA check and sha256 of each image), `handoff`
+// (from there to the kernel's clock: on UEFI the firmware's LoadImage with its Authenticode check
+// against db, and systemd-stub), `dm-verity` (from "slot mounted" to the last "bundle verified").
 // Each boot runs RUNS times (BENCH_BOOT_RUNS, default 3), interleaved; medians are shown, with the
 // load average (TCG shares the cores: figures are comparable only within one run).
 // BENCH_BOOT_BOARDS=a,b: those boards only; BENCH_BOOT_KEEP=1 keeps the temp folder (images,
 // factory files, each boot's console log).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,16 +54,23 @@ const RUNS = Number(process.env.BENCH_BOOT_RUNS ?? 3);
 if (!(Number.isInteger(RUNS) && RUNS >= 1 && RUNS <= 50)) throw new Error(`BENCH_BOOT_RUNS: expected a whole number from 1 to 50, found ${process.env.BENCH_BOOT_RUNS}`);
 const KEYS = join(REPO, 'signing-keys.example');
 const BOARDS = [
-  { name: 'pc-amd64', arch: 'amd64', firmware: 'OVMF → GRUB', verified: 'OVMF SB (secboot, SMM) → signed GRUB → UKI', first: /Welcome to GRUB!/ },
-  { name: 'arm64-efi', arch: 'arm64', firmware: 'AAVMF → GRUB', verified: 'AAVMF SB → signed GRUB → UKI', first: /Welcome to GRUB!/ },
-  { name: 'arm64-uboot', arch: 'arm64', firmware: 'U-Boot (bootdelay=0) → boot.scr', verified: 'U-Boot, flash script → signed FIT', first: /U-Boot 20\d\d/ },
+  { name: 'pc-amd64', arch: 'amd64', firmware: 'OVMF → GRUB', verified: 'OVMF SB (secboot, SMM) → signed GRUB → UKI', first: /Welcome to GRUB!/, checks: 'GRUB OpenPGP / Authenticode, stub' },
+  { name: 'arm64-efi', arch: 'arm64', firmware: 'AAVMF → GRUB', verified: 'AAVMF SB → signed GRUB → UKI', first: /Welcome to GRUB!/, checks: 'GRUB OpenPGP / Authenticode, stub' },
+  { name: 'arm64-uboot', arch: 'arm64', firmware: 'U-Boot (bootdelay=0) → boot.scr', verified: 'U-Boot, flash script → signed FIT', first: /U-Boot 20\d\d/, checks: 'load + FIT hashes, RSA / booti' },
 ].filter((b) => !process.env.BENCH_BOOT_BOARDS || process.env.BENCH_BOOT_BOARDS.split(',').includes(b.name));
 if (BOARDS.length === 0) throw new Error(`BENCH_BOOT_BOARDS: expected boards among pc-amd64,arm64-efi,arm64-uboot, found ${process.env.BENCH_BOOT_BOARDS}`);
-// the console lines that split a boot (the first of each; console seconds from QEMU's start)
+// the console lines that split a boot (console seconds from QEMU's start): the first of each
 const STEPS = {
   slot: /edgeimage-(?:grub|uboot): booting slot [ab]/,
+  // the payload read and checked, the firmware about to start it: GRUB's chainloader prints the
+  // UKI's device path once its verifier passed; U-Boot's bootm once the FIT's hashes and signature did
+  checked: /^file path: |^Starting kernel \.\.\./,
   mounted: /edgeimage-initramfs: slot [ab]: \S+ mounted on /,
-  data: /edgeimage-initramfs: data: \S+ mounted on \/writable/,
+};
+// … and the last of each
+const LAST = {
+  bundles: /edgeimage-initramfs: (?:base \S+ mounted read-only|app \S+ mounted on )/,
+  verity: /edgeimage-initramfs: bundle \S+ verified: /,
 };
 const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -66,7 +78,7 @@ const cell = (x, w) => (typeof x === 'number' ? x.toFixed(2) : x).padStart(w);
 const row = (name, path, cells, head) => `${name.padEnd(12)} ${path.padEnd(44)} ${cells.map((c, i) => cell(c, Math.max(8, head[i].length))).join(' ')}`;
 // A kernel line `[    1.287210] …`: its own clock, which starts early in the kernel's boot.
 const KERNEL_STAMP = /^\[\s*(\d{1,6}\.\d{1,9})\]/;
-/** bootTest's onLine: when (console seconds) the kernel's clock started, and when each of STEPS was first seen. */
+/** bootTest's onLine: when (console seconds) the kernel's clock started, each of STEPS was first seen and each of LAST last seen. */
 function timeline() {
   let kernel = Infinity;
   const seen = {};
@@ -75,6 +87,7 @@ function timeline() {
       const m = KERNEL_STAMP.exec(l.text);
       if (m) kernel = Math.min(kernel, l.seconds - Number(m[1]));
       for (const [k, re] of Object.entries(STEPS)) if (seen[k] === undefined && re.test(l.text)) seen[k] = l.seconds;
+      for (const [k, re] of Object.entries(LAST)) if (re.test(l.text)) seen[k] = l.seconds;
     },
     kernel: () => kernel,
     at: (k) => seen[k] ?? NaN,
@@ -117,11 +130,15 @@ try {
     if (b.name !== 'arm64-uboot' && !factory.bootKeys) throw new Error(`${vimage}: no ${b.name}.boot-keys/ next to it`);
     if (b.name === 'arm64-uboot' && !(factory.ubootEnv && factory.ubootDtb)) throw new Error(`${vimage}: no ${b.name}.uboot-env.img and ${b.name}.uboot.dtb next to it`);
     const secureBoot = factory.bootKeys && b.name !== 'arm64-uboot' ? { keys: readSecureBootKeys(factory.bootKeys) } : undefined;
-    const res = { b, fw: [], start: [], loader: [], kernel: [], direct: [], dkernel: [], u: [], v: [] };
+    // what the initramfs opens through dm-verity: the base and the apps (verity.list)
+    const verityBundles = JSON.parse(readFileSync(`${vimage}.manifest.json`, 'utf8')).bundles.filter((x) => x.type === 'base' || x.type === 'app');
+    const res = { b, verityBundles, fw: [], start: [], loader: [], kernel: [], direct: [], dkernel: [], u: [], v: [] };
     const split = (r, t, first) => {
       const [s, healthy] = [first, r.markers[r.markers.length - 1].seconds];
       const k = t.kernel();
-      return { start: s, script: t.at('slot') - s, load: k - t.at('slot'), kernel: t.at('mounted') - k, bundles: t.at('data') - t.at('mounted'), userland: healthy - t.at('data'), total: healthy };
+      const parts = { start: s, script: t.at('slot') - s, load: k - t.at('slot'), kernel: t.at('mounted') - k, bundles: t.at('bundles') - t.at('mounted'), userland: healthy - t.at('bundles'), total: healthy };
+      // the verified boot's checks: the payload read and checked, the firmware's start of it, dm-verity
+      return { ...parts, check: t.at('checked') - t.at('slot'), handoff: k - t.at('checked'), verity: t.at('verity') - t.at('mounted') };
     };
     for (let i = 0; i < RUNS; i++) {
       const kc = timeline();
@@ -168,10 +185,17 @@ try {
     const m = (xs, k) => median(xs.map((x) => x[k]));
     console.log(row(b.name, b.verified, [m(u, 'total'), m(v, 'total'), (m(v, 'total') / m(u, 'total')).toFixed(2), ...parts.map((p) => m(v, p) - m(u, p))], vhead));
   }
-  console.log('\nWhere the time goes (median s: unverified → verified)');
-  console.log(row('board', 'part', ['unverified', 'verified'], ['unverified', 'verified']));
-  for (const { b, u, v } of results) {
-    for (const p of parts) console.log(row(b.name, p, [median(u.map((x) => x[p])), median(v.map((x) => x[p]))], ['unverified', 'verified']));
+  console.log('\nWhere the time goes (median s of each part)');
+  const phead = parts.map((p) => `${p}`.padStart(11));
+  console.log(row('board', '', phead, phead));
+  for (const { b, u, v } of results) console.log(row(b.name, 'unverified/verified', parts.map((p) => `${median(u.map((x) => x[p])).toFixed(2)}/${median(v.map((x) => x[p])).toFixed(2)}`), phead));
+
+  console.log('\nThe checks of the verified boot (median s): check = "booting slot" to the payload checked, handoff = from there to the kernel\'s clock, dm-verity = opening and reading the bundles');
+  const chead = ['check s', 'handoff s', 'dm-verity s', 'bundles', 'MB read'];
+  console.log(row('board', 'check / handoff', chead, chead));
+  for (const { b, v, verityBundles } of results) {
+    const m = (k) => median(v.map((x) => x[k]));
+    console.log(row(b.name, b.checks, [m('check'), m('handoff'), m('verity'), String(verityBundles.length), (verityBundles.reduce((n, x) => n + x.size, 0) / 1e6).toFixed(1)], chead));
   }
   console.log(`load average at the end ${load()}`);
 } finally {
