@@ -1,17 +1,19 @@
 /**
- * Issue 13: the initramfs of a verified slot. The unverified reference pc-amd64 image (scripts/reference-images --unverified: its slot keeps kernel.img and initrd.img)
- * is booted directly (-kernel/-initrd, Debian amd64 kernel, QEMU TCG) with verifiedInitrd() for
- * slot a (the signed part, then the kernel bundle's initrd), as the UKI / FIT carries it: every bundle
- * opened through dm-verity and read in full, the slot's boot/slot.env never read; a changed byte of
- * the base on the disk, or a wrong root hash in the signed list, fails the boot naming the bundle.
+ * Issue 13: the initramfs of a verified slot (the kernel bundle's, built by bundles/build).
+ * - Direct boots (-kernel/-initrd, Debian amd64 kernel, QEMU TCG) of the unverified reference
+ *   pc-amd64 image (scripts/reference-images --unverified: its slot keeps kernel.img and initrd.img)
+ *   with verifiedInitrd() for slot a, as the UKI / FIT carries it: a changed byte of the base on the
+ *   disk, a wrong root hash in the signed list, a missing tree or bundle fail the boot naming it.
+ * - The same image signed (build --boot-keys) booted by OVMF with Secure Boot on: the slot from
+ *   LoaderDevicePartUUID, every bundle through dm-verity, healthy with the slot's slot.env removed.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ext4Cat, sfdiskJson, sh } from '@edgeimage/testkit/image-read';
 import { bootQemu, directBootArgs, missingQemu } from '@edgeimage/testkit/qemu-direct';
-import { REPO } from '@edgeimage/testkit/repo';
+import { CLI_BIN, REPO } from '@edgeimage/testkit/repo';
 import { requires } from '@edgeimage/testkit/skips';
 import { verifiedInitrd } from '../verified/initrd.js';
 import type { BundleVerityEntry } from '../verity/index.js';
@@ -76,26 +78,6 @@ requires(missingQemu).describe('a verified slot boots through dm-verity (referen
   };
   const summary = (out: string) => out.split('\n').filter((l) => /edgeimage|FAILED|verity|panic/i.test(l)).join('\n');
 
-  test('healthy: the base and the app are opened through dm-verity, read in full and mounted from /dev/mapper; slot.env is not read (removed here); not UEFI', async () => {
-    const copy = disk('healthy', 'rm /boot/slot.env');
-    const boot = await bootQemu(directBootArgs(kernel, initrdFor('good'), APPEND, copy), TIMEOUT_MS, /edgeimage-health: healthy on slot a|FAILED|Kernel panic/);
-    console.log(`verified boot to healthy ${boot.seconds.toFixed(2)} s\n${summary(boot.output)}`);
-    expect(boot.timedOut).toBe(false);
-    expect(boot.output).not.toContain('Initramfs unpacking failed');
-    expect(boot.output).toContain('edgeimage-init: not UEFI (no /sys/firmware/efi): no secure boot');
-    expect(boot.output).toContain('edgeimage-initramfs: verified boot: bundles are opened through dm-verity with the root hashes of this initramfs');
-    expect(boot.output).toContain(`edgeimage-initramfs: bundle ${base().file} verified: /dev/mapper/edge-${base().name}`);
-    for (const app of bundles.filter((b) => b.type === 'app')) {
-      expect(boot.output).toContain(`edgeimage-initramfs: bundle ${app.file} verified: /dev/mapper/edge-${app.name}`);
-      expect(boot.output).toContain(`edgeimage-initramfs: app ${app.name} mounted on /run/edgeimage/snap/${app.name}`);
-    }
-    // the gadget and kernel bundles are in the slot but not in the list: never opened
-    expect(boot.output).not.toMatch(/edge-(pc|debian-kernel)/);
-    expect(boot.output).toContain(`edgeimage-initramfs: base ${base().file} mounted read-only as the root`);
-    expect(boot.output).toContain('edgeimage-health: healthy on slot a');
-    expect(boot.output).not.toMatch(/FAILED|Kernel panic/);
-  }, TIMEOUT_MS + 60_000);
-
   test('a byte of the base bundle changed on the disk: FAILED naming the bundle and the corrupted block', async () => {
     const b = base();
     // the middle 4 KiB block of the base, where it lies in the slot's ext4 (4 KiB blocks)
@@ -115,6 +97,9 @@ requires(missingQemu).describe('a verified slot boots through dm-verity (referen
     expect(ext4Cat(copy, slotOffset, `/${b.file}`)!.equals(ext4Cat(image, slotOffset, `/${b.file}`)!)).toBe(false);
     const boot = await bootQemu(directBootArgs(kernel, initrdFor('flipped'), APPEND, copy), TIMEOUT_MS, FAILED_DONE);
     console.log(`flipped byte: FAILED after ${boot.seconds.toFixed(2)} s\n${summary(boot.output)}`);
+    expect(boot.output).not.toContain('Initramfs unpacking failed');
+    expect(boot.output).toContain('edgeimage-init: not UEFI (no /sys/firmware/efi): no secure boot');
+    expect(boot.output).toContain('edgeimage-initramfs: verified boot: bundles are opened through dm-verity with the root hashes of this initramfs');
     expect(boot.output).toContain(`edgeimage-initramfs: FAILED: bundle ${b.file} does not verify (dm-verity: data block ${block} is corrupted)`);
     expect(boot.output).not.toMatch(/mounted read-only as the root|edgeimage-health/);
   }, TIMEOUT_MS + 30_000);
@@ -141,4 +126,39 @@ requires(missingQemu).describe('a verified slot boots through dm-verity (referen
     console.log(`missing bundle: FAILED after ${boot.seconds.toFixed(2)} s`);
     expect(boot.output).toContain(`edgeimage-initramfs: FAILED: bundle ${b.file} is not in slot a (the signed verity.list names it)`);
   }, TIMEOUT_MS + 30_000);
+
+  test('healthy: the image signed (build --boot-keys) under OVMF Secure Boot: secure boot enabled, the slot from LoaderDevicePartUUID (the PARTUUID of system-a), the base and the app opened through dm-verity, read in full and mounted from /dev/mapper; slot.env is not read (removed here)', () => {
+    const keys = join(REPO, 'signing-keys.example');
+    const ref = join(work, 'ref');
+    const trust = ['--no-default-trust', '--trusted', join(keys, 'root.account-key'), '--trusted', join(keys, 'example-root.account'), '--trusted', join(keys, 'store.account-key'), '--trusted', join(keys, 'example-store.account')];
+    const out = join(work, 'signed');
+    const b = spawnSync(process.execPath, [CLI_BIN, 'build', join(ref, 'models/pc-amd64.assert'), '--store', join(ref, 'store'), ...trust, '--boot-keys', keys, '-o', out, '--format', 'raw'], { encoding: 'utf8' });
+    if (b.status !== 0) throw new Error(`edgeimage build --boot-keys failed (${b.status}): ${b.stderr}`);
+    const signed = join(out, 'pc-amd64.img');
+    const slotA = sfdiskJson(signed).partitions.find((p) => p.name === 'system-a')!.start * 512;
+    const rm = sh('debugfs', ['-w', '-R', 'rm /boot/slot.env', `${signed}?offset=${slotA}`]);
+    if (rm.status !== 0 || /not found|error/i.test(rm.stderr)) throw new Error(`debugfs rm /boot/slot.env: ${rm.stderr}`);
+    const partUuid = sfdiskJson(signed).partitions.find((p) => p.name === 'system-a')!.uuid!.toLowerCase();
+    const log = join(work, 'signed.log');
+    const r = spawnSync(process.execPath, [CLI_BIN, 'boot-test', signed, '--secure-boot', '--timeout', '240', '--log', log,
+      '--expect', 'edgeimage-init: secure boot enabled',
+      '--expect', 'edgeimage-initramfs: slot a: the bootloader started this kernel from /dev/vda2 \\(LoaderDevicePartUUID [0-9a-f-]{36}\\); boot disk /dev/vda',
+      '--expect', 'edgeimage-initramfs: bundle bundles/busybox-base_[0-9]+\\.snap verified',
+      '--expect', 'edgeimage-health: healthy on slot a'], { encoding: 'utf8', timeout: 300_000 });
+    const text = readFileSync(log, 'utf8');
+    console.log(`signed image under Secure Boot: ${r.stdout.trim().split('\n').pop()}\n${summary(text)}`);
+    if (r.status !== 0) throw new Error(`boot-test failed (${r.status}): ${r.stderr}`);
+    expect(text).toContain(`(LoaderDevicePartUUID ${partUuid})`);
+    const signedBundles = (JSON.parse(ext4Cat(signed, slotA, '/manifest.json')!.toString('utf8')) as { bundles: SlotBundle[] }).bundles;
+    for (const x of signedBundles.filter((y) => y.type === 'base' || y.type === 'app')) {
+      expect(text).toContain(`edgeimage-initramfs: bundle ${x.file} verified: /dev/mapper/edge-${x.name}`);
+    }
+    for (const x of signedBundles.filter((y) => y.type === 'app')) expect(text).toContain(`edgeimage-initramfs: app ${x.name} mounted on /run/edgeimage/snap/${x.name}`);
+    // the gadget and kernel bundles are in the slot but not in the list: never opened
+    expect(text).not.toMatch(/edge-(pc|debian-kernel)/);
+    const app = signedBundles.find((y) => y.type === 'app')!.name;
+    // the booted system's own view (edgeimage-init: devices): the app's mount is the dm-verity device
+    expect(text).toContain(`/dev/mapper/edge-${app} on /run/edgeimage/snap/${app} squashfs ro`);
+    expect(text).not.toMatch(/FAILED|Initramfs unpacking failed/);
+  }, 360_000);
 });
