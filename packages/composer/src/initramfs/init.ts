@@ -167,13 +167,13 @@ export function slotBootStage(opts: SlotBootOptions = {}): string {
 # through dm-verity only
 verified=
 [ -f /etc/edgeimage/verified.env ] && verified=1
+edge_slot=a
 cmd_slot=
 read -r cmdline < /proc/cmdline || fail "cannot read /proc/cmdline"
 for w in $cmdline; do
   # the FIRST occurrence: the bootloader's; a later one (from the boot environment) never overrides it
-  case "$w" in edgeimage.slot=*) cmd_slot=\${w#edgeimage.slot=}; break ;; esac
+  case "$w" in edgeimage.slot=*) edge_slot=\${w#edgeimage.slot=}; cmd_slot=1; break ;; esac
 done
-edge_slot=\${cmd_slot:-a}
 run=${RUN_DIR}
 loader_part=
 if [ -n "$verified" ]; then
@@ -337,7 +337,7 @@ edge_loader_slot() {
     system-b) _ls_slot=b ;;
     *) fail "the bootloader started this kernel from /dev/$2 (LoaderDevicePartUUID $loader_uuid), which is \\"$(echo "$_ls_name" | head -c 80)\\", not system-a or system-b" ;;
   esac
-  [ -z "$cmd_slot" ] || [ "$cmd_slot" = "$_ls_slot" ] || fail "edgeimage.slot=$cmd_slot on the kernel command line, but the bootloader started slot $_ls_slot (/dev/$2, LoaderDevicePartUUID $loader_uuid)"
+  [ -z "$cmd_slot" ] || [ "$edge_slot" = "$_ls_slot" ] || fail "edgeimage.slot=$edge_slot on the kernel command line, but the bootloader started slot $_ls_slot (/dev/$2, LoaderDevicePartUUID $loader_uuid)"
   edge_boot_disk || fail "$part_err"
   [ -z "$boot_disk" ] || [ "$boot_disk" = "$1" ] || fail "edgeimage.bootpart=$bootpart is on /dev/$boot_disk, but the bootloader started this kernel from /dev/$2 on /dev/$1 (LoaderDevicePartUUID)"
   boot_disk=$1
