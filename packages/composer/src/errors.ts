@@ -34,6 +34,18 @@ import { EdgeimageError } from '@edgeimage/assertions';
  * | `ERR_VERITY_SIZE` | a bundle that is not a whole number of 4096-byte blocks: dm-verity cannot cover it (`context.file`, `context.size`) |
  * | `ERR_VERITY_TOO_LARGE` | a bundle larger than the hash trees are computed for (`context.max`) |
  * | `ERR_VERITY_READ` | a bundle that cannot be read whole at its signed size while its hash tree is computed |
+ *
+ * Verified boot (`verified/`; the UEFI and U-Boot modules list their own in their index.ts):
+ *
+ * | code | meaning |
+ * | --- | --- |
+ * | `ERR_VERIFIED_BOOT_UNSUPPORTED` | boot keys given, but the gadget has no verified-boot/ inputs (or the architecture no chain) |
+ * | `ERR_VERIFIED_BOOT_INPUT` | a verified-boot/ input of the gadget is missing, not a regular file or too large |
+ * | `ERR_BOOT_KEYS_ROLE` | the gadget's chain needs the db (UEFI) or FIT (U-Boot) signer, which was not given |
+ * | `ERR_KERNEL_NO_INITRD` | a verified slot's kernel bundle has no initrd.img (the edgeimage initramfs) |
+ * | `ERR_VERIFIED_PAYLOAD` | a field of the signed bundle list (path, grade, root hash, salt, blocks) is not valid |
+ * | `ERR_PE_FORMAT`, `ERR_PE_SIGNED`, `ERR_UKI_*`, `ERR_SIGNER_*`, `ERR_GRUB_*` | UKI, Authenticode and GRUB building (verified/uefi) |
+ * | `ERR_FIT_*`, `ERR_FDT_FORMAT`, `ERR_UBOOT_*` | FIT, control device tree and environment flash (verified/uboot) |
  */
 export class ComposeError extends EdgeimageError {
   constructor(code: string, message: string, context: Record<string, unknown> = {}) {

@@ -15,6 +15,6 @@ export * from './update/index.js';
 export * from './verity/index.js';
 export * from './verified/uefi/index.js';
 export * from './verified/uboot/index.js';
-export { verifiedInitrdPart, type VerifiedInitrdOptions } from './verified/initrd.js';
+export { verifiedInitrd, verifiedInitrdPart, type VerifiedInitrdOptions } from './verified/initrd.js';
 export { stageSlotPayload, verifiedBootKind, UKI_FILE, UKI_SIG_FILE, FIT_FILE, PAYLOAD_SIG_FILE, PAYLOAD_KEY_FILE, type BootSigners, type VerifiedBootKind } from './verified/payload.js';
 export { stageVerifiedSystemBoot, QEMU_ARM64_UBOOT, type FactoryFiles } from './verified/system-boot.js';
