@@ -11,10 +11,10 @@
  * reason, and the work folder on /writable is gone.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { X509Certificate, createHash, generateKeyPairSync, sign as rsaSign, type KeyObject } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Keyring } from '@edgeimage/assertions';
+import { BootKeys, Keyring } from '@edgeimage/assertions';
 import { encodeUpdateManifest, signManifest, type SlotFile } from '@edgeimage/composer';
 import { REPO as ROOT } from '@edgeimage/testkit/repo';
 import { isRoot, useBaseChroot } from '@edgeimage/testkit/base-chroot';
@@ -189,6 +189,49 @@ requires(missingRoot('edge-update in a chroot of the base bundle')).describe('ed
     ['a file neither in the update nor in the running slot', { files: [{ path: 'model.assert', data: MODEL(2), inTar: true }, { path: 'bundles/gone_3.snap', data: NEW, inTar: false }] }, /REFUSED: bundles\/gone_3\.snap is neither in the update nor in slot a/],
     ['a payload file the signed manifest does not list', { extraEntries: (dir) => { writeFileSync(join(dir, 'edgeimage-update/slot/unlisted'), 'x'); return ['edgeimage-update/slot/unlisted']; } }, /REFUSED: edgeimage-update\/slot\/unlisted is in the update but not in its signed manifest/],
   ];
+  describe('on a verified device (its slot holds the boot key the firmware checks)', () => {
+    const db = new BootKeys(join(ROOT, 'signing-keys.example')).signer('db');
+    const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+    const UKI = Buffer.from('a unified kernel image, as the firmware would load it\n');
+    const keyFile = () => join(chroot, 'run/edgeimage/slot/boot/payload-key.pem');
+    const payload = (key: KeyObject | undefined) => [
+      { path: 'model.assert', data: MODEL(2), inTar: true },
+      { path: 'bundles/app_1.snap', data: APP, inTar: false },
+      { path: 'boot/uki.efi', data: UKI, inTar: true },
+      ...(key ? [{ path: 'boot/payload.sig', data: rsaSign('sha256', UKI, key), inTar: true }] : []),
+    ];
+    const withKey = (run: () => void) => {
+      ready();
+      mkdirSync(dirname(keyFile()), { recursive: true });
+      writeFileSync(keyFile(), new X509Certificate(db.certPem).publicKey.export({ type: 'spki', format: 'pem' }));
+      try {
+        run();
+      } finally {
+        rmSync(keyFile(), { force: true });
+      }
+    };
+    test('an update whose payload is signed with the device\'s boot key goes on to write slot b', () =>
+      withKey(() => {
+        const r = apply(makeUpdate('vb-good', { files: payload(db.key) }));
+        expect(r.out).toContain('verified: 4 files; writing slot b');
+      }));
+    test('a payload signed with another key is REFUSED before writing: the firmware would refuse it', () =>
+      withKey(() => {
+        const r = apply(makeUpdate('vb-other', { files: payload(other) }));
+        expect(r.out).toMatch(/REFUSED: the update's boot payload boot\/uki\.efi is not signed with this device's boot key \(boot\/payload-key\.pem of slot a\)/);
+        expect(r.out).not.toContain('writing slot');
+        expect(r.status).toBe(3);
+        expect(leftBehind()).toEqual([]);
+      }));
+    test('an update without a signed payload (made without --boot-keys) is REFUSED before writing', () =>
+      withKey(() => {
+        const r = apply(makeUpdate('vb-none', { files: payload(undefined) }));
+        expect(r.out).toMatch(/REFUSED: this device boots only a signed boot payload, and the update has none/);
+        expect(r.status).toBe(3);
+        expect(leftBehind()).toEqual([]);
+      }));
+  });
+
   test.each(refused)('refused before writing anything: %s', (name, c, message) => {
     ready();
     const r = apply(makeUpdate(name.replace(/\W+/g, '-'), c));

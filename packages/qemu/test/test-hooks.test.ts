@@ -74,6 +74,25 @@ chrootDescribe('crash_at (edge.crash=POINT)', () => {
   });
 });
 
+chrootDescribe('crash_at on a verified device: the grade of the signed boot payload, never slot.env', () => {
+  const verifiedEnv = () => join(chroot, 'run/edgeimage/verified.env');
+  afterEach(() => rmSync(verifiedEnv(), { force: true }));
+  test('a slot.env saying dangerous (anyone who can write the slot can) turns no hook on when the payload says signed', () => {
+    ready();
+    device('dangerous', `${CMDLINE} edge.crash=after-env`);
+    writeFileSync(verifiedEnv(), 'EDGE_VERIFIED=1\nEDGE_BASE=bundles/base_1.snap\nEDGE_APPS=""\nEDGE_GRADE=signed\n');
+    const r = crash();
+    expect(r.out).not.toContain('crash point');
+    expect(existsSync(join(chroot, 'proc/sysrq-trigger'))).toBe(false);
+  });
+  test('the payload of a grade dangerous twin keeps the hooks', () => {
+    ready();
+    device('signed', `${CMDLINE} edge.crash=after-env`);
+    writeFileSync(verifiedEnv(), 'EDGE_VERIFIED=1\nEDGE_BASE=bundles/base_1.snap\nEDGE_APPS=""\nEDGE_GRADE=dangerous\n');
+    expect(crash().out).toContain('edgeimage: crash point after-env: rebooting at once');
+  });
+});
+
 chrootDescribe('health (edge.health-timeout=SECONDS)', () => {
   // no service list: never healthy, so the health check gives up after its timeout and says so
   test.each([

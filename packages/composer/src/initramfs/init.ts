@@ -42,18 +42,21 @@ export const PARTITIONS_SH = readFileSync(PARTITIONS_SH_PATH, 'utf8');
  * boot is not UEFI. efivarfs stays mounted at /sys/firmware/efi/efivars (moved into the new root
  * with /sys): /init reads LoaderDevicePartUUID there too.
  */
-export const SECURE_BOOT_SH = `# --- secure boot state ---
+const RUN_DIR_LITERAL = '/run/edgeimage';
+export const SECURE_BOOT_SH = `# --- secure boot state (also kept in ${RUN_DIR_LITERAL}/secure-boot for edge-update status) ---
 if [ -d /sys/firmware/efi ]; then
   if mount -t efivarfs efivarfs /sys/firmware/efi/efivars 2>/tmp/efivarfs.err; then
     set -- $(od -An -tu1 -v -N 6 /sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c 2>/dev/null)
-    if [ $# -eq 5 ] && [ "$5" = 1 ]; then echo "edgeimage-init: secure boot enabled"; else echo "edgeimage-init: secure boot disabled"; fi
+    if [ $# -eq 5 ] && [ "$5" = 1 ]; then edge_sb="secure boot enabled"; else edge_sb="secure boot disabled"; fi
     set --
   else
-    echo "edgeimage-init: secure boot unknown: cannot mount efivarfs: $(cat /tmp/efivarfs.err)"
+    edge_sb="secure boot unknown: cannot mount efivarfs: $(cat /tmp/efivarfs.err)"
   fi
 else
-  echo "edgeimage-init: not UEFI (no /sys/firmware/efi): no secure boot"
+  edge_sb="not UEFI (no /sys/firmware/efi): no secure boot"
 fi
+echo "edgeimage-init: $edge_sb"
+mkdir -p ${RUN_DIR_LITERAL} && echo "$edge_sb" > ${RUN_DIR_LITERAL}/secure-boot
 `;
 
 const shQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
