@@ -30,8 +30,10 @@
 // "booting slot" line), `load` (from there to the kernel's clock: reading the payload, GRUB's
 // OpenPGP check of the UKI and the firmware's Authenticode check of it, or U-Boot's FIT hashes and
 // RSA check, the EFI stub or booti), `kernel` (to the initramfs' "slot X mounted" line), `bundles`
-// (to its "data mounted on /writable" line: loop-mounting the base and apps, or in a verified slot
-// opening each through dm-verity and reading it in full), `userland` (to healthy). A third table
+// (to its last "base/app mounted" line: loop-mounting the base and apps, or in a verified slot
+// opening each through dm-verity and reading it in full), `userland` (to the supervisor's first
+// "started" line), `health` (to healthy: the health check's settle time, counted in whole seconds
+// of its 1 s polling, so it moves by a second between boots). A third table
 // splits the verified boot's checks: `check` (from "booting slot" to GRUB's chainloader printing
 // the UKI's path — it has read uki.efi and its .sig and the OpenPGP check passed — or to U-Boot's
 // "Starting kernel", after the FIT's load, conf-1 RSA check and sha256 of each image), `handoff`
@@ -66,6 +68,7 @@ const STEPS = {
   // UKI's device path once its verifier passed; U-Boot's bootm once the FIT's hashes and signature did
   checked: /^file path: |^Starting kernel \.\.\./,
   mounted: /edgeimage-initramfs: slot [ab]: \S+ mounted on /,
+  services: /edgeimage-supervisor: started /,
 };
 // … and the last of each
 const LAST = {
@@ -136,7 +139,7 @@ try {
     const split = (r, t, first) => {
       const [s, healthy] = [first, r.markers[r.markers.length - 1].seconds];
       const k = t.kernel();
-      const parts = { start: s, script: t.at('slot') - s, load: k - t.at('slot'), kernel: t.at('mounted') - k, bundles: t.at('bundles') - t.at('mounted'), userland: healthy - t.at('bundles'), total: healthy };
+      const parts = { start: s, script: t.at('slot') - s, load: k - t.at('slot'), kernel: t.at('mounted') - k, bundles: t.at('bundles') - t.at('mounted'), userland: t.at('services') - t.at('bundles'), health: healthy - t.at('services'), total: healthy };
       // the verified boot's checks: the payload read and checked, the firmware's start of it, dm-verity
       return { ...parts, check: t.at('checked') - t.at('slot'), handoff: k - t.at('checked'), verity: t.at('verity') - t.at('mounted') };
     };
@@ -178,7 +181,7 @@ try {
   }
 
   console.log('\nVerified vs unverified (firmware boots to healthy; Δ = verified - unverified, medians of each part)');
-  const parts = ['start', 'script', 'load', 'kernel', 'bundles', 'userland'];
+  const parts = ['start', 'script', 'load', 'kernel', 'bundles', 'userland', 'health'];
   const vhead = ['unverified s', 'verified s', 'ratio', ...parts.map((p) => `Δ${p}`)];
   console.log(row('board', 'verified path', vhead, vhead));
   for (const { b, u, v } of results) {
