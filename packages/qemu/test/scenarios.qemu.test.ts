@@ -20,6 +20,17 @@
  * The rollback scenario (an update never healthy) runs on pc-amd64: what it adds to
  * try-before-commit is the device's health check giving up (60 s), the same script on every
  * board; each bootloader's rollback is proven by try-before-commit on its board.
+ * The images are verified (built with --boot-keys): update, rollback and the refusals boot under
+ * Secure Boot on the UEFI boards, power-cut on the grade dangerous twin without it (its hooks).
+ * tamper (a changed copy of the verified image booted with reboots allowed; the full list is
+ * `scripts/scenarios --only tamper`), the cheapest meaningful cases per board:
+ *   pc-amd64: bootloader (a byte of BOOTX64.EFI: the firmware refuses it), other-brand (firmware
+ *     enrolled with another key set refuses the image), resigned (slot a's UKI and its GRUB
+ *     signature by another key: GRUB refuses, slot b in the same start), base-byte (dm-verity in
+ *     the initramfs fails slot a three times, then b);
+ *   arm64-efi: initrd (a byte of the signed initramfs in the UKI: GRUB refuses it);
+ *   arm64-uboot: unsigned (the FIT without its configuration signature: bootm refuses it),
+ *     app-byte (dm-verity on arm64).
  * So each crash point, each refusal, each scenario and each board is covered. The reference store is built once
  * (`scripts/reference-images --store-only`) and each board starts from a copy of it (`--ref`);
  * pc-amd64's build is kept for the bad-sector test, which boots its image and good update.
@@ -44,11 +55,13 @@ const hasQemu = spawnSync('qemu-system-x86_64', ['--version']).status === 0 && s
 const ALL_POINTS: string[] = [...CRASH_POINTS];
 const REFUSALS = ['bad-signature', 'bad-digest', 'downgrade', 'wrong-model', 'aliased-manifest'];
 /** What each board runs (see the header): `only` in scripts/scenarios' order, power-cut's points in CRASH_POINTS' order. */
-const BOARDS: { board: string; only: string[]; points: string[]; minutes: number }[] = [
-  { board: 'pc-amd64', only: ['update', 'rollback', ...REFUSALS, 'power-cut'], points: ALL_POINTS, minutes: 30 },
-  { board: 'arm64-efi', only: ['update', 'bad-digest', 'power-cut'], points: ['after-env', 'try-before-commit'], minutes: 15 },
-  { board: 'arm64-uboot', only: ['update', 'wrong-model', 'power-cut'], points: ['env-between-copies', 'try-before-commit'], minutes: 15 },
+const BOARDS: { board: string; only: string[]; points: string[]; tamper: string[]; minutes: number }[] = [
+  { board: 'pc-amd64', only: ['update', 'rollback', ...REFUSALS, 'power-cut', 'tamper'], points: ALL_POINTS, tamper: ['bootloader', 'other-brand', 'resigned', 'base-byte'], minutes: 33 },
+  { board: 'arm64-efi', only: ['update', 'bad-digest', 'power-cut', 'tamper'], points: ['after-env', 'try-before-commit'], tamper: ['initrd'], minutes: 17 },
+  { board: 'arm64-uboot', only: ['update', 'wrong-model', 'power-cut', 'tamper'], points: ['env-between-copies', 'try-before-commit'], tamper: ['unsigned', 'app-byte'], minutes: 17 },
 ];
+/** How each tamper case must end: the firmware refuses the bootloader, or slot a fails and b is healthy. */
+const REFUSED_BY_FIRMWARE = ['bootloader', 'other-brand'];
 
 interface Step {
   name: string;
@@ -66,6 +79,7 @@ interface Entry {
   env: Record<string, string>;
   checks: { name: string; passed: boolean; detail: string }[];
   powerCut?: { point: string; passed: boolean; slot: 'a' | 'b' | null; why: string }[];
+  tamper?: { case: string; passed: boolean; slot: 'a' | 'b' | null; seconds: number; why: string; failed: string[] }[];
   failures?: { point?: string; reason: string; code: string; tail: string | null }[];
   update: { model: string | null } | null;
 }
@@ -111,14 +125,14 @@ const explain = (r: Report | undefined, out: { stdout: string; stderr: string })
 
 /** pc-amd64's build folder (image, updates), kept for the bad-sector test. */
 const pcWork = () => join(work, 'pc-amd64.work');
-const title = (only: string[], points: string[]) =>
-  only.map((s) => (s === 'power-cut' ? `power-cut (${points.length === ALL_POINTS.length ? `every crash point: ${points.join(', ')}` : points.join(', ')})` : s)).join(', ');
+const title = (only: string[], points: string[], tamper: string[]) =>
+  only.map((s) => (s === 'power-cut' ? `power-cut (${points.length === ALL_POINTS.length ? `every crash point: ${points.join(', ')}` : points.join(', ')})` : s === 'tamper' ? `tamper (${tamper.join(', ')})` : s)).join(', ');
 
-(hasQemu ? describe.each(BOARDS) : describe.skip.each(BOARDS))('$board', ({ board, only, points, minutes }) => {
-  test(`${title(only, points)} pass`, async () => {
+(hasQemu ? describe.each(BOARDS) : describe.skip.each(BOARDS))('$board', ({ board, only, points, tamper, minutes }) => {
+  test(`${title(only, points, tamper)} pass`, async () => {
     const json = join(work, `${board}.json`);
     const keepBuild = board === 'pc-amd64' ? ['--work', pcWork()] : [];
-    const out = await run(join(ROOT, 'scripts/scenarios'), ['--board', board, '--ref', ref!, '--json', json, '--only', only.join(','), '--crash-at', points.join(','), '--jobs', '2', ...keepBuild], (minutes - 1) * 60_000);
+    const out = await run(join(ROOT, 'scripts/scenarios'), ['--board', board, '--ref', ref!, '--json', json, '--only', only.join(','), '--crash-at', points.join(','), '--tamper-cases', tamper.join(','), '--jobs', '2', ...keepBuild], (minutes - 1) * 60_000);
     let report: Report | undefined;
     try {
       report = JSON.parse(readFileSync(json, 'utf8')) as Report;
@@ -172,6 +186,17 @@ const title = (only: string[], points: string[]) =>
     // the points that cannot have changed the boot environment stay on a; try-before-commit rolls back
     for (const x of p.powerCut!) if (['mid-slot-write', 'after-slot-write', 'try-before-commit'].includes(x.point)) expect([x.point, x.slot]).toEqual([x.point, 'a']);
     for (const x of p.powerCut!) if (x.point === 'after-env') expect([x.point, x.slot]).toEqual([x.point, 'b']);
+
+    // tamper: each case on its own changed copy; the firmware refuses a changed or foreign
+    // bootloader, a changed slot a is left for slot b (edge_failed_slot=a read from the disk)
+    const t = by['tamper']!;
+    expect(t.tamper!.map((x) => x.case)).toEqual(tamper);
+    for (const x of t.tamper!) {
+      console.log(`${board} tamper ${x.case}: ${x.why} in ${x.seconds} s${x.failed.length ? `; ${x.failed.join('; ')}` : ''}`);
+      expect([x.case, x.passed]).toEqual([x.case, true]);
+      if (REFUSED_BY_FIRMWARE.includes(x.case)) expect([x.case, x.why]).toEqual([x.case, 'ERR_SECURE_BOOT_REFUSED']);
+      else expect([x.case, x.slot, x.why]).toEqual([x.case, 'b', 'healthy on b, edge_failed_slot=a']);
+    }
   }, minutes * 60_000);
 });
 
