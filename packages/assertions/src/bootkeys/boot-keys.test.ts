@@ -230,7 +230,7 @@ describe('BootKeys.create', () => {
     const third = await boot.create('acme', { now: NOW, force: true });
     expect(readdirSync(ring).filter((n) => n.startsWith('boot.retired-'))).toHaveLength(2);
     expect(third.retired).toBeDefined();
-  });
+  }, 60_000);
 
   it('force over a plain boot folder (a set made before sets were linked) links the new set and retires the folder', async () => {
     const { ring, boot, set } = copyOfShared();

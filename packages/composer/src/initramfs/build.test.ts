@@ -57,7 +57,10 @@ describe('init script', () => {
     expect(init.indexOf('edge_verity_open "$v_file"')).toBeLessThan(init.indexOf('"/dev/mapper/edge-$name" /newroot'));
     // efivarfs only where there is EFI; the SecureBoot line
     expect(init).toContain('case "$name" in efivarfs) [ -d /sys/firmware/efi ] || continue ;; esac');
-    expect(init).toContain('echo "edgeimage-init: secure boot enabled"');
+    expect(init).toContain('edge_sb="secure boot enabled"');
+    expect(init).toContain('echo "edgeimage-init: $edge_sb"');
+    // kept for edge-update status
+    expect(init).toContain('echo "$edge_sb" > /run/edgeimage/secure-boot');
     expect(init).toContain('LoaderDevicePartUUID-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f');
   });
 });

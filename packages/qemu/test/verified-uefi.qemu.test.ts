@@ -11,7 +11,7 @@ import { PrivateKey, selfSignedCertificate } from '@edgeimage/assertions';
 import { bootTest, SECURE_BOOT_FIRMWARE, type BootTestResult, type SecureBootKeys } from '@edgeimage/qemu';
 import { hasQemu, makeGuest, type Guest } from '@edgeimage/testkit/qemu-guest';
 import { firstMissing, requires } from '@edgeimage/testkit/skips';
-import { buildSignedGrub, buildUki, grubSignature, signPe, type PeSigner } from './index.js';
+import { buildSignedGrub, buildUki, grubSignature, signPe, type PeSigner } from '@edgeimage/composer';
 
 const STUB = '/usr/lib/systemd/boot/efi/linuxx64.efi.stub';
 const GRUB_MODULES = '/usr/lib/grub/x86_64-efi';

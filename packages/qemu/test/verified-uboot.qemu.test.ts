@@ -16,7 +16,7 @@ import { assertBooted, bootTest } from '@edgeimage/qemu';
 import { makeGuest, hasQemu, type Guest } from '@edgeimage/testkit/qemu-guest';
 import { REPO } from '@edgeimage/testkit/repo';
 import { firstMissing, requires } from '@edgeimage/testkit/skips';
-import { buildFit, controlDtb, fdtNode, fitSource, readFdt, ubootScriptFlash, writeUbootFlash, type FitSigner } from './index.js';
+import { buildFit, controlDtb, fdtNode, fitSource, readFdt, ubootScriptFlash, writeUbootFlash, type FitSigner } from '@edgeimage/composer';
 
 const UBOOT = '/usr/lib/u-boot/qemu_arm64/u-boot.bin';
 const EPOCH = 1767225600;
