@@ -158,7 +158,7 @@ function leftBehind(): string[] {
   return [
     ...(existsSync(spool) ? readdirSync(spool).filter((f) => f !== '.edgeimage').map((f) => `writable/${f}`) : []),
     ...(existsSync(parent) ? readdirSync(parent).map((f) => `writable/.edgeimage/${f}`) : []),
-    ...readdirSync(join(chroot, 'run/edgeimage')).filter((f) => !['slot', 'slot-name', 'devices'].includes(f)).map((f) => `run/edgeimage/${f}`),
+    ...readdirSync(join(chroot, 'run/edgeimage')).filter((f) => !['slot', 'slot-name', 'devices', 'verified.env', 'payload-key.pem'].includes(f)).map((f) => `run/edgeimage/${f}`),
   ];
 }
 
@@ -193,7 +193,8 @@ requires(missingRoot('edge-update in a chroot of the base bundle')).describe('ed
     const db = new BootKeys(join(ROOT, 'signing-keys.example')).signer('db');
     const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
     const UKI = Buffer.from('a unified kernel image, as the firmware would load it\n');
-    const keyFile = () => join(chroot, 'run/edgeimage/slot/boot/payload-key.pem');
+    const keyFile = () => join(chroot, 'run/edgeimage/payload-key.pem');
+    const verifiedEnv = () => join(chroot, 'run/edgeimage/verified.env');
     const payload = (key: KeyObject | undefined) => [
       { path: 'model.assert', data: MODEL(2), inTar: true },
       { path: 'bundles/app_1.snap', data: APP, inTar: false },
@@ -204,10 +205,16 @@ requires(missingRoot('edge-update in a chroot of the base bundle')).describe('ed
       ready();
       mkdirSync(dirname(keyFile()), { recursive: true });
       writeFileSync(keyFile(), new X509Certificate(db.certPem).publicKey.export({ type: 'spki', format: 'pem' }));
+      writeFileSync(verifiedEnv(), 'EDGE_VERIFIED=1\nEDGE_BASE=bundles/base_1.snap\nEDGE_APPS=""\nEDGE_GRADE=signed\n');
+      // a key planted on the slot partition is never used: only the one of the booted payload
+      mkdirSync(join(chroot, 'run/edgeimage/slot/boot'), { recursive: true });
+      writeFileSync(join(chroot, 'run/edgeimage/slot/boot/payload-key.pem'), generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }));
       try {
         run();
       } finally {
         rmSync(keyFile(), { force: true });
+        rmSync(verifiedEnv(), { force: true });
+        rmSync(join(chroot, 'run/edgeimage/slot/boot/payload-key.pem'), { force: true });
       }
     };
     test('an update whose payload is signed with the device\'s boot key goes on to write slot b', () =>
@@ -218,10 +225,17 @@ requires(missingRoot('edge-update in a chroot of the base bundle')).describe('ed
     test('a payload signed with another key is REFUSED before writing: the firmware would refuse it', () =>
       withKey(() => {
         const r = apply(makeUpdate('vb-other', { files: payload(other) }));
-        expect(r.out).toMatch(/REFUSED: the update's boot payload boot\/uki\.efi is not signed with this device's boot key \(boot\/payload-key\.pem of slot a\)/);
+        expect(r.out).toMatch(/REFUSED: the update's boot payload boot\/uki\.efi is not signed with this device's boot key \(of the payload it booted\)/);
         expect(r.out).not.toContain('writing slot');
         expect(r.status).toBe(3);
         expect(leftBehind()).toEqual([]);
+      }));
+    test('a verified device without the boot key of its payload refuses every update (it cannot check one)', () =>
+      withKey(() => {
+        rmSync(keyFile());
+        const r = apply(makeUpdate('vb-nokey', { files: payload(db.key) }));
+        expect(r.out).toMatch(/REFUSED: this device booted a verified payload without a boot key/);
+        expect(r.status).toBe(3);
       }));
     test('an update without a signed payload (made without --boot-keys) is REFUSED before writing', () =>
       withKey(() => {

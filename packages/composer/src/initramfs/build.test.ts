@@ -62,6 +62,13 @@ describe('init script', () => {
     // kept for edge-update status
     expect(init).toContain('echo "$edge_sb" > /run/edgeimage/secure-boot');
     expect(init).toContain('LoaderDevicePartUUID-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f');
+    // the stub's variable is volatile; a planted non-volatile one, or none on UEFI, fails the boot
+    expect(init).toContain('[ "$*" = "6 0 0 0" ] || fail "LoaderDevicePartUUID has attributes');
+    expect(init).toContain('fail "verified boot on UEFI, but no LoaderDevicePartUUID');
+    // the payload's boot key for the updater, from the signed part
+    expect(init).toContain('cp /etc/edgeimage/payload-key.pem "$run/"');
+    // system-data: writable, unverified, so nothing on it may be setuid or a device
+    expect(init).toContain('mount -t ext4 -o rw,nosuid,nodev "$data_dev" /newroot/writable');
   });
 });
 

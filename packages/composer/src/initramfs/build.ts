@@ -5,6 +5,11 @@ import { ComposeError } from '../errors.js';
 import { runTool } from '../fs/tool.js';
 import { writeCpio, type CpioEntry } from './cpio.js';
 import { DEFAULT_INIT } from './init.js';
+
+/** Where the initramfs lists what its /init supports, one word per line. */
+export const INITRAMFS_FEATURES_PATH = 'etc/edgeimage/initramfs.features';
+/** `verified-boot`: /init opens bundles through dm-verity with the root hashes of the signed part (verified.env, verity.list). */
+export const INITRAMFS_FEATURES = ['verified-boot'] as const;
 import { resolveModules, type ModuleFile } from './modules.js';
 
 export interface InitramfsOptions {
@@ -121,6 +126,9 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
     order.push(`/lib/modules/${opts.version}/${ko}`);
   }
   entries.push({ path: 'etc/modules.order', type: 'file', mode: 0o644, data: order.map((l) => `${l}\n`).join('') });
+  // What this /init can do: the composer signs a verified payload only around an initramfs that
+  // honours it (an older /init would ignore the signed bundle list and boot the slot unverified).
+  entries.push({ path: INITRAMFS_FEATURES_PATH, type: 'file', mode: 0o644, data: `${INITRAMFS_FEATURES.join('\n')}\n` });
   if (opts.extraTree !== undefined) {
     const extra = treeEntries(opts.extraTree);
     const taken = new Set(entries.map((e) => e.path));

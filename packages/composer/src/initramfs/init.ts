@@ -215,6 +215,8 @@ if [ -n "$verified" ]; then
   done < /etc/edgeimage/verity.list
   # what the base and the booted system read instead of the slot's boot/slot.env
   cp /etc/edgeimage/verified.env /etc/edgeimage/verity.list "$run/" || fail "cannot copy the verified payload to $run"
+  # the boot key the updater checks a new slot's payload with: from the signed payload, not the slot
+  if [ -f /etc/edgeimage/payload-key.pem ]; then cp /etc/edgeimage/payload-key.pem "$run/" || fail "cannot copy the payload key to $run"; fi
   case "$verity_opened" in *" $EDGE_BASE "*) ;; *) fail "the base bundle $EDGE_BASE has no line in /etc/edgeimage/verity.list" ;; esac
   name=\${EDGE_BASE##*/}
   name=\${name%_*}
@@ -253,7 +255,8 @@ done
 
 wait_partname system-data ${wait}
 data_dev=$part_dev
-mount -t ext4 -o rw "$data_dev" /newroot/writable || fail "cannot mount $data_dev (system-data) read-write as ext4"
+# nosuid, nodev: system-data is writable and unverified; nothing planted there may gain rights
+mount -t ext4 -o rw,nosuid,nodev "$data_dev" /newroot/writable || fail "cannot mount $data_dev (system-data) read-write as ext4"
 say "data: $data_dev mounted on /writable"
 
 # system-boot holds the boot environment the base's health check commits to: the partition the
@@ -309,8 +312,19 @@ edge_loader_uuid() {
 }
 
 edge_loader_slot() {
+  _ls_wait=$1
   _ls_var=/sys/firmware/efi/efivars/LoaderDevicePartUUID-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f
-  [ -r "$_ls_var" ] || return 0
+  if [ ! -r "$_ls_var" ]; then
+    # a verified UEFI boot always has it (systemd's stub in the signed UKI sets it): without it the
+    # slot and the boot disk would come from nowhere trusted
+    [ ! -d /sys/firmware/efi ] || fail "verified boot on UEFI, but no LoaderDevicePartUUID (set by the unified kernel image's stub): cannot tell which slot was booted"
+    return 0
+  fi
+  # the stub's variable is volatile (boot-service and runtime access, 6): a non-volatile one was
+  # planted by someone with the variable store's access, to point the boot at another disk
+  set -- $(od -An -tu1 -v -N 4 "$_ls_var")
+  [ "$*" = "6 0 0 0" ] || fail "LoaderDevicePartUUID has attributes $* (expected 6 0 0 0: a volatile variable set by this boot's stub); not trusting it"
+  set -- "$_ls_wait"
   loader_uuid=$(edge_loader_uuid "$_ls_var")
   _h='[0-9a-f]'
   case "$loader_uuid" in

@@ -1,4 +1,7 @@
 import { spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { cpioBytes, type CpioEntry } from '../initramfs/cpio.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,8 +93,28 @@ test('an entry of a bundle the device does not mount is checked too (a bad value
   expect(bad({}, { index: 0, 'root-hash': 'not hex' })).toThrow('verified boot payload: verity[0] (bundles/pc_1.snap.verity) root-hash: expected 64 lower-case hex digits (sha256), found "not hex"');
 });
 
+/** A kernel bundle's initrd as buildInitramfs makes it: gzip of a newc cpio with /init and the features file. */
+const kernelInitrdOf = (extra: CpioEntry[] = [], features: string | null = 'verified-boot\n') =>
+  gzipSync(cpioBytes([{ path: 'init', type: 'file', mode: 0o755, data: '#!/bin/sh\n' }, ...(features === null ? [] : [{ path: 'etc/edgeimage/initramfs.features', type: 'file' as const, mode: 0o644, data: features }]), ...extra], { mtime: 0 }));
+
+test('an initramfs whose /init does not honour the signed part (no verified-boot feature: an older kernel bundle) is refused: it would boot the slot unverified', () => {
+  expect(() => verifiedInitrd(kernelInitrdOf([], null), OPTS)).toThrow(expect.objectContaining({ code: 'ERR_VERIFIED_PAYLOAD', message: expect.stringContaining('etc/edgeimage/initramfs.features saying verified-boot') }));
+  expect(() => verifiedInitrd(kernelInitrdOf([], 'something-else\n'), OPTS)).toThrow(/found "something-else"/);
+  expect(() => verifiedInitrd(Buffer.from('not an initramfs at all, long enough for a header'.repeat(4)), OPTS)).toThrow(/no cpio header/);
+});
+
+test.each(['etc/edgeimage/verified.env', 'etc/edgeimage/verity.list', 'etc/edgeimage/payload-key.pem'])('a kernel bundle initrd carrying %s (unpacked second, it would replace the signed one) is refused', (name) => {
+  expect(() => verifiedInitrd(kernelInitrdOf([{ path: name, type: 'file', mode: 0o644, data: 'EDGE_VERIFIED=1\n' }]), OPTS)).toThrow(`no ${name} in the kernel bundle's initrd`);
+});
+
+test('the boot key goes into the signed part as etc/edgeimage/payload-key.pem; anything but one PEM public key is refused', () => {
+  const pem = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
+  expect(verifiedInitrdPart({ ...OPTS, payloadKey: pem }).includes(Buffer.from(`etc/edgeimage/payload-key.pem\0`))).toBe(true);
+  expect(() => verifiedInitrdPart({ ...OPTS, payloadKey: `${pem}EDGE_GRADE=dangerous\n` })).toThrow('payloadKey: expected one PEM public key');
+});
+
 test('verifiedInitrd: the signed part first, then the kernel bundle\'s initrd as it is; an empty initrd is refused', () => {
-  const kernelInitrd = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 3, 1, 2, 3]);
+  const kernelInitrd = kernelInitrdOf();
   const all = verifiedInitrd(kernelInitrd, OPTS);
   const part = verifiedInitrdPart(OPTS);
   expect(part.length % 4).toBe(0);

@@ -14,7 +14,9 @@
  * Errors: `ERR_VERIFIED_PAYLOAD` (a value the device would reject or misread; `context.field`).
  */
 import { ComposeError } from '../errors.js';
+import { gunzipSync } from 'node:zlib';
 import { cpioBytes } from '../initramfs/cpio.js';
+import { INITRAMFS_FEATURES_PATH } from '../initramfs/build.js';
 import { MAX_VERITY_DATA_BYTES, VERITY_BLOCK_SIZE, VERITY_HASH_ALGORITHM, type BundleVerityEntry } from '../verity/index.js';
 
 export interface VerifiedInitrdOptions {
@@ -31,6 +33,8 @@ export interface VerifiedInitrdOptions {
    * time.
    */
   verity: readonly BundleVerityEntry[];
+  /** The boot key's public half (PEM): the device's updater checks a new slot's payload with it. */
+  payloadKey?: string;
 }
 
 const GRADES = ['secured', 'signed', 'dangerous'];
@@ -99,9 +103,11 @@ export function verifiedInitrdPart(opts: VerifiedInitrdOptions): Buffer {
   }
   const list = mounted.map((f, i) => lines.get(`${f}.verity`) ?? fail(i === 0 ? 'base' : `apps[${i - 1}]`, `no verity entry for ${f}.verity`, f));
   const env = `EDGE_VERIFIED=1\nEDGE_BASE=${base}\nEDGE_APPS="${apps.join(' ')}"\nEDGE_GRADE=${opts.grade}\n`;
+  if (opts.payloadKey !== undefined && !/^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]{1,4096}-----END PUBLIC KEY-----\n$/.test(opts.payloadKey)) fail('payloadKey', 'expected one PEM public key', opts.payloadKey.slice(0, 80));
   return cpioBytes([
     { path: 'etc/edgeimage/verified.env', type: 'file', mode: 0o644, data: env },
     { path: 'etc/edgeimage/verity.list', type: 'file', mode: 0o644, data: list.join('') },
+    ...(opts.payloadKey !== undefined ? [{ path: 'etc/edgeimage/payload-key.pem', type: 'file' as const, mode: 0o644, data: opts.payloadKey }] : []),
   ], { mtime: 0 });
 }
 
@@ -122,5 +128,45 @@ export function verifiedInitrdPart(opts: VerifiedInitrdOptions): Buffer {
  */
 export function verifiedInitrd(bundleInitrd: Uint8Array, opts: VerifiedInitrdOptions): Buffer {
   if (bundleInitrd.length === 0) fail('initrd', "expected the kernel bundle's initrd", 'an empty file');
+  checkBundleInitrd(bundleInitrd);
   return Buffer.concat([verifiedInitrdPart(opts), bundleInitrd]);
+}
+
+/** Larger than any initramfs unpacks to: bounds the decompression of the kernel bundle's. */
+const MAX_INITRD_UNPACKED = 512 << 20;
+const SIGNED_NAMES = new Set(['etc/edgeimage/verified.env', 'etc/edgeimage/verity.list', 'etc/edgeimage/payload-key.pem']);
+
+/**
+ * The kernel bundle's initramfs must be one whose /init honours the signed part (it says so in
+ * etc/edgeimage/initramfs.features), and must not carry files of the signed part itself: its
+ * archive is unpacked second, so its copy would replace the signed one. Otherwise the payload would
+ * be signed around an initramfs that boots the slot unverified.
+ */
+function checkBundleInitrd(initrd: Uint8Array): void {
+  let cpio: Buffer;
+  try {
+    const b = Buffer.from(initrd.buffer, initrd.byteOffset, initrd.byteLength);
+    cpio = b[0] === 0x1f && b[1] === 0x8b ? gunzipSync(b, { maxOutputLength: MAX_INITRD_UNPACKED }) : b;
+  } catch (e) {
+    fail('initrd', `the kernel bundle's initrd.img as a gzip-compressed cpio archive (the edgeimage initramfs); it does not unpack (${(e as Error).message})`, 'something else');
+  }
+  let features: string | undefined;
+  let at = 0;
+  // newc: a 110-byte header, the name, the data, each padded to 4 bytes; bounded by the buffer
+  for (let n = 0; at + 110 <= cpio!.length && n < 1_000_000; n++) {
+    const magic = cpio!.toString('latin1', at, at + 6);
+    if (magic !== '070701' && magic !== '070702') fail('initrd', `a newc cpio archive; at byte ${at} of the unpacked kernel bundle's initrd there is no cpio header`, magic);
+    const size = parseInt(cpio!.toString('latin1', at + 54, at + 62), 16);
+    const nameSize = parseInt(cpio!.toString('latin1', at + 94, at + 102), 16);
+    if (!Number.isFinite(size) || !Number.isFinite(nameSize) || nameSize < 1) fail('initrd', 'valid cpio header sizes', cpio!.toString('latin1', at, at + 110));
+    const name = cpio!.toString('latin1', at + 110, at + 110 + nameSize - 1).replace(/^\.?\//, '');
+    const data = at + 110 + nameSize + ((4 - ((110 + nameSize) % 4)) % 4);
+    if (name === 'TRAILER!!!') break;
+    if (SIGNED_NAMES.has(name)) fail('initrd', `no ${name} in the kernel bundle's initrd: the signed part carries it, and the bundle's copy would replace it`, name);
+    if (name === INITRAMFS_FEATURES_PATH) features = cpio!.toString('utf8', data, Math.min(data + size, data + 4096));
+    at = data + size + ((4 - (size % 4)) % 4);
+  }
+  if (!features?.split('\n').includes('verified-boot')) {
+    fail('initrd', `an edgeimage initramfs whose /init opens bundles through dm-verity (${INITRAMFS_FEATURES_PATH} saying verified-boot); this one's /init would ignore the signed bundle list and boot the slot unverified: rebuild the kernel bundle (bundles/build)`, features === undefined ? 'no features file' : features.trim());
+  }
 }

@@ -68,6 +68,8 @@ export function gadgetInput(gadgetDir: string, name: string, gadget: string): Bu
   return readFileSync(file);
 }
 
+const payloadKeyPem = (s: BootSigner | undefined): string | undefined => (s ? (new X509Certificate(s.certPem).publicKey.export({ type: 'spki', format: 'pem' }) as string) : undefined);
+
 function payloadSignature(slotDir: string, bytes: Buffer, signer: BootSigner): string[] {
   writeFileSync(join(slotDir, PAYLOAD_SIG_FILE), sign('sha256', bytes, signer.key));
   writeFileSync(join(slotDir, PAYLOAD_KEY_FILE), new X509Certificate(signer.certPem).publicKey.export({ type: 'spki', format: 'pem' }));
@@ -107,7 +109,7 @@ export async function stageSlotPayload(o: SlotPayloadOptions): Promise<{ kind: V
   const kernel = readFileSync(join(o.kernelDir, 'kernel.img'));
   if (!existsSync(join(o.kernelDir, 'initrd.img'))) throw new ComposeError('ERR_KERNEL_NO_INITRD', `the kernel bundle has no initrd.img: a verified slot needs the edgeimage initramfs, which opens its bundles through dm-verity`);
   // the signed part first: appended after the gzip archive, the kernel may drop it (see verifiedInitrd)
-  const initrd = verifiedInitrd(readFileSync(join(o.kernelDir, 'initrd.img')), { grade: o.grade, base: o.base, apps: o.apps, verity: o.verity });
+  const initrd = verifiedInitrd(readFileSync(join(o.kernelDir, 'initrd.img')), { grade: o.grade, base: o.base, apps: o.apps, verity: o.verity, payloadKey: payloadKeyPem(kind === 'uefi' ? o.signers.db : o.signers.fit) });
   let files: string[];
   if (kind === 'uefi') {
     const db = o.signers.db;

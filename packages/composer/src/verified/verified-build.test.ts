@@ -4,6 +4,8 @@
  * Authenticode signatures, debugfs and mtools for the partitions, dumpimage for the FIT).
  */
 import { execFileSync } from 'node:child_process';
+import { gzipSync } from 'node:zlib';
+import { cpioBytes } from '../initramfs/cpio.js';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BootKeys, type BootSigner } from '@edgeimage/assertions';
@@ -51,6 +53,9 @@ async function signersIn(dir: string, brand: string): Promise<{ db: BootSigner; 
 
 const part = (r: ComposeResult, role: string) => r.manifest.partitions.find((p) => p.role === role)!;
 
+/** An edgeimage initramfs as far as the composer checks it: gzip of a cpio whose features say verified-boot. */
+const INITRD = gzipSync(cpioBytes([{ path: 'init', type: 'file', mode: 0o755, data: '#!/bin/sh\n' }, { path: 'etc/edgeimage/initramfs.features', type: 'file', mode: 0o644, data: 'verified-boot\n' }], { mtime: 0 }));
+
 /** A bzImage-looking blob: the UKI carries it; nothing here runs it. */
 const KERNEL = Buffer.concat([noise(0x202, 'k'), Buffer.from('HdrS'), noise(200_000, 'kernel')]);
 
@@ -62,7 +67,7 @@ beforeAll(async () => {
   const o = await signersIn(join(world.tempDir('keys-'), 'ring'), BRAND);
   otherSigners = { db: o.db, fit: o.fit };
   await world.publish('vb-pc', gadgetTree('vb-pc', gadgetYaml('pc', 'gpt', 'grub', abStructures('gpt')), { extra: bootloaderFiles('pc') }));
-  await world.publish('vb-kernel', { ...kernelTree('vb-kernel'), 'kernel.img': KERNEL });
+  await world.publish('vb-kernel', { ...kernelTree('vb-kernel'), 'kernel.img': KERNEL, 'initrd.img': INITRD });
   built = await world.compose(await world.resolve(await world.model({ gadget: 'vb-pc', kernel: 'vb-kernel' })), { bootSigners: signers });
 }, SLOW);
 
@@ -137,6 +142,14 @@ describe('a verified UEFI image (build --boot-keys)', () => {
     expect(readdirSync(out)).toEqual([]);
   }, SLOW);
 
+  test('a kernel bundle whose initramfs does not honour the signed part (an older one): ERR_VERIFIED_PAYLOAD, and no image is written', async () => {
+    const oldInitrd = gzipSync(cpioBytes([{ path: 'init', type: 'file', mode: 0o755, data: '#!/bin/sh\n' }], { mtime: 0 }));
+    await world.publish('vb-old-kernel', { ...kernelTree('vb-old-kernel'), 'kernel.img': KERNEL, 'initrd.img': oldInitrd });
+    const out = world.tempDir('out-');
+    await expect(world.compose(await world.resolve(await world.model({ gadget: 'vb-pc', kernel: 'vb-old-kernel' })), { bootSigners: signers, outputDir: out })).rejects.toMatchObject({ code: 'ERR_VERIFIED_PAYLOAD', message: expect.stringContaining('would ignore the signed bundle list') });
+    expect(readdirSync(out)).toEqual([]);
+  }, SLOW);
+
   test('a gadget without verified-boot/ inputs: ERR_VERIFIED_BOOT_UNSUPPORTED naming it, and no image is written', async () => {
     const out = world.tempDir('out-');
     await expect(world.compose(await world.resolve(await world.model()), { bootSigners: signers, outputDir: out })).rejects.toMatchObject({ code: 'ERR_VERIFIED_BOOT_UNSUPPORTED', message: expect.stringMatching(/gadget \S+\.snap has no verified-boot\//) });
@@ -151,7 +164,7 @@ describe('a verified U-Boot image', () => {
     // an arm64 Image header ("ARMd" at 0x38), which mkimage's FIT checks look for
     const image = noise(300_000, 'arm64-kernel');
     image.write('ARM\x64', 0x38, 'latin1');
-    await world.publish('vb-kernel-arm64', { ...kernelTree('vb-kernel-arm64', { arch: 'arm64' }), 'kernel.img': image });
+    await world.publish('vb-kernel-arm64', { ...kernelTree('vb-kernel-arm64', { arch: 'arm64' }), 'kernel.img': image, 'initrd.img': INITRD });
     await world.publish('vb-base-arm64', { 'meta/snap.yaml': "name: vb-base-arm64\nversion: '1.0'\ntype: base\narchitectures: [arm64]\n", 'bin/sh': { data: '#!/bin/true\n', mode: 0o755 } });
     r = await world.compose(await world.resolve(await world.model({ model: 'vb-pi', gadget: 'vb-uboot', kernel: 'vb-kernel-arm64', base: 'vb-base-arm64', apps: [], architecture: 'arm64' })), { bootSigners: signers });
   }, SLOW);
