@@ -43,7 +43,7 @@ const USAGE: [string, string[], string][] = [
   ['scenarios', ['--crash-at'], 'scenarios: --crash-at needs crash points, comma-separated'],
   ['scenarios', ['--crash-at', 'half-way'], "scenarios: unknown crash point 'half-way' (crash points: mid-slot-write after-slot-write env-between-copies after-env try-before-commit)"],
   ['scenarios', ['--only'], 'scenarios: --only needs scenario names, comma-separated'],
-  ['scenarios', ['--only', 'upgrade'], "scenarios: unknown scenario 'upgrade' (scenarios: update rollback bad-signature bad-digest downgrade wrong-model aliased-manifest power-cut)"],
+  ['scenarios', ['--only', 'upgrade'], "scenarios: unknown scenario 'upgrade' (scenarios: update rollback bad-signature bad-digest downgrade wrong-model aliased-manifest power-cut tamper)"],
   ['scenarios', ['--board', 'riscv'], "scenarios: --board is pc-amd64, arm64-efi or arm64-uboot, not 'riscv'"],
   ['demo', ['--board'], 'demo: --board needs a board: pc-amd64, arm64-efi or arm64-uboot'],
   ['demo', ['--board', 'riscv'], "demo: --board is pc-amd64, arm64-efi or arm64-uboot, not 'riscv'"],

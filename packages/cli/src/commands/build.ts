@@ -92,6 +92,8 @@ async function build(ctx: Context, a: BuildArgs): Promise<void> {
     const warning = testKeysWarning(resolution, trusted);
     if (warning) ctx.io.err(warning);
     const bootSigners = a.bootKeys === undefined ? undefined : bootSignersOf(a.bootKeys, resolution.model.brandId);
+    // Every device enrolled with these keys starts this image, test hooks and all: say so.
+    if (bootSigners && resolution.model.grade === 'dangerous') ctx.io.err(`edgeimage: note: a grade dangerous image (test hooks on) signed with the boot keys of ${a.bootKeys}: every device enrolled with them boots it; sign dangerous images with a development key set that no device in the field trusts`);
     const outputDir = resolve(a.output ?? `${repoRoot() ?? process.cwd()}/images`);
     if (a.dryRun) {
       // Nothing is recorded either: no image, so no validation-set sequence is in use yet.
