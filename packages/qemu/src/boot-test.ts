@@ -19,6 +19,8 @@ const run = (cmd: string, args: readonly string[]) => promisify(execFile)(cmd, [
 
 /** The health check's line once the system is up; its group is the slot. The default marker. */
 export const HEALTHY = /edgeimage-health: healthy on slot ([ab])/;
+/** What the device's initramfs prints when the firmware says Secure Boot is on. */
+export const SECURE_BOOT_ENABLED = /edgeimage-init: secure boot enabled/;
 
 export interface DirectBoot {
   kernel: string;
@@ -462,7 +464,8 @@ const ordinal = (n: number): string => `${n}${n % 100 >= 11 && n % 100 <= 13 ? '
  * ```
  */
 export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
-  const expectList = opts.expect ?? (opts.expectPowerOff ? [] : [HEALTHY]);
+  // Under Secure Boot the device must also say the firmware enforces it, not only come up.
+  const expectList = opts.expect ?? (opts.expectPowerOff ? [] : opts.secureBoot ? [SECURE_BOOT_ENABLED, HEALTHY] : [HEALTHY]);
   // Restarts are followed only when asked for: otherwise the boot is watched exactly as before.
   const watch = opts.reboots !== undefined || opts.expectPowerOff === true;
   const timeoutMs = (opts.timeoutSeconds ?? 120) * 1000;

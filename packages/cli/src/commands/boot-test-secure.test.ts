@@ -24,7 +24,7 @@ test('--help names --secure-boot, --secure-boot-keys, their default next to the 
   expect(r.status).toBe(0);
   expect(r.out).toContain('--secure-boot-keys');
   const help = r.out.replace(/\s+/g, ' ');
-  expect(help).toMatch(/An image built with --boot-keys of the same brand boots/);
+  expect(help).toMatch(/An image built with --boot-keys of the same brand boots; without --expect the boot must show the device's "edgeimage-init: secure boot enabled" line, then healthy/);
   expect(help).toMatch(/any other image's GRUB is refused \(Access Denied\)/);
   expect(help).toMatch(/default: IMAGE\.boot-keys\/, which build --boot-keys writes next to the image/);
 });

@@ -8,6 +8,7 @@ import {
   CRASH_POINTS,
   FIRMWARES,
   HEALTHY,
+  SECURE_BOOT_ENABLED,
   jsonReport,
   MAX_REBOOTS,
   junitReport,
@@ -69,8 +70,8 @@ function regex(option: string, s: string, flags = ''): RegExp {
   }
 }
 
-function parseExpect(list: string[] | undefined, powerOff = false): RegExp[] {
-  if (!list?.length) return powerOff ? [] : [HEALTHY];
+function parseExpect(list: string[] | undefined, powerOff = false, secureBoot = false): RegExp[] {
+  if (!list?.length) return powerOff ? [] : secureBoot ? [SECURE_BOOT_ENABLED, HEALTHY] : [HEALTHY];
   return list.map((s) => regex('--expect', s));
 }
 
@@ -204,7 +205,7 @@ export function bootTestCommand(ctx: Context) {
         .option('expect-refusal', { type: 'string', describe: 'refuse: a regular expression (case-insensitive) the REFUSED reason must match, e.g. signature' })
         .option('keep', { type: 'string', describe: "scenario: keep the final disk at this path (power-cut over every point: NAME.POINT.img)" })
         .option('log-dir', { type: 'string', describe: "scenario: a folder for each boot's console log (default: a new folder in the temp folder)" })
-        .option('secure-boot', { type: 'boolean', describe: "UEFI Secure Boot: the firmware build that enforces signatures and a copy of its variable store with the brand's PK, KEK and db enrolled (setup mode off). An image built with --boot-keys of the same brand boots (the device prints \"edgeimage-init: secure boot enabled\"); any other image's GRUB is refused (Access Denied) and the boot fails with ERR_SECURE_BOOT_REFUSED" })
+        .option('secure-boot', { type: 'boolean', describe: "UEFI Secure Boot: the firmware build that enforces signatures and a copy of its variable store with the brand's PK, KEK and db enrolled (setup mode off). An image built with --boot-keys of the same brand boots; without --expect the boot must show the device's \"edgeimage-init: secure boot enabled\" line, then healthy; any other image's GRUB is refused (Access Denied) and the boot fails with ERR_SECURE_BOOT_REFUSED" })
         .option('reboots', { type: 'number', describe: `the machine may restart up to N times while the markers are awaited (0-${MAX_REBOOTS}), so a fallback to the other slot is one boot test. A restart is the firmware's first line showing again: OVMF's "BdsDxe: loading Boot0001 …" after lines of others, AAVMF's "UEFI firmware (version …)", U-Boot's "U-Boot 2023.01… (date)" — a reboot, a watchdog reset, a panic with panic=N alike. The FAILED lines (initramfs, GRUB, U-Boot, panic) of the boots before the last allowed restart are printed per boot and in --json "boots", not fatal; one more restart fails the boot [ERR_TOO_MANY_REBOOTS], and so does a FAILED line once the N restarts are used up. Without it, restarts are not watched` })
         .option('expect-poweroff', { type: 'boolean', describe: 'the device must power off: passes when QEMU exits on its own (status 0) after the --expect markers (default: none), e.g. a device with both slots tampered that must never come up; a system that comes up and stays up fails on --timeout. Without it, a power-off before the markers fails the boot [ERR_POWERED_OFF] once --reboots is given, else [ERR_QEMU_EXITED]' })
         .option('tamper', { type: 'string', array: true, describe: 'boot a tampered copy: flip every bit of one byte of a file in a partition of the copy, PARTITION:/FILE[@first|middle|last|OFFSET] (default middle; repeatable), e.g. system-a:/bundles/base_1.snap or system-boot:/EFI/BOOT/BOOTX64.EFI@first; ext4 and vfat partitions. What changed (offsets, old and new byte) is printed and in --json "tampered"; the image itself is never changed' })
@@ -249,7 +250,7 @@ export function bootTestCommand(ctx: Context) {
         ),
     handler: async (a: BootTestArgs) => {
       if (a.scenario !== undefined) return scenarioHandler(ctx, a);
-      const expect = parseExpect(a.expect, a.expectPoweroff === true);
+      const expect = parseExpect(a.expect, a.expectPoweroff === true, a.secureBoot === true);
       const tamper = parseTamperArgs(a.tamper, a.tamperReplace);
       const secureBoot = a.secureBoot ? { keys: readSecureBootKeys(secureBootKeysDir(a)) } : undefined;
       const abort = new AbortController();
