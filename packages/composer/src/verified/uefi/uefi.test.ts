@@ -139,6 +139,12 @@ requires(missingStub).describe('buildUki', () => {
     expect([m.code, m.message]).toEqual(['ERR_UKI_STUB', 'the UKI stub is for machine 0x14c, expected x86-64 (0x8664) or arm64 (0xaa64)']);
     const u = composeError(() => buildUki({ ...inputs(), stub: buildUki(inputs()) }));
     expect([u.code, u.message]).toEqual(['ERR_UKI_STUB', 'the UKI stub already has a .osrel section: it is a UKI, not a stub']);
+    // a stub carrying a device tree of its own (systemd-stub installs .dtb for the kernel): renamed .data
+    const dtb = Buffer.from(stub);
+    const h = parsePe(stub, 's');
+    const data = h.sections.findIndex((x) => x.name === '.data');
+    dtb.write('.dtb\0\0\0\0', h.sectionTableOffset + 40 * data, 'latin1');
+    expect(composeError(() => buildUki({ ...inputs(), stub: dtb })).message).toBe('the UKI stub already has a .dtb section: systemd-stub would hand it on, signed without the build ever choosing it');
   });
 
   test('an empty kernel, a cmdline with NUL or an empty os-release is ERR_UKI_INPUT', () => {

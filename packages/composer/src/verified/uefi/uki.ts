@@ -22,6 +22,11 @@ export interface UkiInputs {
 /** The stubs this is made for; another machine's stub would start a kernel it cannot run. */
 const UKI_MACHINES: Record<number, string> = { 0x8664: 'x86-64', 0xaa64: 'arm64' };
 const UKI_SECTIONS = ['.osrel', '.cmdline', '.linux', '.initrd'] as const;
+/**
+ * Sections systemd-stub acts on besides ours: a stub that already carries one (a device tree the
+ * kernel would get, a splash, PCR data) would have it signed into every UKI unseen.
+ */
+const STUB_PAYLOAD_SECTIONS = ['.dtb', '.splash', '.uname', '.pcrsig', '.pcrpkey', '.ucode', '.profile'] as const;
 /** IMAGE_SCN_CNT_INITIALIZED_DATA | IMAGE_SCN_MEM_READ: data the stub reads, never runs. */
 const DATA_SECTION = 0x40000040;
 /** systemd-stub's own rule: its payload sections start on page boundaries. */
@@ -56,8 +61,8 @@ export function buildUki(inputs: UkiInputs): Buffer {
   const h = parsePe(stub, 'the UKI stub');
   const stubError = (message: string, context: Record<string, unknown> = {}): ComposeError => new ComposeError('ERR_UKI_STUB', `the UKI stub ${message}`, context);
   if (!UKI_MACHINES[h.machine]) throw stubError(`is for machine 0x${h.machine.toString(16)}, expected x86-64 (0x8664) or arm64 (0xaa64)`, { machine: h.machine });
-  const clash = h.sections.find((s) => (UKI_SECTIONS as readonly string[]).includes(s.name));
-  if (clash) throw stubError(`already has a ${clash.name} section: it is a UKI, not a stub`, { section: clash.name });
+  const clash = h.sections.find((s) => (UKI_SECTIONS as readonly string[]).includes(s.name) || (STUB_PAYLOAD_SECTIONS as readonly string[]).includes(s.name));
+  if (clash) throw stubError(`already has a ${clash.name} section: ${(UKI_SECTIONS as readonly string[]).includes(clash.name) ? 'it is a UKI, not a stub' : 'systemd-stub would hand it on, signed without the build ever choosing it'}`, { section: clash.name });
   // The new section headers go in the gap after the table; moving the stub's sections to make
   // room would change file offsets its own data may depend on.
   const tableEnd = h.sectionTableOffset + SECTION_HEADER_SIZE * h.sections.length;
