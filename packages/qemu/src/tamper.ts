@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { EdgeimageError } from '@edgeimage/assertions';
-import { findRolePartition, readPartitionTable, runTool, sniffFilesystem, toolEnv, type PartitionInfo, type PartitionTable } from '@edgeimage/composer';
+import { findRolePartition, readGeometry, readPartitionTable, runTool, sniffFilesystem, toolEnv, type PartitionInfo, type PartitionTable } from '@edgeimage/composer';
 
 /**
  * A tamper operation refused or failed. Nothing is written then: the copy is removed, the output
@@ -230,7 +230,9 @@ async function flipByte(disk: string, p: Part, op: FlipByte): Promise<ByteChange
   } else {
     const content = await fatRead(disk, p, op.file);
     fileOffset = byteOffset(op.at, content.length, where);
-    const fat = fatLayout(disk, p);
+    // the composer's reader of the boot sector; checked below against the byte mtools reads
+    const fat = await readGeometry(disk, p.info.start);
+    if (fat.clusterSize === 0) throw new TamperError('ERR_TAMPER_FILESYSTEM', `partition ${p.name}: not a FAT boot sector`, { partition: p.name });
     const clusters = await fatClusters(disk, p, op.file);
     const cluster = clusters[Math.floor(fileOffset / fat.clusterSize)];
     if (cluster === undefined) throw new TamperError('ERR_TAMPER_FILESYSTEM', `${where}: mshowfat lists ${clusters.length} clusters for ${content.length} bytes`, { file: op.file });
@@ -363,21 +365,3 @@ async function fatClusters(disk: string, p: Part, file: string): Promise<number[
   return clusters;
 }
 
-/** Where a FAT filesystem's data clusters start (cluster 2), from its boot sector. */
-function fatLayout(disk: string, p: Part): { clusterSize: number; dataStart: number } {
-  const fd = openSync(disk, 'r');
-  try {
-    const b = Buffer.alloc(512);
-    readSync(fd, b, 0, 512, p.info.start);
-    const bps = b.readUInt16LE(11);
-    const spc = b.readUInt8(13);
-    const reserved = b.readUInt16LE(14);
-    const fats = b.readUInt8(16);
-    const rootEntries = b.readUInt16LE(17);
-    const fatSize = b.readUInt16LE(22) || b.readUInt32LE(36);
-    if (![512, 1024, 2048, 4096].includes(bps) || spc === 0 || fats === 0) throw new TamperError('ERR_TAMPER_FILESYSTEM', `partition ${p.name}: not a FAT boot sector`, { partition: p.name });
-    return { clusterSize: bps * spc, dataStart: (reserved + fats * fatSize) * bps + Math.ceil((rootEntries * 32) / bps) * bps };
-  } finally {
-    closeSync(fd);
-  }
-}

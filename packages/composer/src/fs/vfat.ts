@@ -218,6 +218,8 @@ export interface FatGeometry {
   freeClusters: number;
   /** Entries of the fixed root directory of FAT12/16 (0 on FAT32). */
   rootEntries: number;
+  /** Byte offset of the first data cluster (cluster 2) from the start of the filesystem. */
+  dataStart: number;
 }
 
 /** Reads the geometry of a FAT filesystem from its boot sector. */
@@ -239,7 +241,7 @@ export async function readGeometry(file: string, offset = 0): Promise<FatGeometr
   const rootSectors = ceilDiv(rootEntries * 32, bps);
   const clusters = Math.floor((total - reserved - nfats * fatSize - rootSectors) / spc);
   const fatBits = b.readUInt16LE(22) === 0 ? 32 : clusters < 4085 ? 12 : 16;
-  return { fatBits, clusterSize: bps * spc, clusters, freeClusters: clusters - (fatBits === 32 ? 1 : 0), rootEntries };
+  return { fatBits, clusterSize: bps * spc, clusters, freeClusters: clusters - (fatBits === 32 ? 1 : 0), rootEntries, dataStart: (reserved + nfats * fatSize + rootSectors) * bps };
 }
 
 /** Whether mtools stores `name` as a plain 8.3 entry (upper- or lower-case parts), without long-name entries. */
