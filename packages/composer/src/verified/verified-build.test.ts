@@ -150,6 +150,16 @@ describe('a verified UEFI image (build --boot-keys)', () => {
     expect(readdirSync(out)).toEqual([]);
   }, SLOW);
 
+  // grub-mkimage follows links: a link in the gadget's module folder would put a file of the build
+  // host into a GRUB the brand signs. The slot's payload stage unpacks the gadget without links.
+  test('a gadget whose GRUB module folder holds a link (to a file of the build host): ERR_BUNDLE_FILE naming it, no image; the host file is never signed', async () => {
+    const files = bootloaderFiles('pc');
+    await world.publish('vb-pc-link', gadgetTree('vb-pc-link', gadgetYaml('pc', 'gpt', 'grub', abStructures('gpt')), { extra: { ...files, 'verified-boot/grub/x86_64-efi/secret.mod': { symlink: '/etc/passwd' } } }));
+    const out = world.tempDir('out-');
+    await expect(world.compose(await world.resolve(await world.model({ gadget: 'vb-pc-link', kernel: 'vb-kernel' })), { bootSigners: signers, outputDir: out })).rejects.toMatchObject({ code: 'ERR_BUNDLE_FILE', message: expect.stringContaining('verified-boot/grub/x86_64-efi/secret.mod is a symbolic link') });
+    expect(readdirSync(out)).toEqual([]);
+  }, SLOW);
+
   test('a gadget without verified-boot/ inputs: ERR_VERIFIED_BOOT_UNSUPPORTED naming it, and no image is written', async () => {
     const out = world.tempDir('out-');
     await expect(world.compose(await world.resolve(await world.model()), { bootSigners: signers, outputDir: out })).rejects.toMatchObject({ code: 'ERR_VERIFIED_BOOT_UNSUPPORTED', message: expect.stringMatching(/gadget \S+\.snap has no verified-boot\//) });
