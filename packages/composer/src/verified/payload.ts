@@ -8,9 +8,9 @@
  * (verified-boot/: the EFI stub, U-Boot's device tree).
  */
 import { X509Certificate, sign } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BootSigner } from '@edgeimage/assertions';
+import { readRegularFile, type BootSigner } from '@edgeimage/assertions';
 import { ComposeError } from '../errors.js';
 import type { BundleVerityEntry } from '../verity/index.js';
 import { verifiedInitrd } from './initrd.js';
@@ -56,16 +56,11 @@ export function verifiedBootKind(gadgetDir: string): VerifiedBootKind | undefine
 
 /** A regular file of the unpacked gadget's verified-boot/, bounded (the gadget is an input like any other). */
 export function gadgetInput(gadgetDir: string, name: string, gadget: string): Buffer {
-  const file = join(gadgetDir, 'verified-boot', name);
-  let st;
-  try {
-    st = lstatSync(file);
-  } catch {
-    throw new ComposeError('ERR_VERIFIED_BOOT_INPUT', `gadget ${gadget} has no verified-boot/${name}, which its verified boot chain needs`, { gadget, file: `verified-boot/${name}` });
-  }
-  if (!st.isFile()) throw new ComposeError('ERR_VERIFIED_BOOT_INPUT', `gadget ${gadget}: verified-boot/${name} is not a regular file`, { gadget, file: `verified-boot/${name}` });
-  if (st.size > MAX_INPUT_BYTES) throw new ComposeError('ERR_VERIFIED_BOOT_INPUT', `gadget ${gadget}: verified-boot/${name} is ${st.size} bytes, more than ${MAX_INPUT_BYTES}`, { gadget, file: `verified-boot/${name}` });
-  return readFileSync(file);
+  const file = `verified-boot/${name}`;
+  return readRegularFile(join(gadgetDir, 'verified-boot', name), MAX_INPUT_BYTES, (p) => {
+    const found = p.kind === 'missing' ? 'has no' : p.kind === 'too-large' ? `has a ${p.size}-byte (more than ${MAX_INPUT_BYTES})` : p.kind === 'link' ? 'has a symbolic link as its' : p.kind === 'not-regular' ? 'has something other than a regular file as its' : `cannot open (${p.code}) its`;
+    return new ComposeError('ERR_VERIFIED_BOOT_INPUT', `gadget ${gadget} ${found} ${file}, which its verified boot chain needs`, { gadget, file });
+  });
 }
 
 const payloadKeyPem = (s: BootSigner | undefined): string | undefined => (s ? (new X509Certificate(s.certPem).publicKey.export({ type: 'spki', format: 'pem' }) as string) : undefined);

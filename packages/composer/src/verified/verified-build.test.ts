@@ -150,6 +150,14 @@ describe('a verified UEFI image (build --boot-keys)', () => {
     expect(readdirSync(out)).toEqual([]);
   }, SLOW);
 
+  test('a UEFI gadget missing its verified GRUB configuration: ERR_VERIFIED_BOOT_INPUT naming the gadget and the file, no image', async () => {
+    const { ['verified-boot/grub.cfg']: _dropped, ...files } = bootloaderFiles('pc');
+    await world.publish('vb-pc-nocfg', gadgetTree('vb-pc-nocfg', gadgetYaml('pc', 'gpt', 'grub', abStructures('gpt')), { extra: files }));
+    const out = world.tempDir('out-');
+    await expect(world.compose(await world.resolve(await world.model({ gadget: 'vb-pc-nocfg', kernel: 'vb-kernel' })), { bootSigners: signers, outputDir: out })).rejects.toMatchObject({ code: 'ERR_VERIFIED_BOOT_INPUT', message: expect.stringMatching(/^gadget vb-pc-nocfg_\d+\.snap has no verified-boot\/grub\.cfg, which its verified boot chain needs$/) });
+    expect(readdirSync(out)).toEqual([]);
+  }, SLOW);
+
   // grub-mkimage follows links: a link in the gadget's module folder would put a file of the build
   // host into a GRUB the brand signs. The slot's payload stage unpacks the gadget without links.
   test('a gadget whose GRUB module folder holds a link (to a file of the build host): ERR_BUNDLE_FILE naming it, no image; the host file is never signed', async () => {
