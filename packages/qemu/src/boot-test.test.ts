@@ -3,6 +3,7 @@
  * default firmware per image, disk sizes, and the JSON/JUnit reports.
  */
 import { spawnSync } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,6 +92,27 @@ describe('refusals before QEMU starts', () => {
     const foreign = process.arch === 'x64' ? 'arm64' : 'amd64';
     expect((await refused({ image: foreign === 'arm64' ? images.arm64Gpt : images.amd64Gpt, accel: 'kvm' })).code).toBe('ERR_ACCEL');
   }, SLOW);
+
+  test('forwards and HTTP expectations: a host port in use (named), a host port twice, a URL off the forwards or off the host', async () => {
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const used = (server.address() as AddressInfo).port;
+    try {
+      const e = await refused({ image: images.amd64Gpt, forwards: [{ host: used, guest: 8080 }] });
+      expect(e.code).toBe('ERR_PORT_IN_USE');
+      expect(e.message).toBe(`host port ${used} (forward ${used}:8080) cannot be bound on 127.0.0.1 (EADDRINUSE): something else listens on it; choose another HOST_PORT`);
+      expect(e.context).toMatchObject({ port: used, error: 'EADDRINUSE' });
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+    expect((await refused({ image: images.amd64Gpt, forwards: [{ host: 18080, guest: 80 }, { host: 18080, guest: 81 }] })).message).toBe('forward: host port 18080 is forwarded twice (each host port goes to one guest port)');
+    const off = await refused({ image: images.amd64Gpt, forwards: [{ host: 18080, guest: 8080 }], expectHttp: [{ url: 'http://127.0.0.1:18081/health' }] });
+    expect(off.code).toBe('ERR_USAGE');
+    expect(off.message).toBe('expect-http http://127.0.0.1:18081/health: port 18081 is not a forwarded host port (forwards: 18080:8080); the check reaches the guest through a forward');
+    expect((await refused({ image: images.amd64Gpt, expectHttp: [{ url: 'http://127.0.0.1:18081/' }] })).message).toMatch(/port 18081 is not a forwarded host port \(no forwards\)/);
+    expect((await refused({ image: images.amd64Gpt, forwards: [{ host: 18080, guest: 8080 }], expectHttp: [{ url: 'http://10.0.2.15:18080/' }] })).message).toMatch(/only http:\/\/127\.0\.0\.1:PORT/);
+    expect((await refused({ image: images.amd64Gpt, forwards: [{ host: 18080, guest: 8080 }], expectHttp: [{ url: 'http://127.0.0.1:18080/' }], expectPowerOff: true })).message).toMatch(/HTTP expectations need the guest up/);
+  }, SLOW);
 });
 
 test('parseDiskSize: relative and absolute, powers of 1024, rounded up to sectors, never smaller', () => {
@@ -111,6 +133,15 @@ describe('reports', () => {
     arch: 'arm64', firmware: 'uboot', image: 'pi.img', command: { binary: 'qemu-system-aarch64', args: [] }, seconds: 4.25,
   };
   const passed: BootTestResult = { ...failed, passed: true, slot: 'a', markers: [{ pattern: 'a', seconds: 1, line: 'a' }, { pattern: 'b', seconds: 2, line: 'b' }], expected: ['a', 'b'], reason: undefined, code: undefined, tail: undefined };
+
+  test('JSON: an HTTP marker carries its URL and status', () => {
+    const r: BootTestResult = { ...passed, markers: [...passed.markers, { pattern: 'GET http://127.0.0.1:18080/health (2xx)', seconds: 3, line: 'HTTP 200 {"status": "ok"}', http: { url: 'http://127.0.0.1:18080/health', status: 200 } }] };
+    expect(jsonReport(r)['markers']).toEqual([
+      { pattern: 'a', seconds: 1, line: 'a' },
+      { pattern: 'b', seconds: 2, line: 'b' },
+      { pattern: 'GET http://127.0.0.1:18080/health (2xx)', seconds: 3, line: 'HTTP 200 {"status": "ok"}', url: 'http://127.0.0.1:18080/health', status: 200 },
+    ]);
+  });
 
   test('JSON: passed, slot, markers with pattern and seconds, log; reason when failed', () => {
     expect(JSON.parse(JSON.stringify(jsonReport(failed)))).toMatchObject({ passed: false, slot: null, markers: [{ pattern: 'U-Boot 20', seconds: 1.5 }], log: '/tmp/x & y.log', reason: failed.reason, code: 'ERR_KERNEL_PANIC' });

@@ -13,6 +13,7 @@ import { enrolledVarStore, writeVarStore, type SecureBootKeys } from './firmware
 import { initializedOvmfVars } from './firmware/nvram.js';
 import { ARCHES, FIRMWARE_DIR_ENV, QEMU_BINARY, qemuCommand, resolveFirmware, type Accel, type Arch, type Firmware, type FirmwareFiles } from './machine.js';
 import { DEFAULT_FAILURES, QemuSession, type ConsoleLine, type FailurePattern } from './session.js';
+import { checkForwards, checkHttpUrl, httpLabel, pollHttp, portsInUse, type HttpExpect, type PortForward } from './http-expect.js';
 
 // The host tools' fixed environment: nothing of the build's own (EDGEIMAGE_KEY_PASSPHRASE) reaches a child.
 const run = (cmd: string, args: readonly string[]) => promisify(execFile)(cmd, [...args], { env: toolEnv() });
@@ -116,6 +117,19 @@ export interface BootTestOptions {
    * TamperError thrown before QEMU starts. Not with `inPlace`.
    */
   tamper?: readonly TamperOp[];
+  /**
+   * Guest TCP ports forwarded to 127.0.0.1 of the host (`{ host: 18080, guest: 8080 }`): the
+   * machine gets a NIC on QEMU user networking that reaches nothing outside. A host port already
+   * in use is ERR_PORT_IN_USE before QEMU starts. Without: no NIC.
+   */
+  forwards?: readonly PortForward[];
+  /**
+   * After the console markers: each URL (http://127.0.0.1 or localhost, on a forwarded host
+   * port) polled about once a second until a 2xx answer whose body matches `pattern`, within the
+   * boot's timeout; each answer becomes a marker (`GET URL …`, its seconds, `HTTP 200 body`).
+   * Failing: ERR_HTTP_EXPECT naming the URL, the last status or error and the last body.
+   */
+  expectHttp?: readonly HttpExpect[];
   /** Guest RAM, MiB (default 512). */
   memoryMiB?: number;
   /** Extra QEMU arguments, appended. */
@@ -134,6 +148,8 @@ export interface MarkerResult {
   /** Seconds since QEMU started. */
   seconds: number;
   line: string;
+  /** An HTTP expectation's answer (its `line` is `HTTP STATUS BODY…`). */
+  http?: { url: string; status: number };
 }
 
 export interface BootTestResult {
@@ -348,6 +364,44 @@ async function settle(session: QemuSession, seconds: number, waitOpts: { failOn?
   throw new BootTestError('ERR_QEMU_EXITED', `QEMU exited ${how} within ${seconds} s after the last marker: the guest rebooted or powered off where it should have stayed up`, { exitCode: status.code, signal: status.signal, stderr: status.stderr, tail: session.tail() });
 }
 
+/** The most of an HTTP answer's body a marker's line keeps. */
+const HTTP_LINE_BODY = 200;
+
+/**
+ * Each HTTP expectation in turn, polled until its answer or the deadline, while the console is
+ * watched: a failure line or QEMU's exit meanwhile ends the polling with that error.
+ */
+async function expectHttpAnswers(session: QemuSession, list: readonly HttpExpect[], deadline: number, markers: MarkerResult[], failOn: readonly FailurePattern[]): Promise<void> {
+  if (!list.length) return;
+  const stop = new AbortController();
+  let polling = true;
+  // short waits, so that the console is free again soon after the last answer (one waiter at a time)
+  const watcher = (async () => {
+    while (polling) {
+      try {
+        const status = await session.waitForExit(200, { failOn });
+        const how = status.code !== null ? `with status ${status.code}` : status.signal ? `on signal ${status.signal}` : '';
+        stop.abort(new BootTestError('ERR_QEMU_EXITED', `QEMU exited ${how} while waiting for an HTTP answer: the guest rebooted or powered off`, { exitCode: status.code, signal: status.signal, stderr: status.stderr, tail: session.tail() }));
+        return;
+      } catch (e) {
+        if (e instanceof BootTestError && e.code === 'ERR_BOOT_TIMEOUT') continue;
+        stop.abort(e);
+        return;
+      }
+    }
+  })();
+  try {
+    for (const h of list) {
+      const a = await pollHttp(h, { deadline, signal: stop.signal });
+      const body = a.body.replace(/\s+/g, ' ').trim();
+      markers.push({ pattern: httpLabel(h), seconds: session.elapsed(), line: `HTTP ${a.status} ${body.length > HTTP_LINE_BODY ? `${body.slice(0, HTTP_LINE_BODY)}…` : body}`.trim(), http: { url: a.url, status: a.status } });
+    }
+  } finally {
+    polling = false;
+    await watcher;
+  }
+}
+
 /** What {@link watchBoots} follows; `deadline` is on `performance.now()`'s clock. */
 export interface WatchSpec {
   expect: readonly RegExp[];
@@ -478,6 +532,14 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
   if (opts.reboots !== undefined && !(Number.isInteger(opts.reboots) && opts.reboots >= 0 && opts.reboots <= MAX_REBOOTS)) throw new BootTestError('ERR_USAGE', `reboots: expected a whole number from 0 to ${MAX_REBOOTS}, found ${opts.reboots}`, { reboots: opts.reboots });
   if (opts.tamper?.length && (opts.inPlace || opts.image === undefined)) throw new BootTestError('ERR_USAGE', opts.inPlace ? 'a tampered boot changes a copy of the image, not the image itself: not with inPlace' : 'tampering needs an image');
   if (opts.noReboot && (opts.reboots || opts.expectPowerOff)) throw new BootTestError('ERR_USAGE', `noReboot ends QEMU on the guest's reboot, so ${opts.reboots ? 'no reboot can be watched (reboots)' : 'a reboot would look like the power-off expectPowerOff waits for'}`);
+  const forwards = opts.forwards ?? [];
+  checkForwards(forwards);
+  const httpList = opts.expectHttp ?? [];
+  for (const h of httpList) {
+    const port = Number(checkHttpUrl(h.url).port);
+    if (!forwards.some((f) => f.host === port)) throw new BootTestError('ERR_USAGE', `expect-http ${h.url}: port ${port} is not a forwarded host port (${forwards.length ? `forwards: ${forwards.map((f) => `${f.host}:${f.guest}`).join(', ')}` : 'no forwards'}); the check reaches the guest through a forward`, { url: h.url });
+  }
+  if (httpList.length && (opts.untilExit || opts.expectPowerOff)) throw new BootTestError('ERR_USAGE', 'HTTP expectations need the guest up: not with untilExit or expectPowerOff');
   if (direct) {
     mustExist(direct.kernel, 'kernel');
     if (direct.initrd !== undefined) mustExist(direct.initrd, 'initrd');
@@ -511,6 +573,12 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
     if (opts.image === undefined) throw new BootTestError('ERR_DISK_SIZE', 'a disk size needs an image');
     newSize = parseDiskSize(opts.diskSize, statSync(opts.image).size);
   }
+  const busy = await portsInUse(forwards.map((f) => f.host));
+  if (busy.length) {
+    const b = busy[0]!;
+    const f = forwards.find((x) => x.host === b.port)!;
+    throw new BootTestError('ERR_PORT_IN_USE', `host port ${b.port} (forward ${f.host}:${f.guest}) cannot be bound on 127.0.0.1 (${b.error}): something else listens on it; choose another HOST_PORT`, { port: b.port, error: b.error, ports: busy.map((x) => x.port) });
+  }
 
   const work = mkdtempSync(join(opts.tmpDir ?? tmpdir(), 'edgeimage-boot-'));
   const log = opts.log ?? join(opts.tmpDir ?? tmpdir(), `edgeimage-boot-test-${process.pid}-${Date.now()}-${++logCounter}.log`);
@@ -520,6 +588,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
   let tampered: { tampered?: TamperChange[] } = {};
   let slot: 'a' | 'b' | undefined;
   let command = { binary: q.binary, args: [] as string[] };
+  const expected = [...expectList.map((p) => p.source), ...httpList.map(httpLabel)];
   try {
     let disk = opts.image;
     if (disk !== undefined && !opts.inPlace) {
@@ -555,6 +624,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
       secureBoot: opts.secureBoot !== undefined,
       ubootEnvFlash: firmware === 'uboot' && opts.ubootEnvFlash !== false ? (opts.ubootEnvFlash ?? ubootEnvFlash(files!.bios!)) : undefined,
       ubootDtb: opts.ubootDtb,
+      forwards,
       extraArgs: opts.extraArgs,
     });
     command = cmd;
@@ -566,8 +636,9 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
       const banner = opts.bootBanner ?? bootBanner(arch, firmware);
       await watchBoots(session, { expect: expectList, failOn: waitOpts.failOn ?? DEFAULT_FAILURES, reboots: opts.reboots ?? 0, banner, deadline, untilPowerOff: opts.expectPowerOff === true || opts.untilExit === true }, watched);
       slot = watched.slot;
+      await expectHttpAnswers(session, httpList, deadline, markers, waitOpts.failOn ?? DEFAULT_FAILURES);
       if (opts.settleSeconds !== undefined && opts.settleSeconds > 0) await settle(session, opts.settleSeconds, waitOpts);
-      return { passed: true, slot, markers, expected: expectList.map((p) => p.source), log, arch, firmware, image: opts.image, command, seconds: session.elapsed(), boots: watched.boots, ...(watched.poweredOff ? { poweredOff: true } : {}), ...tampered };
+      return { passed: true, slot, markers, expected, log, arch, firmware, image: opts.image, command, seconds: session.elapsed(), boots: watched.boots, ...(watched.poweredOff ? { poweredOff: true } : {}), ...tampered };
     }
     for (const pattern of expectList) {
       const m = await session.waitFor(pattern, deadline - performance.now(), waitOpts);
@@ -576,8 +647,9 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
       if (s === 'a' || s === 'b') slot = s;
     }
     if (opts.untilExit) await session.waitForExit(deadline - performance.now(), waitOpts);
+    await expectHttpAnswers(session, httpList, deadline, markers, waitOpts.failOn ?? DEFAULT_FAILURES);
     if (opts.settleSeconds !== undefined && opts.settleSeconds > 0) await settle(session, opts.settleSeconds, waitOpts);
-    return { passed: true, slot, markers, expected: expectList.map((p) => p.source), log, arch, firmware, image: opts.image, command, seconds: session.elapsed(), ...tampered };
+    return { passed: true, slot, markers, expected, log, arch, firmware, image: opts.image, command, seconds: session.elapsed(), ...tampered };
   } catch (e) {
     if (!(e instanceof BootTestError) || !session) throw e;
     // a failure line sets the cursor just past itself
@@ -586,7 +658,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
     const missing = expectList[markers.length];
     const reason = missing && err.code !== 'ERR_BOOT_TIMEOUT' && err.code !== 'ERR_POWERED_OFF' ? `${err.message}; still waiting for ${missing}` : err.message;
     const boots = watch ? { boots: watched.boots, ...(watched.poweredOff ? { poweredOff: true } : {}) } : {};
-    return { passed: false, slot: watch ? watched.slot : slot, markers, expected: expectList.map((p) => p.source), log, reason, code: err.code, tail, error: err, arch, firmware, image: opts.image, command, seconds: session.elapsed(), ...boots, ...tampered };
+    return { passed: false, slot: watch ? watched.slot : slot, markers, expected, log, reason, code: err.code, tail, error: err, arch, firmware, image: opts.image, command, seconds: session.elapsed(), ...boots, ...tampered };
   } finally {
     await session?.kill();
     rmSync(work, { recursive: true, force: true });

@@ -17,6 +17,8 @@ import { EdgeimageError } from '@edgeimage/assertions';
  * | `ERR_QEMU_MISSING` | the QEMU binary is not installed (`context.binary`, `context.package`) |
  * | `ERR_ACCEL` | KVM asked for a guest architecture other than the host's |
  * | `ERR_DISK_SIZE` | a `diskSize` that is malformed or smaller than the image |
+ * | `ERR_PORT_IN_USE` | a forwarded host port cannot be bound on 127.0.0.1 (`context.port`, `context.error`) |
+ * | `ERR_USAGE` | options that do not go together, a forward or HTTP expectation that is malformed (a port out of range or twice, a URL not to 127.0.0.1/localhost or not on a forwarded port) |
  *
  * Failures of the boot itself (`context.tail` holds the last lines of the console log):
  *
@@ -32,6 +34,7 @@ import { EdgeimageError } from '@edgeimage/assertions';
  * | `ERR_SECURE_BOOT_REFUSED` | Secure Boot: the firmware refused the bootloader (`Access Denied` or `Security Violation`, `context.denial`), then started nothing |
  * | `ERR_NO_BOOTABLE_DEVICE` | Secure Boot: the firmware found nothing to start and refused no image from a disk (no disk, no EFI System Partition, no bootloader on it) |
  * | `ERR_ABORTED` | the boot was cancelled (Ctrl-C: the caller's AbortSignal) |
+ * | `ERR_HTTP_EXPECT` | after the markers, no 2xx answer (matching its pattern) from an `expectHttp` URL in time (`context.url`, `context.last`, `context.body`) |
  *
  * Scenarios (`runScenario`): refusals before anything is copied or booted —
  *

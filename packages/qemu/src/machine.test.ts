@@ -96,3 +96,35 @@ describe('resolveFirmware', () => {
     expect(refusal(() => resolveFirmware('amd64', 'uboot')).code).toBe('ERR_FIRMWARE_UNSUPPORTED');
   });
 });
+
+describe('forwards: a NIC only when asked', () => {
+  const NET = ['-netdev', 'user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:18080-:8080,hostfwd=tcp:127.0.0.1:18022-:22', '-device', 'virtio-net-pci,netdev=net0,romfile='];
+  const forwards = [{ host: 18080, guest: 8080 }, { host: 18022, guest: 22 }];
+
+  test('amd64 and arm64 (UEFI, U-Boot): virtio-net-pci on restricted user networking, forwards bound to 127.0.0.1, after the disks', () => {
+    for (const spec of [
+      { arch: 'amd64' as const, firmware: { kind: 'uefi' as const, files: { code: '/c', vars: '/v' } } },
+      { arch: 'arm64' as const, firmware: { kind: 'uefi' as const, files: { code: '/c', vars: '/v' } } },
+      { arch: 'arm64' as const, firmware: { kind: 'uboot' as const, files: { bios: '/b' } } },
+    ]) {
+      const c = qemuCommand({ ...spec, accel: 'tcg', disk: '/t/d.img', extraDisks: ['/t/u.img'], forwards });
+      const at = c.args.indexOf('-netdev');
+      expect(c.args.slice(at, at + 4)).toEqual(NET);
+      expect(c.args[at - 1]).toBe('file=/t/u.img,format=raw,if=virtio');
+      expect(c.args.filter((a) => a === '-netdev')).toHaveLength(1);
+    }
+  });
+
+  test('no forwards (or an empty list): no NIC at all, as before', () => {
+    for (const forwards of [undefined, []]) {
+      const c = qemuCommand({ arch: 'amd64', accel: 'tcg', disk: '/t/d.img', forwards });
+      expect(c.args.join(' ')).not.toMatch(/-netdev|virtio-net|hostfwd/);
+      expect(c.args).toContain('none');
+    }
+  });
+
+  test('a host port twice or out of range is refused (ERR_USAGE) naming it', () => {
+    expect(() => qemuCommand({ arch: 'amd64', accel: 'tcg', forwards: [{ host: 8080, guest: 80 }, { host: 8080, guest: 81 }] })).toThrow('host port 8080 is forwarded twice');
+    expect(() => qemuCommand({ arch: 'amd64', accel: 'tcg', forwards: [{ host: 8080, guest: 70000 }] })).toThrow('forward 8080:70000: the guest port must be a whole number from 1 to 65535');
+  });
+});

@@ -2,6 +2,7 @@ import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { debianPackage } from '@edgeimage/host-tools';
 import { BootTestError } from './errors.js';
+import { checkForwards, type PortForward } from './http-expect.js';
 
 export type Arch = 'amd64' | 'arm64';
 export type Firmware = 'uefi' | 'uboot';
@@ -112,6 +113,12 @@ export interface MachineSpec {
    * rewrite the enrolled keys. `firmware.files` must be the secure-boot CODE and an enrolled store's copy.
    */
   secureBoot?: boolean;
+  /**
+   * TCP ports of the guest forwarded to 127.0.0.1 of the host. With any, the machine gets one NIC
+   * (virtio-net-pci on QEMU user networking, `restrict=on`: the guest reaches nothing outside,
+   * the forwards still work); without, no NIC at all.
+   */
+  forwards?: readonly PortForward[];
   /** Arguments appended at the end. */
   extraArgs?: readonly string[];
 }
@@ -163,10 +170,23 @@ export function qemuCommand(spec: MachineSpec): { binary: string; args: string[]
     else args.push('-drive', `file=${qemuPath(spec.disk)},format=raw,if=virtio`);
   } else if (spec.diskErrors !== undefined) throw new BootTestError('ERR_USAGE', 'disk errors need a disk');
   for (const d of spec.extraDisks ?? []) args.push('-drive', `file=${qemuPath(d)},format=raw,if=virtio`);
+  if (spec.forwards?.length) args.push(...netArgs(spec.forwards));
   // The i6300esb is a PCI device: q35 and virt both have PCI. A watchdog timeout resets the
   // machine (QEMU's default action, spelled out); with -no-reboot the reset ends QEMU.
   args.push('-device', 'i6300esb', '-action', 'watchdog=reset');
   if (spec.noReboot) args.push('-no-reboot');
   if (spec.extraArgs) args.push(...spec.extraArgs);
   return { binary: QEMU_BINARY[spec.arch].binary, args };
+}
+
+/**
+ * The NIC of a machine with forwards: QEMU user networking with `restrict=on` (the guest is cut
+ * off from the host and the outside; hostfwd still connects in) and each forward bound to
+ * 127.0.0.1 only. `romfile=` (none): no iPXE option ROM, so the firmware has no network boot to
+ * try before the disk. virtio-net-pci on q35 and on virt alike (both have PCI).
+ */
+export function netArgs(forwards: readonly PortForward[]): string[] {
+  checkForwards(forwards);
+  const fwd = forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-:${f.guest}`).join('');
+  return ['-netdev', `user,id=net0,restrict=on${fwd}`, '-device', 'virtio-net-pci,netdev=net0,romfile='];
 }

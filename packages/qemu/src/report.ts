@@ -10,7 +10,7 @@ export function jsonReport(r: BootTestResult): Record<string, unknown> {
   return {
     passed: r.passed,
     slot: r.slot ?? null,
-    markers: r.markers.map((m) => ({ pattern: m.pattern, seconds: Number(m.seconds.toFixed(3)), line: m.line })),
+    markers: r.markers.map((m) => ({ pattern: m.pattern, seconds: Number(m.seconds.toFixed(3)), line: m.line, ...(m.http ? { url: m.http.url, status: m.http.status } : {}) })),
     log: r.log,
     ...(r.passed ? {} : { reason: r.reason, code: r.code }),
   };
