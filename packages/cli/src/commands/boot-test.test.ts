@@ -275,3 +275,52 @@ describe('--tamper and --tamper-replace: a tampered copy is booted', () => {
     expect(sha(images.arm64Mbr)).toBe(before);
   });
 });
+
+describe('--forward and --expect-http', () => {
+  test('--help teaches them: the example, restrict=on, 127.0.0.1 only, the first "=" ends the URL', async () => {
+    const r = await run(['boot-test', '--help']);
+    expect(r.status).toBe(0);
+    // (yargs wraps the text in columns)
+    const out = r.out.replace(/\s+/g, ' ');
+    expect(out).toContain(`--forward 18080:8080 --expect-http http://127.0.0.1:18080/health='"status": *"ok"'`);
+    expect(out).toContain('restrict=on: the guest reaches nothing outside');
+    expect(out).toContain('bound to 127.0.0.1');
+    expect(out).toContain('The first "=" ends the URL');
+    expect(out).toContain('no NIC unless --forward');
+  });
+
+  test('usage errors exit 2, naming the option and the value: a malformed forward, a port out of range or twice, a URL off the forwards or off the host, a bad pattern', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--forward', '8080'], /--forward "8080": expected HOST_PORT:GUEST_PORT, e\.g\. 18080:8080/],
+      [['--forward', '18080:0'], /--forward "18080:0": the guest port must be a whole number from 1 to 65535, found "0"/],
+      [['--forward', '18080:80', '--forward', '18080:81'], /--forward: host port 18080 is forwarded twice/],
+      [['--forward', '18080:8080', '--expect-http', 'http://127.0.0.1:18081/health'], /--expect-http http:\/\/127\.0\.0\.1:18081\/health: port 18081 is not forwarded; add --forward 18081:GUEST_PORT/],
+      [['--forward', '18080:8080', '--expect-http', 'http://192.168.1.1:18080/'], /--expect-http: "http:\/\/192\.168\.1\.1:18080\/": only http:\/\/127\.0\.0\.1:PORT\/… or http:\/\/localhost:PORT\/… is fetched/],
+      [['--forward', '18080:8080', '--expect-http', 'http://127.0.0.1:18080/=(ok'], /--expect-http http:\/\/127\.0\.0\.1:18080\/: "\(ok" is not a regular expression/],
+      [['--forward', '18080:8080', '--expect-http', 'http://127.0.0.1:18080/', '--expect-poweroff'], /--expect-http needs the guest up: not with --expect-poweroff/],
+      [['--forward'], /--forward needs a value/],
+      [['--forward', '18080:8080', '--expect-http'], /--expect-http needs a value/],
+      [['--scenario', 'update', '--update', 'x.update', '--forward', '18080:8080'], /--forward is not for a scenario/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await run(['boot-test', images.amd64Gpt, ...args]);
+      expect([args, r.status]).toEqual([args, 2]);
+      expect(r.err).toMatch(message);
+    }
+  });
+
+  test('a forwarded host port in use is refused before QEMU starts (exit 1, naming the port) [ERR_PORT_IN_USE]', async () => {
+    const { createServer } = await import('node:net');
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const r = await run(['boot-test', images.amd64Gpt, '--forward', `${port}:8080`, '--timeout', '5']);
+      expect(r.status).toBe(1);
+      expect(r.err).toMatch(new RegExp(`^edgeimage: error: host port ${port} \\(forward ${port}:8080\\) cannot be bound on 127\\.0\\.0\\.1 \\(EADDRINUSE\\).* \\[ERR_PORT_IN_USE\\]$`, 'm'));
+      expect(r.out).toBe('');
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+});

@@ -12,6 +12,11 @@ import {
   jsonReport,
   MAX_REBOOTS,
   junitReport,
+  parseForward,
+  parseHttpExpect,
+  checkForwards,
+  type HttpExpect,
+  type PortForward,
   readSecureBootKeys,
   TAMPER_MAX_CONTENT,
   type TamperChange,
@@ -60,6 +65,8 @@ interface BootTestArgs {
   expectPoweroff?: boolean;
   tamper?: string[];
   tamperReplace?: string[];
+  forward?: string[];
+  expectHttp?: string[];
 }
 
 function regex(option: string, s: string, flags = ''): RegExp {
@@ -100,7 +107,7 @@ export function checkScenarioArgs(a: Record<string, unknown>): void {
     for (const k of ['update', 'crash-at', 'expect-refusal', 'keep', 'log-dir']) if (has(k)) throw new UsageError(`--${k} belongs to a scenario: give --scenario ${SCENARIOS.join('|')}`);
     return;
   }
-  for (const k of ['expect', 'junit', 'disk-size', 'reboots', 'expect-poweroff', 'tamper', 'tamper-replace']) if (has(k)) throw new UsageError(`--${k} is not for a scenario (--scenario ${scenario} has its own markers per boot)`);
+  for (const k of ['expect', 'junit', 'disk-size', 'reboots', 'expect-poweroff', 'tamper', 'tamper-replace', 'forward', 'expect-http']) if (has(k)) throw new UsageError(`--${k} is not for a scenario (--scenario ${scenario} has its own markers per boot)`);
   try {
     checkScenarioUsage(
       {
@@ -120,7 +127,7 @@ export function checkScenarioArgs(a: Record<string, unknown>): void {
 }
 
 /** The string options: each needs a value. */
-const VALUED = ['expect', 'disk-size', 'log', 'junit', 'firmware-dir', 'uboot-env', 'update', 'expect-refusal', 'keep', 'log-dir', 'secure-boot-keys', 'tamper', 'tamper-replace'] as const;
+const VALUED = ['expect', 'forward', 'expect-http', 'disk-size', 'log', 'junit', 'firmware-dir', 'uboot-env', 'update', 'expect-refusal', 'keep', 'log-dir', 'secure-boot-keys', 'tamper', 'tamper-replace'] as const;
 
 const TAMPER_FLIP = /^([^:]{1,72}):(\/[^\0]{0,1023}?)(?:@(first|middle|last|\d{1,15}))?$/;
 const TAMPER_REPLACE = /^([^:]{1,72}):(\/[^=\0]{0,1023})=([^\0]{1,4096})$/;
@@ -142,6 +149,26 @@ export function parseTamperArgs(flips: readonly string[] = [], replaces: readonl
     ops.push({ op: 'replace-file', partition: m[1]!, file: m[2]!, content });
   }
   return ops;
+}
+
+/**
+ * --forward HOST_PORT:GUEST_PORT and --expect-http URL[=REGEX] as bootTest takes them; each
+ * malformed one, a host port twice, or a URL on no forwarded port is a usage error naming it.
+ */
+export function parseNetArgs(forward: readonly string[] = [], expectHttp: readonly string[] = []): { forwards: PortForward[]; expectHttp: HttpExpect[] } {
+  try {
+    const forwards = forward.map(parseForward);
+    checkForwards(forwards);
+    const http = expectHttp.map(parseHttpExpect);
+    for (const h of http) {
+      const port = Number(new URL(h.url).port);
+      if (!forwards.some((f) => f.host === port)) throw new UsageError(`--expect-http ${h.url}: port ${port} is not forwarded; add --forward ${port}:GUEST_PORT (the check reaches the guest through the forward)`);
+    }
+    return { forwards, expectHttp: http };
+  } catch (e) {
+    if (e instanceof BootTestError) throw new UsageError(`--${e.message}`);
+    throw e;
+  }
 }
 
 /** What a tamper operation changed, one line. */
@@ -210,6 +237,8 @@ export function bootTestCommand(ctx: Context) {
         .option('expect-poweroff', { type: 'boolean', describe: 'the device must power off: passes when QEMU exits on its own (status 0) after the --expect markers (default: none), e.g. a device with both slots tampered that must never come up; a system that comes up and stays up fails on --timeout. Without it, a power-off before the markers fails the boot [ERR_POWERED_OFF] once --reboots is given, else [ERR_QEMU_EXITED]' })
         .option('tamper', { type: 'string', array: true, describe: 'boot a tampered copy: flip every bit of one byte of a file in a partition of the copy, PARTITION:/FILE[@first|middle|last|OFFSET] (default middle; repeatable), e.g. system-a:/bundles/base_1.snap or system-boot:/EFI/BOOT/BOOTX64.EFI@first; ext4 and vfat partitions. What changed (offsets, old and new byte) is printed and in --json "tampered"; the image itself is never changed' })
         .option('tamper-replace', { type: 'string', array: true, describe: 'boot a tampered copy: a file of an ext4 partition gets the bytes of a local file (mode and owner kept; the slot checked with e2fsck), PARTITION:/FILE=LOCAL, e.g. system-a:/boot/uki.efi=resigned.efi (repeatable)' })
+        .option('forward', { type: 'string', array: true, describe: 'HOST_PORT:GUEST_PORT: a TCP port of the guest on 127.0.0.1:HOST_PORT of the host (repeatable), e.g. --forward 18080:8080. The machine then gets a virtio-net NIC on QEMU user networking with restrict=on: the guest reaches nothing outside (DHCP from QEMU gives it 10.0.2.15), only the forwards come in, bound to 127.0.0.1. A HOST_PORT in use is refused before QEMU starts [ERR_PORT_IN_USE]. Without --forward the machine has no NIC' })
+        .option('expect-http', { type: 'string', array: true, describe: `URL[=REGEX]: after the console markers, GET the URL about once a second until a 2xx answer whose body (its first 64 KiB) matches REGEX (default: any 2xx), within --timeout (repeatable, in order). Only http://127.0.0.1:PORT/… or http://localhost:PORT/… on a --forward HOST_PORT, e.g. --forward 18080:8080 --expect-http http://127.0.0.1:18080/health='"status": *"ok"' (the quotes keep the shell off the pattern); redirects are not followed; each request gets 5 s. The first "=" ends the URL (write an "=" of a query as %3D). Each answer is a marker (its seconds, "HTTP 200 body…"; in --json with url and status); a failure names the URL, the last status or error and the last body [ERR_HTTP_EXPECT]` })
         .option('secure-boot-keys', { type: 'string', describe: 'with --secure-boot: the folder of the PK, KEK and db certificates (NAME.cer DER or NAME.crt PEM, and db.esl for the owner GUID), as "edgeimage boot-keys export DIR" writes them; default: IMAGE.boot-keys/, which build --boot-keys writes next to the image' })
         .check((a) => {
           // yargs gives a string option written without its value as '': a usage error, not an empty path or pattern
@@ -222,6 +251,8 @@ export function bootTestCommand(ctx: Context) {
           if ((a['tamper'] !== undefined || a['tamper-replace'] !== undefined) && a['in-place']) throw new UsageError('--tamper and --tamper-replace change a copy of the image: not with --in-place');
           checkScenarioArgs(a);
           checkSecureBootArgs(a);
+          if (a['expect-http'] !== undefined && a['expect-poweroff']) throw new UsageError('--expect-http needs the guest up: not with --expect-poweroff');
+          parseNetArgs(a['forward'] as string[] | undefined, a['expect-http'] as string[] | undefined);
           return true;
         })
         .example('$0 boot-test images/pc-amd64.img', 'boot a copy until the health check reports healthy')
@@ -233,10 +264,12 @@ export function bootTestCommand(ctx: Context) {
         .example("$0 boot-test tampered.img --reboots 3 --expect 'healthy on slot b' --timeout 600", 'slot a was tampered: its failed boots are reported, the device must end healthy on slot b')
         .example('$0 boot-test both-tampered.img --reboots 8 --expect-poweroff --timeout 900', 'both slots tampered: the device must never come up, and power off')
         .example("$0 boot-test verified.img --tamper system-a:/bundles/base_1.snap --reboots 3 --expect 'healthy on slot b' --timeout 600", 'a byte of the base bundle of slot a flipped in the copy: the device must fall back to slot b')
+        .example(`$0 boot-test images/robot-amd64.img --forward 18080:8080 --expect-http http://127.0.0.1:18080/health='"status": *"ok"'`, "the guest's port 8080 on 127.0.0.1:18080 of the host: healthy, then /health answers 2xx with status ok")
+        .example('$0 boot-test images/robot-amd64.img --forward 18080:8080 --expect-http http://127.0.0.1:18080/telemetry --json', 'any 2xx answer of /telemetry; the answer (status, seconds, body) in the JSON markers')
         .example('$0 boot-test images/pc-amd64.img --scenario power-cut --update rev2.update --crash-at after-env --json', 'a power cut right after the boot environment changed')
         .epilog(
           [
-            'QEMU per architecture and firmware (TCG, 512 MiB, -nodefaults, serial console on stdio, no NIC, an i6300esb watchdog that resets the machine):',
+            'QEMU per architecture and firmware (TCG, 512 MiB, -nodefaults, serial console on stdio, no NIC unless --forward, an i6300esb watchdog that resets the machine):',
             '  amd64 uefi:  qemu-system-x86_64 -M q35, OVMF_CODE_4M.fd + a copy of OVMF_VARS_4M.fd (package ovmf)',
             '  arm64 uefi:  qemu-system-aarch64 -M virt -cpu cortex-a57, AAVMF_CODE.fd + a copy of AAVMF_VARS.fd (package qemu-efi-aarch64)',
             '  arm64 uboot: qemu-system-aarch64 -M virt -cpu cortex-a57 -bios u-boot.bin (package u-boot-qemu)',
@@ -252,6 +285,7 @@ export function bootTestCommand(ctx: Context) {
       if (a.scenario !== undefined) return scenarioHandler(ctx, a);
       const expect = parseExpect(a.expect, a.expectPoweroff === true, a.secureBoot === true);
       const tamper = parseTamperArgs(a.tamper, a.tamperReplace);
+      const net = parseNetArgs(a.forward, a.expectHttp);
       const secureBoot = a.secureBoot ? { keys: readSecureBootKeys(secureBootKeysDir(a)) } : undefined;
       const abort = new AbortController();
       const onSignal = () => abort.abort();
@@ -274,6 +308,8 @@ export function bootTestCommand(ctx: Context) {
           reboots: a.reboots,
           expectPowerOff: a.expectPoweroff,
           tamper: tamper.length ? tamper : undefined,
+          ...(net.forwards.length ? { forwards: net.forwards } : {}),
+          ...(net.expectHttp.length ? { expectHttp: net.expectHttp } : {}),
           signal: abort.signal,
         });
         if (a.junit) writeFileSync(a.junit, junitReport(r));
@@ -287,7 +323,7 @@ export function bootTestCommand(ctx: Context) {
         const what = `${r.arch} ${r.firmware}${secureBoot ? ', Secure Boot' : ''}${a.inPlace ? ', in place' : ''}`;
         for (const c of r.tampered ?? []) ctx.io.out(tamperLine(c));
         for (const b of r.boots ?? []) ctx.io.out(bootLine(b));
-        for (const m of r.markers) ctx.io.out(`[${m.seconds.toFixed(3).padStart(8)}] /${m.pattern}/  ${m.line}`);
+        for (const m of r.markers) ctx.io.out(`[${m.seconds.toFixed(3).padStart(8)}] ${m.http ? m.pattern : `/${m.pattern}/`}  ${m.line}`);
         if (r.passed && r.poweredOff) ctx.io.out(`[${r.seconds.toFixed(3).padStart(8)}] the guest powered off`);
         if (r.passed) {
           ctx.io.out(`boot-test ${a.image}: passed (${what})${r.slot ? `: slot ${r.slot}` : ''} in ${r.seconds.toFixed(1)} s; log ${r.log}`);
