@@ -89,7 +89,7 @@ exec httpd -f -p 8080 -h /www
     expect(r.markers[3]!.seconds).toBeGreaterThanOrEqual(r.markers[2]!.seconds);
     expect(r.expected).toHaveLength(5);
     const args = r.command.args.join(' ');
-    expect(args).toContain(`-netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${port}-:8080 -device virtio-net-pci,netdev=net0,romfile=`);
+    expect(args).toContain(`-netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${port}-:8080 -device virtio-net-pci,netdev=net0,romfile=,addr=0x10`);
   }, T);
 
   test('an answer that never matches fails the boot naming the URL, the status and the body [ERR_HTTP_EXPECT]; without forwards the guest has no NIC', async () => {

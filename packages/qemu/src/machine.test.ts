@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -97,9 +98,11 @@ describe('resolveFirmware', () => {
   });
 });
 
+const NET_FORWARDS = [{ host: 18080, guest: 8080 }, { host: 18022, guest: 22 }];
+
 describe('forwards: a NIC only when asked', () => {
-  const NET = ['-netdev', 'user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:18080-:8080,hostfwd=tcp:127.0.0.1:18022-:22', '-device', 'virtio-net-pci,netdev=net0,romfile='];
-  const forwards = [{ host: 18080, guest: 8080 }, { host: 18022, guest: 22 }];
+  const NET = ['-netdev', 'user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:18080-:8080,hostfwd=tcp:127.0.0.1:18022-:22', '-device', 'virtio-net-pci,netdev=net0,romfile=,addr=0x10'];
+  const forwards = NET_FORWARDS;
 
   test('amd64 and arm64 (UEFI, U-Boot): virtio-net-pci on restricted user networking, forwards bound to 127.0.0.1, after the disks', () => {
     for (const spec of [
@@ -112,6 +115,31 @@ describe('forwards: a NIC only when asked', () => {
       expect(c.args.slice(at, at + 4)).toEqual(NET);
       expect(c.args[at - 1]).toBe('file=/t/u.img,format=raw,if=virtio');
       expect(c.args.filter((a) => a === '-netdev')).toHaveLength(1);
+    }
+  });
+
+  // QEMU creates -device devices before -drive if=virtio disks: a NIC without its own slot took
+  // the disk's, and OVMF's initialized boot option (firmware/nvram.ts) no longer found the disk.
+  test('QEMU itself (paused, info pci): with forwards the watchdog and the disk keep their PCI slots, the NIC is at 0x10', () => {
+    for (const arch of ['amd64', 'arm64'] as const) {
+      const bin = arch === 'amd64' ? 'qemu-system-x86_64' : 'qemu-system-aarch64';
+      if (spawnSync(bin, ['--version']).status !== 0) continue;
+      const slots = (forwards?: typeof NET_FORWARDS) => {
+        const c = qemuCommand({ arch, accel: 'tcg', disk: '/dev/null', forwards });
+        const args = c.args.map((a, i) => (c.args[i - 1] === '-serial' ? 'none' : a));
+        const r = spawnSync(c.binary, [...args, '-S', '-monitor', 'stdio'], { input: 'info pci\nquit\n', encoding: 'utf8', timeout: 30_000 });
+        const out: Record<string, number> = {};
+        let device = -1;
+        for (const l of r.stdout.split('\n')) {
+          const m = /Bus +0, device +(\d+), function 0:/.exec(l);
+          if (m) device = Number(m[1]);
+          const id = /PCI device (1af4:100[01]|8086:25ab)/.exec(l);
+          if (id) out[{ '1af4:1000': 'nic', '1af4:1001': 'disk', '8086:25ab': 'watchdog' }[id[1]!]!] = device;
+        }
+        return out;
+      };
+      expect([arch, slots()]).toEqual([arch, { watchdog: 1, disk: 2 }]);
+      expect([arch, slots(NET_FORWARDS)]).toEqual([arch, { watchdog: 1, disk: 2, nic: 16 }]);
     }
   });
 

@@ -183,10 +183,13 @@ export function qemuCommand(spec: MachineSpec): { binary: string; args: string[]
  * The NIC of a machine with forwards: QEMU user networking with `restrict=on` (the guest is cut
  * off from the host and the outside; hostfwd still connects in) and each forward bound to
  * 127.0.0.1 only. `romfile=` (none): no iPXE option ROM, so the firmware has no network boot to
- * try before the disk. virtio-net-pci on q35 and on virt alike (both have PCI).
+ * try before the disk. virtio-net-pci on q35 and on virt alike (both have PCI), at a fixed slot
+ * (0x10): QEMU places `-device`s before `-drive if=virtio` disks, so without it the NIC would take
+ * the disk's slot 0x2 and move the disk to 0x3, where the boot option of OVMF's initialized
+ * variable store (firmware/nvram.ts) no longer finds it; at 0x10 every other device keeps its slot.
  */
 export function netArgs(forwards: readonly PortForward[]): string[] {
   checkForwards(forwards);
   const fwd = forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-:${f.guest}`).join('');
-  return ['-netdev', `user,id=net0,restrict=on${fwd}`, '-device', 'virtio-net-pci,netdev=net0,romfile='];
+  return ['-netdev', `user,id=net0,restrict=on${fwd}`, '-device', 'virtio-net-pci,netdev=net0,romfile=,addr=0x10'];
 }
