@@ -1,5 +1,6 @@
 import yargs from 'yargs';
 import { accountKeyCommand } from './commands/account-key.js';
+import { baseCommand } from './commands/base.js';
 import { buildCommand } from './commands/build.js';
 import { bootTestCommand } from './commands/boot-test.js';
 import { bootKeysCommand } from './commands/boot-keys.js';
@@ -47,6 +48,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .command(envCommand(ctx))
     .command(gadgetCommand(ctx))
     .command(initramfsCommand(ctx))
+    .command(baseCommand(ctx))
     .command(doctorCommand(ctx))
     .command(bootTestCommand(ctx))
     .demandCommand(1, 'name a command')

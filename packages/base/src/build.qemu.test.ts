@@ -1,0 +1,225 @@
+/**
+ * Real base builds: mmdebstrap against deb.debian.org, real .debs, tar2sqfs. In the slow (qemu)
+ * jest project for their time — each build is 15–70 s on amd64 and about 70 s per mmdebstrap run
+ * for arm64 through qemu-user binfmt — not because anything boots. A tiny base (the essential set,
+ * apt and sysvinit-core: an init, no systemd) keeps them as short as a real build can be; the
+ * builds are shared by the tests of a describe. The .debs come from the shared cache
+ * (content-addressed, checked on read), so only the first run of a machine downloads them.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildBase, type BuildBaseResult } from './build.js';
+import { debPool } from './cache.js';
+import { BaseError } from './errors.js';
+import { formatLockChanges, parseLock, serializeLock, type BaseLock } from './lock.js';
+
+const TINY = `name: tiny-base
+version: '0.1'
+suite: bookworm
+architecture: amd64
+packages: [sysvinit-core]
+files:
+  - { src: files/hello.conf, dest: /etc/tiny/hello.conf, mode: '0640' }
+groups: [{ name: robot, gid: 1500 }]
+users: [{ name: robot, uid: 1500, group: robot, system: true }]
+hostname: tiny
+writable-paths:
+  - { path: /etc/tiny, mode: synced }
+`;
+
+const BUILD_TIMEOUT = 300_000;
+
+function unsquash(snap: string, path: string): string {
+  return execFileSync('unsquashfs', ['-cat', snap, path], { encoding: 'utf8', maxBuffer: 16 << 20 });
+}
+
+function listing(snap: string): string {
+  return execFileSync('unsquashfs', ['-lls', '-d', '', snap], { encoding: 'utf8', maxBuffer: 64 << 20 });
+}
+
+function project(yaml: string): { dir: string; yaml: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'edgeimage-base-test-'));
+  mkdirSync(join(dir, 'files'));
+  writeFileSync(join(dir, 'files/hello.conf'), 'greeting=hello\n');
+  writeFileSync(join(dir, 'BASE.yaml'), yaml);
+  return { dir, yaml: join(dir, 'BASE.yaml') };
+}
+
+/** No half-written cache entry and no work folder of ours left behind. */
+function expectNothingHalfDone(dir: string, tmpBefore: Set<string>): void {
+  expect(readdirSync(dir).filter((n) => n.endsWith('.tmp') || n.startsWith('.'))).toEqual([]);
+  const pool = debPool();
+  if (existsSync(pool)) expect(readdirSync(pool).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+  expect(readdirSync(tmpdir()).filter((n) => n.startsWith('edgeimage-base-') && !n.startsWith('edgeimage-base-test-') && !tmpBefore.has(n))).toEqual([]);
+}
+
+async function failure(p: Promise<unknown>): Promise<BaseError> {
+  const e = await p.then(
+    () => new Error('expected the build to fail'),
+    (x: unknown) => x,
+  );
+  expect(e).toBeInstanceOf(BaseError);
+  return e as BaseError;
+}
+
+describe('an amd64 base from Debian packages', () => {
+  let p: { dir: string; yaml: string };
+  let first: BuildBaseResult;
+  let second: BuildBaseResult;
+  const tmpBefore = new Set(readdirSync(tmpdir()));
+
+  beforeAll(async () => {
+    p = project(TINY);
+    first = await buildBase({ yamlPath: p.yaml, out: join(p.dir, 'a.snap') });
+    second = await buildBase({ yamlPath: p.yaml, out: join(p.dir, 'b.snap') });
+  }, 2 * BUILD_TIMEOUT);
+  afterAll(() => rmSync(p.dir, { recursive: true, force: true }));
+
+  test('the first build writes BASE.lock (every package added); the second builds from it without a new lock', () => {
+    expect(first.lockWritten).toBe(true);
+    expect(first.lockCreated).toBe(true);
+    expect(first.lockPath).toBe(join(p.dir, 'BASE.lock'));
+    const lock = parseLock(readFileSync(first.lockPath, 'utf8'), first.lockPath);
+    expect(lock.architecture).toBe('amd64');
+    expect(lock.packages.map((x) => x.name)).toEqual(expect.arrayContaining(['base-files', 'dpkg', 'apt', 'sysvinit-core']));
+    expect(first.changes.every((c) => c.kind === 'added')).toBe(true);
+    expect(first.changes).toHaveLength(lock.packages.length);
+    expect(second.lockWritten).toBe(false);
+    expect(second.changes).toEqual([]);
+    expect(second.seconds.lock).toBeUndefined();
+  });
+
+  test('two builds from the same lock give the same bytes, padded to 4 KiB', () => {
+    expect(readFileSync(second.path).equals(readFileSync(first.path))).toBe(true);
+    expect(second.sha3_384).toBe(first.sha3_384);
+    expect(first.size % 4096).toBe(0);
+  });
+
+  test('the tree: snap.yaml, writable paths, files, accounts, hostname, nothing per build', () => {
+    const snap = first.path;
+    expect(unsquash(snap, 'meta/snap.yaml')).toMatch(/^name: tiny-base\nversion: '0\.1'\nsummary: .*\ntype: base\narchitectures: \[amd64\]\nedgeimage-lock: sha256:[0-9a-f]{64}\n$/);
+    expect(unsquash(snap, 'etc/edgeimage/writable-paths')).toBe(
+      // Only the defaults the tree has: no tzdata (/etc/localtime), no systemd (/etc/systemd/network), no ssh.
+      '/etc/hostname synced\n/etc/machine-id persistent\n/etc/tiny synced\n/var synced\n',
+    );
+    expect(unsquash(snap, 'etc/tiny/hello.conf')).toBe('greeting=hello\n');
+    expect(unsquash(snap, 'etc/hostname')).toBe('tiny\n');
+    expect(unsquash(snap, 'etc/machine-id')).toBe('');
+    expect(unsquash(snap, 'etc/passwd')).toMatch(/^robot:x:1500:1500::\/nonexistent:\/usr\/sbin\/nologin$/m);
+    expect(unsquash(snap, 'etc/group')).toMatch(/^robot:x:1500:$/m);
+    expect(unsquash(snap, 'etc/apt/sources.list')).toBe('deb http://deb.debian.org/debian bookworm main\n');
+    const ls = listing(snap);
+    expect(ls).toMatch(/^-rw-r----- root\/root +15 .* \/etc\/tiny\/hello\.conf$/m);
+    for (const dir of ['/writable', '/usr/lib/modules', '/run', '/proc', '/sys', '/dev', '/tmp']) expect(ls).toMatch(new RegExp(`^d\\S+ root/root .* ${dir.replace(/\//g, '\\/')}$`, 'm'));
+    expect(ls).toMatch(/^drwxrwxrwt .* \/tmp$/m);
+    expect(ls).not.toMatch(/ \/etc\/resolv\.conf( |$)/m);
+    expect(ls).not.toMatch(/ \/var\/lib\/apt\/lists\/\S/m);
+    expect(ls).not.toMatch(/ \/var\/cache\/apt\/\S+\.bin$/m);
+    expect(ls).not.toMatch(/ \/var\/cache\/ldconfig\/aux-cache$/m);
+    expect(ls).not.toMatch(/^-.* \/var\/log\/\S+$/m);
+    expect(ls).toMatch(/ \/usr\/sbin\/init$/m);
+  });
+
+  test('a locked version no longer in the archive and not in the cache: ERR_BASE_LOCK_UNAVAILABLE naming it, no bundle', async () => {
+    const lock = parseLock(readFileSync(first.lockPath, 'utf8'), first.lockPath);
+    const bumped: BaseLock = {
+      ...lock,
+      packages: lock.packages.map((x) => (x.name === 'sysvinit-core' ? { ...x, version: '3.06-4+edgeimage9', sha256: 'f'.repeat(64), filename: 'sysvinit-core_3.06-4+edgeimage9_amd64.deb' } : x)),
+    };
+    const lockFile = join(p.dir, 'bumped.lock');
+    writeFileSync(lockFile, serializeLock(bumped));
+    const out = join(p.dir, 'bumped.snap');
+    const e = await failure(buildBase({ yamlPath: p.yaml, lockPath: lockFile, out }));
+    expect(e.code).toBe('ERR_BASE_LOCK_UNAVAILABLE');
+    expect(e.message).toMatch(new RegExp(`^${lockFile}: sysvinit-core 3\\.06-4\\+edgeimage9 \\(amd64\\) is locked but is neither in the cache \\(.*\\) nor in the archive \\(http://deb\\.debian\\.org/debian bookworm: .*\\); .*run base build --update`));
+    expect(existsSync(out)).toBe(false);
+    expect(readFileSync(lockFile, 'utf8')).toBe(serializeLock(bumped));
+    expectNothingHalfDone(p.dir, tmpBefore);
+  }, BUILD_TIMEOUT);
+
+  test('--update on an old lock prints what changed and rewrites the lock', async () => {
+    const lock = parseLock(readFileSync(first.lockPath, 'utf8'), first.lockPath);
+    const real = lock.packages.find((x) => x.name === 'sysvinit-core')!;
+    const old: BaseLock = {
+      ...lock,
+      packages: [
+        ...lock.packages.filter((x) => x.name !== 'hostname').map((x) => (x.name === 'sysvinit-core' ? { ...x, version: '3.06-2', sha256: 'e'.repeat(64), filename: 'sysvinit-core_3.06-2_amd64.deb' } : x)),
+        { name: 'edgeimage-gone', version: '1.0-1', architecture: 'all', sha256: 'd'.repeat(64), size: 100, filename: 'edgeimage-gone_1.0-1_all.deb' },
+      ],
+    };
+    const lockFile = join(p.dir, 'old.lock');
+    writeFileSync(lockFile, serializeLock(old));
+    const r = await buildBase({ yamlPath: p.yaml, lockPath: lockFile, out: join(p.dir, 'updated.snap'), update: true });
+    const hostname = lock.packages.find((x) => x.name === 'hostname')!;
+    expect(formatLockChanges(r.changes)).toEqual([`- edgeimage-gone 1.0-1 (removed)`, `+ hostname:amd64 ${hostname.version} (added)`, `~ sysvinit-core:amd64 3.06-2 -> ${real.version} (upgraded)`]);
+    expect(r.lockWritten).toBe(true);
+    expect(readFileSync(lockFile, 'utf8')).toBe(readFileSync(first.lockPath, 'utf8'));
+    // The refreshed lock is the first build's: so is the bundle.
+    expect(r.sha3_384).toBe(first.sha3_384);
+  }, BUILD_TIMEOUT);
+
+  test('a service that is not in the tree: ERR_BASE_SERVICE naming it; no bundle, the lock unchanged, nothing half-written', async () => {
+    writeFileSync(p.yaml.replace('BASE.yaml', 'svc.yaml'), `${TINY}services:\n  enable: [edgeimage-nope.service]\n`);
+    writeFileSync(join(p.dir, 'svc.lock'), readFileSync(first.lockPath));
+    const out = join(p.dir, 'svc.snap');
+    const e = await failure(buildBase({ yamlPath: join(p.dir, 'svc.yaml'), out }));
+    expect(e.code).toBe('ERR_BASE_SERVICE');
+    expect(e.message).toBe(`${join(p.dir, 'svc.yaml')}: services: edgeimage-nope.service is not a unit of the base (none in /etc/systemd/system or /usr/lib/systemd/system; add its package or a file)`);
+    expect(existsSync(out)).toBe(false);
+    expect(readFileSync(join(p.dir, 'svc.lock'))).toEqual(readFileSync(first.lockPath));
+    expectNothingHalfDone(p.dir, tmpBefore);
+  }, BUILD_TIMEOUT);
+});
+
+describe('bad package lists', () => {
+  const tmpBefore = new Set(readdirSync(tmpdir()));
+  let p: { dir: string; yaml: string };
+  beforeAll(() => {
+    p = project(TINY);
+  });
+  afterAll(() => rmSync(p.dir, { recursive: true, force: true }));
+
+  test('a package the archive does not have: ERR_BASE_PACKAGE_UNKNOWN naming it, no lock, no bundle', async () => {
+    writeFileSync(p.yaml, TINY.replace('[sysvinit-core]', '[sysvinit-core, edgeimage-no-such-package]'));
+    const e = await failure(buildBase({ yamlPath: p.yaml, out: join(p.dir, 'x.snap') }));
+    expect(e.code).toBe('ERR_BASE_PACKAGE_UNKNOWN');
+    expect(e.message).toBe(`${p.yaml}: packages: edgeimage-no-such-package is not a package of Debian bookworm (amd64, main) at http://deb.debian.org/debian`);
+    expect(existsSync(join(p.dir, 'BASE.lock'))).toBe(false);
+    expect(existsSync(join(p.dir, 'x.snap'))).toBe(false);
+    expectNothingHalfDone(p.dir, tmpBefore);
+  }, BUILD_TIMEOUT);
+
+  test('no init in the package list: ERR_BASE_NO_INIT, no lock, no bundle', async () => {
+    writeFileSync(p.yaml, TINY.replace('[sysvinit-core]', '[]'));
+    const e = await failure(buildBase({ yamlPath: p.yaml, out: join(p.dir, 'x.snap') }));
+    expect(e.code).toBe('ERR_BASE_NO_INIT');
+    expect(e.message).toBe(`${p.yaml}: the base has no /sbin/init: add an init to packages: (systemd-sysv for systemd) — the initramfs starts /sbin/init of the base`);
+    expect(existsSync(join(p.dir, 'BASE.lock'))).toBe(false);
+    expect(existsSync(join(p.dir, 'x.snap'))).toBe(false);
+    expectNothingHalfDone(p.dir, tmpBefore);
+  }, BUILD_TIMEOUT);
+});
+
+describe('an arm64 base on an amd64 host (maintainer scripts through qemu-user binfmt)', () => {
+  let p: { dir: string; yaml: string };
+  let r: BuildBaseResult;
+  beforeAll(async () => {
+    p = project(TINY);
+    r = await buildBase({ yamlPath: p.yaml, arch: 'arm64', out: join(p.dir, 'arm64.snap') });
+  }, 2 * BUILD_TIMEOUT);
+  afterAll(() => rmSync(p.dir, { recursive: true, force: true }));
+
+  test('BASE.arm64.lock of arm64 packages; arm64 binaries; the accounts made by running arm64 useradd', () => {
+    expect(r.lockPath).toBe(join(p.dir, 'BASE.arm64.lock'));
+    expect(existsSync(join(p.dir, 'BASE.lock'))).toBe(false);
+    expect(r.lock.architecture).toBe('arm64');
+    expect(r.lock.packages.every((x) => x.architecture === 'arm64' || x.architecture === 'all')).toBe(true);
+    expect(unsquash(r.path, 'meta/snap.yaml')).toMatch(/^architectures: \[arm64\]$/m);
+    const dash = execFileSync('unsquashfs', ['-cat', r.path, 'usr/bin/dash'], { maxBuffer: 16 << 20 });
+    expect(dash.readUInt16LE(18)).toBe(0xb7); // e_machine EM_AARCH64
+    expect(unsquash(r.path, 'etc/passwd')).toMatch(/^robot:x:1500:1500::/m);
+    expect(r.size % 4096).toBe(0);
+  });
+});
