@@ -107,7 +107,7 @@ interface Lookup {
 
 /** Attaches `disks`, then looks each name up in the chroot, the kernel command line being `cmdline`. */
 function lookup(disks: string[], cmdline: string): Lookup {
-  const inner = `. /usr/lib/edgeimage/partitions; for n in ${NAMES.join(' ')}; do if edge_find_part "$n"; then echo "$n $part_dev"; else echo "$n ERROR $part_err"; fi; done`;
+  const inner = `. /run/edgeimage/agent/lib/edgeimage/partitions; for n in ${NAMES.join(' ')}; do if edge_find_part "$n"; then echo "$n $part_dev"; else echo "$n ERROR $part_err"; fi; done`;
   const r = inChroot(disks, cmdline, inner);
   if (r.status !== 0) throw new Error(`the lookup did not run (${r.status}): ${r.output}`);
   const found = Object.fromEntries(r.output.trim().split('\n').map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1)]));
@@ -130,9 +130,9 @@ function inChroot(disks: string[], cmdline: string, inner: string): { status: nu
 const partsOf = (dev: string) => Object.fromEntries(NAMES.map((n, i) => [n, `${dev}p${i + 1}`]));
 
 requires(missingLoop).describe('partitions on the boot disk (chroot of the amd64 base, loop devices)', () => {
-  test('the initramfs /init embeds the very file the base ships as /usr/lib/edgeimage/partitions', () => {
+  test('the initramfs /init embeds the very file the device agent ships as /run/edgeimage/agent/lib/edgeimage/partitions', () => {
     ready();
-    expect(readFileSync(join(chroot, 'usr/lib/edgeimage/partitions'), 'utf8')).toBe(PARTITIONS_SH);
+    expect(readFileSync(join(chroot, 'run/edgeimage/agent/lib/edgeimage/partitions'), 'utf8')).toBe(PARTITIONS_SH);
     expect(DEFAULT_INIT).toContain(PARTITIONS_SH);
   });
 
@@ -211,7 +211,7 @@ requires(missingLoop).describe('partitions on the boot disk (chroot of the amd64
     const second = makeDisk('update-second', 'dos', 9);
     // either disk on the lower loop device: whichever a search of all disks meets first
     for (const order of [[second, boot], [boot, second]]) {
-      const r = inChroot(order, `edgeimage.bootpart=${partUuid(boot, 1)}`, '/usr/lib/edgeimage/edge-update status');
+      const r = inChroot(order, `edgeimage.bootpart=${partUuid(boot, 1)}`, '/run/edgeimage/agent/lib/edgeimage/edge-update status');
       expect(r.output).toMatch(/^slot b: example-brand\/pc-amd64 revision 5$/m);
       expect(r.output).not.toContain('revision 9');
     }

@@ -95,17 +95,17 @@ const ready = useBaseChroot('edgeimage-bootenv-cases-', isRoot, (_work, chroot) 
   writeFileSync(join(chroot, 'proc/mounts'), '/dev/vda1 /run/edgeimage/boot vfat ro,nosuid,nodev,noexec,noatime 0 0\n');
   // all rows in one chroot
   const script = TABLE.cases
-    .map((_, i) => `ln -sfn /cases/${i} /run/edgeimage/boot; { /usr/lib/edgeimage/bootenv which; echo "rc=$?"; /usr/lib/edgeimage/bootenv show; echo "rc=$?"; } > /cases/${i}.out 2>&1; /usr/lib/edgeimage/bootenv get edge_status > /cases/${i}.get 2>/dev/null; echo "$?" > /cases/${i}.getrc`)
+    .map((_, i) => `ln -sfn /cases/${i} /run/edgeimage/boot; { /run/edgeimage/agent/lib/edgeimage/bootenv which; echo "rc=$?"; /run/edgeimage/agent/lib/edgeimage/bootenv show; echo "rc=$?"; } > /cases/${i}.out 2>&1; /run/edgeimage/agent/lib/edgeimage/bootenv get edge_status > /cases/${i}.get 2>/dev/null; echo "$?" > /cases/${i}.getrc`)
     .join('\n') +
     // the health check's write, each row on a tmpfs of its own mounted read-only (bootenv remounts
     // it read-write to write, as on the device): its output and exit status, then what it left
     TABLE.healthy.cases
-      .map((_, i) => `rm -f /run/edgeimage/boot; mkdir -p /run/edgeimage/boot; mount -t tmpfs tmpfs /run/edgeimage/boot; cp -a /healthy/${i}/. /run/edgeimage/boot/; mount -o remount,ro /run/edgeimage/boot; /usr/lib/edgeimage/bootenv healthy ${TABLE.healthy.cases[i]!.slot} > /healthy/${i}.out 2>&1; echo "rc=$?" >> /healthy/${i}.out; /usr/lib/edgeimage/bootenv show > /healthy/${i}.show 2>&1; cp /run/edgeimage/boot/EFI/edgeimage/env2/env /healthy/${i}.env2; umount /run/edgeimage/boot; rmdir /run/edgeimage/boot`)
+      .map((_, i) => `rm -f /run/edgeimage/boot; mkdir -p /run/edgeimage/boot; mount -t tmpfs tmpfs /run/edgeimage/boot; cp -a /healthy/${i}/. /run/edgeimage/boot/; mount -o remount,ro /run/edgeimage/boot; /run/edgeimage/agent/lib/edgeimage/bootenv healthy ${TABLE.healthy.cases[i]!.slot} > /healthy/${i}.out 2>&1; echo "rc=$?" >> /healthy/${i}.out; /run/edgeimage/agent/lib/edgeimage/bootenv show > /healthy/${i}.show 2>&1; cp /run/edgeimage/boot/EFI/edgeimage/env2/env /healthy/${i}.env2; umount /run/edgeimage/boot; rmdir /run/edgeimage/boot`)
       .map((l) => `\n${l}`)
       .join('') +
     // `set` refusals, on row 0's (good) files: each refused before writing, and nothing of the
     // run is left in /tmp (its private folder goes on exit)
-    `\nln -sfn /cases/0 /run/edgeimage/boot; rm -rf /tmp/*; for kv in 'bad-name=1' 'edge_kargs=a\\b' 'edge_status'; do /usr/lib/edgeimage/bootenv set "$kv"; echo "rc=$?"; done > /refusals.out 2>&1; ls -A /tmp > /tmp-after`;
+    `\nln -sfn /cases/0 /run/edgeimage/boot; rm -rf /tmp/*; for kv in 'bad-name=1' 'edge_kargs=a\\b' 'edge_status'; do /run/edgeimage/agent/lib/edgeimage/bootenv set "$kv"; echo "rc=$?"; done > /refusals.out 2>&1; ls -A /tmp > /tmp-after`;
   const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --rbind /dev "$1/dev" && chroot "$1" /bin/sh -c "$2"', 'sh', chroot, script], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
   if (r.status !== 0) throw new Error(`the device's bootenv could not be run (${r.status}): ${r.stdout}${r.stderr}`);
   TABLE.cases.forEach((c, i) => {
@@ -150,12 +150,12 @@ requires(missingRoot('the base chroot')).test('device: bootenv set with /tmp ful
     `rm -f ${boot}; mkdir -p ${boot}; mount -t tmpfs tmpfs ${boot}; cp -a /cases/0/. ${boot}/; mount -o remount,ro ${boot}`,
     'mount -t tmpfs -o size=8k tmpfs /tmp; dd if=/dev/zero of=/tmp/filler bs=4096 count=4 2>/dev/null || true',
     'set +e',
-    '/usr/lib/edgeimage/bootenv set edge_status=trying > /full.out 2>&1; echo "rc=$?" >> /full.out',
+    '/run/edgeimage/agent/lib/edgeimage/bootenv set edge_status=trying > /full.out 2>&1; echo "rc=$?" >> /full.out',
     `cp ${boot}/EFI/edgeimage/env1/env /full.env1; cp ${boot}/EFI/edgeimage/env2/env /full.env2; ls -A /tmp > /full.tmp`,
     // one page free: the variables stay in memory, only the 1 KiB block needs /tmp
     'rm /tmp/filler; dd if=/dev/zero of=/tmp/filler bs=4096 count=1 2>/dev/null',
-    '/usr/lib/edgeimage/bootenv set edge_status=trying > /page.out 2>&1; echo "rc=$?" >> /page.out',
-    `/usr/lib/edgeimage/bootenv show > /page.show; cp ${boot}/EFI/edgeimage/env2/env /page.env2`,
+    '/run/edgeimage/agent/lib/edgeimage/bootenv set edge_status=trying > /page.out 2>&1; echo "rc=$?" >> /page.out',
+    `/run/edgeimage/agent/lib/edgeimage/bootenv show > /page.show; cp ${boot}/EFI/edgeimage/env2/env /page.env2`,
   ].join('\n');
   const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --rbind /dev "$1/dev" && chroot "$1" /bin/sh -c "$2"', 'sh', chroot, script], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
   expect(`${r.status} ${r.stderr}`).toBe('0 ');

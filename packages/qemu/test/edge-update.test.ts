@@ -158,7 +158,7 @@ function leftBehind(): string[] {
   return [
     ...(existsSync(spool) ? readdirSync(spool).filter((f) => f !== '.edgeimage').map((f) => `writable/${f}`) : []),
     ...(existsSync(parent) ? readdirSync(parent).map((f) => `writable/.edgeimage/${f}`) : []),
-    ...readdirSync(join(chroot, 'run/edgeimage')).filter((f) => !['slot', 'slot-name', 'devices', 'verified.env', 'payload-key.pem'].includes(f)).map((f) => `run/edgeimage/${f}`),
+    ...readdirSync(join(chroot, 'run/edgeimage')).filter((f) => !['agent', 'slot', 'slot-name', 'devices', 'verified.env', 'payload-key.pem'].includes(f)).map((f) => `run/edgeimage/${f}`),
   ];
 }
 

@@ -112,7 +112,7 @@ function grow(disk: string, data: (dev: string, other: string) => string, other?
     writeFileSync(join(chroot, 'run/edgeimage/devices'), `slot_dev=${dev}p2\ndata_dev=${dataDev}\nboot_dev=${dev}p1\n`);
     const cmdline = join(work, 'cmdline');
     writeFileSync(cmdline, `console=ttyS0 edgeimage.bootpart=${partUuid(disk, 1)} edgeimage.slot=a\n`);
-    const r = runWithDevices(chroot, cmdline, '/usr/lib/edgeimage/grow-data');
+    const r = runWithDevices(chroot, cmdline, '/run/edgeimage/agent/lib/edgeimage/grow-data');
     return { status: r.status, output: r.output.trim(), dev, otherDev };
   } finally {
     execFileSync('losetup', ['-d', dev]);

@@ -27,10 +27,10 @@ const setUp = useBaseChroot('edgeimage-test-hooks-', isRoot, (_work, c) => {
   mkdirSync(join(chroot, 'run/edgeimage/slot/boot'), { recursive: true });
   mkdirSync(join(chroot, 'tmp'), { recursive: true });
   writeFileSync(join(chroot, 'run/edgeimage/slot-name'), 'a\n');
-  // first on the PATH that common sets
-  mkdirSync(join(chroot, 'usr/sbin'), { recursive: true });
-  writeFileSync(join(chroot, 'usr/sbin/sleep'), '#!/bin/sh\nexit 0\n');
-  chmodSync(join(chroot, 'usr/sbin/sleep'), 0o755);
+  // first on the PATH that common sets: the agent's bin/ (its busybox link replaced by a stub)
+  rmSync(join(chroot, 'run/edgeimage/agent/bin/sleep'), { force: true });
+  writeFileSync(join(chroot, 'run/edgeimage/agent/bin/sleep'), '#!/bin/sh\nexit 0\n');
+  chmodSync(join(chroot, 'run/edgeimage/agent/bin/sleep'), 0o755);
 });
 
 const ready = setUp;
@@ -50,7 +50,7 @@ function sh(script: string): { status: number | null; out: string } {
 }
 
 const CMDLINE = 'console=ttyS0 edgeimage.slot=a edgeimage.bootpart=12345678-01 panic=5 loglevel=6';
-const crash = () => sh('. /usr/lib/edgeimage/common; crash_at after-env; echo "went on"');
+const crash = () => sh('. /run/edgeimage/agent/lib/edgeimage/common; crash_at after-env; echo "went on"');
 
 chrootDescribe('crash_at (edge.crash=POINT)', () => {
   test.each([['signed'], ['secured'], [undefined]])('grade %s: ignored — no sysrq, the script goes on', (grade) => {
@@ -102,7 +102,7 @@ chrootDescribe('health (edge.health-timeout=SECONDS)', () => {
   ] as const)('grade %s: gives up after %i s', (grade, seconds) => {
     ready();
     device(grade, `${CMDLINE} edge.health-timeout=2`);
-    const r = sh('/usr/lib/edgeimage/health');
+    const r = sh('/run/edgeimage/agent/lib/edgeimage/health');
     expect(r.status).toBe(1);
     expect(r.out).toMatch(new RegExp(`edgeimage-health: UNHEALTHY on slot a after ${seconds} s`));
   });

@@ -1,22 +1,34 @@
 /**
- * The amd64 busybox-base bundle unpacked as a chroot, for tests that run the device's own shell
- * tools for real (busybox sh and the Debian binaries the base carries) on the host. The bundle is
- * the one `bundles/build` keeps (built once, then cached by its inputs). Root is needed to chroot.
+ * The amd64 busybox-base bundle unpacked as a chroot, with the amd64 device agent (edge-agent)
+ * unpacked where the initramfs mounts it (/run/edgeimage/agent), for tests that run the device's
+ * own shell tools for real (the agent's busybox sh and Debian binaries) on the host. The bundles
+ * are the ones `bundles/build` keeps (built once, then cached by their inputs). Root is needed to
+ * chroot.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO } from './repo.js';
 
 export const isRoot = process.getuid?.() === 0;
 
-/** Unpacks the amd64 base into `dir` (which must not exist yet); throws with bundles/build's stderr when the build fails. */
+/** Where the initramfs mounts the device agent (inside the booted root). */
+export const AGENT_DIR = '/run/edgeimage/agent';
+
+/**
+ * Unpacks the amd64 base into `dir` (which must not exist yet) and the amd64 agent into
+ * `dir`/run/edgeimage/agent; throws with bundles/build's stderr when the build fails.
+ */
 export function unpackBase(dir: string): void {
   const r = spawnSync(join(REPO, 'bundles/build'), [], { encoding: 'utf8' });
-  const snap = r.stdout.split('\n').find((l) => /busybox-base_.*_amd64\.snap$/.test(l));
-  if (r.status !== 0 || !snap) throw new Error(`bundles/build failed (${r.status}): ${r.stderr.slice(-2000)}`);
+  const lines = r.stdout.split('\n');
+  const snap = lines.find((l) => /busybox-base_.*_amd64\.snap$/.test(l));
+  const agent = lines.find((l) => /edge-agent_.*_amd64\.snap$/.test(l));
+  if (r.status !== 0 || !snap || !agent) throw new Error(`bundles/build failed (${r.status}): ${r.stderr.slice(-2000)}`);
   execFileSync('unsquashfs', ['-q', '-n', '-d', dir, snap]);
+  mkdirSync(join(dir, 'run/edgeimage'), { recursive: true });
+  execFileSync('unsquashfs', ['-q', '-n', '-d', join(dir, AGENT_DIR), agent]);
 }
 
 /**

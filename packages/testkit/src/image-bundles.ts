@@ -101,6 +101,12 @@ export const baseTree = (name: string, arch = 'amd64'): Record<string, Entry> =>
   'bin/sh': { data: '#!/bin/true\n', mode: 0o755 },
 });
 
+/** A device agent (the model's snapd-type bundle): the file the initramfs checks for, no more. */
+export const agentTree = (name: string, arch = 'all'): Record<string, Entry> => ({
+  'meta/snap.yaml': snapYaml(name, 'snapd', arch),
+  'lib/edgeimage/common': '# the test world\'s device agent\n',
+});
+
 export const appTree = (name: string, payload = 20_000): Record<string, Entry> => ({
   'meta/snap.yaml': `${snapYaml(name, 'app', 'all')}apps:\n  ${name}:\n    command: bin/${name}\n    daemon: simple\n`,
   [`bin/${name}`]: { data: '#!/bin/sh\necho hello\n', mode: 0o755 },
@@ -112,4 +118,5 @@ export const GADGET_GPT = 'edge-pc';
 export const GADGET_MBR = 'edge-uboot';
 export const KERNEL = 'edge-kernel';
 export const BASE = 'edge-base';
+export const AGENT = 'edge-agent';
 export const APP = 'hello';

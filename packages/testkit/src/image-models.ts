@@ -6,7 +6,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Assertion, encodeStream, type PrivateKey, snapIdFor } from '@edgeimage/assertions';
 import type { Store } from '@edgeimage/store';
-import { APP, BASE, GADGET_GPT, KERNEL } from './image-bundles.js';
+import { AGENT, APP, BASE, GADGET_GPT, KERNEL } from './image-bundles.js';
 import type { PublishedBundle } from './image-store.js';
 import type { TestChain } from './signing-chain.js';
 import { BRAND, STORE_ID } from './store-world.js';
@@ -19,6 +19,8 @@ export interface ModelSpec {
   gadget?: string;
   kernel?: string;
   base?: string;
+  /** The device agent (type snapd; default the world's edge-agent); null: a model without one. */
+  agent?: string | null;
   apps?: string[];
   architecture?: string;
   grade?: 'signed' | 'dangerous' | 'secured';
@@ -29,7 +31,7 @@ export interface ModelSpec {
 export const snapId = (name: string) => snapIdFor(STORE_ID, name);
 
 /**
- * Signs models naming gadget, kernel, base and apps (default: the standard GPT world). Grade
+ * Signs models naming gadget, kernel, base, the device agent and apps (default: the standard GPT world). Grade
  * signed/secured models get a validation-set pinning the revisions in `bundles`, published to the store.
  */
 export function modelSigner(chain: TestChain, brandKey: PrivateKey, store: Store, bundles: ReadonlyMap<string, PublishedBundle>): (spec?: ModelSpec) => Promise<Assertion> {
@@ -40,6 +42,7 @@ export function modelSigner(chain: TestChain, brandKey: PrivateKey, store: Store
       { name: spec.gadget ?? GADGET_GPT, type: 'gadget' },
       { name: spec.kernel ?? KERNEL, type: 'kernel' },
       { name: spec.base ?? BASE, type: 'base' },
+      ...(spec.agent === null ? [] : [{ name: spec.agent ?? AGENT, type: 'snapd' }]),
       ...(spec.apps ?? [APP]).map((a) => ({ name: a, type: 'app' })),
     ];
     const headers: Record<string, unknown> = {

@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pack, type PackResult } from '@edgeimage/store';
 import { writeTree, type Entry } from './bundle-trees.js';
-import { abStructures, APP, appTree, BASE, baseTree, GADGET_GPT, GADGET_MBR, gadgetTree, gadgetYaml, KERNEL, kernelTree } from './image-bundles.js';
+import { abStructures, AGENT, agentTree, APP, appTree, BASE, baseTree, GADGET_GPT, GADGET_MBR, gadgetTree, gadgetYaml, KERNEL, kernelTree } from './image-bundles.js';
 import { makeTrustedStore } from './store-world.js';
 
 export interface PublishedBundle {
@@ -52,6 +52,7 @@ export async function makeImageStore(dir: string): Promise<ImageStore> {
   await publish(GADGET_MBR, gadgetTree(GADGET_MBR, gadgetYaml('uboot', 'mbr', 'u-boot', abStructures('mbr'))));
   await publish(KERNEL, kernelTree(KERNEL));
   await publish(BASE, baseTree(BASE));
+  await publish(AGENT, agentTree(AGENT));
   await publish(APP, appTree(APP));
   return { ...trustedStore, storeDir, bundles, pack: packTree, publish };
 }

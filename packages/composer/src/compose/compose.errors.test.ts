@@ -93,6 +93,25 @@ describe('image size', () => {
   }, SLOW);
 });
 
+describe('device agent', () => {
+  test('a model without a snap of type snapd is ERR_NO_AGENT, naming the model and what to add; nothing is written', async () => {
+    const r = await refused(await world.resolve(await world.model({ model: 'no-agent', agent: null })));
+    expect(r.code).toBe('ERR_NO_AGENT');
+    expect(r.error).toBeInstanceOf(ComposeError);
+    expect(r.message).toBe("model acme/no-agent has no snap of type snapd (the device agent, which updates the device, checks its health and commits a try boot): add the snap edge-agent with type: snapd to the model's snaps (and its validation set)");
+    expect(r.context).toMatchObject({ model: 'acme/no-agent' });
+    await expectNothingWritten(r.out);
+  }, SLOW);
+
+  test('a resolution with two snapd-type bundles is ERR_SEVERAL_AGENTS, naming both', async () => {
+    const agent = good.bundles.find((b) => b.type === 'snapd')!;
+    const r = await refused({ ...good, bundles: [...good.bundles, { ...agent, name: 'other-agent' }] });
+    expect(r.code).toBe('ERR_SEVERAL_AGENTS');
+    expect(r.message).toMatch(/^model \S+\/edge-pc has 2 snaps of type snapd \(edge-agent, other-agent\): the device mounts exactly one agent; keep one$/);
+    await expectNothingWritten(r.out);
+  }, SLOW);
+});
+
 describe('architecture', () => {
   test('a model for arm64 with amd64 bundles is refused (the resolver checks every bundle first: ERR_WRONG_ARCH)', async () => {
     const r = await refusal(world.resolve(await world.model({ architecture: 'arm64' })));

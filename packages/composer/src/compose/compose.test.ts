@@ -11,7 +11,7 @@ import { decodeStream, sha3_384Digest, type Assertion } from '@edgeimage/asserti
 import type { Resolution } from '@edgeimage/store';
 import { inspectImage } from '../inspect/inspect.js';
 import type { ComposeResult, PartitionManifest } from './compose.js';
-import { APP, BASE, gadgetTree, gadgetYaml, GADGET_GPT, GADGET_MBR, INITRD_IMG, KERNEL, KERNEL_IMG, noise, abStructures, volumeYaml, type StructureSpec } from '@edgeimage/testkit/image-bundles';
+import { AGENT, APP, BASE, gadgetTree, gadgetYaml, GADGET_GPT, GADGET_MBR, INITRD_IMG, KERNEL, KERNEL_IMG, noise, abStructures, volumeYaml, type StructureSpec } from '@edgeimage/testkit/image-bundles';
 import { ext4Cat, ext4Ls, ext4Tree, fatCat, grubVars, listFiles, MiB, sfdiskJson, sh, sha256, sha3, slice } from '@edgeimage/testkit/image-read';
 import { makeImageWorld, SLOW, type ImageWorld } from '@edgeimage/testkit/image-world';
 import { MODEL_TIMESTAMP } from '@edgeimage/testkit/image-models';
@@ -116,7 +116,7 @@ describe('the composed GPT image', () => {
     ]);
     // Bundles: every one of the model, with the revision the validation-set pins and the digest of the store's file.
     const byName = Object.fromEntries(m.bundles.map((b) => [b.name, b]));
-    expect(Object.keys(byName).sort()).toEqual([APP, BASE, GADGET_GPT, KERNEL].sort());
+    expect(Object.keys(byName).sort()).toEqual([AGENT, APP, BASE, GADGET_GPT, KERNEL].sort());
     for (const [name, b] of Object.entries(byName)) {
       const published = world.bundles.get(name)!;
       const bytes = readFileSync(published.file);

@@ -56,6 +56,7 @@ export async function stageSystem(opts: StageSystemOptions): Promise<StagedSyste
   if (!model) throw new ComposeError('ERR_NO_MODEL', `the resolution of ${r.model.brandId}/${r.model.model} carries no model assertion`);
   const kernel = r.bundles.find((b) => b.type === 'kernel');
   if (!kernel) throw new ComposeError('ERR_NO_KERNEL', `${r.model.brandId}/${r.model.model} has no kernel snap`);
+  deviceAgent(r);
   const id = opts.identity ?? new ImageIdentity(r.model.brandId, r.model.model, r.model.revision, r.model.timestamp);
   mkdirSync(opts.dir, { recursive: true });
   // Next to the slot, not inside it: the slot holds only what the device gets.
@@ -71,6 +72,23 @@ export async function stageSystem(opts: StageSystemOptions): Promise<StagedSyste
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+/**
+ * The model's device agent: its one snap of type `snapd` (as Ubuntu Core models name snapd), which
+ * the initramfs mounts at /run/edgeimage/agent and every base's init calls (update, health, boot
+ * environment, first-boot growth). Without it the device would boot and never commit or update.
+ */
+export function deviceAgent(r: Resolution): ResolvedBundle {
+  const agents = r.bundles.filter((b) => b.type === 'snapd');
+  const model = `${r.model.brandId}/${r.model.model}`;
+  if (agents.length === 0) {
+    throw new ComposeError('ERR_NO_AGENT', `model ${model} has no snap of type snapd (the device agent, which updates the device, checks its health and commits a try boot): add the snap edge-agent with type: snapd to the model's snaps (and its validation set)`, { model });
+  }
+  if (agents.length > 1) {
+    throw new ComposeError('ERR_SEVERAL_AGENTS', `model ${model} has ${agents.length} snaps of type snapd (${agents.map((a) => a.name).join(', ')}): the device mounts exactly one agent; keep one`, { model, agents: agents.map((a) => a.name) });
+  }
+  return agents[0]!;
 }
 
 /**
@@ -96,6 +114,7 @@ async function verifiedPayload(dir: string, scratch: string, kernelDir: string, 
     revision: r.model.revision,
     sourceDateEpoch: id.sourceDateEpoch,
     base: slotBundleFile(base),
+    agent: slotBundleFile(deviceAgent(r)),
     apps: r.bundles.filter((b) => b.type === 'app').map(slotBundleFile),
     verity,
     signers,
@@ -147,9 +166,10 @@ function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Asse
   const slotFile = (b: { name: string; revision: number }) => `bundles/${b.name}_${b.revision}.snap`;
   const base = r.bundles.find((b) => b.type === 'base');
   const apps = r.bundles.filter((b) => b.type === 'app').map(slotFile);
+  const agent = slotFile(deviceAgent(r));
   // EDGE_GRADE: the model's grade, where the device reads it (the slot is covered by the update
   // manifest's signature; system-boot is not): only grade dangerous keeps the device's test hooks.
-  writeFileSync(join(dir, 'boot', 'slot.env'), `EDGE_BASE=${base ? slotFile(base) : ''}\nEDGE_APPS="${apps.join(' ')}"\nEDGE_GRADE=${r.model.grade}\n`);
+  writeFileSync(join(dir, 'boot', 'slot.env'), `EDGE_BASE=${base ? slotFile(base) : ''}\nEDGE_AGENT=${agent}\nEDGE_APPS="${apps.join(' ')}"\nEDGE_GRADE=${r.model.grade}\n`);
   const keyAssertions = deviceTrustKeys(r, trusted, model);
   const names: string[] = [];
   const seen = new Set<string>();

@@ -70,6 +70,25 @@ describe('init script', () => {
     // system-data: writable, unverified, so nothing on it may be setuid or a device
     expect(init).toContain('mount -t ext4 -o rw,nosuid,nodev "$data_dev" /newroot/writable');
   });
+
+  test('the device agent: EDGE_AGENT required ("no device agent"), mounted read-only, nosuid, nodev at /run/edgeimage/agent (through dm-verity when verified); writable paths after system-data; the systemd generator link before /run moves', () => {
+    const init = DEFAULT_INIT;
+    expect(init).toContain('[ -n "$EDGE_AGENT" ] || fail "no device agent: slot $edge_slot names no agent bundle (EDGE_AGENT; the model needs a snap of type snapd)"');
+    expect(init).toContain('mount -t squashfs -o ro,nosuid,nodev "/dev/mapper/edge-$name" "$run/agent"');
+    expect(init).toContain('mount -t squashfs -o loop,ro,nosuid,nodev "$run/slot/$EDGE_AGENT" "$run/agent"');
+    expect(init).toContain('case "$verity_opened" in *" $EDGE_AGENT "*) ;; *) fail "the device agent $EDGE_AGENT has no line in /etc/edgeimage/verity.list" ;; esac');
+    // the agent's file name is checked like the verity list's names
+    expect(init).toContain('case "$EDGE_AGENT" in *..*|*/*/*) fail');
+    const data = init.indexOf('mount -t ext4 -o rw,nosuid,nodev "$data_dev" /newroot/writable');
+    const writable = init.indexOf('edge_writable_paths /newroot /newroot/writable/system-data');
+    const generator = init.indexOf('ln -sfn "$run/agent/lib/systemd/edgeimage-generator" /run/systemd/system-generators/edgeimage');
+    const move = init.indexOf('mount --move "/$d" "/newroot/$d"');
+    expect(data).toBeGreaterThan(0);
+    expect(writable).toBeGreaterThan(data);
+    expect(generator).toBeGreaterThan(0);
+    expect(generator).toBeLessThan(move);
+    expect(init.indexOf('"$run/agent"')).toBeLessThan(init.indexOf('for app in $EDGE_APPS'));
+  });
 });
 
 requires(firstMissing(missingBusybox, deb.missing)).describe('buildInitramfs with the Debian amd64 kernel and busybox-static', () => {

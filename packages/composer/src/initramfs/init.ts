@@ -30,11 +30,19 @@ export const OPTIONAL_MODULES = ['crc32c_intel'] as const;
 
 /**
  * The partition lookup restricted to the boot disk (`edgeimage.bootpart=`), POSIX sh. The same
- * file is the base's /usr/lib/edgeimage/partitions (bundles/busybox-base/assemble copies it), so
+ * file is the device agent's lib/edgeimage/partitions (bundles/edge-agent/assemble copies it), so
  * the initramfs and the device tools cannot disagree on which partition is which.
  */
 export const PARTITIONS_SH_PATH = fileURLToPath(new URL('../../src/initramfs/partitions.sh', import.meta.url));
 export const PARTITIONS_SH = readFileSync(PARTITIONS_SH_PATH, 'utf8');
+
+/**
+ * The writable paths of a read-only base (POSIX sh; `edge_writable_paths ROOT DATA`, see the file's
+ * header): the base's /etc/edgeimage/writable-paths, checked line by line, each path's data copy
+ * on system-data bound over the base's item.
+ */
+export const WRITABLE_PATHS_SH_PATH = fileURLToPath(new URL('../../src/initramfs/writable-paths.sh', import.meta.url));
+export const WRITABLE_PATHS_SH = readFileSync(WRITABLE_PATHS_SH_PATH, 'utf8');
 
 /**
  * Prints the firmware's Secure Boot state (the UEFI SecureBoot variable: 4 attribute bytes and
@@ -153,9 +161,12 @@ export const RUN_DIR = '/run/edgeimage';
  * from the kernel command line (default a); the slot partition (GPT name system-<slot>, or the
  * filesystem label on MBR disks), on the boot disk only (`edgeimage.bootpart=`, see
  * {@link PARTITIONS_SH}), read-only at /run/edgeimage/slot; its boot/slot.env sourced
- * (EDGE_BASE, EDGE_APPS: paths in the slot); the base bundle (squashfs) loop-mounted read-only,
- * nosuid, nodev as the new root — the root stays read-only at run time (nothing in it is setuid,
- * and /dev is a devtmpfs of its own); system-data (of the boot disk) read-write at /writable in it;
+ * (EDGE_BASE, EDGE_AGENT, EDGE_APPS: paths in the slot); the base bundle (squashfs) loop-mounted
+ * read-only, nosuid, nodev as the new root — the root stays read-only at run time (nothing in it is
+ * setuid, and /dev is a devtmpfs of its own); the device agent (the model's snapd-type bundle)
+ * read-only, nosuid, nodev at /run/edgeimage/agent; system-data (of the boot disk) read-write at
+ * /writable in it, and the base's writable paths bound from it ({@link WRITABLE_PATHS_SH}); the
+ * systemd generator link of the agent in /run/systemd/system-generators;
  * each app bundle read-only, nosuid, nodev at /run/edgeimage/snap/<name>; system-boot (the
  * partition the bootloader started from) read-only at /run/edgeimage/boot; the devices found in
  * /run/edgeimage/devices and the slot letter in /run/edgeimage/slot-name; /dev, /proc, /sys and
@@ -164,6 +175,9 @@ export const RUN_DIR = '/run/edgeimage';
 export function slotBootStage(opts: SlotBootOptions = {}): string {
   const wait = opts.waitSeconds ?? 10;
   return `${VERIFIED_SH}
+${WRITABLE_PATHS_SH}
+# edge_bind SRC DST: a writable path's data copy over the base's item
+edge_bind() { mount --bind "$1" "$2"; }
 # --- boot a slot ---
 # verified mode: this initramfs carries the signed payload's verified.env and verity.list (see
 # verifiedInitrdPart); the slot's boot/slot.env is then never read, and its bundles are opened
@@ -185,7 +199,7 @@ if [ -n "$verified" ]; then
 fi
 case "$edge_slot" in a|b) ;; *) fail "edgeimage.slot=$edge_slot: the slot is a or b" ;; esac
 say "booting slot $edge_slot"
-mkdir -p "$run/slot" "$run/snap" /newroot || fail "cannot create the mount points"
+mkdir -p "$run/slot" "$run/snap" "$run/agent" /newroot || fail "cannot create the mount points"
 
 wait_partname "system-$edge_slot" ${wait}
 slot_dev=$part_dev
@@ -200,6 +214,7 @@ mount -t ext4 -o ro "$slot_dev" "$run/slot" || fail "cannot mount $slot_dev (sys
 say "slot $edge_slot: $slot_dev mounted on $run/slot"
 
 EDGE_BASE=
+EDGE_AGENT=
 EDGE_APPS=
 if [ -n "$verified" ]; then
   ( . /etc/edgeimage/verified.env ) >/dev/null 2>&1 || fail "/etc/edgeimage/verified.env of this initramfs cannot be sourced"
@@ -232,6 +247,21 @@ else
   [ -f "$run/slot/$EDGE_BASE" ] || fail "the base bundle $EDGE_BASE is not in slot $edge_slot"
   mount -t squashfs -o loop,ro,nosuid,nodev "$run/slot/$EDGE_BASE" /newroot || fail "cannot loop-mount the base bundle $EDGE_BASE (squashfs)"
 fi
+# the device agent: the tools every base's init calls (update, health, boot environment, growth)
+[ -n "$EDGE_AGENT" ] || fail "no device agent: slot $edge_slot names no agent bundle (EDGE_AGENT; the model needs a snap of type snapd)"
+case "$EDGE_AGENT" in bundles/*.snap) ;; *) fail "EDGE_AGENT=$(echo "$EDGE_AGENT" | head -c 80) is not a bundle of the slot" ;; esac
+case "$EDGE_AGENT" in *..*|*/*/*) fail "EDGE_AGENT=$EDGE_AGENT is not a bundle of the slot" ;; esac
+if [ -n "$verified" ]; then
+  case "$verity_opened" in *" $EDGE_AGENT "*) ;; *) fail "the device agent $EDGE_AGENT has no line in /etc/edgeimage/verity.list" ;; esac
+  name=\${EDGE_AGENT##*/}
+  name=\${name%_*}
+  mount -t squashfs -o ro,nosuid,nodev "/dev/mapper/edge-$name" "$run/agent" || fail "cannot mount the device agent $EDGE_AGENT (squashfs) from /dev/mapper/edge-$name"
+else
+  [ -f "$run/slot/$EDGE_AGENT" ] || fail "the device agent $EDGE_AGENT is not in slot $edge_slot"
+  mount -t squashfs -o loop,ro,nosuid,nodev "$run/slot/$EDGE_AGENT" "$run/agent" || fail "cannot loop-mount the device agent $EDGE_AGENT (squashfs)"
+fi
+[ -r "$run/agent/lib/edgeimage/common" ] || fail "the device agent $EDGE_AGENT has no lib/edgeimage/common: not an edgeimage agent"
+say "device agent $EDGE_AGENT mounted on $run/agent"
 [ -x /newroot/sbin/init ] || [ -L /newroot/sbin/init ] || fail "the base bundle $EDGE_BASE has no /sbin/init"
 for d in dev proc sys run writable; do
   [ -d "/newroot/$d" ] || fail "the base bundle $EDGE_BASE has no /$d (a read-only root cannot get one at boot)"
@@ -258,6 +288,9 @@ data_dev=$part_dev
 # nosuid, nodev: system-data is writable and unverified; nothing planted there may gain rights
 mount -t ext4 -o rw,nosuid,nodev "$data_dev" /newroot/writable || fail "cannot mount $data_dev (system-data) read-write as ext4"
 say "data: $data_dev mounted on /writable"
+edge_writable_paths /newroot /newroot/writable/system-data
+# a systemd base runs the agent's generator (its snap services, health); harmless elsewhere
+mkdir -p /run/systemd/system-generators && ln -sfn "$run/agent/lib/systemd/edgeimage-generator" /run/systemd/system-generators/edgeimage || fail "cannot link the agent's systemd generator"
 
 # system-boot holds the boot environment the base's health check commits to: the partition the
 # bootloader started from; without edgeimage.bootpart the one named so, optional here.

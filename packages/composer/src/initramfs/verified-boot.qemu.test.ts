@@ -59,6 +59,7 @@ requires(missingQemu).describe('a verified slot boots through dm-verity (referen
     const all = verifiedInitrd(bundleInitrd, {
       grade,
       base: base().file,
+      agent: bundles.find((b) => b.type === 'snapd')!.file,
       apps: bundles.filter((b) => b.type === 'app').map((b) => b.file),
       verity: bundles.map((b) => patch(b.verity)),
     });

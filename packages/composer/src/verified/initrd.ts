@@ -6,9 +6,9 @@
  * unsigned boot/slot.env:
  *
  * - `/etc/edgeimage/verified.env`: `EDGE_VERIFIED=1` and the slot.env variables (EDGE_BASE,
- *   EDGE_APPS, EDGE_GRADE), sourced by /init;
+ *   EDGE_AGENT, EDGE_APPS, EDGE_GRADE), sourced by /init;
  * - `/etc/edgeimage/verity.list`: one line `FILE DATA_BLOCKS ROOT_HEX SALT_HEX` per bundle the
- *   device mounts (the base first, then the apps in order): /init opens each FILE of the slot
+ *   device mounts (the base first, then the agent, then the apps in order): /init opens each FILE of the slot
  *   through dm-verity (format 1, sha256, 4096/4096) with FILE.verity as the hash device.
  *
  * Errors: `ERR_VERIFIED_PAYLOAD` (a value the device would reject or misread; `context.field`).
@@ -24,6 +24,8 @@ export interface VerifiedInitrdOptions {
   grade: string;
   /** The base bundle in the slot, `bundles/<name>_<revision>.snap`. */
   base: string;
+  /** The device agent bundle in the slot (the model's snapd-type snap), `bundles/<name>_<revision>.snap`. */
+  agent: string;
   /** The app bundles in the slot, in mount order. */
   apps: readonly string[];
   /**
@@ -84,9 +86,10 @@ function checkEntry(field: string, e: BundleVerityEntry): string {
 export function verifiedInitrdPart(opts: VerifiedInitrdOptions): Buffer {
   if (!GRADES.includes(opts.grade)) fail('grade', `expected one of ${GRADES.join(', ')}`, opts.grade);
   const base = checkBundleFile('base', opts.base);
+  const agent = checkBundleFile('agent', opts.agent);
   if (!Array.isArray(opts.apps) || opts.apps.length > MAX_APPS) fail('apps', `expected a list of at most ${MAX_APPS} bundle paths`, Array.isArray(opts.apps) ? opts.apps.length : opts.apps);
   const apps = opts.apps.map((a, i) => checkBundleFile(`apps[${i}]`, a));
-  const mounted = [base, ...apps];
+  const mounted = [base, agent, ...apps];
   const names = new Map<string, string>();
   for (const f of mounted) {
     // /init names the dm device and the app's mount point after the bundle's name
@@ -101,8 +104,8 @@ export function verifiedInitrdPart(opts: VerifiedInitrdOptions): Buffer {
     if (lines.has(e.file)) fail(`verity[${i}] file`, 'a second entry for the same tree', e.file);
     lines.set(e.file, checkEntry(`verity[${i}]`, e));
   }
-  const list = mounted.map((f, i) => lines.get(`${f}.verity`) ?? fail(i === 0 ? 'base' : `apps[${i - 1}]`, `no verity entry for ${f}.verity`, f));
-  const env = `EDGE_VERIFIED=1\nEDGE_BASE=${base}\nEDGE_APPS="${apps.join(' ')}"\nEDGE_GRADE=${opts.grade}\n`;
+  const list = mounted.map((f, i) => lines.get(`${f}.verity`) ?? fail(i === 0 ? 'base' : i === 1 ? 'agent' : `apps[${i - 2}]`, `no verity entry for ${f}.verity`, f));
+  const env = `EDGE_VERIFIED=1\nEDGE_BASE=${base}\nEDGE_AGENT=${agent}\nEDGE_APPS="${apps.join(' ')}"\nEDGE_GRADE=${opts.grade}\n`;
   if (opts.payloadKey !== undefined && !/^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]{1,4096}-----END PUBLIC KEY-----\n$/.test(opts.payloadKey)) fail('payloadKey', 'expected one PEM public key', opts.payloadKey.slice(0, 80));
   return cpioBytes([
     { path: 'etc/edgeimage/verified.env', type: 'file', mode: 0o644, data: env },

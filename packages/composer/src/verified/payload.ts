@@ -86,6 +86,8 @@ export interface SlotPayloadOptions {
   sourceDateEpoch: number;
   /** Paths in the slot (`bundles/NAME_REV.snap`). */
   base: string;
+  /** The device agent bundle in the slot (the model's snapd-type snap). */
+  agent: string;
   apps: string[];
   verity: BundleVerityEntry[];
   signers: BootSigners;
@@ -104,7 +106,7 @@ export async function stageSlotPayload(o: SlotPayloadOptions): Promise<{ kind: V
   const kernel = readFileSync(join(o.kernelDir, 'kernel.img'));
   if (!existsSync(join(o.kernelDir, 'initrd.img'))) throw new ComposeError('ERR_KERNEL_NO_INITRD', `the kernel bundle has no initrd.img: a verified slot needs the edgeimage initramfs, which opens its bundles through dm-verity`);
   // the signed part first: appended after the gzip archive, the kernel may drop it (see verifiedInitrd)
-  const initrd = verifiedInitrd(readFileSync(join(o.kernelDir, 'initrd.img')), { grade: o.grade, base: o.base, apps: o.apps, verity: o.verity, payloadKey: payloadKeyPem(kind === 'uefi' ? o.signers.db : o.signers.fit) });
+  const initrd = verifiedInitrd(readFileSync(join(o.kernelDir, 'initrd.img')), { grade: o.grade, base: o.base, agent: o.agent, apps: o.apps, verity: o.verity, payloadKey: payloadKeyPem(kind === 'uefi' ? o.signers.db : o.signers.fit) });
   let files: string[];
   if (kind === 'uefi') {
     const db = o.signers.db;
