@@ -115,6 +115,7 @@ async function verifiedPayload(dir: string, scratch: string, kernelDir: string, 
     sourceDateEpoch: id.sourceDateEpoch,
     base: slotBundleFile(base),
     agent: slotBundleFile(deviceAgent(r)),
+    kernel: slotBundleFile(r.bundles.find((b) => b.type === 'kernel')!),
     apps: r.bundles.filter((b) => b.type === 'app').map(slotBundleFile),
     verity,
     signers,
@@ -162,14 +163,16 @@ function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Asse
   // A verified slot's payload (written before) replaces the kernel files; slot.env stays for the
   // host's tools (inspect, scenarios): a verified initramfs never reads it, its own copy is signed.
   if (!payload) for (const f of readdirSync(kernelDir)) copyFileSync(join(kernelDir, f), join(dir, 'boot', f));
-  // What the initramfs sources to find the slot's bundles (names and revisions need no quoting).
+  // What the initramfs sources to find the slot's bundles (names and revisions need no quoting);
+  // the kernel bundle is mounted too, for the modules a base loads at run time.
   const slotFile = (b: { name: string; revision: number }) => `bundles/${b.name}_${b.revision}.snap`;
   const base = r.bundles.find((b) => b.type === 'base');
   const apps = r.bundles.filter((b) => b.type === 'app').map(slotFile);
   const agent = slotFile(deviceAgent(r));
+  const kernel = r.bundles.find((b) => b.type === 'kernel');
   // EDGE_GRADE: the model's grade, where the device reads it (the slot is covered by the update
   // manifest's signature; system-boot is not): only grade dangerous keeps the device's test hooks.
-  writeFileSync(join(dir, 'boot', 'slot.env'), `EDGE_BASE=${base ? slotFile(base) : ''}\nEDGE_AGENT=${agent}\nEDGE_APPS="${apps.join(' ')}"\nEDGE_GRADE=${r.model.grade}\n`);
+  writeFileSync(join(dir, 'boot', 'slot.env'), `EDGE_BASE=${base ? slotFile(base) : ''}\nEDGE_AGENT=${agent}\nEDGE_KERNEL=${kernel ? slotFile(kernel) : ''}\nEDGE_APPS="${apps.join(' ')}"\nEDGE_GRADE=${r.model.grade}\n`);
   const keyAssertions = deviceTrustKeys(r, trusted, model);
   const names: string[] = [];
   const seen = new Set<string>();

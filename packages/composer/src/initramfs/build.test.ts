@@ -89,6 +89,17 @@ describe('init script', () => {
     expect(generator).toBeLessThan(move);
     expect(init.indexOf('"$run/agent"')).toBeLessThan(init.indexOf('for app in $EDGE_APPS'));
   });
+
+  test('kernel modules: the kernel bundle (EDGE_KERNEL; through dm-verity when verified) at /run/edgeimage/kernel, its modules/ bound over the base\'s /usr/lib/modules when both are folders; skipped with a say line otherwise', () => {
+    const init = DEFAULT_INIT;
+    expect(init).toContain('mount -t squashfs -o ro,nosuid,nodev,noexec "/dev/mapper/edge-$name" "$run/kernel"');
+    expect(init).toContain('mount -t squashfs -o loop,ro,nosuid,nodev,noexec "$run/slot/$EDGE_KERNEL" "$run/kernel"');
+    expect(init).toContain('fail "the kernel bundle $EDGE_KERNEL has no line in /etc/edgeimage/verity.list"');
+    expect(init).toContain('mount --bind "$run/kernel/modules" /newroot/usr/lib/modules');
+    expect(init).toContain('say "the kernel bundle $EDGE_KERNEL has no modules/: kernel modules not bound into the base"');
+    expect(init).toContain('say "the base bundle $EDGE_BASE has no /usr/lib/modules folder: kernel modules not bound into it"');
+    expect(init.indexOf('/newroot/usr/lib/modules ||')).toBeLessThan(init.indexOf('mount --move "/$d" "/newroot/$d"'));
+  });
 });
 
 requires(firstMissing(missingBusybox, deb.missing)).describe('buildInitramfs with the Debian amd64 kernel and busybox-static', () => {

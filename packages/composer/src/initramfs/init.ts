@@ -164,7 +164,8 @@ export const RUN_DIR = '/run/edgeimage';
  * (EDGE_BASE, EDGE_AGENT, EDGE_APPS: paths in the slot); the base bundle (squashfs) loop-mounted
  * read-only, nosuid, nodev as the new root — the root stays read-only at run time (nothing in it is
  * setuid, and /dev is a devtmpfs of its own); the device agent (the model's snapd-type bundle)
- * read-only, nosuid, nodev at /run/edgeimage/agent; system-data (of the boot disk) read-write at
+ * read-only, nosuid, nodev at /run/edgeimage/agent; the kernel bundle (EDGE_KERNEL) at
+ * /run/edgeimage/kernel, its modules/ bound over the base's /usr/lib/modules; system-data (of the boot disk) read-write at
  * /writable in it, and the base's writable paths bound from it ({@link WRITABLE_PATHS_SH}); the
  * systemd generator link of the agent in /run/systemd/system-generators;
  * each app bundle read-only, nosuid, nodev at /run/edgeimage/snap/<name>; system-boot (the
@@ -199,7 +200,7 @@ if [ -n "$verified" ]; then
 fi
 case "$edge_slot" in a|b) ;; *) fail "edgeimage.slot=$edge_slot: the slot is a or b" ;; esac
 say "booting slot $edge_slot"
-mkdir -p "$run/slot" "$run/snap" "$run/agent" /newroot || fail "cannot create the mount points"
+mkdir -p "$run/slot" "$run/snap" "$run/agent" "$run/kernel" /newroot || fail "cannot create the mount points"
 
 wait_partname "system-$edge_slot" ${wait}
 slot_dev=$part_dev
@@ -215,6 +216,7 @@ say "slot $edge_slot: $slot_dev mounted on $run/slot"
 
 EDGE_BASE=
 EDGE_AGENT=
+EDGE_KERNEL=
 EDGE_APPS=
 if [ -n "$verified" ]; then
   ( . /etc/edgeimage/verified.env ) >/dev/null 2>&1 || fail "/etc/edgeimage/verified.env of this initramfs cannot be sourced"
@@ -262,6 +264,31 @@ else
 fi
 [ -r "$run/agent/lib/edgeimage/common" ] || fail "the device agent $EDGE_AGENT has no lib/edgeimage/common: not an edgeimage agent"
 say "device agent $EDGE_AGENT mounted on $run/agent"
+# the kernel bundle's modules/ (the modules a base loads at run time) over the base's
+# /usr/lib/modules (on merged-usr bases /lib/modules is the same folder)
+if [ -z "$EDGE_KERNEL" ]; then
+  say "slot $edge_slot names no kernel bundle (EDGE_KERNEL): kernel modules not bound into the base"
+else
+  case "$EDGE_KERNEL" in bundles/*.snap) ;; *) fail "EDGE_KERNEL=$(echo "$EDGE_KERNEL" | head -c 80) is not a bundle of the slot" ;; esac
+  case "$EDGE_KERNEL" in *..*|*/*/*) fail "EDGE_KERNEL=$EDGE_KERNEL is not a bundle of the slot" ;; esac
+  if [ -n "$verified" ]; then
+    case "$verity_opened" in *" $EDGE_KERNEL "*) ;; *) fail "the kernel bundle $EDGE_KERNEL has no line in /etc/edgeimage/verity.list" ;; esac
+    name=\${EDGE_KERNEL##*/}
+    name=\${name%_*}
+    mount -t squashfs -o ro,nosuid,nodev,noexec "/dev/mapper/edge-$name" "$run/kernel" || fail "cannot mount the kernel bundle $EDGE_KERNEL (squashfs) from /dev/mapper/edge-$name"
+  else
+    [ -f "$run/slot/$EDGE_KERNEL" ] || fail "the kernel bundle $EDGE_KERNEL is not in slot $edge_slot"
+    mount -t squashfs -o loop,ro,nosuid,nodev,noexec "$run/slot/$EDGE_KERNEL" "$run/kernel" || fail "cannot loop-mount the kernel bundle $EDGE_KERNEL (squashfs)"
+  fi
+  if [ ! -d "$run/kernel/modules" ] || [ -L "$run/kernel/modules" ]; then
+    say "the kernel bundle $EDGE_KERNEL has no modules/: kernel modules not bound into the base"
+  elif [ ! -d /newroot/usr/lib/modules ] || [ -L /newroot/usr/lib/modules ]; then
+    say "the base bundle $EDGE_BASE has no /usr/lib/modules folder: kernel modules not bound into it"
+  else
+    mount --bind "$run/kernel/modules" /newroot/usr/lib/modules || fail "cannot bind the modules of the kernel bundle $EDGE_KERNEL over /usr/lib/modules"
+    say "kernel modules of $EDGE_KERNEL bound on /usr/lib/modules"
+  fi
+fi
 [ -x /newroot/sbin/init ] || [ -L /newroot/sbin/init ] || fail "the base bundle $EDGE_BASE has no /sbin/init"
 for d in dev proc sys run writable; do
   [ -d "/newroot/$d" ] || fail "the base bundle $EDGE_BASE has no /$d (a read-only root cannot get one at boot)"

@@ -7,7 +7,7 @@ import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ext4Cat, sfdiskJson } from '@edgeimage/testkit/image-read';
 import { makeImageWorld, type ImageWorld } from '@edgeimage/testkit/image-world';
-import { AGENT, BASE, APP } from '@edgeimage/testkit/image-bundles';
+import { AGENT, BASE, APP, KERNEL } from '@edgeimage/testkit/image-bundles';
 import { snapYaml } from '@edgeimage/testkit/image-bundles';
 import { buildInitramfs } from './build.js';
 import { initScript } from './init.js';
@@ -63,13 +63,14 @@ requires(firstMissing(missingHost, deb?.missing)).describe('the initramfs boots 
   }, 240_000);
   afterAll(() => { removeKernels(); world?.cleanup(); });
 
-  test('slot b holds boot/slot.env naming its base, agent and app bundles', () => {
+  test('slot b holds boot/slot.env naming its base, agent, kernel and app bundles', () => {
     const b = sfdiskJson(image).partitions.find((p) => p.name === 'system-b')!;
     const env = ext4Cat(image, b.start * 512, '/boot/slot.env')?.toString('utf8');
     const base = world.bundles.get(BASE)!;
     const app = world.bundles.get(APP)!;
     const agent = world.bundles.get(AGENT)!;
-    expect(env).toBe(`EDGE_BASE=bundles/${BASE}_${base.revision}.snap\nEDGE_AGENT=bundles/${AGENT}_${agent.revision}.snap\nEDGE_APPS="bundles/${APP}_${app.revision}.snap"\nEDGE_GRADE=signed\n`);
+    const kernel = world.bundles.get(KERNEL)!;
+    expect(env).toBe(`EDGE_BASE=bundles/${BASE}_${base.revision}.snap\nEDGE_AGENT=bundles/${AGENT}_${agent.revision}.snap\nEDGE_KERNEL=bundles/${KERNEL}_${kernel.revision}.snap\nEDGE_APPS="bundles/${APP}_${app.revision}.snap"\nEDGE_GRADE=signed\n`);
   });
 
   test('edgeimage.slot=b (then a later edgeimage.slot=a, which the first occurrence wins over): the base bundle is the read-only root, system-data is /writable, apps are mounted, and its /sbin/init runs', async () => {

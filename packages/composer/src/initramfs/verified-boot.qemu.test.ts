@@ -60,6 +60,7 @@ requires(missingQemu).describe('a verified slot boots through dm-verity (referen
       grade,
       base: base().file,
       agent: bundles.find((b) => b.type === 'snapd')!.file,
+      kernel: bundles.find((b) => b.type === 'kernel')!.file,
       apps: bundles.filter((b) => b.type === 'app').map((b) => b.file),
       verity: bundles.map((b) => patch(b.verity)),
     });

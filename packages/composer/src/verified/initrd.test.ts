@@ -20,6 +20,7 @@ const OPTS: VerifiedInitrdOptions = {
   grade: 'signed',
   base: 'bundles/busybox-base_1.snap',
   agent: 'bundles/edge-agent_4.snap',
+  kernel: 'bundles/pc-kernel_2.snap',
   apps: ['bundles/hello-kiosk_12.snap', 'bundles/x2_3.snap'],
   verity: [
     entry('bundles/pc_1.snap', 10, 'f'),
@@ -27,6 +28,7 @@ const OPTS: VerifiedInitrdOptions = {
     entry('bundles/busybox-base_1.snap', 1059, 'a'),
     entry('bundles/hello-kiosk_12.snap', 3, 'b'),
     entry('bundles/edge-agent_4.snap', 7, 'e'),
+    entry('bundles/pc-kernel_2.snap', 9, 'd'),
   ],
 };
 
@@ -40,17 +42,18 @@ function extract(archive: Buffer): { dir: string; listing: string } {
   return { dir, listing: l.stdout };
 }
 
-test('verified.env and verity.list (base first, then the agent, then the apps; gadget/kernel entries left out) in an uncompressed newc cpio, mtime 0, same bytes twice', () => {
+test('verified.env and verity.list (base first, then the agent, the kernel, then the apps; the gadget entry left out) in an uncompressed newc cpio, mtime 0, same bytes twice', () => {
   const a = verifiedInitrdPart(OPTS);
   expect(a.subarray(0, 6).toString('latin1')).toBe('070701');
   expect(a.equals(verifiedInitrdPart(OPTS))).toBe(true);
   const { dir, listing } = extract(a);
   expect(readFileSync(join(dir, 'etc/edgeimage/verified.env'), 'utf8')).toBe(
-    'EDGE_VERIFIED=1\nEDGE_BASE=bundles/busybox-base_1.snap\nEDGE_AGENT=bundles/edge-agent_4.snap\nEDGE_APPS="bundles/hello-kiosk_12.snap bundles/x2_3.snap"\nEDGE_GRADE=signed\n');
+    'EDGE_VERIFIED=1\nEDGE_BASE=bundles/busybox-base_1.snap\nEDGE_AGENT=bundles/edge-agent_4.snap\nEDGE_KERNEL=bundles/pc-kernel_2.snap\nEDGE_APPS="bundles/hello-kiosk_12.snap bundles/x2_3.snap"\nEDGE_GRADE=signed\n');
   const h = '0123456789abcdef'.repeat(3);
   expect(readFileSync(join(dir, 'etc/edgeimage/verity.list'), 'utf8')).toBe(
     `bundles/busybox-base_1.snap 1059 ${h}${'a'.repeat(16)} ${'a'.repeat(64)}\n` +
     `bundles/edge-agent_4.snap 7 ${h}${'e'.repeat(16)} ${'e'.repeat(64)}\n` +
+    `bundles/pc-kernel_2.snap 9 ${h}${'d'.repeat(16)} ${'d'.repeat(64)}\n` +
     `bundles/hello-kiosk_12.snap 3 ${h}${'b'.repeat(16)} ${'b'.repeat(64)}\n` +
     `bundles/x2_3.snap 1 ${h}${'c'.repeat(16)} ${'c'.repeat(64)}\n`);
   expect(listing).toMatch(/^-rw-r--r-- +1 root +root +\d+ Jan +1 +1970 etc\/edgeimage\/verity.list$/m);
@@ -58,7 +61,7 @@ test('verified.env and verity.list (base first, then the agent, then the apps; g
   // no apps: an empty EDGE_APPS, one line
   const none = extract(verifiedInitrdPart({ ...OPTS, apps: [] })).dir;
   expect(readFileSync(join(none, 'etc/edgeimage/verified.env'), 'utf8')).toContain('EDGE_APPS=""\n');
-  expect(readFileSync(join(none, 'etc/edgeimage/verity.list'), 'utf8').split('\n')).toHaveLength(3);
+  expect(readFileSync(join(none, 'etc/edgeimage/verity.list'), 'utf8').split('\n')).toHaveLength(4);
 });
 
 const bad = (patch: Partial<VerifiedInitrdOptions>, entryPatch?: Partial<BundleVerityEntry> & { index?: number }) => {
@@ -77,9 +80,11 @@ test.each([
   ['an agent outside bundles/', bad({ agent: 'bundles/../edge-agent_4.snap' }), 'agent: expected a bundle path'],
   ['an agent without an entry', bad({ agent: 'bundles/edge-agent_5.snap' }), 'agent: no verity entry for bundles/edge-agent_5.snap.verity, found "bundles/edge-agent_5.snap"'],
   ['an agent that is also an app', bad({ apps: ['bundles/edge-agent_4.snap'] }), 'apps: two bundles of one name (bundles/edge-agent_4.snap and bundles/edge-agent_4.snap)'],
+  ['no kernel', bad({ kernel: undefined as unknown as string }), 'kernel: expected a bundle path bundles/<name>_<revision>.snap, found undefined'],
+  ['a kernel without an entry', bad({ kernel: 'bundles/pc-kernel_3.snap' }), 'kernel: no verity entry for bundles/pc-kernel_3.snap.verity, found "bundles/pc-kernel_3.snap"'],
   ['a bundle without an entry', bad({ apps: ['bundles/other_1.snap'] }), 'apps[0]: no verity entry for bundles/other_1.snap.verity, found "bundles/other_1.snap"'],
   ['an entry whose file is not a tree', bad({}, { index: 0, file: 'bundles/pc_1.snap' }), 'verity[0] file: expected the bundle path with .verity appended, found "bundles/pc_1.snap"'],
-  ['two entries for one tree', bad({ verity: [...OPTS.verity, entry('bundles/x2_3.snap', 1, 'c')] }), 'verity[5] file: a second entry for the same tree'],
+  ['two entries for one tree', bad({ verity: [...OPTS.verity, entry('bundles/x2_3.snap', 1, 'c')] }), 'verity[6] file: a second entry for the same tree'],
   ['a short root hash', bad({}, { 'root-hash': 'ab'.repeat(31) }), 'verity[2] (bundles/busybox-base_1.snap.verity) root-hash: expected 64 lower-case hex digits (sha256), found "abab'],
   ['an upper-case root hash', bad({}, { 'root-hash': 'AB'.repeat(32) }), 'root-hash: expected 64 lower-case hex digits'],
   ['a salt with a space', bad({}, { salt: `${'a'.repeat(63)} ` }), 'verity[2] (bundles/busybox-base_1.snap.verity) salt: expected 64 lower-case hex digits'],

@@ -6,9 +6,9 @@
  * unsigned boot/slot.env:
  *
  * - `/etc/edgeimage/verified.env`: `EDGE_VERIFIED=1` and the slot.env variables (EDGE_BASE,
- *   EDGE_AGENT, EDGE_APPS, EDGE_GRADE), sourced by /init;
+ *   EDGE_AGENT, EDGE_KERNEL, EDGE_APPS, EDGE_GRADE), sourced by /init;
  * - `/etc/edgeimage/verity.list`: one line `FILE DATA_BLOCKS ROOT_HEX SALT_HEX` per bundle the
- *   device mounts (the base first, then the agent, then the apps in order): /init opens each FILE of the slot
+ *   device mounts (the base first, then the agent, the kernel, then the apps in order): /init opens each FILE of the slot
  *   through dm-verity (format 1, sha256, 4096/4096) with FILE.verity as the hash device.
  *
  * Errors: `ERR_VERIFIED_PAYLOAD` (a value the device would reject or misread; `context.field`).
@@ -26,13 +26,13 @@ export interface VerifiedInitrdOptions {
   base: string;
   /** The device agent bundle in the slot (the model's snapd-type snap), `bundles/<name>_<revision>.snap`. */
   agent: string;
+  /** The kernel bundle in the slot (mounted for its modules/), `bundles/<name>_<revision>.snap`. */
+  kernel: string;
   /** The app bundles in the slot, in mount order. */
   apps: readonly string[];
   /**
-   * The slot's verity entries (the composer's, one per bundle), all checked. Entries of bundles
-   * that are neither the base nor an app (gadget, kernel) are left out of the list: the device
-   * mounts only the base and the apps, and reading a bundle it never mounts would only cost boot
-   * time.
+   * The slot's verity entries (the composer's, one per bundle), all checked. The gadget's is left
+   * out of the list: the device never mounts it, and reading it would only cost boot time.
    */
   verity: readonly BundleVerityEntry[];
   /** The boot key's public half (PEM): the device's updater checks a new slot's payload with it. */
@@ -87,9 +87,10 @@ export function verifiedInitrdPart(opts: VerifiedInitrdOptions): Buffer {
   if (!GRADES.includes(opts.grade)) fail('grade', `expected one of ${GRADES.join(', ')}`, opts.grade);
   const base = checkBundleFile('base', opts.base);
   const agent = checkBundleFile('agent', opts.agent);
+  const kernel = checkBundleFile('kernel', opts.kernel);
   if (!Array.isArray(opts.apps) || opts.apps.length > MAX_APPS) fail('apps', `expected a list of at most ${MAX_APPS} bundle paths`, Array.isArray(opts.apps) ? opts.apps.length : opts.apps);
   const apps = opts.apps.map((a, i) => checkBundleFile(`apps[${i}]`, a));
-  const mounted = [base, agent, ...apps];
+  const mounted = [base, agent, kernel, ...apps];
   const names = new Map<string, string>();
   for (const f of mounted) {
     // /init names the dm device and the app's mount point after the bundle's name
@@ -98,14 +99,14 @@ export function verifiedInitrdPart(opts: VerifiedInitrdOptions): Buffer {
     names.set(name, f);
   }
   const lines = new Map<string, string>();
-  if (!Array.isArray(opts.verity) || opts.verity.length > MAX_APPS + 3) fail('verity', `expected a list of at most ${MAX_APPS + 3} entries`, Array.isArray(opts.verity) ? opts.verity.length : opts.verity);
+  if (!Array.isArray(opts.verity) || opts.verity.length > MAX_APPS + 4) fail('verity', `expected a list of at most ${MAX_APPS + 4} entries`, Array.isArray(opts.verity) ? opts.verity.length : opts.verity);
   for (const [i, e] of opts.verity.entries()) {
     if (typeof e?.file !== 'string' || !e.file.endsWith('.snap.verity')) fail(`verity[${i}] file`, 'expected the bundle path with .verity appended', e?.file);
     if (lines.has(e.file)) fail(`verity[${i}] file`, 'a second entry for the same tree', e.file);
     lines.set(e.file, checkEntry(`verity[${i}]`, e));
   }
-  const list = mounted.map((f, i) => lines.get(`${f}.verity`) ?? fail(i === 0 ? 'base' : i === 1 ? 'agent' : `apps[${i - 2}]`, `no verity entry for ${f}.verity`, f));
-  const env = `EDGE_VERIFIED=1\nEDGE_BASE=${base}\nEDGE_AGENT=${agent}\nEDGE_APPS="${apps.join(' ')}"\nEDGE_GRADE=${opts.grade}\n`;
+  const list = mounted.map((f, i) => lines.get(`${f}.verity`) ?? fail(['base', 'agent', 'kernel'][i] ?? `apps[${i - 3}]`, `no verity entry for ${f}.verity`, f));
+  const env = `EDGE_VERIFIED=1\nEDGE_BASE=${base}\nEDGE_AGENT=${agent}\nEDGE_KERNEL=${kernel}\nEDGE_APPS="${apps.join(' ')}"\nEDGE_GRADE=${opts.grade}\n`;
   if (opts.payloadKey !== undefined && !/^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]{1,4096}-----END PUBLIC KEY-----\n$/.test(opts.payloadKey)) fail('payloadKey', 'expected one PEM public key', opts.payloadKey.slice(0, 80));
   return cpioBytes([
     { path: 'etc/edgeimage/verified.env', type: 'file', mode: 0o644, data: env },

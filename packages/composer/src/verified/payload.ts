@@ -88,6 +88,8 @@ export interface SlotPayloadOptions {
   base: string;
   /** The device agent bundle in the slot (the model's snapd-type snap). */
   agent: string;
+  /** The kernel bundle in the slot (its modules/ are bound over the base's /usr/lib/modules). */
+  kernel: string;
   apps: string[];
   verity: BundleVerityEntry[];
   signers: BootSigners;
@@ -106,7 +108,7 @@ export async function stageSlotPayload(o: SlotPayloadOptions): Promise<{ kind: V
   const kernel = readFileSync(join(o.kernelDir, 'kernel.img'));
   if (!existsSync(join(o.kernelDir, 'initrd.img'))) throw new ComposeError('ERR_KERNEL_NO_INITRD', `the kernel bundle has no initrd.img: a verified slot needs the edgeimage initramfs, which opens its bundles through dm-verity`);
   // the signed part first: appended after the gzip archive, the kernel may drop it (see verifiedInitrd)
-  const initrd = verifiedInitrd(readFileSync(join(o.kernelDir, 'initrd.img')), { grade: o.grade, base: o.base, agent: o.agent, apps: o.apps, verity: o.verity, payloadKey: payloadKeyPem(kind === 'uefi' ? o.signers.db : o.signers.fit) });
+  const initrd = verifiedInitrd(readFileSync(join(o.kernelDir, 'initrd.img')), { grade: o.grade, base: o.base, agent: o.agent, kernel: o.kernel, apps: o.apps, verity: o.verity, payloadKey: payloadKeyPem(kind === 'uefi' ? o.signers.db : o.signers.fit) });
   let files: string[];
   if (kind === 'uefi') {
     const db = o.signers.db;
