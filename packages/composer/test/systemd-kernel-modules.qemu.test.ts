@@ -77,7 +77,7 @@ describe.each([['amd64'], ['arm64']])('modules-subset (%s)', (arch) => {
   });
 
   kTest('what a robot or kiosk needs is there: network, input/HID, USB, DRM virtio-gpu and bochs, filesystems, watchdogs, I2C/CAN, device mapper; each resolves', () => {
-    const wanted = ['virtio_net', 'virtio_blk', 'tun', 'bridge', 'nf_tables', 'r8152', 'cdc_ether', 'evdev', 'usbhid', 'hid_generic', 'hid_multitouch', 'xhci_pci', 'usb_storage', 'cdc_acm', 'ftdi_sio', 'virtio_gpu', 'bochs', 'ext4', 'vfat', 'exfat', 'squashfs', 'overlay', 'fuse', 'softdog', 'i2c_dev', 'can_raw', 'dm_verity'];
+    const wanted = ['virtio_net', 'virtio_blk', 'tun', 'bridge', 'nf_tables', 'r8152', 'cdc_ether', 'evdev', 'usbhid', 'hid_generic', 'hid_multitouch', 'xhci_pci', 'usb_storage', 'cdc_acm', 'ftdi_sio', 'virtio_gpu', 'bochs', 'ext4', 'vfat', 'exfat', 'squashfs', 'overlay', 'fuse', 'softdog', 'i2c_dev', 'can_raw', 'dm_verity', 'autofs4', 'configfs', 'efi_pstore'];
     if (arch === 'amd64') wanted.push('i6300esb', 'e1000e', 'r8169');
     if (arch === 'arm64') wanted.push('genet', 'dwc2', 'xhci_plat_hcd');
     const unresolved = wanted.filter((m) => modprobe('-n', m).status !== 0);
