@@ -72,7 +72,7 @@ function generate(d: Device, extraEnv: Record<string, string> = {}): Generated {
     env: { PATH: '/usr/bin:/bin', EDGE_RUN: run, EDGE_KMSG: kmsg, ...extraEnv },
   });
   const units: Record<string, string> = {};
-  for (const f of readdirSync(out)) if (f.endsWith('.service')) units[f] = readFileSync(join(out, f), 'utf8');
+  for (const f of readdirSync(out)) if (/\.(service|mount)$/.test(f)) units[f] = readFileSync(join(out, f), 'utf8');
   const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : undefined);
   return {
     status: r.status,
@@ -147,6 +147,7 @@ bbDescribe('edgeimage-generator: the units of a good bundle', () => {
       'snap.robot-sensor.logger.service',
       'snap.robot-sensor.sensor.health.service',
       'snap.robot-sensor.sensor.service',
+      'tmp.mount',
     ]);
     expect(g.wants('multi-user.target')).toEqual([
       'edgeimage-health.service -> ../edgeimage-health.service',
@@ -154,6 +155,9 @@ bbDescribe('edgeimage-generator: the units of a good bundle', () => {
       'snap.robot-sensor.sensor.service -> ../snap.robot-sensor.sensor.service',
     ]);
     expect(g.wants('sysinit.target')).toEqual(['edgeimage-rc.service -> ../edgeimage-rc.service']);
+    // the root is read-only: /tmp a tmpfs (a DynamicUser service's private /tmp is made under it)
+    expect(g.wants('local-fs.target')).toEqual(['tmp.mount -> ../tmp.mount']);
+    expect(unitLines(g.units['tmp.mount']!)).toEqual(expect.arrayContaining(['[Mount]', 'What=tmpfs', 'Where=/tmp', 'Type=tmpfs', 'Options=mode=1777,strictatime,nosuid,nodev,size=50%,nr_inodes=1m']));
     // no temp files left behind
     expect(readdirSync(g.out).filter((f) => f.startsWith('.'))).toEqual([]);
   });
@@ -326,7 +330,7 @@ bbDescribe('edgeimage-generator: the keys of an app', () => {
     ].join('');
     const g = generate({ slot: 'a', slotEnv: 'EDGE_GRADE=signed\n', snaps: { s: snapYaml('s', apps, "version: 1.0+git~2:x\n") } });
     expect(g.kmsg).toBe('');
-    expect(Object.keys(g.units).length).toBe(11 + 4 + 2);
+    expect(Object.keys(g.units).length).toBe(11 + 4 + 3);
     const v = verify(g);
     expect(v.output).toBe('');
     expect(v.status).toBe(0);
@@ -386,7 +390,7 @@ bbDescribe('edgeimage-generator: hostile apps are left out, the rest generated',
       expect(line).toMatch(/; the app is left out$/);
     }
     // what was generated is still a unit systemd takes, whatever the attack
-    for (const text of Object.values(g.units)) expect(text).not.toMatch(/%|\\|"/);
+    for (const [name, text] of Object.entries(g.units)) if (name !== 'tmp.mount') expect(text).not.toMatch(/%|\\|"/);
   });
 
   test.each([
