@@ -2,7 +2,7 @@
  * buildBase's refusals that come before any tool runs (fast); the builds themselves are in
  * build.qemu.test.ts.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBase, checkBinfmt, debArTime, hostArch } from './build.js';
@@ -77,6 +77,31 @@ describe('buildBase refuses before building', () => {
 
   test("the host's own architecture needs no binfmt", () => {
     expect(() => checkBinfmt(hostArch()!)).not.toThrow();
+  });
+
+  test('a foreign architecture without binfmt: ERR_BASE_BINFMT saying what to run', () => {
+    const binfmt = join(dir, 'binfmt_misc');
+    const err = () => {
+      try {
+        checkBinfmt('arm64', binfmt, 'amd64');
+      } catch (e) {
+        expect(e).toBeInstanceOf(BaseError);
+        expect((e as BaseError).code).toBe('ERR_BASE_BINFMT');
+        return (e as Error).message;
+      }
+      return 'no error';
+    };
+    const how = 'enable it as root: mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; apt-get install qemu-user-static binfmt-support; update-binfmts --enable qemu-aarch64 (./scripts/setup does this where the host allows; in a container, the host must allow mounting binfmt_misc)';
+    expect(err()).toBe(`cannot build an arm64 base on this amd64 host: binfmt_misc is not mounted (the arm64 maintainer scripts run through qemu-user-static); ${how}`);
+    mkdirSync(binfmt);
+    writeFileSync(join(binfmt, 'status'), 'enabled\n');
+    expect(err()).toBe(`cannot build an arm64 base on this host: binfmt_misc has no qemu-aarch64 entry; ${how}`);
+    writeFileSync(join(binfmt, 'qemu-aarch64'), 'disabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: PF\n');
+    expect(err()).toBe(`cannot build an arm64 base on this host: the binfmt_misc entry qemu-aarch64 is disabled; ${how}`);
+    writeFileSync(join(binfmt, 'qemu-aarch64'), 'enabled\ninterpreter /usr/bin/qemu-aarch64\nflags: \n');
+    expect(err()).toBe('cannot build an arm64 base on this host: the binfmt_misc entry qemu-aarch64 lacks the F flag (its interpreter is not found inside a chroot); install qemu-user-static (not qemu-user-binfmt) and run update-binfmts --enable qemu-aarch64');
+    writeFileSync(join(binfmt, 'qemu-aarch64'), 'enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: PF\n');
+    expect(err()).toBe('no error');
   });
 
   test("SOURCE_DATE_EPOCH source: a .deb's ar member time; not a .deb: 0", () => {

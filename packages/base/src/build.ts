@@ -88,18 +88,18 @@ export function hostArch(): BaseArch | undefined {
  * registered with the F flag (the interpreter opened at registration, so it works inside the
  * chroot, where /usr/libexec/qemu-binfmt is absent).
  */
-export function checkBinfmt(arch: BaseArch): void {
-  if (hostArch() === arch) return;
+export function checkBinfmt(arch: BaseArch, binfmt = '/proc/sys/fs/binfmt_misc', host: BaseArch | undefined = hostArch()): void {
+  if (host === arch) return;
   const name = QEMU_BINFMT[arch];
   const how =
     `enable it as root: mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; apt-get install qemu-user-static binfmt-support; update-binfmts --enable ${name} ` +
     `(./scripts/setup does this where the host allows; in a container, the host must allow mounting binfmt_misc)`;
-  if (!existsSync('/proc/sys/fs/binfmt_misc/status')) {
-    throw new BaseError('ERR_BASE_BINFMT', `cannot build an ${arch} base on this ${hostArch() ?? process.arch} host: binfmt_misc is not mounted (the ${arch} maintainer scripts run through qemu-user-static); ${how}`, { arch });
+  if (!existsSync(join(binfmt, 'status'))) {
+    throw new BaseError('ERR_BASE_BINFMT', `cannot build an ${arch} base on this ${host ?? process.arch} host: binfmt_misc is not mounted (the ${arch} maintainer scripts run through qemu-user-static); ${how}`, { arch });
   }
   let entry = '';
   try {
-    entry = readFileSync(`/proc/sys/fs/binfmt_misc/${name}`, 'utf8');
+    entry = readFileSync(join(binfmt, name), 'utf8');
   } catch {
     throw new BaseError('ERR_BASE_BINFMT', `cannot build an ${arch} base on this host: binfmt_misc has no ${name} entry; ${how}`, { arch });
   }
