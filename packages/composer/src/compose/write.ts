@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, copyFileSync, readFileSync, truncateSync, constants as fsc, mkdirSync, openSync, readSync, realpathSync, renameSync, rmSync, writeFileSync, ftruncateSync } from 'node:fs';
+import { closeSync, copyFileSync, readFileSync, truncateSync, constants as fsc, mkdirSync, openSync, readSync, realpathSync, renameSync, rmSync, statfsSync, writeFileSync, ftruncateSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { readRegularFile } from '@edgeimage/assertions';
 import { UBOOT_FLASH_BANK_SIZE } from '../verified/uboot/index.js';
@@ -35,6 +35,15 @@ export interface ComposeResult {
   images: { volume: string; path: string; size: number; sha256?: string; digest?: typeof MAPPED_DIGEST }[];
   manifestPath: string;
   manifest: ImageManifest;
+}
+
+/** Whether the filesystem holding `dir` has no block left for an unprivileged writer. */
+function noBlockLeft(dir: string): boolean {
+  try {
+    return statfsSync(dir).bavail === 0;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -74,7 +83,9 @@ export async function writePlan(plan: ImagePlan, ws: PlanWorkspace, opts: WriteO
         } catch (e) {
           // The filesystem tools write into the image themselves: their failure on a full disk
           // reaches here as their message (strerror), never as an errno.
-          const toolSaid = e instanceof ComposeError && /No space left on device|Disk quota exceeded|File too large/i.test(`${e.message}\n${String(e.context.output ?? '')}`);
+          // Some say only that a write failed (mkfs.vfat: "failed whilst writing FAT"): a tool that
+          // failed while the output's filesystem has no block left ran out of space.
+          const toolSaid = e instanceof ComposeError && (/No space left on device|Disk quota exceeded|File too large/i.test(`${e.message}\n${String(e.context.output ?? '')}`) || (e.code === 'ERR_TOOL_FAILED' && noBlockLeft(plan.outputDir)));
           const code = toolSaid ? 'ENOSPC' : (e as NodeJS.ErrnoException).code;
           if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') {
             throw new ComposeError('ERR_DISK_FULL', `no space left on the device of ${plan.outputDir} while writing the image (${v.size} bytes, sparse; ${code}); nothing was kept`, { dir: plan.outputDir, code });
