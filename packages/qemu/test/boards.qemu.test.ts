@@ -135,6 +135,9 @@ function expectOwnDiskMounts(r: BootTestResult, slotIndex: number): void {
   expect(m['/writable']).toMatchObject({ dev: '/dev/vda4', type: 'ext4' });
   expect(m['/run/edgeimage/boot']).toMatchObject({ dev: '/dev/vda1', type: 'vfat' });
   expect(m['/run/edgeimage/boot']!.opts).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
+  // the device agent: its own bundle, inert like the apps
+  expect(m['/run/edgeimage/agent']?.type).toBe('squashfs');
+  expect(m['/run/edgeimage/agent']!.opts).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev']));
   const apps = Object.entries(m).filter(([p]) => p.startsWith('/run/edgeimage/snap/'));
   expect(apps.map(([p]) => p)).toContain('/run/edgeimage/snap/hello-kiosk');
   for (const [, a] of apps) {

@@ -3,7 +3,8 @@
  * a static busybox with an /sbin/init that reports the slot and the root filesystem; the real
  * Debian kernel and the edgeimage initramfs (default /init) boot slot b of a copy of it.
  */
-import { copyFileSync, readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ext4Cat, sfdiskJson } from '@edgeimage/testkit/image-read';
 import { makeImageWorld, type ImageWorld } from '@edgeimage/testkit/image-world';
@@ -87,8 +88,27 @@ requires(firstMissing(missingHost, deb?.missing)).describe('the initramfs boots 
     expect(boot.output).toContain(`edgeimage-base: apps: ${APP} `);
     expect(boot.output).toMatch(/slot_dev=\/dev\/vda3\s+data_dev=\/dev\/vda4\s+boot_dev=\/dev\/vda1/);
     expect(boot.output).toMatch(/edgeimage-initramfs: slot b: \/dev\/vda3 mounted/);
+    expect(boot.output).toMatch(/edgeimage-initramfs: device agent bundles\/edge-agent_\d+\.snap mounted on \/run\/edgeimage\/agent/);
     expect(boot.output).not.toMatch(/FAILED|Kernel panic/);
     expect(boot.code).toBe(0);
+  }, 240_000);
+
+  test('a slot.env without EDGE_AGENT: FAILED "no device agent", then a reboot; the base\'s init never runs', async () => {
+    const copy = join(world.tempDir('boot-'), 'disk.img');
+    copyFileSync(image, copy);
+    const b = sfdiskJson(copy).partitions.find((p) => p.name === 'system-b')!;
+    const env = ext4Cat(copy, b.start * 512, '/boot/slot.env')!.toString('utf8');
+    const local = join(world.tempDir('env-'), 'slot.env');
+    writeFileSync(local, env.replace(/^EDGE_AGENT=.*\n/m, ''));
+    for (const req of ['rm /boot/slot.env', `write ${local} /boot/slot.env`]) {
+      const d = spawnSync('debugfs', ['-w', '-R', req, `${copy}?offset=${b.start * 512}`], { encoding: 'utf8' });
+      if (d.status !== 0 || /not found|error/i.test(d.stderr)) throw new Error(`debugfs ${req}: ${d.stderr}`);
+    }
+    const boot = await bootQemu(directBootArgs(k.vmlinuz, quickFailInitrd, 'console=ttyS0 panic=-1 edgeimage.slot=b', copy), TIMEOUT_MS);
+    expect(boot.timedOut).toBe(false);
+    expect(boot.output).toContain('edgeimage-initramfs: FAILED: no device agent: slot b names no agent bundle (EDGE_AGENT; the model needs a snap of type snapd)');
+    expect(boot.output).toContain('edgeimage-initramfs: rebooting in 1 s');
+    expect(boot.output).not.toContain('edgeimage-base:');
   }, 240_000);
 
   test('edgeimage.slot=c: FAILED with the reason, then a reboot (QEMU exits with -no-reboot), never a shell', async () => {
