@@ -13,12 +13,14 @@ import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rea
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { REPO } from '@edgeimage/testkit/repo';
-import { requires } from '@edgeimage/testkit/skips';
+import { firstMissing, missingRoot, requires } from '@edgeimage/testkit/skips';
 
 const GENERATOR = join(REPO, 'bundles/edge-agent/lib/systemd/edgeimage-generator');
 const hasTool = (t: string) => spawnSync('sh', ['-c', `command -v ${t}`]).status === 0;
 const { describe: bbDescribe } = requires(hasTool('busybox') ? undefined : 'busybox is not installed');
 const { test: verifyTest } = requires(hasTool('busybox') && hasTool('systemd-analyze') && existsSync('/usr/lib/systemd/system/multi-user.target') ? undefined : 'systemd-analyze (systemd) is not installed');
+
+const { test: rootTest } = requires(firstMissing(missingRoot('a mount namespace'), hasTool('unshare') ? undefined : 'unshare is not installed'));
 
 let top: string;
 let n = 0;
@@ -466,6 +468,35 @@ bbDescribe('edgeimage-generator: a hostile bundle is left out, the others genera
     expect(again.status).toBe(0);
     expect(readFileSync(join(g.out, '..', 'kmsg2'), 'utf8')).toContain(`bad: no ${join(g.run, 'snap/bad/meta/snap.yaml')}: no services`);
     expect(readFileSync(join(g.run, 'services/list'), 'utf8')).toBe('good good bin/good\n');
+  });
+
+  rootTest('run by systemd (SYSTEMD_SCOPE set), EDGE_RUN and EDGE_KMSG are ignored: PID 1 environment comes from the kernel command line, which is not trusted', () => {
+    // a mount namespace of its own: a tmpfs on /run holding the device's run folder, a file on /dev/kmsg
+    const g = generate({ slot: 'a', snaps: { good: GOOD, bad: snapYaml('other', app) } });
+    const w = dirname(g.run);
+    const decoy = join(w, 'decoy');
+    mkdirSync(join(decoy, 'snap/evil/meta'), { recursive: true });
+    writeFileSync(join(decoy, 'snap/evil/meta/snap.yaml'), snapYaml('evil', app));
+    writeFileSync(join(w, 'kmsg-dev'), '');
+    const script = [
+      'set -e',
+      'W=$1 G=$2',
+      'mount -t tmpfs tmpfs /run',
+      'mkdir -p /run/edgeimage',
+      'cp -a "$W/run/." /run/edgeimage/',
+      'mount --bind "$W/kmsg-dev" /dev/kmsg',
+      'rm -rf "$W/out2" && mkdir "$W/out2"',
+      'SYSTEMD_SCOPE=system EDGE_RUN="$W/decoy" EDGE_KMSG="$W/decoy-kmsg" busybox sh "$G" "$W/out2" "$W/out2" "$W/out2"',
+      'cat /run/edgeimage/services/list',
+    ].join('\n');
+    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', w, GENERATOR], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    // the device's run folder was read (good), not the decoy (evil)
+    expect(r.stdout).toBe('good good bin/good\n');
+    expect(readdirSync(join(w, 'out2')).filter((f) => f.startsWith('snap.'))).toEqual(['snap.good.good.service']);
+    expect(existsSync(join(w, 'decoy-kmsg'))).toBe(false);
+    expect(readFileSync(join(w, 'kmsg-dev'), 'utf8')).toContain('<4>edgeimage-generator: snap-apps: /run/edgeimage/snap/bad/meta/snap.yaml: name: "other" is not the name the bundle is mounted as (bad)');
   });
 
   test('no output folder: a line, exit 0', () => {
