@@ -24,8 +24,16 @@ const { test: rootTest } = requires(firstMissing(missingRoot('a mount namespace'
 
 let top: string;
 let n = 0;
+/** busybox and its applet links, as the agent's bin/: made once, linked into every run folder */
+let agentBin: string;
 beforeAll(() => {
   top = mkdtempSync(join(tmpdir(), 'edgeimage-systemd-'));
+  agentBin = join(top, 'agent-bin');
+  mkdirSync(agentBin);
+  if (!hasTool('busybox')) return;
+  const applets = spawnSync('busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+  const bb = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
+  for (const a of applets) symlinkSync(bb, join(agentBin, a));
 });
 afterAll(() => rmSync(top, { recursive: true, force: true }));
 
@@ -51,10 +59,8 @@ interface Generated {
 function generate(d: Device, extraEnv: Record<string, string> = {}): Generated {
   const w = join(top, `w${n++}`);
   const run = join(w, 'run');
-  mkdirSync(join(run, 'agent/bin'), { recursive: true });
-  const applets = spawnSync('busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
-  const bb = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
-  for (const a of applets) symlinkSync(bb, join(run, 'agent/bin', a));
+  mkdirSync(join(run, 'agent'), { recursive: true });
+  symlinkSync(agentBin, join(run, 'agent/bin'));
   symlinkSync(join(REPO, 'bundles/edge-agent/lib'), join(run, 'agent/lib'));
   mkdirSync(join(run, 'slot/boot'), { recursive: true });
   if (d.slot !== undefined) writeFileSync(join(run, 'slot-name'), d.slot);
