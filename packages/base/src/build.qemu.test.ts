@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { buildBase, type BuildBaseResult } from './build.js';
 import { debPool } from './cache.js';
 import { BaseError } from './errors.js';
-import { formatLockChanges, parseLock, serializeLock, type BaseLock } from './lock.js';
+import { formatLockChanges, lockInputs, parseLock, serializeLock, type BaseLock } from './lock.js';
+import { parseBaseYaml } from './spec.js';
 
 const TINY = `name: tiny-base
 version: '0.1'
@@ -39,20 +40,25 @@ function listing(snap: string): string {
   return execFileSync('unsquashfs', ['-lls', '-d', '', snap], { encoding: 'utf8', maxBuffer: 64 << 20 });
 }
 
-function project(yaml: string): { dir: string; yaml: string } {
+function project(yaml: string): { dir: string; yaml: string; work: string } {
   const dir = mkdtempSync(join(tmpdir(), 'edgeimage-base-test-'));
   mkdirSync(join(dir, 'files'));
   writeFileSync(join(dir, 'files/hello.conf'), 'greeting=hello\n');
   writeFileSync(join(dir, 'BASE.yaml'), yaml);
-  return { dir, yaml: join(dir, 'BASE.yaml') };
+  const work = mkdtempSync(join(tmpdir(), 'edgeimage-base-test-work-'));
+  return { dir, yaml: join(dir, 'BASE.yaml'), work };
 }
 
-/** No half-written cache entry and no work folder of ours left behind. */
-function expectNothingHalfDone(dir: string, tmpBefore: Set<string>): void {
+/**
+ * No half-written output or cache entry and no work folder left behind. The builds of these tests
+ * make their work folders in `work` (other processes may be building bases into the system's
+ * temporary folder and the shared cache meanwhile: only this process's entries are looked at).
+ */
+function expectNothingHalfDone(dir: string, work: string): void {
   expect(readdirSync(dir).filter((n) => n.endsWith('.tmp') || n.startsWith('.'))).toEqual([]);
   const pool = debPool();
-  if (existsSync(pool)) expect(readdirSync(pool).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
-  expect(readdirSync(tmpdir()).filter((n) => n.startsWith('edgeimage-base-') && !n.startsWith('edgeimage-base-test-') && !tmpBefore.has(n))).toEqual([]);
+  if (existsSync(pool)) expect(readdirSync(pool).filter((n) => n.startsWith(`.tmp-${process.pid}-`))).toEqual([]);
+  expect(readdirSync(work)).toEqual([]);
 }
 
 async function failure(p: Promise<unknown>): Promise<BaseError> {
@@ -64,28 +70,53 @@ async function failure(p: Promise<unknown>): Promise<BaseError> {
   return e as BaseError;
 }
 
+function oldLock(inputs: string): BaseLock {
+  return {
+    format: 1,
+    suite: 'bookworm',
+    architecture: 'amd64',
+    'source-date-epoch': 1_600_000_000,
+    inputs,
+    packages: [
+      { name: 'sysvinit-core', version: '3.06-2', architecture: 'amd64', sha256: 'e'.repeat(64), size: 100, filename: 'sysvinit-core_3.06-2_amd64.deb' },
+      { name: 'edgeimage-gone', version: '1.0-1', architecture: 'all', sha256: 'd'.repeat(64), size: 100, filename: 'edgeimage-gone_1.0-1_all.deb' },
+    ],
+  };
+}
+
 describe('an amd64 base from Debian packages', () => {
-  let p: { dir: string; yaml: string };
+  let p: { dir: string; yaml: string; work: string };
   let first: BuildBaseResult;
   let second: BuildBaseResult;
-  const tmpBefore = new Set(readdirSync(tmpdir()));
 
   beforeAll(async () => {
     p = project(TINY);
-    first = await buildBase({ yamlPath: p.yaml, out: join(p.dir, 'a.snap') });
-    second = await buildBase({ yamlPath: p.yaml, out: join(p.dir, 'b.snap') });
+    // A lock as if made long ago for this BASE.yaml (an older sysvinit-core, a package since
+    // dropped): the first build refreshes it with --update — one lock stage serves both tests.
+    writeFileSync(join(p.dir, 'BASE.lock'), serializeLock(oldLock(lockInputs(parseBaseYaml(p.yaml), 'amd64'))));
+    first = await buildBase({ tmpDir: p.work, yamlPath: p.yaml, out: join(p.dir, 'a.snap'), update: true });
+    second = await buildBase({ tmpDir: p.work, yamlPath: p.yaml, out: join(p.dir, 'b.snap') });
   }, 2 * BUILD_TIMEOUT);
-  afterAll(() => rmSync(p.dir, { recursive: true, force: true }));
+  afterAll(() => {
+    rmSync(p.dir, { recursive: true, force: true });
+    rmSync(p.work, { recursive: true, force: true });
+  });
 
-  test('the first build writes BASE.lock (every package added); the second builds from it without a new lock', () => {
+  test('--update rewrites an old lock and says what changed; the next build installs from the lock, no lock stage', () => {
     expect(first.lockWritten).toBe(true);
-    expect(first.lockCreated).toBe(true);
+    expect(first.lockCreated).toBe(false);
     expect(first.lockPath).toBe(join(p.dir, 'BASE.lock'));
     const lock = parseLock(readFileSync(first.lockPath, 'utf8'), first.lockPath);
     expect(lock.architecture).toBe('amd64');
+    expect(lock['source-date-epoch']).toBeGreaterThan(1_600_000_000);
     expect(lock.packages.map((x) => x.name)).toEqual(expect.arrayContaining(['base-files', 'dpkg', 'apt', 'sysvinit-core']));
-    expect(first.changes.every((c) => c.kind === 'added')).toBe(true);
-    expect(first.changes).toHaveLength(lock.packages.length);
+    const sysv = lock.packages.find((x) => x.name === 'sysvinit-core')!;
+    const lines = formatLockChanges(first.changes);
+    expect(lines).toContain('- edgeimage-gone 1.0-1 (removed)');
+    expect(lines).toContain(`~ sysvinit-core:amd64 3.06-2 -> ${sysv.version} (upgraded)`);
+    expect(lines).toContain(`+ dpkg:amd64 ${lock.packages.find((x) => x.name === 'dpkg')!.version} (added)`);
+    expect(lines.filter((l) => l.startsWith('+ '))).toHaveLength(lock.packages.length - 1);
+    expect(lines).toHaveLength(lock.packages.length + 1);
     expect(second.lockWritten).toBe(false);
     expect(second.changes).toEqual([]);
     expect(second.seconds.lock).toBeUndefined();
@@ -115,7 +146,8 @@ describe('an amd64 base from Debian packages', () => {
     for (const dir of ['/writable', '/usr/lib/modules', '/run', '/proc', '/sys', '/dev', '/tmp']) expect(ls).toMatch(new RegExp(`^d\\S+ root/root .* ${dir.replace(/\//g, '\\/')}$`, 'm'));
     expect(ls).toMatch(/^drwxrwxrwt .* \/tmp$/m);
     expect(ls).not.toMatch(/ \/etc\/resolv\.conf( |$)/m);
-    expect(ls).not.toMatch(/ \/var\/lib\/apt\/lists\/\S/m);
+    // (apt's empty lock file and partial/ folder stay, as after any apt run; no index file)
+    expect(ls).not.toMatch(/ \/var\/lib\/apt\/lists\/[^/\s]*_/m);
     expect(ls).not.toMatch(/ \/var\/cache\/apt\/\S+\.bin$/m);
     expect(ls).not.toMatch(/ \/var\/cache\/ldconfig\/aux-cache$/m);
     expect(ls).not.toMatch(/^-.* \/var\/log\/\S+$/m);
@@ -131,88 +163,73 @@ describe('an amd64 base from Debian packages', () => {
     const lockFile = join(p.dir, 'bumped.lock');
     writeFileSync(lockFile, serializeLock(bumped));
     const out = join(p.dir, 'bumped.snap');
-    const e = await failure(buildBase({ yamlPath: p.yaml, lockPath: lockFile, out }));
+    const e = await failure(buildBase({ tmpDir: p.work, yamlPath: p.yaml, lockPath: lockFile, out }));
     expect(e.code).toBe('ERR_BASE_LOCK_UNAVAILABLE');
     expect(e.message).toMatch(new RegExp(`^${lockFile}: sysvinit-core 3\\.06-4\\+edgeimage9 \\(amd64\\) is locked but is neither in the cache \\(.*\\) nor in the archive \\(http://deb\\.debian\\.org/debian bookworm: .*\\); .*run base build --update`));
     expect(existsSync(out)).toBe(false);
     expect(readFileSync(lockFile, 'utf8')).toBe(serializeLock(bumped));
-    expectNothingHalfDone(p.dir, tmpBefore);
-  }, BUILD_TIMEOUT);
-
-  test('--update on an old lock prints what changed and rewrites the lock', async () => {
-    const lock = parseLock(readFileSync(first.lockPath, 'utf8'), first.lockPath);
-    const real = lock.packages.find((x) => x.name === 'sysvinit-core')!;
-    const old: BaseLock = {
-      ...lock,
-      packages: [
-        ...lock.packages.filter((x) => x.name !== 'hostname').map((x) => (x.name === 'sysvinit-core' ? { ...x, version: '3.06-2', sha256: 'e'.repeat(64), filename: 'sysvinit-core_3.06-2_amd64.deb' } : x)),
-        { name: 'edgeimage-gone', version: '1.0-1', architecture: 'all', sha256: 'd'.repeat(64), size: 100, filename: 'edgeimage-gone_1.0-1_all.deb' },
-      ],
-    };
-    const lockFile = join(p.dir, 'old.lock');
-    writeFileSync(lockFile, serializeLock(old));
-    const r = await buildBase({ yamlPath: p.yaml, lockPath: lockFile, out: join(p.dir, 'updated.snap'), update: true });
-    const hostname = lock.packages.find((x) => x.name === 'hostname')!;
-    expect(formatLockChanges(r.changes)).toEqual([`- edgeimage-gone 1.0-1 (removed)`, `+ hostname:amd64 ${hostname.version} (added)`, `~ sysvinit-core:amd64 3.06-2 -> ${real.version} (upgraded)`]);
-    expect(r.lockWritten).toBe(true);
-    expect(readFileSync(lockFile, 'utf8')).toBe(readFileSync(first.lockPath, 'utf8'));
-    // The refreshed lock is the first build's: so is the bundle.
-    expect(r.sha3_384).toBe(first.sha3_384);
+    expectNothingHalfDone(p.dir, p.work);
   }, BUILD_TIMEOUT);
 
   test('a service that is not in the tree: ERR_BASE_SERVICE naming it; no bundle, the lock unchanged, nothing half-written', async () => {
     writeFileSync(p.yaml.replace('BASE.yaml', 'svc.yaml'), `${TINY}services:\n  enable: [edgeimage-nope.service]\n`);
     writeFileSync(join(p.dir, 'svc.lock'), readFileSync(first.lockPath));
     const out = join(p.dir, 'svc.snap');
-    const e = await failure(buildBase({ yamlPath: join(p.dir, 'svc.yaml'), out }));
+    const e = await failure(buildBase({ tmpDir: p.work, yamlPath: join(p.dir, 'svc.yaml'), out }));
     expect(e.code).toBe('ERR_BASE_SERVICE');
     expect(e.message).toBe(`${join(p.dir, 'svc.yaml')}: services: edgeimage-nope.service is not a unit of the base (none in /etc/systemd/system or /usr/lib/systemd/system; add its package or a file)`);
     expect(existsSync(out)).toBe(false);
     expect(readFileSync(join(p.dir, 'svc.lock'))).toEqual(readFileSync(first.lockPath));
-    expectNothingHalfDone(p.dir, tmpBefore);
+    expectNothingHalfDone(p.dir, p.work);
   }, BUILD_TIMEOUT);
 });
 
 describe('bad package lists', () => {
-  const tmpBefore = new Set(readdirSync(tmpdir()));
-  let p: { dir: string; yaml: string };
+  let p: { dir: string; yaml: string; work: string };
   beforeAll(() => {
     p = project(TINY);
   });
-  afterAll(() => rmSync(p.dir, { recursive: true, force: true }));
+  afterAll(() => {
+    rmSync(p.dir, { recursive: true, force: true });
+    rmSync(p.work, { recursive: true, force: true });
+  });
 
   test('a package the archive does not have: ERR_BASE_PACKAGE_UNKNOWN naming it, no lock, no bundle', async () => {
     writeFileSync(p.yaml, TINY.replace('[sysvinit-core]', '[sysvinit-core, edgeimage-no-such-package]'));
-    const e = await failure(buildBase({ yamlPath: p.yaml, out: join(p.dir, 'x.snap') }));
+    const e = await failure(buildBase({ tmpDir: p.work, yamlPath: p.yaml, out: join(p.dir, 'x.snap') }));
     expect(e.code).toBe('ERR_BASE_PACKAGE_UNKNOWN');
     expect(e.message).toBe(`${p.yaml}: packages: edgeimage-no-such-package is not a package of Debian bookworm (amd64, main) at http://deb.debian.org/debian`);
     expect(existsSync(join(p.dir, 'BASE.lock'))).toBe(false);
     expect(existsSync(join(p.dir, 'x.snap'))).toBe(false);
-    expectNothingHalfDone(p.dir, tmpBefore);
+    expectNothingHalfDone(p.dir, p.work);
   }, BUILD_TIMEOUT);
 
   test('no init in the package list: ERR_BASE_NO_INIT, no lock, no bundle', async () => {
     writeFileSync(p.yaml, TINY.replace('[sysvinit-core]', '[]'));
-    const e = await failure(buildBase({ yamlPath: p.yaml, out: join(p.dir, 'x.snap') }));
+    const e = await failure(buildBase({ tmpDir: p.work, yamlPath: p.yaml, out: join(p.dir, 'x.snap') }));
     expect(e.code).toBe('ERR_BASE_NO_INIT');
     expect(e.message).toBe(`${p.yaml}: the base has no /sbin/init: add an init to packages: (systemd-sysv for systemd) — the initramfs starts /sbin/init of the base`);
     expect(existsSync(join(p.dir, 'BASE.lock'))).toBe(false);
     expect(existsSync(join(p.dir, 'x.snap'))).toBe(false);
-    expectNothingHalfDone(p.dir, tmpBefore);
+    expectNothingHalfDone(p.dir, p.work);
   }, BUILD_TIMEOUT);
 });
 
 describe('an arm64 base on an amd64 host (maintainer scripts through qemu-user binfmt)', () => {
-  let p: { dir: string; yaml: string };
+  let p: { dir: string; yaml: string; work: string };
   let r: BuildBaseResult;
   beforeAll(async () => {
     p = project(TINY);
-    r = await buildBase({ yamlPath: p.yaml, arch: 'arm64', out: join(p.dir, 'arm64.snap') });
+    r = await buildBase({ tmpDir: p.work, yamlPath: p.yaml, arch: 'arm64', out: join(p.dir, 'arm64.snap') });
   }, 2 * BUILD_TIMEOUT);
-  afterAll(() => rmSync(p.dir, { recursive: true, force: true }));
+  afterAll(() => {
+    rmSync(p.dir, { recursive: true, force: true });
+    rmSync(p.work, { recursive: true, force: true });
+  });
 
   test('BASE.arm64.lock of arm64 packages; arm64 binaries; the accounts made by running arm64 useradd', () => {
     expect(r.lockPath).toBe(join(p.dir, 'BASE.arm64.lock'));
+    expect(r.lockCreated).toBe(true);
     expect(existsSync(join(p.dir, 'BASE.lock'))).toBe(false);
     expect(r.lock.architecture).toBe('arm64');
     expect(r.lock.packages.every((x) => x.architecture === 'arm64' || x.architecture === 'all')).toBe(true);

@@ -53,6 +53,8 @@ export interface BuildBaseOptions {
   lockPath?: string;
   /** Root of the caches (default {@link cacheRoot}). */
   cacheDir?: string;
+  /** Where the build's work folder (the repository, the tree's tar) is made; default os.tmpdir(). */
+  tmpDir?: string;
   /** One call per stage started: 'lock', 'fetch', 'rootfs', 'squashfs'. */
   onStage?: (stage: BuildStage, detail: string) => void;
 }
@@ -440,7 +442,7 @@ export async function buildBase(opts: BuildBaseOptions): Promise<BuildBaseResult
     }
   };
 
-  const work = mkdtempSync(join(tmpdir(), 'edgeimage-base-'));
+  const work = mkdtempSync(join(opts.tmpDir ?? tmpdir(), 'edgeimage-base-'));
   chmodSync(work, 0o755); // read by mmdebstrap's hooks as the unshare mode's root
   inProgress.add(work);
   const tmpOut = join(dirname(out), `.${basename(out)}.${randomBytes(6).toString('hex')}.tmp`);
