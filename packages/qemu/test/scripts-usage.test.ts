@@ -49,7 +49,7 @@ const USAGE: [string, string[], string][] = [
   ['demo', ['--board', 'riscv'], "demo: --board is pc-amd64, arm64-efi or arm64-uboot, not 'riscv'"],
   ['demo', ['--fast'], 'demo: unknown option --fast (try --help)'],
   ['reference-images', ['--out'], 'reference-images: --out needs a folder'],
-  ['reference-images', ['riscv'], 'reference-images: unknown board or option: riscv (boards: pc-amd64 arm64-efi arm64-uboot, and their twins BOARD-dangerous)'],
+  ['reference-images', ['riscv'], 'reference-images: unknown board or option: riscv (boards: pc-amd64 arm64-efi arm64-uboot, the robot on robot-pc-amd64 robot-arm64-uboot, and their twins BOARD-dangerous)'],
   ['bench', ['nope'], "bench: unknown section 'nope' (sections: assertions boot compose resolve update)"],
 ];
 test.each(USAGE)('%s %j: exit 2, "%s"', (name, args, message) => {
