@@ -1,7 +1,7 @@
-# Partition lookup on the boot disk, shared by the initramfs /init (embedded in it) and the base's
-# tools (/usr/lib/edgeimage/partitions, sourced by common). busybox sh, no udev: the kernel shows
-# PARTNAME in /sys/class/block/*/uevent but no PARTUUID, and busybox has no blkid, so partition
-# UUIDs and filesystem labels are read from the disks themselves (dd + od).
+# Partition lookup on the boot disk, shared by the initramfs /init (embedded in it) and the device
+# agent's tools (/run/edgeimage/agent/lib/edgeimage/partitions, sourced by common). busybox sh, no
+# udev: the kernel shows PARTNAME in /sys/class/block/*/uevent but no PARTUUID, and busybox has no
+# blkid, so partition UUIDs and filesystem labels are read from the disks themselves (dd + od).
 #
 # The boot disk is the disk of the partition whose PARTUUID the bootloader put on the kernel command
 # line (edgeimage.bootpart=, the FIRST occurrence: the bootloader's): the system-boot it was loaded
