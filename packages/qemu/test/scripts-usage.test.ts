@@ -48,9 +48,11 @@ const USAGE: [string, string[], string][] = [
   ['demo', ['--board'], 'demo: --board needs a board: pc-amd64, arm64-efi or arm64-uboot'],
   ['demo', ['--board', 'riscv'], "demo: --board is pc-amd64, arm64-efi or arm64-uboot, not 'riscv'"],
   ['demo', ['--fast'], 'demo: unknown option --fast (try --help)'],
+  ['demo', ['--product', 'drone'], "demo: --product is kiosk or robot, not 'drone'"],
+  ['demo', ['--product', 'robot', '--board', 'arm64-efi'], 'demo: the robot is built for pc-amd64 and arm64-uboot, not arm64-efi'],
   ['reference-images', ['--out'], 'reference-images: --out needs a folder'],
   ['reference-images', ['riscv'], 'reference-images: unknown board or option: riscv (boards: pc-amd64 arm64-efi arm64-uboot, the robot on robot-pc-amd64 robot-arm64-uboot, and their twins BOARD-dangerous)'],
-  ['bench', ['nope'], "bench: unknown section 'nope' (sections: assertions boot compose resolve update)"],
+  ['bench', ['nope'], "bench: unknown section 'nope' (sections: assertions boot compose resolve robot update)"],
 ];
 test.each(USAGE)('%s %j: exit 2, "%s"', (name, args, message) => {
   const r = script(name, args);
