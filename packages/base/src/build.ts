@@ -183,6 +183,7 @@ async function lockStage(spec: BaseSpec, arch: BaseArch, work: string, cache: st
   const r = await exec('mmdebstrap', [
     ...mmdebstrapBase(spec, arch),
     '--skip=essential/unlink',
+    `--customize-hook=${['root=$1', 'fail() { echo "edgeimage-base: $*" >&2; exit 1; }', ...INIT_CHECK].join('\n')}`,
     `--customize-hook=copy-out /var/cache/apt/archives/ ${debs}`,
     '--format=null',
     spec.suite,
@@ -285,6 +286,17 @@ async function prepareRepo(spec: BaseSpec, lock: BaseLock, lockFile: string, wor
   return { repo, fetched };
 }
 
+/**
+ * /sbin/init must be in the tree, followed through the tree's own links (an absolute link resolves
+ * under $root, not on the host). Run in both stages: the lock stage reports a base without an init
+ * before a build is spent on it.
+ */
+const INIT_CHECK = [
+  'i="$root/sbin/init"; n=0',
+  'while [ -L "$i" ] && [ $n -lt 16 ]; do t=$(readlink "$i"); case $t in /*) i="$root$t" ;; *) i="$(dirname "$i")/$t" ;; esac; n=$((n + 1)); done',
+  '[ -f "$i" ] || fail "no /sbin/init"',
+];
+
 /** The customize hook: BASE.yaml's accounts, files and services, then what would differ per build. */
 function customizeScript(spec: BaseSpec, stage: string): string {
   const L: string[] = [
@@ -353,10 +365,7 @@ function customizeScript(spec: BaseSpec, stage: string): string {
     // writable /var. -xdev: not into the /proc, /sys, /dev mounted for the hooks.
     'command -v setfacl >/dev/null || fail "setfacl is needed to drop the POSIX ACLs squashfs cannot store (apt-get install acl)"',
     'find "$root" -xdev \\( -type f -o -type d \\) -exec setfacl -b {} +',
-    // /sbin/init through the tree's own links (an absolute link resolves under $root, not on the host).
-    'i="$root/sbin/init"; n=0',
-    'while [ -L "$i" ] && [ $n -lt 16 ]; do t=$(readlink "$i"); case $t in /*) i="$root$t" ;; *) i="$(dirname "$i")/$t" ;; esac; n=$((n + 1)); done',
-    '[ -f "$i" ] || fail "no /sbin/init"',
+    ...INIT_CHECK,
     '',
   );
   return L.join('\n');
