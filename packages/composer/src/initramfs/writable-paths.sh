@@ -148,6 +148,17 @@ edge_writable_paths() {
       mv "$_wp_tmp" "$_wp_copy" || fail "cannot rename $_wp_tmp to $_wp_copy"
       say "writable path $wp_path: data copy made ($wp_mode)"
     fi
+    # /etc/machine-id: the device's identity is made here, once, on system-data. Left empty,
+    # systemd makes one and writes it but then fsyncs its folder, which a squashfs /etc refuses
+    # ("Failed to write /etc/machine-id: Invalid argument" on every first boot). 32 lowercase hex
+    # digits from the kernel's random UUID, as systemd-machine-id-setup writes it.
+    if [ "$wp_path" = /etc/machine-id ] && [ "$_wp_type" = file ] && [ ! -s "$_wp_copy" ]; then
+      _wp_id=$(tr -d '-' < /proc/sys/kernel/random/uuid)
+      case "$_wp_id" in ????????????????????????????????) ;; *) fail "the kernel gave no random UUID for /etc/machine-id (found \"$_wp_id\")" ;; esac
+      case "$_wp_id" in *[!0-9a-f]*) fail "the kernel gave no random UUID for /etc/machine-id (found \"$_wp_id\")" ;; esac
+      echo "$_wp_id" > "$_wp_copy.edgeimage-new" && chmod "$(stat -c %a "$_wp_copy")" "$_wp_copy.edgeimage-new" && sync && mv "$_wp_copy.edgeimage-new" "$_wp_copy" || fail "cannot write the machine id to $_wp_copy"
+      say "writable path /etc/machine-id: machine id made"
+    fi
     # nothing else runs now, but the last word is the check right before the bind
     [ "$(edge_wp_type "$_wp_copy")" = "$_wp_type" ] || fail "writable path $wp_path: the data copy $_wp_copy is not a $_wp_type"
     edge_bind "$_wp_copy" "$_wp_base" || fail "cannot bind $_wp_copy over $wp_path"

@@ -68,7 +68,10 @@ requires(missingBusybox).describe('initramfs writable paths (busybox sh)', () =>
     expect(readFileSync(join(data, 'var/lib/state'), 'utf8')).toBe('from the base\n');
     expect(readlinkSync(join(data, 'var/lib/link'))).toBe('../lib/state');
     expect(readFileSync(join(data, 'etc/hostname'), 'utf8')).toBe('edge\n');
-    expect(readFileSync(join(data, 'etc/machine-id'), 'utf8')).toBe('');
+    // the machine id is made once, here: systemd's own write fails on a read-only /etc
+    const id = readFileSync(join(data, 'etc/machine-id'), 'utf8');
+    expect(id).toMatch(/^[0-9a-f]{32}\n$/);
+    expect(r.out).toContain('edgeimage-initramfs: writable path /etc/machine-id: machine id made');
     expect(statSync(join(data, 'etc/machine-id')).mode & 0o7777).toBe(0o444);
     expect(existsSync(join(data, 'var.edgeimage-new'))).toBe(false);
     // the device changed its data: the next boot binds it as it is
@@ -77,6 +80,19 @@ requires(missingBusybox).describe('initramfs writable paths (busybox sh)', () =>
     expect(again.binds).toHaveLength(3);
     expect(again.out).not.toContain('data copy made');
     expect(readFileSync(join(data, 'etc/hostname'), 'utf8')).toBe('renamed\n');
+    expect(readFileSync(join(data, 'etc/machine-id'), 'utf8')).toBe(id);
+    expect(again.out).not.toContain('machine id made');
+  });
+
+  test('an empty /etc/machine-id on system-data (left by an older initramfs) gets a machine id; a set one is kept', () => {
+    list('/etc/machine-id persistent\n');
+    mkdirSync(join(data, 'etc'), { recursive: true });
+    writeFileSync(join(data, 'etc/machine-id'), '');
+    expect(run().out).toContain('machine id made');
+    expect(readFileSync(join(data, 'etc/machine-id'), 'utf8')).toMatch(/^[0-9a-f]{32}\n$/);
+    writeFileSync(join(data, 'etc/machine-id'), '0123456789abcdef0123456789abcdef\n');
+    expect(run().out).not.toContain('machine id made');
+    expect(readFileSync(join(data, 'etc/machine-id'), 'utf8')).toBe('0123456789abcdef0123456789abcdef\n');
   });
 
   test.each([
