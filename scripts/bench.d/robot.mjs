@@ -42,7 +42,7 @@ const BOARDS = [
 const CLI = join(REPO, 'packages/cli/bin/edgeimage.js');
 const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const mib = (n) => `${(n / 1048576).toFixed(1)} MiB`;
+const mib = (n) => (n < 1048576 ? `${(n / 1024).toFixed(0)} KiB` : `${(n / 1048576).toFixed(1)} MiB`);
 const sha256 = (f) => createHash('sha256').update(readFileSync(f)).digest('hex');
 
 const work = mkdtempSync(join(tmpdir(), 'edgeimage-bench-robot-'));
@@ -68,14 +68,14 @@ try {
 
   // --- bundle sizes ---
   console.log('\nBundle sizes (images/bundles/, as bundles/build makes them)');
-  execFileSync(join(REPO, 'bundles/build'), [join(REPO, 'images/bundles')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(join(REPO, 'bundles/build'), [join(REPO, 'images/bundles')], { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 256 * 1024 * 1024 });
   const dir = join(REPO, 'images/bundles');
   const files = readdirSync(dir).filter((f) => f.endsWith('.snap') && /^(robot-|edge-agent|busybox-base|hello-kiosk|debian-kernel)/.test(f)).sort();
   for (const f of files) console.log(`  ${f.padEnd(40)} ${mib(statSync(join(dir, f)).size).padStart(10)}`);
 
   // --- boots ---
   const ref = join(work, 'ref');
-  execFileSync(join(REPO, 'scripts/reference-images'), ['--out', ref, ...BOARDS.map((b) => b.model)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(join(REPO, 'scripts/reference-images'), ['--out', ref, ...BOARDS.map((b) => b.model)], { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 256 * 1024 * 1024 });
   const freePort = () => new Promise((res) => { const s = createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); }); });
   console.log(`\nBoot of the verified robot image under TCG, ${RUNS} run(s), medians (load before: ${load()})`);
   console.log(`${'model'.padEnd(20)} ${'init s'.padStart(7)} ${'healthy s'.padStart(10)} ${'1st HTTP s'.padStart(11)}`);
