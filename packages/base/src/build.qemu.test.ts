@@ -171,6 +171,31 @@ describe('an amd64 base from Debian packages', () => {
     expectNothingHalfDone(p.dir, p.work);
   }, BUILD_TIMEOUT);
 
+  test("the archive's .deb of a locked version has another sha256 than the lock's: ERR_BASE_LOCK_MISMATCH, no bundle", async () => {
+    const lock = parseLock(readFileSync(first.lockPath, 'utf8'), first.lockPath);
+    const sysv = lock.packages.find((x) => x.name === 'sysvinit-core')!;
+    const lockFile = join(p.dir, 'mismatch.lock');
+    writeFileSync(lockFile, serializeLock({ ...lock, packages: lock.packages.map((x) => (x === sysv ? { ...x, sha256: 'c'.repeat(64) } : x)) }));
+    const out = join(p.dir, 'mismatch.snap');
+    const e = await failure(buildBase({ tmpDir: p.work, yamlPath: p.yaml, lockPath: lockFile, out }));
+    expect(e.code).toBe('ERR_BASE_LOCK_MISMATCH');
+    expect(e.message).toBe(`${lockFile}: sysvinit-core ${sysv.version} from the archive has sha256 ${sysv.sha256}, the lock says ${'c'.repeat(64)}; run base build --update if the archive is right`);
+    expect(existsSync(out)).toBe(false);
+    expectNothingHalfDone(p.dir, p.work);
+  }, BUILD_TIMEOUT);
+
+  test('a lock entry whose sha256 is the cached .deb of another package: ERR_BASE_LOCK naming both', async () => {
+    const lock = parseLock(readFileSync(first.lockPath, 'utf8'), first.lockPath);
+    const sysv = lock.packages.find((x) => x.name === 'sysvinit-core')!;
+    const dash = lock.packages.find((x) => x.name === 'dash')!;
+    const lockFile = join(p.dir, 'swapped.lock');
+    writeFileSync(lockFile, serializeLock({ ...lock, packages: lock.packages.map((x) => (x === sysv ? { ...x, sha256: dash.sha256 } : x)) }));
+    const e = await failure(buildBase({ tmpDir: p.work, yamlPath: p.yaml, lockPath: lockFile, out: join(p.dir, 'swapped.snap') }));
+    expect(e.code).toBe('ERR_BASE_LOCK');
+    expect(e.message).toBe(`${lockFile}: sysvinit-core: the .deb with sha256 ${dash.sha256} is dash ${dash.version} (amd64), not sysvinit-core ${sysv.version} (amd64)`);
+    expectNothingHalfDone(p.dir, p.work);
+  }, BUILD_TIMEOUT);
+
   test('a service that is not in the tree: ERR_BASE_SERVICE naming it; no bundle, the lock unchanged, nothing half-written', async () => {
     writeFileSync(p.yaml.replace('BASE.yaml', 'svc.yaml'), `${TINY}services:\n  enable: [edgeimage-nope.service]\n`);
     writeFileSync(join(p.dir, 'svc.lock'), readFileSync(first.lockPath));
