@@ -142,6 +142,17 @@ describe('BASE.yaml', () => {
     );
   });
 
+  test('a writable path that is or holds the kernel modules, and one the initramfs cannot read (review F3, F5)', () => {
+    for (const path of ['/usr', '/usr/lib', '/usr/lib/modules', '/usr/lib/modules/6.1.0', '/lib/modules']) {
+      expect(failure(GOOD.replace('path: /etc/robot', `path: ${path}`)).message).toBe(
+        `${yaml}:14: writable-paths[0].path: expected a path that neither is nor holds /usr/lib/modules (the kernel bundle's modules are never writable), found "${path}"`,
+      );
+    }
+    expect(failure(GOOD.replace('path: /etc/robot', 'path: /etc/ro+bot')).message).toBe(
+      `${yaml}:14: writable-paths[0].path: expected a path of A-Z a-z 0-9 . _ / - only, at most 1024 characters (as the initramfs reads it), found "/etc/ro+bot"`,
+    );
+  });
+
   test('a bad writable-path mode', () => {
     expect(failure(GOOD.replace('mode: synced', 'mode: rw')).message).toBe(`${yaml}:14: writable-paths[0].mode: expected one of persistent, synced, found "rw"`);
   });

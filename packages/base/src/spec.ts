@@ -119,6 +119,8 @@ const UNIT_RE = /^[A-Za-z0-9@._:-]{1,200}\.(?:service|socket|timer|target|path|m
 const ACCOUNT_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
 /** Places the device makes itself (kernel filesystems, the data partition): never a writable path. */
 const RESERVED = ['/writable', '/run', '/proc', '/sys', '/dev', '/tmp', '/meta'];
+/** Where the initramfs binds the verified kernel bundle's modules (merged /usr: /lib is /usr/lib). */
+const MODULES = ['/usr/lib/modules', '/lib/modules'];
 
 function hasDotSegment(p: string): boolean {
   return p.split('/').some((s) => s === '..' || s === '.');
@@ -199,9 +201,16 @@ const schema = z.strictObject({
   'writable-paths': z
     .array(
       z.strictObject({
-        path: absPath('a path of the base that the device writes').refine((p) => !RESERVED.some((r) => p === r || p.startsWith(`${r}/`)), {
-          message: `a path outside ${RESERVED.join(' ')} (the device mounts those itself)`,
-        }),
+        path: absPath('a path of the base that the device writes')
+          .refine((p) => !RESERVED.some((r) => p === r || p.startsWith(`${r}/`)), {
+            message: `a path outside ${RESERVED.join(' ')} (the device mounts those itself)`,
+          })
+          // the initramfs refuses these too: the modules come from the verified kernel bundle only
+          .refine((p) => !MODULES.some((m) => p === m || p.startsWith(`${m}/`) || m.startsWith(`${p}/`)), {
+            message: 'a path that neither is nor holds /usr/lib/modules (the kernel bundle\'s modules are never writable)',
+          })
+          // the initramfs reads the list with this alphabet and length: a path it refuses never boots
+          .refine((p) => /^[A-Za-z0-9._/-]{1,1024}$/.test(p), { message: 'a path of A-Z a-z 0-9 . _ / - only, at most 1024 characters (as the initramfs reads it)' }),
         mode: z.enum(['persistent', 'synced']),
       }),
     )

@@ -314,7 +314,22 @@ bbDescribe('edgeimage-generator: the keys of an app', () => {
     expect(users.length).toBe(2);
     expect(new Set(users).size).toBe(1);
     expect(users[0]!.length - 'User='.length).toBeLessThanOrEqual(31);
-    expect(users[0]).toMatch(/^User=snap-a-very-long-snap-[0-9a-f]{8}$/);
+    expect(users[0]).toMatch(/^User=snap_[0-9a-f]{26}$/);
+  });
+
+  test('a long snap name never gets the user of another snap: its shortened name is not the plain name of a 25-character snap (review F4)', () => {
+    const long = 'robot-sensor-calibration-daemon';
+    const apps = '  d:\n    command: bin/d\n    daemon: simple\n';
+    const first = generate({ slot: 'a', snaps: { [long]: snapYaml(long, apps) } });
+    const user = unitLines(first.units[`snap.${long}.d.service`]!).find((l) => l.startsWith('User='))!;
+    // the old shortening (16 characters, "-", 8 hex digits) gave exactly the plain user of this snap
+    const short = 'robot-sensor-cal-cae8d12f';
+    const second = generate({ slot: 'a', snaps: { [long]: snapYaml(long, apps), [short]: snapYaml(short, apps) } });
+    const users = Object.entries(second.units).filter(([f]) => f.endsWith('.d.service')).map(([, t]) => unitLines(t).find((l) => l.startsWith('User='))!);
+    expect(users).toHaveLength(2);
+    expect(new Set(users).size).toBe(2);
+    expect(users).toContain(`User=snap-${short}`);
+    expect(users).toContain(user);
   });
 
   test.each([

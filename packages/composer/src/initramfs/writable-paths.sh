@@ -51,11 +51,17 @@ edge_wp_check_line() {
   case "$wp_path" in
     /writable|/writable/*|/run|/run/*|/proc|/proc/*|/sys|/sys/*|/dev|/dev/*) _wl_bad "$1" "$2" "the path is under /writable, /run, /proc, /sys or /dev" ;;
   esac
+  # the kernel's modules come from the verified kernel bundle only: no data copy over them or
+  # over a folder that holds them
+  case "$wp_path" in
+    /usr|/usr/lib|/usr/lib/modules|/usr/lib/modules/*|/lib|/lib/modules|/lib/modules/*) _wl_bad "$1" "$2" "the path is or holds /usr/lib/modules (the kernel bundle's modules are never writable)" ;;
+  esac
   [ "${#wp_path}" -le 1024 ] || _wl_bad "$1" "$2" "the path is longer than 1024 characters"
 }
 
 # edge_wp_clean DATA PATH: every existing component of DATA/PATH below DATA that is a symbolic
-# link (planted on system-data) is removed; DATA itself must be a folder
+# link (planted on system-data), and every one above the last that is not a folder, is removed;
+# DATA itself must be a folder
 edge_wp_clean() {
   _wc_at=$1
   _wc_rest=${2#/}
@@ -68,6 +74,13 @@ edge_wp_clean() {
       rm -f "$_wc_at" || fail "cannot remove the symbolic link $_wc_at"
     fi
     [ -e "$_wc_at" ] || return 0
+    # a folder above the copy that is not a folder (a file planted at system-data/etc) would fail
+    # every boot of both slots at mkdir: removed as a link is
+    if [ -n "$_wc_rest" ] && [ ! -d "$_wc_at" ]; then
+      say "writable path $2: $_wc_at on system-data is not a folder: removed, made again"
+      rm -f "$_wc_at" || fail "cannot remove $_wc_at"
+      return 0
+    fi
   done
 }
 
@@ -156,7 +169,10 @@ edge_writable_paths() {
       _wp_id=$(tr -d '-' < /proc/sys/kernel/random/uuid)
       case "$_wp_id" in ????????????????????????????????) ;; *) fail "the kernel gave no random UUID for /etc/machine-id (found \"$_wp_id\")" ;; esac
       case "$_wp_id" in *[!0-9a-f]*) fail "the kernel gave no random UUID for /etc/machine-id (found \"$_wp_id\")" ;; esac
-      echo "$_wp_id" > "$_wp_copy.edgeimage-new" && chmod "$(stat -c %a "$_wp_copy")" "$_wp_copy.edgeimage-new" && sync && mv "$_wp_copy.edgeimage-new" "$_wp_copy" || fail "cannot write the machine id to $_wp_copy"
+      # the temporary name is on system-data too: whatever was planted there (a link out of it, a
+      # FIFO that would hang the boot, a folder) goes first; the mode is the verified base's
+      rm -rf "$_wp_copy.edgeimage-new" || fail "cannot remove $_wp_copy.edgeimage-new"
+      echo "$_wp_id" > "$_wp_copy.edgeimage-new" && chmod "$(stat -c %a "$_wp_base")" "$_wp_copy.edgeimage-new" && sync && mv "$_wp_copy.edgeimage-new" "$_wp_copy" || fail "cannot write the machine id to $_wp_copy"
       say "writable path /etc/machine-id: machine id made"
     fi
     # nothing else runs now, but the last word is the check right before the bind

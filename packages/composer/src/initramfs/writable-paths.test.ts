@@ -84,6 +84,38 @@ requires(missingBusybox).describe('initramfs writable paths (busybox sh)', () =>
     expect(again.out).not.toContain('machine id made');
   });
 
+  test.each([
+    ['a link to a file outside system-data', () => symlinkSync(join(dir, 'elsewhere/secret'), join(data, 'etc/machine-id.edgeimage-new'))],
+    ['a FIFO (the write would hang the boot)', () => spawnSync('mkfifo', [join(data, 'etc/machine-id.edgeimage-new')])],
+    ['a folder', () => mkdirSync(join(data, 'etc/machine-id.edgeimage-new/x'), { recursive: true })],
+  ])('the machine id is written through nothing planted at its temporary name: %s (review F1)', (_what, plant) => {
+    list('/etc/machine-id persistent\n');
+    mkdirSync(join(data, 'etc'), { recursive: true });
+    writeFileSync(join(data, 'etc/machine-id'), '');
+    chmodSync(join(dir, 'elsewhere/secret'), 0o600);
+    plant();
+    const r = run();
+    expect(r.status).toBe(0);
+    expect(r.out).toContain('END');
+    expect(readFileSync(join(data, 'etc/machine-id'), 'utf8')).toMatch(/^[0-9a-f]{32}\n$/);
+    expect(lstatSync(join(data, 'etc/machine-id')).isFile()).toBe(true);
+    // the mode is the verified base's, not the data copy's
+    expect(statSync(join(data, 'etc/machine-id')).mode & 0o7777).toBe(0o444);
+    expect(readFileSync(join(dir, 'elsewhere/secret'), 'utf8')).toBe('not for the device\n');
+    expect(statSync(join(dir, 'elsewhere/secret')).mode & 0o7777).toBe(0o600);
+  });
+
+  test('a file planted where a folder of a data copy belongs (system-data/etc) is removed and the copy made; the boot goes on (review F2)', () => {
+    list('/etc/hostname synced\n');
+    mkdirSync(data, { recursive: true });
+    writeFileSync(join(data, 'etc'), 'x');
+    const r = run();
+    expect(r.status).toBe(0);
+    expect(r.out).toContain(`writable path /etc/hostname: ${data}/etc on system-data is not a folder: removed, made again`);
+    expect(r.binds).toEqual(['/writable/system-data/etc/hostname /root/etc/hostname']);
+    expect(readFileSync(join(data, 'etc/hostname'), 'utf8')).toBe('edge\n');
+  });
+
   test('an empty /etc/machine-id on system-data (left by an older initramfs) gets a machine id; a set one is kept', () => {
     list('/etc/machine-id persistent\n');
     mkdirSync(join(data, 'etc'), { recursive: true });
@@ -109,6 +141,11 @@ requires(missingBusybox).describe('initramfs writable paths (busybox sh)', () =>
     ['/sys', '/sys/kernel synced', 'the path is under /writable, /run, /proc, /sys or /dev'],
     ['/dev', '/dev/sda persistent', 'the path is under /writable, /run, /proc, /sys or /dev'],
     ['a bad mode', '/var rw', 'mode "rw"; expected persistent or synced'],
+    ['the modules folder (review F3)', '/usr/lib/modules synced', "the path is or holds /usr/lib/modules (the kernel bundle's modules are never writable)"],
+    ['a folder under the modules', '/usr/lib/modules/6.1.0-28-amd64 synced', "the path is or holds /usr/lib/modules (the kernel bundle's modules are never writable)"],
+    ['a folder above the modules', '/usr/lib persistent', "the path is or holds /usr/lib/modules (the kernel bundle's modules are never writable)"],
+    ['/usr', '/usr synced', "the path is or holds /usr/lib/modules (the kernel bundle's modules are never writable)"],
+    ['/lib/modules', '/lib/modules synced', "the path is or holds /usr/lib/modules (the kernel bundle's modules are never writable)"],
     ['no mode', '/var', 'expected PATH MODE (MODE persistent or synced)'],
     ['three fields', '/var synced extra', 'more than two fields; expected PATH MODE'],
     ['a tab', '/var\tsynced', 'a tab; expected PATH MODE separated by one space'],
