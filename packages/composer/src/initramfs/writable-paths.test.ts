@@ -44,7 +44,8 @@ edge_bind() { echo "BIND $1 $2"; }
 ${WRITABLE_PATHS_SH}
 edge_writable_paths "$1" "$2"
 echo "END"`;
-  const r = spawnSync(BUSYBOX, ['sh', '-c', script, 'sh', root, data], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+  // bounded: a boot that would hang (a FIFO read or written) fails the test instead of hanging jest
+  const r = spawnSync(BUSYBOX, ['sh', '-c', script, 'sh', root, data], { encoding: 'utf8', timeout: 20_000, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
   const out = `${r.stdout}${r.stderr}`;
   return { status: r.status, out, binds: out.split('\n').filter((l) => l.startsWith('BIND ')).map((l) => l.slice(5).replace(new RegExp(dir, 'g'), '')) };
 }
