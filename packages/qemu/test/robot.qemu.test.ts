@@ -16,10 +16,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '@edgeimage/testkit/oci-registry';
 import { bootTest, HEALTHY } from '../src/index.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -31,14 +31,6 @@ const BOARDS = [
 const hasQemu = BOARDS.every((b) => spawnSync(b.qemu, ['--version']).status === 0);
 const ei = (args: string[]) => spawnSync('node', [join(ROOT, 'packages/cli/bin/edgeimage.js'), ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
 const tail = (s: string) => s.split('\n').slice(-25).join('\n');
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 /**
  * Revision 2 of the dangerous twin of models/robot-BOARD.yaml (as models/sign-examples derives the
