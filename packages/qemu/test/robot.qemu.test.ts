@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '@edgeimage/testkit/oci-registry';
-import { bootTest, HEALTHY } from '../src/index.js';
+import { bootTest, DEFAULT_FAILURES, HEALTHY } from '../src/index.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const BOOT_TIMEOUT_S = 420;
@@ -95,6 +95,38 @@ beforeAll(() => {
 
 afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
+});
+
+/**
+ * A robot whose sensor never starts (its command exits at once; systemd restarts it until its start
+ * limit): the boot test fails naming the service. pc-amd64 only (the health check is the same
+ * script on every board); the dangerous twin's health-timeout hook (edge_kargs) keeps it short.
+ */
+describe('a robot whose service never starts', () => {
+  const it = hasQemu ? test : test.skip;
+  it(`fails the boot test with ERR_UNHEALTHY naming robot-sensor.sensor${hasQemu ? '' : ' — skipped: qemu-system-x86_64 or qemu-system-aarch64 is not installed'}`, async () => {
+    if (buildError) throw new Error(buildError);
+    const keys = join(ROOT, 'signing-keys.example');
+    const tree = join(work, 'robot-sensor-broken');
+    cpSync(join(ROOT, 'bundles/robot-sensor'), tree, { recursive: true });
+    writeFileSync(join(tree, 'bin/sensor'), '#!/bin/sh\n# broken on purpose: the sensor exits at once\necho "robot-sensor: exiting at once"\nexit 1\n', { mode: 0o755 });
+    const packed = ei(['pack', tree, '-o', work, '--json']);
+    expect([packed.status, packed.stderr]).toEqual([0, '']);
+    const trust = ['--no-default-trust', '--trusted', join(keys, 'root.account-key'), '--trusted', join(keys, 'example-root.account'), '--trusted', join(keys, 'store.account-key'), '--trusted', join(keys, 'example-store.account')];
+    const out = join(work, 'broken');
+    const built = ei(['build', join(work, 'models/robot-pc-amd64-dangerous.assert'), '--store', join(work, 'store'), ...trust, '-o', out, '--format', 'raw', '--snap', JSON.parse(packed.stdout).path as string]);
+    expect([built.status, tail(built.stderr)]).toEqual([0, expect.any(String)]);
+    const image = join(out, 'robot-pc-amd64-dangerous.img');
+    const env = ei(['env', 'set', image, 'edge_kargs=edge.health-timeout=20']);
+    expect([env.status, env.stderr]).toEqual([0, '']);
+    // the health check's UNHEALTHY line ends the boot (as the scenarios' failOn does), naming what is not running
+    const unhealthy = { pattern: /edgeimage-health: (UNHEALTHY on slot [ab].*)$/, code: 'ERR_UNHEALTHY', describe: (m: RegExpExecArray) => `the system is not healthy: ${m[1]}` };
+    const r = await bootTest({ image, timeoutSeconds: BOOT_TIMEOUT_S, failOn: [...DEFAULT_FAILURES, unhealthy] });
+    console.log(`robot with a broken sensor: ${r.reason} (log ${r.log})`);
+    expect(r.passed).toBe(false);
+    expect(r.code).toBe('ERR_UNHEALTHY');
+    expect(r.reason).toMatch(/UNHEALTHY on slot a after 20 s: not running:.* robot-sensor\.sensor\b/);
+  }, (BOOT_TIMEOUT_S + 300) * 1000);
 });
 
 const SERVING = /robot-sensor 1\.0: serving on 0\.0\.0\.0:8080 \(slot a, grade dangerous\)/;
