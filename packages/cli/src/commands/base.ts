@@ -1,7 +1,7 @@
 import { BASE_ARCHITECTURES, buildBase, formatLockChanges, removeBaseInProgress, type BaseArch, type BuildStage } from '@edgeimage/base';
 import type { Argv } from 'yargs';
 import { printJson } from '../output.js';
-import type { Context } from './common.js';
+import { cleanOnInterrupt, type Context } from './common.js';
 
 interface BuildArgs {
   yaml: string;
@@ -40,14 +40,8 @@ function buildCommand(ctx: Context) {
             'Needs mmdebstrap, tar2sqfs (squashfs-tools-ng), and for a foreign architecture qemu-user-static with binfmt_misc: ./scripts/setup installs and enables them.',
           ].join('\n\n'),
         ),
-    handler: async (a: BuildArgs) => {
-      const onSignal = () => {
-        removeBaseInProgress();
-        process.exit(130);
-      };
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      try {
+    handler: async (a: BuildArgs) =>
+      cleanOnInterrupt(async () => {
         const r = await buildBase({
           yamlPath: a.yaml,
           ...(a.arch === undefined ? {} : { arch: a.arch }),
@@ -70,11 +64,7 @@ function buildCommand(ctx: Context) {
         } else if (a.update) ctx.io.out(`${r.lockPath}: up to date with the archive, unchanged`);
         if (r.fetched.length) ctx.io.out(`fetched from the archive into the cache: ${r.fetched.join(', ')}`);
         ctx.io.out(`${r.path}: base ${r.arch}, ${r.lock.packages.length} packages, ${r.size} bytes, sha3-384 ${r.sha3_384}`);
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
-    },
+      }, removeBaseInProgress),
   };
 }
 

@@ -42,11 +42,13 @@ export function parseTime(value: string | undefined, option: string): Date | und
 
 /**
  * Runs `fn` so that Ctrl-C or SIGTERM removes every output still under its temporary name (a
- * build or an update) and exits 130: an interrupted command leaves nothing half-written.
+ * build or an update; `also`: another package's, such as a base build's) and exits 130: an
+ * interrupted command leaves nothing half-written.
  */
-export async function cleanOnInterrupt<T>(fn: () => Promise<T>): Promise<T> {
+export async function cleanOnInterrupt<T>(fn: () => Promise<T>, also?: () => void): Promise<T> {
   const onSignal = () => {
     removeInProgress();
+    also?.();
     process.exit(130);
   };
   process.once('SIGINT', onSignal);
