@@ -89,7 +89,7 @@ function makeUpdate(name: string, c: Case = {}): string {
 }
 
 /** A ustar archive written header by header: the hostile entries (aliases, duplicates, links, pax records) tar tools normalise or will not write. */
-function ustar(entries: { name: string; data?: Buffer; type?: string; link?: string }[]): Buffer {
+function ustar(entries: { name: string; data?: Buffer; type?: string; link?: string; size?: number }[]): Buffer {
   const blocks: Buffer[] = [];
   for (const e of entries) {
     const data = e.data ?? Buffer.alloc(0);
@@ -98,7 +98,7 @@ function ustar(entries: { name: string; data?: Buffer; type?: string; link?: str
     h.write('0000644\0', 100, 'latin1');
     h.write('0000000\0', 108, 'latin1');
     h.write('0000000\0', 116, 'latin1');
-    h.write(`${data.length.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
+    h.write(`${(e.size ?? data.length).toString(8).padStart(11, '0')}\0`, 124, 'latin1');
     h.write('00000000000\0', 136, 'latin1');
     h.write('        ', 148, 'latin1');
     h.write(e.type ?? '0', 156, 'latin1');
@@ -286,6 +286,10 @@ requires(missingRoot('edge-update in a chroot of the base bundle')).describe('ed
     ['an entry outside edgeimage-update/', () => writeHostile('outside', [{ name: 'etc/passwd', data: EVIL }]), /REFUSED: entry etc\/passwd is neither the manifest, its signature nor a file under edgeimage-update\/slot\//],
     ['a signature before the manifest', () => { const m = manifestOf(slotFiles); writeFileSync(join(chroot, 'tmp/sig-first.tar'), ustar([{ name: 'edgeimage-update/manifest.sig', data: signManifest(m, brand()) }, { name: 'edgeimage-update/manifest', data: m }])); return '/tmp/sig-first.tar'; }, /REFUSED: entry edgeimage-update\/manifest\.sig comes first: expected edgeimage-update\/manifest/],
     ['a manifest bigger than 1 MiB (refused from its header, before its bytes are read)', () => { writeFileSync(join(chroot, 'tmp/big-manifest.tar'), ustar([{ name: 'edgeimage-update/manifest', data: Buffer.alloc((1 << 20) + 1, 0x61) }])); return '/tmp/big-manifest.tar'; }, /REFUSED: entry edgeimage-update\/manifest is 1048577 bytes, more than the 1048576 allowed/],
+    // the signed manifest is checked before the slot files are read: an update for another model
+    // is refused as such, whatever its slot files would cost
+    ['an update for another model whose slot files would not fit: refused for its model', () => { const m = encodeUpdateManifest({ 'brand-id': 'example-brand', model: 'pc-amd64-lab', revision: 2, 'sign-key-sha3-384': brand().publicKey.id, files: slotFiles }); writeFileSync(join(chroot, 'tmp/other-model-big.tar'), ustar([{ name: 'edgeimage-update/manifest', data: m }, { name: 'edgeimage-update/manifest.sig', data: signManifest(m, brand()) }, { name: 'edgeimage-update/slot/bundles/new_1.snap', size: 0o77777777777 }])); return '/tmp/other-model-big.tar'; }, /REFUSED: the update is for model example-brand\/pc-amd64-lab; this device is example-brand\/pc-amd64/],
+    ['an old revision whose slot file is cut short: refused for its revision', () => { const m = encodeUpdateManifest({ 'brand-id': 'example-brand', model: 'pc-amd64', revision: 1, 'sign-key-sha3-384': brand().publicKey.id, files: slotFiles }); const t = ustar([{ name: 'edgeimage-update/manifest', data: m }, { name: 'edgeimage-update/manifest.sig', data: signManifest(m, brand()) }, { name: 'edgeimage-update/slot/bundles/new_1.snap', data: NEW }]); writeFileSync(join(chroot, 'tmp/old-cut.tar'), t.subarray(0, t.length - 1024 - 512 + 4)); return '/tmp/old-cut.tar'; }, /REFUSED: revision 1 is not higher than the installed revision 1 \(anti-rollback\)/],
     ['a name with a space', () => writeHostile('space', [{ name: 'edgeimage-update/slot/a b', data: EVIL }]), /REFUSED: \/tmp\/space\.tar is not a tar stream of regular files: at byte \d+, a name with byte 0x20/],
     // the key id becomes part of a path in the trust store: only a key id may
     ['a key id that climbs out of the trust store (../../x)', () => writeHostile('key-dots', [], signedWithKeyId('../../x')), /REFUSED: sign-key-sha3-384 '\.\.\/\.\.\/x' is not a key id \(64 characters of A-Za-z0-9_-\)/],
@@ -298,6 +302,18 @@ requires(missingRoot('edge-update in a chroot of the base bundle')).describe('ed
     expect(r.out).not.toContain('writing slot');
     expect(r.status).toBe(3);
     expect(leftBehind()).toEqual([]);
+  });
+
+  test('a full update too big for system-data, where it is received, is refused from its header as not fitting, not as a failed read halfway', () => {
+    ready();
+    const m = manifestOf(slotFiles);
+    // the header claims 2 MiB; a 1 MiB system-data (a tmpfs over /writable, in a mount namespace of its own)
+    writeFileSync(join(chroot, 'tmp/no-room.tar'), ustar([{ name: 'edgeimage-update/manifest', data: m }, { name: 'edgeimage-update/manifest.sig', data: signManifest(m, brand()) }, { name: 'edgeimage-update/slot/bundles/new_1.snap', size: 2 << 20 }]));
+    const script = 'mount -t tmpfs -o size=1m,mode=0755 none "$1/writable" && chroot "$1" /usr/bin/edge-update apply /tmp/no-room.tar';
+    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', chroot], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, timeout: 120_000, killSignal: 'SIGKILL' });
+    const out = `${r.stdout}${r.stderr}`;
+    expect(out).toMatch(/REFUSED: entry edgeimage-update\/slot\/bundles\/new_1\.snap is 2097152 bytes, more than the \d+ allowed \(the free space of \/writable, where the update is received: a delta update \(update create --from\) carries only the files that changed\)/);
+    expect(r.status).toBe(3);
   });
 
   test('a work folder left on /writable by a run that crashed (its process gone) is removed by the next run', () => {

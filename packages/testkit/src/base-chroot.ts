@@ -21,7 +21,7 @@ export const AGENT_DIR = '/run/edgeimage/agent';
  * `dir`/run/edgeimage/agent; throws with bundles/build's stderr when the build fails.
  */
 export function unpackBase(dir: string): void {
-  const r = spawnSync(join(REPO, 'bundles/build'), [], { encoding: 'utf8' });
+  const r = spawnSync(join(REPO, 'bundles/build'), [join(REPO, 'images/bundles'), 'busybox-base', 'edge-agent'], { encoding: 'utf8' });
   const lines = r.stdout.split('\n');
   const snap = lines.find((l) => /busybox-base_.*_amd64\.snap$/.test(l));
   const agent = lines.find((l) => /edge-agent_.*_amd64\.snap$/.test(l));
