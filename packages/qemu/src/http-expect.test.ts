@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { BootTestError } from './errors.js';
 import { checkForwards, checkHttpUrl, httpLabel, parseForward, parseHttpExpect, pollHttp, portsInUse } from './http-expect.js';
+import { thrownBy } from '@edgeimage/testkit/refusals';
 
 const servers: Server[] = [];
 afterAll(async () => {
@@ -36,15 +37,7 @@ async function failure(p: Promise<unknown>): Promise<BootTestError> {
   throw new Error('did not fail');
 }
 
-function refusal(f: () => unknown): BootTestError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof BootTestError) return e;
-    throw e;
-  }
-  throw new Error('not refused');
-}
+const refusal = (f: () => unknown): BootTestError => thrownBy(f, BootTestError);
 
 describe('pollHttp against a real server', () => {
   test('500 then 200: polls until the 2xx answer whose body matches', async () => {

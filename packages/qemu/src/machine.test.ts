@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BootTestError } from './errors.js';
 import { FIRMWARE_DIR_ENV, qemuCommand, resolveFirmware } from './machine.js';
+import { thrownBy } from '@edgeimage/testkit/refusals';
 
 const COMMON = ['-m', '512', '-nodefaults', '-nographic', '-serial', 'stdio', '-nic', 'none'];
 const TAIL = ['-device', 'i6300esb', '-action', 'watchdog=reset'];
@@ -67,10 +68,7 @@ describe('resolveFirmware', () => {
   beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'edgeimage-fw-')); });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const refusal = (f: () => unknown): BootTestError => {
-    try { f(); } catch (e) { if (e instanceof BootTestError) return e; throw e; }
-    throw new Error('not refused');
-  };
+  const refusal = (f: () => unknown): BootTestError => thrownBy(f, BootTestError);
 
   test('a missing file is ERR_FIRMWARE_MISSING naming the file and the Debian package', () => {
     const e = refusal(() => resolveFirmware('amd64', 'uefi', {}, { [FIRMWARE_DIR_ENV]: dir }));

@@ -15,6 +15,7 @@ import { checkScenarioOptions, type ScenarioOptions } from './scenario-options.j
 import { scenarioReport } from './report.js';
 import { readUpdateManifest, tamperUpdate, tarEntries } from './update-file.js';
 import { makeImageWorld, SLOW, type ImageWorld } from '@edgeimage/testkit/image-world';
+import { thrownBy } from '@edgeimage/testkit/refusals';
 
 let tmp: string;
 let update: string;
@@ -36,15 +37,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function refusal(f: () => unknown): BootTestError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof BootTestError) return e;
-    throw e;
-  }
-  throw new Error('not refused');
-}
+const refusal = (f: () => unknown): BootTestError => thrownBy(f, BootTestError);
 
 const opts = (o: Partial<ScenarioOptions>): ScenarioOptions => ({ image, scenario: 'update', update, ...o });
 

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BootTestError } from './errors.js';
 import { readUpdateManifest, tamperUpdate, tarEntries } from './update-file.js';
+import { thrownBy } from '@edgeimage/testkit/refusals';
 
 let tmp: string;
 let update: string;
@@ -26,14 +27,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function refusal(f: () => unknown): BootTestError {
-  try {
-    f();
-  } catch (e) {
-    return e as BootTestError;
-  }
-  throw new Error('expected a refusal');
-}
+const refusal = (f: () => unknown): BootTestError => thrownBy(f, BootTestError);
 
 test('the aliased-manifest copy: the signed update unchanged, then an unsigned manifest under edgeimage-update/./manifest; both readers refuse it by name', () => {
   const out = join(tmp, 'aliased.update');

@@ -23,3 +23,17 @@ export async function refusal(p: Promise<unknown>): Promise<{ code: string; mess
   }
   throw new Error('expected a refusal, but it succeeded');
 }
+
+/**
+ * The error of class `type` that `f` throws; any other error is rethrown, and a call that
+ * returns fails the test (the synchronous twin of `refusal`).
+ */
+export function thrownBy<E extends Error>(f: () => unknown, type: abstract new (...args: never[]) => E): E {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof type) return e;
+    throw e;
+  }
+  throw new Error(`expected a ${type.name}, but the call returned`);
+}
