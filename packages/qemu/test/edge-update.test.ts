@@ -275,8 +275,8 @@ requires(missingRoot('edge-update in a chroot of the base bundle')).describe('ed
 
   const hostile: [string, () => string, RegExp][] = [
     // an alias of the manifest after the signed one: tar would extract it over the verified manifest
-    ['a second manifest under the alias edgeimage-update/./manifest', () => writeHostile('alias-dot', [{ name: 'edgeimage-update/slot/bundles/evil_1.snap', data: EVIL }, { name: 'edgeimage-update/./manifest', data: unsigned() }]), /REFUSED: entry edgeimage-update\/\.\/manifest is not in canonical form/],
-    ['a second manifest under the alias edgeimage-update//manifest', () => writeHostile('alias-slash', [{ name: 'edgeimage-update/slot/bundles/evil_1.snap', data: EVIL }, { name: 'edgeimage-update//manifest', data: unsigned() }]), /REFUSED: entry edgeimage-update\/\/manifest is not in canonical form/],
+    ['a second manifest under the alias edgeimage-update/./manifest', () => writeHostile('alias-dot', [{ name: 'edgeimage-update/./manifest', data: unsigned() }]), /REFUSED: entry edgeimage-update\/\.\/manifest is not in canonical form/],
+    ['a second manifest under the alias edgeimage-update//manifest', () => writeHostile('alias-slash', [{ name: 'edgeimage-update//manifest', data: unsigned() }]), /REFUSED: entry edgeimage-update\/\/manifest is not in canonical form/],
     ['a slot entry with a trailing /', () => writeHostile('trailing', [{ name: 'edgeimage-update/slot/bundles/', data: EVIL }]), /REFUSED: entry edgeimage-update\/slot\/bundles\/ is not in canonical form/],
     ['the manifest twice', () => writeHostile('dup-manifest', [{ name: 'edgeimage-update/manifest', data: unsigned() }]), /REFUSED: entry edgeimage-update\/manifest appears twice/],
     ['a slot file twice, the second with other bytes', () => writeHostile('dup-slot', [{ name: 'edgeimage-update/slot/bundles/new_1.snap', data: EVIL }]), /REFUSED: entry edgeimage-update\/slot\/bundles\/new_1\.snap appears twice/],
@@ -290,6 +290,11 @@ requires(missingRoot('edge-update in a chroot of the base bundle')).describe('ed
     // is refused as such, whatever its slot files would cost
     ['an update for another model whose slot files would not fit: refused for its model', () => { const m = encodeUpdateManifest({ 'brand-id': 'example-brand', model: 'pc-amd64-lab', revision: 2, 'sign-key-sha3-384': brand().publicKey.id, files: slotFiles }); writeFileSync(join(chroot, 'tmp/other-model-big.tar'), ustar([{ name: 'edgeimage-update/manifest', data: m }, { name: 'edgeimage-update/manifest.sig', data: signManifest(m, brand()) }, { name: 'edgeimage-update/slot/bundles/new_1.snap', size: 0o77777777777 }])); return '/tmp/other-model-big.tar'; }, /REFUSED: the update is for model example-brand\/pc-amd64-lab; this device is example-brand\/pc-amd64/],
     ['an old revision whose slot file is cut short: refused for its revision', () => { const m = encodeUpdateManifest({ 'brand-id': 'example-brand', model: 'pc-amd64', revision: 1, 'sign-key-sha3-384': brand().publicKey.id, files: slotFiles }); const t = ustar([{ name: 'edgeimage-update/manifest', data: m }, { name: 'edgeimage-update/manifest.sig', data: signManifest(m, brand()) }, { name: 'edgeimage-update/slot/bundles/new_1.snap', data: NEW }]); writeFileSync(join(chroot, 'tmp/old-cut.tar'), t.subarray(0, t.length - 1024 - 512 + 4)); return '/tmp/old-cut.tar'; }, /REFUSED: revision 1 is not higher than the installed revision 1 \(anti-rollback\)/],
+    // held to the verified manifest from its header: no byte of it is read (none follows here)
+    ['a slot entry the signed manifest does not list, refused from its header', () => writeHostile('unlisted-header', [{ name: 'edgeimage-update/slot/bundles/evil_1.snap', size: 1 << 20 }]), /REFUSED: edgeimage-update\/slot\/bundles\/evil_1\.snap is in the update but not in its signed manifest/],
+    ['a slot entry of another size than the signed manifest says, refused from its header', () => { const m = manifestOf(slotFiles); writeFileSync(join(chroot, 'tmp/size-header.tar'), ustar([{ name: 'edgeimage-update/manifest', data: m }, { name: 'edgeimage-update/manifest.sig', data: signManifest(m, brand()) }, { name: 'edgeimage-update/slot/bundles/new_1.snap', size: 1 << 20 }])); return '/tmp/size-header.tar'; }, /REFUSED: bundles\/new_1\.snap: digest or size does not match the signed manifest \(the entry is 1048576 bytes, the manifest says 13\)/],
+    // a key id is printed before the signature is checked: never a terminal's control bytes
+    ['a key id with terminal escapes', () => writeHostile('key-esc', [], signedWithKeyId('\x1b]0;owned\x07\x1b[2J')), /REFUSED: sign-key-sha3-384 '\?\?0\?owned\?\?\?2J' is not a key id/],
     ['a name with a space', () => writeHostile('space', [{ name: 'edgeimage-update/slot/a b', data: EVIL }]), /REFUSED: \/tmp\/space\.tar is not a tar stream of regular files: at byte \d+, a name with byte 0x20/],
     // the key id becomes part of a path in the trust store: only a key id may
     ['a key id that climbs out of the trust store (../../x)', () => writeHostile('key-dots', [], signedWithKeyId('../../x')), /REFUSED: sign-key-sha3-384 '\.\.\/\.\.\/x' is not a key id \(64 characters of A-Za-z0-9_-\)/],
@@ -313,6 +318,20 @@ requires(missingRoot('edge-update in a chroot of the base bundle')).describe('ed
     const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', chroot], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, timeout: 120_000, killSignal: 'SIGKILL' });
     const out = `${r.stdout}${r.stderr}`;
     expect(out).toMatch(/REFUSED: entry edgeimage-update\/slot\/bundles\/new_1\.snap is 2097152 bytes, more than the \d+ allowed \(the free space of \/writable, where the update is received: a delta update \(update create --from\) carries only the files that changed\)/);
+    expect(r.status).toBe(3);
+  });
+
+  test('many small slot files are bounded by the room they take once received (whole blocks), not by their bytes in the tar', () => {
+    ready();
+    // 300 one-byte files, all listed and signed: 300 KiB of tar, more than 1 MiB of blocks
+    const small = Array.from({ length: 300 }, (_, i) => ({ path: `bundles/s${String(i).padStart(3, '0')}`, data: Buffer.from([0x61 + (i % 26)]) }));
+    const files = [file('model.assert', MODEL(2)), ...small.map((f) => file(f.path, f.data))].sort((a, b) => (a.path < b.path ? -1 : 1));
+    const m = manifestOf(files);
+    writeFileSync(join(chroot, 'tmp/small.tar'), ustar([{ name: 'edgeimage-update/manifest', data: m }, { name: 'edgeimage-update/manifest.sig', data: signManifest(m, brand()) }, { name: 'edgeimage-update/slot/model.assert', data: MODEL(2) }, ...small.map((f) => ({ name: `edgeimage-update/slot/${f.path}`, data: f.data }))]));
+    const script = 'mount -t tmpfs -o size=1m,mode=0755 none "$1/writable" && chroot "$1" /usr/bin/edge-update apply /tmp/small.tar';
+    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', chroot], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, timeout: 120_000, killSignal: 'SIGKILL' });
+    const out = `${r.stdout}${r.stderr}`;
+    expect(out).toMatch(/REFUSED: \/tmp\/small\.tar: the update would take more than \d+ bytes \(the free space of \/writable, where the update is received.*\) with entry edgeimage-update\/slot\/bundles\/s\d{3}: not read further/);
     expect(r.status).toBe(3);
   });
 
