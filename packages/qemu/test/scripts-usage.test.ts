@@ -36,7 +36,7 @@ test('--help of scenarios and reference-images ends with the header comment (no 
 /** Each script's usage errors: exit 2 and one line naming the option and what it needs, before any build or setup. */
 const USAGE: [string, string[], string][] = [
   ['scenarios', ['--json'], 'scenarios: --json needs a file'],
-  ['scenarios', ['--board'], 'scenarios: --board needs a board: pc-amd64, arm64-efi or arm64-uboot'],
+  ['scenarios', ['--board'], 'scenarios: --board needs a board: pc-amd64, arm64-efi, arm64-uboot, robot-pc-amd64 or robot-arm64-uboot'],
   ['scenarios', ['--work', '--build-only'], 'scenarios: --work needs a folder'],
   ['scenarios', ['--jobs'], 'scenarios: --jobs needs a number'],
   ['scenarios', ['--jobs', '0'], "scenarios: --jobs: expected a positive number, not '0'"],
@@ -44,7 +44,7 @@ const USAGE: [string, string[], string][] = [
   ['scenarios', ['--crash-at', 'half-way'], "scenarios: unknown crash point 'half-way' (crash points: mid-slot-write after-slot-write env-between-copies after-env try-before-commit)"],
   ['scenarios', ['--only'], 'scenarios: --only needs scenario names, comma-separated'],
   ['scenarios', ['--only', 'upgrade'], "scenarios: unknown scenario 'upgrade' (scenarios: update rollback bad-signature bad-digest downgrade wrong-model aliased-manifest power-cut tamper)"],
-  ['scenarios', ['--board', 'riscv'], "scenarios: --board is pc-amd64, arm64-efi or arm64-uboot, not 'riscv'"],
+  ['scenarios', ['--board', 'riscv'], "scenarios: --board is pc-amd64, arm64-efi, arm64-uboot, robot-pc-amd64 or robot-arm64-uboot, not 'riscv'"],
   ['demo', ['--board'], 'demo: --board needs a board: pc-amd64, arm64-efi or arm64-uboot'],
   ['demo', ['--board', 'riscv'], "demo: --board is pc-amd64, arm64-efi or arm64-uboot, not 'riscv'"],
   ['demo', ['--fast'], 'demo: unknown option --fast (try --help)'],
@@ -54,6 +54,11 @@ const USAGE: [string, string[], string][] = [
   ['reference-images', ['riscv'], 'reference-images: unknown board or option: riscv (boards: pc-amd64 arm64-efi arm64-uboot, the robot on robot-pc-amd64 robot-arm64-uboot, and their twins BOARD-dangerous)'],
   ['bench', ['nope'], "bench: unknown section 'nope' (sections: assertions boot compose resolve robot update)"],
 ];
+test('bundles/build OUT NAME of a folder that is not a bundle: exit 2 before building anything', () => {
+  const r = spawnSync(join(ROOT, 'bundles/build'), [join(empty, 'out'), 'busybox-base', 'no-such-bundle'], { encoding: 'utf8' });
+  expect([r.status, r.stderr.trim(), r.stdout]).toEqual([2, 'bundles/build: no bundle folder bundles/no-such-bundle (with meta/snap.yaml or BASE.yaml)', '']);
+});
+
 test.each(USAGE)('%s %j: exit 2, "%s"', (name, args, message) => {
   const r = script(name, args);
   expect([r.status, r.stderr.trim(), r.stdout]).toEqual([2, message, '']);
