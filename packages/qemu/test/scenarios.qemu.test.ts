@@ -1,5 +1,5 @@
 /**
- * The update scenarios of the three reference boards, end to end: `scripts/scenarios --board B
+ * The update scenarios of the three reference boards and the reference robot, end to end: `scripts/scenarios --board B
  * --json F` builds a fresh image (model revision 1) and the updates its scenarios need (good,
  * broken, tampered, downgrade, wrong model) with `edgeimage update create`, and runs them under
  * QEMU with `edgeimage boot-test --scenario`. Each board is one test; the report must show every
@@ -17,7 +17,14 @@
  *   arm64-uboot (U-Boot's own boot script and environment reader): update, wrong-model,
  *     power-cut env-between-copies (which copy U-Boot's reader takes) and try-before-commit
  *     (U-Boot rolls back an uncommitted try).
- * The rollback scenario (an update never healthy) runs on pc-amd64: what it adds to
+ *   robot-pc-amd64 (the reference robot: a Debian base, systemd, robot-sensor's python3 services):
+ *     rollback (a robot-sensor whose services exit at once: systemd restarts them to their start
+ *     limit, the health check gives up, the bootloader goes back to a) and power-cut after-env
+ *     (the try and commit through the agent on systemd); its update scenario, with the HTTP
+ *     answers of the updated service, is robot.qemu.test.ts' on both of the robot's boards
+ *     (`scripts/scenarios --board robot-pc-amd64` runs update, rollback and power-cut: 999 s under
+ *     a load of 3–4, boots 253 + 299 + 138 s).
+ * The rollback scenario (an update never healthy) runs on pc-amd64 and on the robot: what it adds to
  * try-before-commit is the device's health check giving up (60 s), the same script on every
  * board; each bootloader's rollback is proven by try-before-commit on its board.
  * The images are verified (built with --boot-keys): update, rollback and the refusals boot under
@@ -63,6 +70,9 @@ const BOARDS: { board: string; only: string[]; points: string[]; tamper: string[
   { board: 'pc-amd64', only: ['update', 'rollback', ...REFUSALS, 'power-cut', 'tamper'], points: ALL_POINTS, tamper: ['bootloader', 'other-brand', 'resigned', 'base-byte'], minutes: 33 },
   { board: 'arm64-efi', only: ['update', 'bad-digest', 'power-cut', 'tamper'], points: ['after-env', 'try-before-commit'], tamper: ['initrd'], minutes: 17 },
   { board: 'arm64-uboot', only: ['update', 'wrong-model', 'power-cut', 'tamper'], points: ['env-between-copies', 'try-before-commit'], tamper: ['unsigned', 'app-byte'], minutes: 17 },
+  // the reference robot: a Debian base with systemd (its services from the agent's generator, its
+  // health from systemd and the app's health-command); the updates change robot-sensor
+  { board: 'robot-pc-amd64', only: ['rollback', 'power-cut'], points: ['after-env'], tamper: [], minutes: 17 },
 ];
 /** How each tamper case must end: the firmware refuses the bootloader, or slot a fails and b is healthy. */
 const REFUSED_BY_FIRMWARE = ['bootloader', 'other-brand'];
@@ -153,11 +163,13 @@ const title = (only: string[], points: string[], tamper: string[]) =>
     expect(Object.keys(by).sort()).toEqual([...only].sort());
 
     // update: applied from slot a, then every later boot on b; the environment names b
-    const u = by['update']!;
-    expect(u.steps.map((s) => [s.slot, s.outcome])).toEqual([['a', 'applied'], ['b', 'healthy'], ['b', 'healthy']]);
-    expect(u.steps[1]!.markers.map((m) => m.line).join('\n')).toMatch(/committed slot b/);
-    expect(u.slot).toBe('b');
-    expect(u.env).toMatchObject({ edge_slot: 'b', edge_status: '', edge_try_slot: '' });
+    const u = by['update'];
+    if (only.includes('update')) {
+      expect(u!.steps.map((s) => [s.slot, s.outcome])).toEqual([['a', 'applied'], ['b', 'healthy'], ['b', 'healthy']]);
+      expect(u!.steps[1]!.markers.map((m) => m.line).join('\n')).toMatch(/committed slot b/);
+      expect(u!.slot).toBe('b');
+      expect(u!.env).toMatchObject({ edge_slot: 'b', edge_status: '', edge_try_slot: '' });
+    }
 
     // rollback: the try of b is never healthy, the bootloader goes back to a and records b
     const r = by['rollback'];
@@ -183,6 +195,7 @@ const title = (only: string[], points: string[], tamper: string[]) =>
     // power-cut: each point ends healthy on a slot, a or b — never neither
     const p = by['power-cut']!;
     expect(p.powerCut!.map((x) => x.point)).toEqual(points);
+    expect(points.length).toBeGreaterThan(0);
     for (const x of p.powerCut!) {
       expect([x.point, x.passed]).toEqual([x.point, true]);
       expect(['a', 'b']).toContain(x.slot);
@@ -193,9 +206,9 @@ const title = (only: string[], points: string[], tamper: string[]) =>
 
     // tamper: each case on its own changed copy; the firmware refuses a changed or foreign
     // bootloader, a changed slot a is left for slot b (edge_failed_slot=a read from the disk)
-    const t = by['tamper']!;
-    expect(t.tamper!.map((x) => x.case)).toEqual(tamper);
-    for (const x of t.tamper!) {
+    const t = by['tamper'];
+    expect(t?.tamper?.map((x) => x.case) ?? []).toEqual(tamper);
+    for (const x of t?.tamper ?? []) {
       console.log(`${board} tamper ${x.case}: ${x.why} in ${x.seconds} s${x.failed.length ? `; ${x.failed.join('; ')}` : ''}`);
       expect([x.case, x.passed]).toEqual([x.case, true]);
       if (REFUSED_BY_FIRMWARE.includes(x.case)) expect([x.case, x.why]).toEqual([x.case, 'ERR_SECURE_BOOT_REFUSED']);
