@@ -73,6 +73,11 @@ export interface AccountKeyOptions {
   since?: Date;
   until?: Date;
   revision?: number;
+  /**
+   * The `constraints` header: what the key may sign. `POINTER_ONLY_CONSTRAINTS` makes a key that
+   * signs channel pointers only (see trust/constraints.ts); absent, the key signs what its account may.
+   */
+  constraints?: readonly { headers: Record<string, string> }[];
 }
 
 /** Headers and body of an account-key assertion for `publicKey`, ready for `signAssertion`. */
@@ -87,5 +92,8 @@ export function accountKeyHeaders(publicKey: PublicKey, opts: AccountKeyOptions)
   if (opts.name) headers['name'] = opts.name;
   if (opts.until) headers['until'] = formatTimestamp(opts.until);
   if (opts.revision) headers['revision'] = String(opts.revision);
+  // `constraints` is a format 1 header (snapd).
+  if (opts.constraints) headers['format'] = '1';
+  if (opts.constraints) headers['constraints'] = opts.constraints.map((c) => ({ headers: { ...c.headers } }));
   return { headers, body: publicKey.encodeAccountKeyBody() };
 }

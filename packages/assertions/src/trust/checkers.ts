@@ -52,6 +52,14 @@ export const checkKeyValidNow: Checker = ({ assertion, key }, db) => {
 export const checkSignature: Checker = ({ assertion, key }) => {
   if (key.constraints && !key.constraints.allows(assertion)) {
     const declared = JSON.stringify(key.assertion.headers['constraints']);
+    if (key.constraints.pointerOnly) {
+      throw new TrustError(
+        refOf(assertion),
+        `signing key ${key.id} of "${key.accountId}" signs channel pointers only (its constraints ${declared}), not a ${assertion.type}: sign it with a key whose constraints admit it (the brand's model key)`,
+        assertion.source,
+        'ERR_KEY_POINTER_ONLY',
+      );
+    }
     throw new TrustError(
       refOf(assertion),
       `signing key ${key.id} of "${key.accountId}" may not sign it: the assertion's headers match none of the key's constraints ${declared}`,

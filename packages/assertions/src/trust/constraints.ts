@@ -48,17 +48,44 @@ function matches(m: Matcher, v: HeaderValue | undefined): boolean {
   }
 }
 
+/**
+ * The `type` of a constraint that admits channel pointers (`edgeimage update release`): not an
+ * assertion type, so a key whose every constraint names it can sign no assertion at all, only the
+ * pointers that edgeimage checks against these constraints itself (brand-id, model, channel).
+ */
+export const CHANNEL_POINTER_TYPE = 'channel-pointer';
+
+/** The constraints of a key that signs channel pointers only, for any model of its brand. */
+export const POINTER_ONLY_CONSTRAINTS: readonly { headers: Record<string, string> }[] = [{ headers: { type: CHANNEL_POINTER_TYPE } }];
+
 /** The compiled constraints of one key; `undefined` constraints mean it may sign anything. */
 export class KeyConstraints {
-  private constructor(private readonly matchers: Matcher[]) {}
+  private constructor(
+    private readonly matchers: Matcher[],
+    /** Every constraint's `type`, as written (a plain name: account-key checks that). */
+    readonly types: readonly string[],
+  ) {}
 
   /** Compiles the `constraints` header's entries; throws PatternError for a pattern it cannot run safely. */
   static compile(constraints: readonly { headers: Readonly<Record<string, unknown>> }[]): KeyConstraints {
-    return new KeyConstraints(constraints.map((c) => compileMatcher(c.headers, false, false, '')));
+    return new KeyConstraints(
+      constraints.map((c) => compileMatcher(c.headers, false, false, '')),
+      constraints.map((c) => String(c.headers['type'])),
+    );
   }
 
   /** Whether some constraint admits `a` (snapd: AccountKey.canSign). */
   allows(a: Assertion): boolean {
-    return this.matchers.some((m) => matches(m, a.headers as HeaderValue));
+    return this.allowsHeaders(a.headers);
+  }
+
+  /** Whether some constraint admits these headers (a channel pointer's, which is no assertion). */
+  allowsHeaders(headers: Readonly<Record<string, HeaderValue>>): boolean {
+    return this.matchers.some((m) => matches(m, headers as HeaderValue));
+  }
+
+  /** A key that signs channel pointers only: every constraint is of type `channel-pointer`. */
+  get pointerOnly(): boolean {
+    return this.types.length > 0 && this.types.every((t) => t === CHANNEL_POINTER_TYPE);
   }
 }

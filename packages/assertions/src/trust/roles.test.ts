@@ -4,6 +4,8 @@ import type { Assertion, Headers } from '../assertion.js';
 import { PrivateKey } from '../crypto/index.js';
 import { decodeStream } from '../format/decode.js';
 import { accountKeyHeaders, signAssertion } from '../sign.js';
+import { POINTER_ONLY_CONSTRAINTS } from './constraints.js';
+import { SigningKey } from './signing-key.js';
 import { makeChain, newKey, type TestChain } from '@edgeimage/testkit/signing-chain';
 import { TrustDatabase } from './database.js';
 
@@ -154,6 +156,20 @@ describe('account-key constraints, as snapd enforces them', () => {
     expect(check(serials, model('k', { 'serial-authority': ['acme', 'acme-2'] })).error).toBeUndefined();
     expect(check(serials, model('k', { 'serial-authority': ['acme', 'evil'] })).error?.code).toBe('ERR_KEY_CONSTRAINTS');
     expect(check(serials, model('k')).error?.code).toBe('ERR_KEY_CONSTRAINTS');
+  });
+
+  test('a pointer-only key (constraints type channel-pointer) signs no model, and says it signs channel pointers only', () => {
+    const { headers, body } = accountKeyHeaders(brandKey.publicKey, { accountId: 'acme', authorityId: 'acme-root', since: new Date('2026-01-01T00:00:00Z'), name: 'pointer', constraints: POINTER_ONLY_CONSTRAINTS });
+    const key = chain.sign(headers, chain.rootKey, body);
+    expect(key.headers['constraints']).toEqual([{ headers: { type: 'channel-pointer' } }]);
+    expect(SigningKey.fromAccountKey(key).constraints?.pointerOnly).toBe(true);
+    const { error, stored } = check(key, model('kiosk'));
+    expect(error?.code).toBe('ERR_KEY_POINTER_ONLY');
+    expect(error?.message).toContain(`signing key ${brandKey.publicKey.id} of "acme" signs channel pointers only (its constraints [{"headers":{"type":"channel-pointer"}}]), not a model`);
+    expect(stored).toBe(0);
+    // A key that may sign models as well as pointers is no pointer-only key.
+    expect(SigningKey.fromAccountKey(constrainedKey([{ headers: { type: 'channel-pointer' } }, { headers: { type: 'model' } }])).constraints?.pointerOnly).toBe(false);
+    expect(SigningKey.fromAccountKey(constrainedKey([{ headers: { type: 'model' } }])).constraints?.pointerOnly).toBe(false);
   });
 
   test('a catastrophic-backtracking pattern runs in linear time', () => {
