@@ -21,3 +21,21 @@ import { ComposeError } from '../errors.js';
  * | `ERR_UPDATE_SIGNATURE` | the manifest signature does not verify |
  */
 export class UpdateError extends ComposeError {}
+
+/**
+ * A channel pointer (`update/pointer.ts`) that is refused, or a release (`update release`) that
+ * cannot be made. The message names the file, the field, what was expected and what was found;
+ * `context` carries `file`, `field`, `expected`, `found` where they apply. `code` is stable:
+ *
+ * | code | meaning |
+ * | --- | --- |
+ * | `ERR_POINTER_MALFORMED` | the pointer (or its signature file) does not follow the format: a line, a field, a bound (`context.line`) |
+ * | `ERR_POINTER_SIGNATURE` | the signature does not verify over the pointer's exact bytes with the key it names |
+ * | `ERR_POINTER_KEY_NOT_ALLOWED` | the signing key is not a trusted, valid account-key of the pointer's brand constrained to sign pointers only (and admitting this model and channel) |
+ * | `ERR_POINTER_EXPIRED` | `expires` is not after the time of checking (a store or mirror serving an old pointer: a freeze) |
+ * | `ERR_POINTER_ROLLBACK` | `revision` is lower than the installed revision the caller gave |
+ * | `ERR_POINTER_MISMATCH` | the pointer is for another brand, model or channel than the caller asked for |
+ * | `ERR_POINTER_NOT_FOUND` | the store has no pointer for the channel |
+ * | `ERR_RELEASE` | a release that cannot be made: the model is not newer than the channel's, a `--from` revision has no full update in the store, a bad `--expires` or `--rollout` |
+ */
+export class PointerError extends ComposeError {}

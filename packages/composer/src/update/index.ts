@@ -1,6 +1,10 @@
-export { UpdateError } from './errors.js';
+export { UpdateError, PointerError } from './errors.js';
 export { createUpdate, signManifest, brandKeyIds, readImageSystem, sniffUpdateFrom, type BaseSystem, type UpdateFrom, type CreateUpdateOptions, type UpdateFileInfo, type UpdateResult } from './create.js';
 export { readUpdate, readUpdateLayout, verifiersFromAssertions, verifierFromPem, type UpdateInfo, type UpdateLayout, type UpdateVerifier } from './info.js';
 export { encodeUpdateManifest, parseUpdateManifest, listSlotFiles, checkSlotPath, slotPathProblem, UPDATE_FORMAT, MANIFEST_ENTRY, SIGNATURE_ENTRY, SLOT_PREFIX, type SlotFile, type UpdateManifest } from './manifest.js';
 export { writeTar, readTar, readTarEntry, type TarEntry, type TarSource } from './tar.js';
 export { stageSystem, type StageSystemOptions, type StagedSystem } from '../compose/slot.js';
+export { encodeChannelPointer, parseChannelPointer, formatExpires, pointerPathProblem, POINTER_FORMAT, POINTER_FIELDS, POINTER_MAX_BYTES, POINTER_SIG_MAX_BYTES, POINTER_MAX_UPDATES, POINTER_MAX_UPDATE_SIZE, type ChannelPointer, type PointerUpdate } from './pointer.js';
+export { verifyChannelPointer, signChannelPointer, pointerKeyProblem, trustedSigningKeys, type PointerCheck, type PointerInput, type VerifiedPointer } from './pointer-verify.js';
+export { channelBase, pointerPath, pointerSigPath, historyPath, updatePath, readHistory, readChannelIndex, fetchPointer, CHANNEL_INDEX, HISTORY_KEEP, type ChannelHistory, type ChannelRelease, type ChannelIndexEntry } from './channel.js';
+export { releaseUpdate, DEFAULT_POINTER_LIFETIME_MS, MAX_POINTER_LIFETIME_MS, type ReleaseOptions, type ReleaseResult } from './release.js';

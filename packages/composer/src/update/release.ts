@@ -1,0 +1,208 @@
+import { createHash, verify } from 'node:crypto';
+import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { PublicKey, type Assertion, type PrivateKey, type SigningKey } from '@edgeimage/assertions';
+import { checkChannel, type Resolution, type Store } from '@edgeimage/store';
+import { inProgress } from '../compose/compose.js';
+import { deviceTrustKeys } from '../compose/slot.js';
+import type { BootSigners } from '../verified/payload.js';
+import { CHANNEL_INDEX, HISTORY_KEEP, historyPath, pointerPath, pointerSigPath, readChannelIndex, readHistory, updatePath, type ChannelHistory, type ChannelRelease } from './channel.js';
+import { createUpdate, type BaseSystem } from './create.js';
+import { PointerError } from './errors.js';
+import { readUpdateLayout } from './info.js';
+import { encodeChannelPointer, formatExpires, type ChannelPointer, type PointerUpdate } from './pointer.js';
+import { pointerKeyProblem, signChannelPointer, verifyChannelPointer } from './pointer-verify.js';
+
+/** A pointer's default lifetime: a device refuses it seven days after the release. */
+export const DEFAULT_POINTER_LIFETIME_MS = 7 * 24 * 3600 * 1000;
+/** The longest lifetime a pointer may be given: a frozen channel goes unnoticed for that long. */
+export const MAX_POINTER_LIFETIME_MS = 365 * 24 * 3600 * 1000;
+
+export interface ReleaseOptions {
+  store: Store;
+  /** The new system, resolved as for `build`. */
+  resolution: Resolution;
+  trusted: Assertion[];
+  /** Signs the updates' manifests: an account-key of the brand that devices trust (the model key). */
+  key: PrivateKey;
+  keyName?: string;
+  /** Signs the pointer: an account-key of the brand constrained to sign pointers only. */
+  pointerKey: PrivateKey;
+  pointerKeyName?: string;
+  /** The trusted account-keys the pointer key is looked up in (see `trustedSigningKeys`). */
+  pointerKeys: readonly SigningKey[];
+  channel: string;
+  /** Revisions to make deltas from; default: the revisions in the channel's history. */
+  from?: number[];
+  /** Lifetime of the pointer in milliseconds (default seven days). */
+  lifetimeMs?: number;
+  /** Percentage of devices that take it (default 100). */
+  rollout?: number;
+  /** The time of the release (default now). */
+  now?: Date;
+  bootSigners?: BootSigners;
+  onEvent?: (e: { kind: 'stage'; what: string }) => void;
+}
+
+export interface ReleaseResult {
+  pointer: ChannelPointer;
+  /** Store names of the pointer and its signature. */
+  pointerPath: string;
+  signaturePath: string;
+  history: ChannelHistory;
+}
+
+const sha256File = async (file: string) => {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+  return h.digest('hex');
+};
+
+/**
+ * Releases a new model revision to a channel of a store: the full update and a delta from each
+ * earlier revision (`from`, or those in the channel's history) are made with `createUpdate` and
+ * stored under `updates/`, then the signed, expiring pointer naming them becomes the channel's
+ * head and the release is appended to its history. Nothing is written to the store before every
+ * check has passed and every update is made; the pointer is written after the updates it names,
+ * so a failed release leaves the old pointer in place (a signature written before a failed pointer
+ * write is put back).
+ *
+ * ```ts
+ * const r = await releaseUpdate({ store, resolution, trusted, key: brandKey, pointerKey, pointerKeys, channel: 'stable' });
+ * r.pointer.updates; // [{ from: 'full', … }, { from: 1, … }]
+ * ```
+ */
+export async function releaseUpdate(opts: ReleaseOptions): Promise<ReleaseResult> {
+  const emit = opts.onEvent ?? (() => {});
+  const { store, resolution } = opts;
+  const m = resolution.model;
+  const brand = m.brandId;
+  const channel = checkChannel(opts.channel);
+  const now = opts.now ?? new Date();
+  const rollout = opts.rollout ?? 100;
+  const lifetime = opts.lifetimeMs ?? DEFAULT_POINTER_LIFETIME_MS;
+  if (!Number.isInteger(rollout) || rollout < 0 || rollout > 100) throw new PointerError('ERR_RELEASE', `--rollout: expected a whole percentage from 0 to 100, found ${rollout}`, { field: 'rollout', found: rollout });
+  if (!(lifetime >= 1000 && lifetime <= MAX_POINTER_LIFETIME_MS)) throw new PointerError('ERR_RELEASE', `--expires: expected a lifetime from 1 second to 365 days, found ${lifetime} ms`, { field: 'expires', found: lifetime });
+  if (!store.backend.writable) throw new PointerError('ERR_RELEASE', `${store.url}: the store is read-only (an HTTP store); release into its directory or OCI registry`, { store: store.url });
+
+  // The pointer key first: a wrong key must fail before any work.
+  const named = (name: string | undefined, k: PrivateKey) => (name ? `"${name}" (${k.publicKey.id})` : k.publicKey.id);
+  const pk = opts.pointerKeys.find((k) => k.id === opts.pointerKey.publicKey.id);
+  const problem = pk ? pointerKeyProblem(pk, { 'brand-id': brand, model: m.model, channel }, now) : 'no account-key for it among the trusted assertions, the model stream or the store';
+  if (problem) {
+    throw new PointerError('ERR_POINTER_KEY_NOT_ALLOWED', `pointer key ${named(opts.pointerKeyName, opts.pointerKey)} cannot sign the pointer of ${brand}/${m.model} channel ${channel}: ${problem}`, { field: 'pointer-key', found: opts.pointerKey.publicKey.id });
+  }
+
+  const history = await readHistory(store, brand, m.model, channel);
+  const last = history.releases.at(-1);
+  if (last && last.revision >= m.revision) {
+    throw new PointerError('ERR_RELEASE', `${brand}/${m.model} revision ${m.revision}: channel ${channel} is at revision ${last.revision} already; a release must have a higher revision (devices refuse a lower one)`, { field: 'revision', expected: `> ${last.revision}`, found: m.revision });
+  }
+  const fromRevisions = [...new Set(opts.from ?? history.releases.map((r) => r.revision))].filter((r) => opts.from !== undefined || r < m.revision).sort((a, b) => a - b);
+  for (const r of fromRevisions) {
+    if (!Number.isSafeInteger(r) || r < 0 || r >= m.revision) throw new PointerError('ERR_RELEASE', `--from ${r}: expected a revision lower than the release's ${m.revision}`, { field: 'from', found: r });
+  }
+
+  const work = mkdtempSync(join(tmpdir(), 'edgeimage-release-'));
+  inProgress.add(work);
+  try {
+    // The systems the deltas replace: each from the full update of its revision in the store,
+    // whose manifest is checked against the keys the new model's devices trust.
+    const bases: BaseSystem[] = [];
+    for (const r of fromRevisions) bases.push(await storedSystem(opts, r, work));
+
+    const made: { from: number | 'full'; file: string; path: string }[] = [];
+    const make = async (base: BaseSystem | undefined) => {
+      const from = base ? base.revision : 'full';
+      const file = join(work, `${from}.update`);
+      emit({ kind: 'stage', what: `making the ${base ? `delta from revision ${from}` : 'full update'} of ${brand}/${m.model} revision ${m.revision}` });
+      await createUpdate({ resolution, trusted: opts.trusted, key: opts.key, keyName: opts.keyName, from: base, output: file, bootSigners: opts.bootSigners });
+      made.push({ from, file, path: updatePath(brand, m.model, m.revision, from) });
+    };
+    await make(undefined);
+    for (const b of bases) await make(b);
+    const updates: PointerUpdate[] = [];
+    for (const u of made) updates.push({ from: u.from, sha256: await sha256File(u.file), size: statSync(u.file).size, path: u.path });
+
+    const pointer: ChannelPointer = {
+      'brand-id': brand,
+      model: m.model,
+      channel,
+      revision: m.revision,
+      expires: new Date(Math.floor((now.getTime() + lifetime) / 1000) * 1000),
+      rollout,
+      'sign-key-sha3-384': opts.pointerKey.publicKey.id,
+      updates,
+    };
+    const bytes = encodeChannelPointer(pointer);
+    const signature = signChannelPointer(bytes, opts.pointerKey);
+    const pPath = pointerPath(brand, m.model, channel);
+    const sPath = pointerSigPath(brand, m.model, channel);
+    // What a device will do with it, before anything is published.
+    verifyChannelPointer({ bytes, signature, file: pPath }, opts.pointerKeys, { now, brandId: brand, model: m.model, channel });
+
+    for (const u of made) {
+      emit({ kind: 'stage', what: `publishing ${store.backend.locate(u.path)}` });
+      await store.backend.writeFile(u.path, u.file);
+    }
+    // The pointer key's account-key, so that a reader with only the root can check the pointer.
+    await store.publishAssertions([pk!.assertion]);
+
+    emit({ kind: 'stage', what: `moving channel ${channel} to revision ${m.revision}: ${store.backend.locate(pPath)}` });
+    const oldSig = await store.backend.read(sPath);
+    await store.backend.write(sPath, signature);
+    try {
+      await store.backend.write(pPath, bytes);
+    } catch (e) {
+      // The old pointer stays; so must the signature that goes with it.
+      if (oldSig) await store.backend.write(sPath, oldSig).catch(() => {});
+      throw e;
+    }
+
+    const release: ChannelRelease = { revision: m.revision, released: formatExpires(now), expires: formatExpires(pointer.expires), rollout, 'sign-key-sha3-384': pointer['sign-key-sha3-384'], updates };
+    const next: ChannelHistory = { ...history, channel, releases: [...history.releases, release].slice(-HISTORY_KEEP) };
+    await store.backend.write(historyPath(brand, m.model, channel), Buffer.from(`${JSON.stringify(next, null, 2)}\n`));
+    const index = (await readChannelIndex(store)).filter((c) => !(c['brand-id'] === brand && c.model === m.model && c.channel === channel));
+    index.push({ 'brand-id': brand, model: m.model, channel, pointer: pPath });
+    index.sort((a, b) => pathOrder(a.pointer, b.pointer));
+    await store.backend.write(CHANNEL_INDEX, Buffer.from(`${JSON.stringify({ format: 1, channels: index }, null, 2)}\n`));
+    return { pointer, pointerPath: pPath, signaturePath: sPath, history: next };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+    inProgress.delete(work);
+  }
+}
+
+const pathOrder = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** The system of revision `r`: the manifest of its full update in the store, verified. */
+async function storedSystem(opts: ReleaseOptions, r: number, work: string): Promise<BaseSystem> {
+  const { store, resolution } = opts;
+  const m = resolution.model;
+  const path = updatePath(m.brandId, m.model, r, 'full');
+  const where = store.backend.locate(path);
+  const file = join(work, `base-${r}.update`);
+  let opened;
+  try {
+    opened = await store.backend.open(path);
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ERR_STORE_NOT_FOUND') throw e;
+    throw new PointerError('ERR_RELEASE', `--from ${r}: no full update of ${m.brandId}/${m.model} revision ${r} in the store (${where}): deltas are made from a revision released to a channel of this store`, { field: 'from', found: r, file: where });
+  }
+  await pipeline(opened.stream, createWriteStream(file, { mode: 0o600 }));
+  const layout = readUpdateLayout(file);
+  const model = resolution.assertions.find((a) => a.type === 'model');
+  const keys = model ? deviceTrustKeys(resolution, opts.trusted, model) : [];
+  const signer = keys.find((a) => a.header('public-key-sha3-384') === layout.manifest['sign-key-sha3-384']);
+  const ok = signer && verify('sha256', layout.manifestBytes, PublicKey.fromAccountKeyBody(signer.body!.toString()).keyObject, layout.signature);
+  if (!ok) {
+    throw new PointerError('ERR_RELEASE', `${where}: its manifest is not signed by a key the devices of ${m.brandId}/${m.model} trust (it names key ${layout.manifest['sign-key-sha3-384']}): no delta is made from it`, { file: where });
+  }
+  const man = layout.manifest;
+  if (man['brand-id'] !== m.brandId || man.model !== m.model || man.revision !== r) {
+    throw new PointerError('ERR_RELEASE', `${where}: expected the full update of ${m.brandId}/${m.model} revision ${r}, found one of ${man['brand-id']}/${man.model} revision ${man.revision}`, { file: where });
+  }
+  return { source: where, 'brand-id': man['brand-id'], model: man.model, revision: man.revision, files: man.files };
+}
