@@ -2,6 +2,7 @@ import yargs from 'yargs';
 import { accountKeyCommand } from './commands/account-key.js';
 import { baseCommand } from './commands/base.js';
 import { buildCommand } from './commands/build.js';
+import { channelCommand } from './commands/channel.js';
 import { bootTestCommand } from './commands/boot-test.js';
 import { bootKeysCommand } from './commands/boot-keys.js';
 import { envCommand, inspectCommand } from './commands/image.js';
@@ -44,6 +45,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .command(resolveCommand(ctx))
     .command(buildCommand(ctx))
     .command(updateCommand(ctx))
+    .command(channelCommand(ctx))
     .command(inspectCommand(ctx))
     .command(envCommand(ctx))
     .command(gadgetCommand(ctx))

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BundleCache, Store, resolveModel, type Resolution } from '@edgeimage/store';
-import { createUpdate, readUpdate, sniffUpdateFrom, verifierFromPem, verifiersFromAssertions, UpdateError, type UpdateFrom, type UpdateVerifier } from '@edgeimage/composer';
+import { createUpdate, readUpdate, releaseUpdate, sniffUpdateFrom, trustedSigningKeys, verifierFromPem, verifiersFromAssertions, UpdateError, type UpdateFrom, type UpdateVerifier } from '@edgeimage/composer';
 import type { Argv } from 'yargs';
-import { printJson } from '../output.js';
+import { printJson, UsageError } from '../output.js';
+import { describePointer, pointerJson, POINTER_FORMAT_HELP } from './channel.js';
 import { resolveProgress } from '../progress.js';
 import { bootSignersOf } from './boot-signers.js';
 import { cleanOnInterrupt, keyringOption, openKeyring, parseTime, passphrase, readAssertions, type Context } from './common.js';
@@ -18,6 +19,15 @@ const FORMAT = [
 ].join(' ');
 
 const mib = (n: number) => `${(n / (1 << 20)).toFixed(1)} MiB`;
+
+type ReleaseArgs = TrustArgs & { bootKeys?: string; model: string; store: string; cache?: string; allowUnpinned: boolean; at?: string; concurrency: number; key: string; pointerKey: string; keyring?: string; channel: string; from?: number[]; expires: string; rollout: number; json?: boolean };
+
+/** `7d`, `36h`, `90m`, `3600s` in milliseconds. */
+export function parseDuration(value: string, option: string): number {
+  const m = /^([1-9]\d{0,6})([smhd])$/.exec(value);
+  if (!m) throw new UsageError(`${option}: expected a duration such as 7d, 36h, 90m or 3600s, found ${JSON.stringify(value)}`);
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+}
 
 type CreateArgs = TrustArgs & { bootKeys?: string; model: string; store: string; cache?: string; allowUnpinned: boolean; at?: string; concurrency: number; key: string; keyring?: string; from?: string; output: string; json?: boolean };
 
@@ -58,7 +68,28 @@ export function updateCommand(ctx: Context) {
               .epilog(`${FORMAT}\n\nWithout --trusted or --pubkey the signature is not checked. A bad signature exits 1.`),
           (a) => info(ctx, a),
         )
-        .demandCommand(1, 'name an update command: create or info')
+        .command(
+          'release <model>',
+          "make a new model revision's updates, publish them into a store and move a channel to it with a signed, expiring pointer",
+          (c) =>
+            keyringOption(resolveOptions(c))
+              .positional('model', { type: 'string', demandOption: true, describe: 'the new model assertion (a stream with its chain is fine), as for build' })
+              .option('channel', { type: 'string', demandOption: true, describe: 'the channel the devices follow: track/risk[/branch] (stable = latest/stable)' })
+              .option('key', { type: 'string', demandOption: true, describe: "signs the updates: one of the brand's account-keys that devices trust (the model key)" })
+              .option('pointer-key', { type: 'string', default: 'pointer', describe: "signs the pointer: a key of the brand whose account-key is pointer-only (account-key --pointer-only); its account-key comes from --trusted, the model stream or the store" })
+              .option('from', { type: 'number', array: true, describe: 'make a delta from this revision (its full update must be in the store); repeatable; default: every revision in the channel\'s history' })
+              .option('expires', { type: 'string', default: '7d', describe: 'how long devices accept the pointer: N followed by s, m, h or d (at most 365d); re-release before then' })
+              .option('rollout', { type: 'number', default: 100, describe: 'percentage of devices (0-100) that take the revision' })
+              .option('boot-keys', { type: 'string', describe: "for devices built with build --boot-keys: the keyring whose boot keys sign the new slot's boot payload" })
+              .option('json', { type: 'boolean', describe: 'print the pointer as JSON' })
+              .example('$0 update release r2.model --store ./store --channel stable --key brand --pointer-key pointer', 'full update + deltas from the revisions in the channel\'s history')
+              .example('$0 update release r3.model --store oci://127.0.0.1:5000/acme --channel stable --key brand --from 1 --from 2 --expires 3d --rollout 10', 'deltas from revisions 1 and 2, a 10 % rollout, a pointer that expires in 3 days')
+              .epilog(
+                `${POINTER_FORMAT_HELP}\n\nThe updates go to updates/BRAND.MODEL.REV.full.update and updates/BRAND.MODEL.REV.from-OLD.update, then the pointer and its signature to channels/BRAND.MODEL.TRACK+RISK.pointer(.sig) (on a directory store each file is written under a temporary name and renamed), then the release is appended to channels/BRAND.MODEL.TRACK+RISK.history.json. A release that fails leaves the channel's pointer as it was. --at sets the time of the release (key validity and the pointer's expiry). The passphrase of an encrypted key comes from $EDGEIMAGE_KEY_PASSPHRASE.`,
+              ),
+          (a) => cleanOnInterrupt(() => release(ctx, a as unknown as ReleaseArgs)),
+        )
+        .demandCommand(1, 'name an update command: create, info or release')
         .example('$0 update create r4.model --store ./store --key brand --from images/pc-amd64.img -o r4.update', 'a delta update')
         .example('$0 update info r4.update --trusted brand.account-key', 'what is in it')
         .epilog(FORMAT),
@@ -118,5 +149,41 @@ async function info(ctx: Context, a: { file: string; trusted?: string | string[]
   }
   if (sig.checked && !sig.valid) {
     throw new UpdateError('ERR_UPDATE_SIGNATURE', `${a.file}: the manifest signature does not verify with ${verifiers.map((v) => v.name).join(', ')}`, { file: a.file });
+  }
+}
+
+async function release(ctx: Context, a: ReleaseArgs): Promise<void> {
+  const progress = resolveProgress((line) => ctx.io.err(line));
+  try {
+    const lifetimeMs = parseDuration(a.expires, '--expires');
+    if (!Number.isInteger(a.rollout) || a.rollout < 0 || a.rollout > 100) throw new UsageError(`--rollout: expected a whole percentage from 0 to 100, found ${a.rollout}`);
+    for (const r of a.from ?? []) if (!Number.isSafeInteger(r) || r < 0) throw new UsageError(`--from: expected a revision number, found ${r}`);
+    // The keys first: a wrong name or passphrase should fail before any download.
+    const ring = openKeyring(a.keyring);
+    const key = ring.load(a.key, passphrase());
+    const pointerKey = ring.load(a.pointerKey, passphrase());
+    const at = parseTime(a.at, '--at');
+    const now = at ?? new Date();
+    const trusted = trustedFrom(a);
+    const store = await Store.open(a.store);
+    const stream = readAssertions(a.model);
+    const resolution = await resolveModel(stream, { store, trusted, at, cache: new BundleCache(a.cache), allowUnpinned: a.allowUnpinned, concurrency: a.concurrency, onEvent: progress.onEvent });
+    progress.stop();
+    const bootSigners = a.bootKeys === undefined ? undefined : bootSignersOf(a.bootKeys, resolution.model.brandId);
+    // The pointer key's account-key: given (--trusted, the model stream) or published by an earlier release.
+    const published = await store.assertion('account-key', [pointerKey.publicKey.id]);
+    const pointerKeys = trustedSigningKeys(trusted, [...stream, ...resolution.assertions, ...(published ? [published] : [])], now);
+    const r = await releaseUpdate({
+      store, resolution, trusted, key, keyName: a.key, pointerKey, pointerKeyName: a.pointerKey, pointerKeys, channel: a.channel, from: a.from, lifetimeMs, rollout: a.rollout, now, bootSigners,
+      onEvent: (e) => ctx.io.err(e.what),
+    });
+    await resolution.recordSequences();
+    const file = store.backend.locate(r.pointerPath);
+    if (a.json) return printJson(ctx.io, pointerJson(r.pointer, file, r.history.releases.map((x) => x.revision)));
+    for (const line of describePointer(r.pointer, file, now)) ctx.io.out(line);
+    ctx.io.out(`history: ${r.history.releases.map((x) => x.revision).join(', ')}`);
+    ctx.io.out(`signed with pointer key "${a.pointerKey}" (${pointerKey.publicKey.id}); updates signed with key "${a.key}" (${key.publicKey.id})`);
+  } finally {
+    progress.stop();
   }
 }

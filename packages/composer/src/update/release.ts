@@ -147,8 +147,10 @@ export async function releaseUpdate(opts: ReleaseOptions): Promise<ReleaseResult
       emit({ kind: 'stage', what: `publishing ${store.backend.locate(u.path)}` });
       await store.backend.writeFile(u.path, u.file);
     }
-    // The pointer key's account-key, so that a reader with only the root can check the pointer.
-    await store.publishAssertions([pk!.assertion]);
+    // The pointer key's account-key and the brand's account, so that a reader with only the root
+    // can check the pointer (as `channel show` does).
+    const account = [...resolution.assertions, ...opts.trusted].find((a) => a.type === 'account' && a.header('account-id') === brand);
+    await store.publishAssertions([...(account ? [account] : []), pk!.assertion]);
 
     emit({ kind: 'stage', what: `moving channel ${channel} to revision ${m.revision}: ${store.backend.locate(pPath)}` });
     const oldSig = await store.backend.read(sPath);
