@@ -12,7 +12,7 @@ import { CHANNEL_INDEX, HISTORY_KEEP, historyPath, pointerPath, pointerSigPath, 
 import { createUpdate, type BaseSystem } from './create.js';
 import { PointerError } from './errors.js';
 import { readUpdateLayout } from './info.js';
-import { encodeChannelPointer, formatExpires, type ChannelPointer, type PointerUpdate } from './pointer.js';
+import { encodeChannelPointer, formatExpires, parseChannelPointer, type ChannelPointer, type PointerUpdate } from './pointer.js';
 import { pointerKeyProblem, signChannelPointer, verifyChannelPointer } from './pointer-verify.js';
 
 /** A pointer's default lifetime: a device refuses it seven days after the release. */
@@ -96,9 +96,17 @@ export async function releaseUpdate(opts: ReleaseOptions): Promise<ReleaseResult
   }
 
   const history = await readHistory(store, brand, m.model, channel);
-  const last = history.releases.at(-1);
-  if (last && last.revision >= m.revision) {
-    throw new PointerError('ERR_RELEASE', `${brand}/${m.model} revision ${m.revision}: channel ${channel} is at revision ${last.revision} already; a release must have a higher revision (devices refuse a lower one)`, { field: 'revision', expected: `> ${last.revision}`, found: m.revision });
+  // The channel's revision: its history's last release, or its pointer's when that is higher (a
+  // release whose history write failed after its pointer was written).
+  const head = await store.backend.read(pointerPath(brand, m.model, channel));
+  let current = history.releases.at(-1)?.revision;
+  try {
+    if (head) current = Math.max(current ?? 0, parseChannelPointer(head, store.backend.locate(pointerPath(brand, m.model, channel))).revision);
+  } catch {
+    // A malformed head is replaced by this release; the history still bounds the revision.
+  }
+  if (current !== undefined && current >= m.revision) {
+    throw new PointerError('ERR_RELEASE', `${brand}/${m.model} revision ${m.revision}: channel ${channel} is at revision ${current} already; a release must have a higher revision (devices refuse a lower one)`, { field: 'revision', expected: `> ${current}`, found: m.revision });
   }
   const fromRevisions = [...new Set(opts.from ?? history.releases.map((r) => r.revision))].filter((r) => opts.from !== undefined || r < m.revision).sort((a, b) => a - b);
   for (const r of fromRevisions) {
