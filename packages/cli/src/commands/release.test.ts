@@ -152,6 +152,13 @@ describe('update release and channel show', () => {
     expect(malformed.err).toMatch(/\.pointer: line 9: update: expected a canonical store path, found "updates\/\.\.\/\.\.\/etc\/shadow", which contains \.\. \[ERR_POINTER_MALFORMED\]/);
   }, SLOW);
 
+  test('usage errors (exit 2): --expires without a unit, --rollout over 100', async () => {
+    const e = await run(releaseArgs(3, '--expires', '7'));
+    expect([e.status, e.err]).toEqual([2, 'edgeimage: --expires: expected a duration such as 7d, 36h, 90m or 3600s, found "7"\nRun with --help for usage.\n']);
+    const r = await run(releaseArgs(3, '--rollout', '101'));
+    expect([r.status, r.err]).toEqual([2, 'edgeimage: --rollout: expected a whole percentage from 0 to 100, found 101\nRun with --help for usage.\n']);
+  });
+
   test('account-key --pointer-only makes a key whose constraints are channel-pointer only', async () => {
     const out = join(world.tempDir('ak-'), 'p.account-key');
     const r = await run(['account-key', 'pointer', '--account-id', 'acme', '--authority-id', 'acme', '--key', 'brand', '--keyring', keyring, '--pointer-only', '-o', out]);

@@ -189,6 +189,15 @@ describe('verify', () => {
     }
   });
 
+  test('a pointer-only key past its until: ERR_POINTER_KEY_NOT_ALLOWED, naming its validity', async () => {
+    const old = await newKey();
+    const { headers, body } = accountKeyHeaders(old.publicKey, { accountId: 'acme', authorityId: 'acme-root', since: SINCE, until: new Date('2026-05-01T00:00:00Z'), name: 'old-pointer', constraints: POINTER_ONLY_CONSTRAINTS });
+    const ks = trustedSigningKeys(chain.anchors, [chain.account('acme'), chain.sign(headers, chain.rootKey, body)], NOW);
+    const e = refusal(() => verifyChannelPointer(signed(pointer(), old), ks, { now: NOW }));
+    expect(e.code).toBe('ERR_POINTER_KEY_NOT_ALLOWED');
+    expect(e.message).toContain(`found ${old.publicKey.id}: it is not valid at 2026-06-01T12:00:00Z (valid since 2026-01-01T00:00:00Z until 2026-05-01T00:00:00Z)`);
+  });
+
   test('a pointer-only key narrowed to one model does not sign another model\'s pointer', async () => {
     const narrow = await newKey();
     const { headers, body } = accountKeyHeaders(narrow.publicKey, { accountId: 'acme', authorityId: 'acme-root', since: SINCE, name: 'kiosk-pointer', constraints: [{ headers: { type: 'channel-pointer', model: 'kiosk-.*' } }] });
