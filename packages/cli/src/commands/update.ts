@@ -34,7 +34,7 @@ type CreateArgs = TrustArgs & { bootKeys?: string; model: string; store: string;
 export function updateCommand(ctx: Context) {
   return {
     command: 'update <command>',
-    describe: 'make and read signed update bundles (A/B updates of a device, whole or as a delta)',
+    describe: 'make, read and release signed update bundles (A/B updates of a device, whole or as a delta; release: into a store, for devices that follow a channel)',
     builder: (y: Argv) =>
       y
         .command(
@@ -92,6 +92,7 @@ export function updateCommand(ctx: Context) {
         .demandCommand(1, 'name an update command: create, info or release')
         .example('$0 update create r4.model --store ./store --key brand --from images/pc-amd64.img -o r4.update', 'a delta update')
         .example('$0 update info r4.update --trusted brand.account-key', 'what is in it')
+        .example('$0 update release r4.model --store ./store --channel stable --key brand --pointer-key pointer', 'publish it and move channel stable to it')
         .epilog(FORMAT),
     handler: () => {},
   };

@@ -163,7 +163,7 @@ export function parseChannelPointer(bytes: Buffer, file = 'channel pointer'): Ch
     const problem = pointerPathProblem(path!);
     if (problem) fail(n, 'update', 'a canonical store path', `${JSON.stringify(path)}, which ${problem}`);
     const prev = updates.at(-1);
-    if (prev ? !(fromOrder(prev) < fromOrder({ from } as PointerUpdate)) : from !== 'full') {
+    if (prev ? !(fromOrder(prev) < (from === 'full' ? -1 : from)) : from !== 'full') {
       fail(n, 'update', 'the full update first, then deltas by increasing from-revision, each once', `from ${fromText} after ${prev ? `from ${prev.from}` : 'no full update'}`);
     }
     updates.push({ from, sha256: sha256!, size: Number(sizeText), path: path! });

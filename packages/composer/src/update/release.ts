@@ -157,8 +157,12 @@ export async function releaseUpdate(opts: ReleaseOptions): Promise<ReleaseResult
     }
     // The pointer key's account-key and the brand's account, so that a reader with only the root
     // can check the pointer (as `channel show` does).
+    // One the store has already (the same or a newer revision) is left as it is.
     const account = [...resolution.assertions, ...opts.trusted].find((a) => a.type === 'account' && a.header('account-id') === brand);
-    await store.publishAssertions([...(account ? [account] : []), pk!.assertion]);
+    const missing: Assertion[] = [];
+    if (account && !(await store.assertion('account', [brand]))) missing.push(account);
+    if (!(await store.assertion('account-key', [pk!.id]))) missing.push(pk!.assertion);
+    await store.publishAssertions(missing);
 
     emit({ kind: 'stage', what: `moving channel ${channel} to revision ${m.revision}: ${store.backend.locate(pPath)}` });
     const oldSig = await store.backend.read(sPath);
