@@ -60,7 +60,7 @@ beforeAll(async () => {
 afterAll(() => world?.cleanup());
 
 const at = AT.toISOString();
-const releaseArgs = (revision: number, ...more: string[]) => ['update', 'release', models[revision - 1]!.model, '--store', world.storeDir, ...models[revision - 1]!.trustArgs, '--at', at, '--cache', join(world.dir, 'cli-cache'), '--keyring', keyring, '--key', 'brand', '--channel', 'stable', ...more];
+const releaseArgs = (revision: number, ...more: string[]) => ['update', 'release', models[revision - 1]!.model, '--store', world.storeDir, ...models[revision - 1]!.trustArgs, '--at', at, '--cache', join(world.dir, 'cli-cache'), '--keyring', keyring, ...(more.includes('--key') ? [] : ['--key', 'brand']), '--channel', 'stable', ...more];
 const show = (...more: string[]) => run(['channel', 'show', world.storeDir, 'stable', ...rootArgs, ...(more.includes('--at') ? [] : ['--at', at]), ...more]);
 const stored = (path: string) => readFileSync(join(world.storeDir, path));
 const history = () => JSON.parse(stored(`${BASE}.history.json`).toString()) as ChannelHistory;
@@ -123,6 +123,11 @@ describe('update release and channel show', () => {
     expect(r.status).toBe(1);
     expect(r.err).toContain(`edgeimage: error: pointer key "brand" (${world.brandKey.publicKey.id}) cannot sign the pointer of acme/edge-pc channel latest/stable: it is an unconstrained key of "acme" (it may sign models)`);
     expect(r.err).toMatch(/\[ERR_POINTER_KEY_NOT_ALLOWED\]$/m);
+    // Nor may the pointer key sign the updates: it is no key of the devices' trust store.
+    const asUpdateKey = await run(releaseArgs(3, '--key', 'pointer'));
+    expect(asUpdateKey.status).toBe(1);
+    expect(asUpdateKey.err).toContain(`edgeimage: error: key "pointer" (${pointerKey.publicKey.id}) is not a key of brand acme`);
+    expect(asUpdateKey.err).toMatch(/\[ERR_UPDATE_KEY_NOT_BRAND\]$/m);
     const again = await run(releaseArgs(2));
     expect(again.status).toBe(1);
     expect(again.err).toContain('edgeimage: error: acme/edge-pc revision 2: channel latest/stable is at revision 2 already; a release must have a higher revision (devices refuse a lower one) [ERR_RELEASE]');
