@@ -154,7 +154,7 @@ describe('update release and channel show', () => {
     writeFileSync(join(copy, POINTER), text.replace(/^(update: full [0-9a-f]+ \d+ ).*$/m, '$1updates/../../etc/shadow'));
     const malformed = await run(['channel', 'show', copy, 'stable', ...rootArgs, '--at', at]);
     expect(malformed.status).toBe(1);
-    expect(malformed.err).toMatch(/\.pointer: line 9: update: expected a canonical store path, found "updates\/\.\.\/\.\.\/etc\/shadow", which contains \.\. \[ERR_POINTER_MALFORMED\]/);
+    expect(malformed.err).toMatch(/\.pointer: line 10: update: expected a canonical store path, found "updates\/\.\.\/\.\.\/etc\/shadow", which contains \.\. \[ERR_POINTER_MALFORMED\]/);
   }, SLOW);
 
   test('usage errors (exit 2): --expires without a unit, --rollout over 100', async () => {

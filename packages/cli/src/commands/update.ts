@@ -78,7 +78,7 @@ export function updateCommand(ctx: Context) {
               .option('key', { type: 'string', demandOption: true, describe: "signs the updates: one of the brand's account-keys that devices trust (the model key)" })
               .option('pointer-key', { type: 'string', default: 'pointer', describe: "signs the pointer: a key of the brand whose account-key is pointer-only (account-key --pointer-only); its account-key comes from --trusted, the model stream or the store" })
               .option('from', { type: 'number', array: true, describe: 'make a delta from this revision (its full update must be in the store); repeatable; default: every revision in the channel\'s history' })
-              .option('expires', { type: 'string', default: '7d', describe: 'how long devices accept the pointer: N followed by s, m, h or d (at most 365d); re-release before then' })
+              .option('expires', { type: 'string', default: '7d', describe: 'how long devices accept the pointer: N followed by s, m, h or d (at most 365d, and within 365 days of the real clock with --at); re-sign before then with channel resign' })
               .option('rollout', { type: 'number', default: 100, describe: 'percentage of devices (0-100) that take the revision' })
               .option('boot-keys', { type: 'string', describe: "for devices built with build --boot-keys: the keyring whose boot keys sign the new slot's boot payload" })
               .option('json', { type: 'boolean', describe: 'print the pointer as JSON' })

@@ -45,6 +45,10 @@ export interface ChannelRelease {
   released: string;
   expires: string;
   rollout: number;
+  /** The pointer's sequence (absent in a history written before pointers had one). */
+  sequence?: number;
+  /** When the pointer was last re-signed (`channel resign`), if it was: expires, rollout, key and sequence are then the re-signed pointer's. */
+  resigned?: string;
   'sign-key-sha3-384': string;
   updates: PointerUpdate[];
 }

@@ -7,4 +7,4 @@ export { stageSystem, type StageSystemOptions, type StagedSystem } from '../comp
 export { encodeChannelPointer, parseChannelPointer, formatExpires, pointerPathProblem, POINTER_FORMAT, POINTER_FIELDS, POINTER_MAX_BYTES, POINTER_SIG_MAX_BYTES, POINTER_MAX_UPDATES, POINTER_MAX_UPDATE_SIZE, type ChannelPointer, type PointerUpdate } from './pointer.js';
 export { verifyChannelPointer, signChannelPointer, pointerKeyProblem, trustedSigningKeys, type PointerCheck, type PointerInput, type VerifiedPointer } from './pointer-verify.js';
 export { channelBase, pointerPath, pointerSigPath, historyPath, updatePath, readHistory, readChannelIndex, fetchPointer, CHANNEL_INDEX, HISTORY_KEEP, type ChannelHistory, type ChannelRelease, type ChannelIndexEntry } from './channel.js';
-export { releaseUpdate, DEFAULT_POINTER_LIFETIME_MS, MAX_POINTER_LIFETIME_MS, type ReleaseOptions, type ReleaseResult } from './release.js';
+export { releaseUpdate, resignChannel, type ResignOptions, type ResignResult, DEFAULT_POINTER_LIFETIME_MS, MAX_POINTER_LIFETIME_MS, type ReleaseOptions, type ReleaseResult } from './release.js';

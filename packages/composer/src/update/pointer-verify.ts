@@ -10,6 +10,18 @@ export interface PointerCheck {
   now?: Date;
   /** The revision installed: a pointer to a lower revision is refused (ERR_POINTER_ROLLBACK). */
   installedRevision?: number;
+  /**
+   * The last pointer accepted for this channel (what a device keeps): a pointer with a lower
+   * sequence, or to a lower revision, is refused (ERR_POINTER_ROLLBACK), so that an older pointer
+   * that has not expired yet (a halted rollout, a replaced delta) cannot be replayed. The same
+   * sequence is accepted: it is the same pointer, fetched again.
+   */
+  lastAccepted?: Pick<ChannelPointer, 'revision' | 'sequence'>;
+  /**
+   * Accept a pointer past its expiry (everything else is checked): for the publisher re-signing a
+   * head that expired (`channel resign`), never for a device.
+   */
+  acceptExpired?: boolean;
   /** When given, a pointer for another brand, model or channel is refused (ERR_POINTER_MISMATCH). */
   brandId?: string;
   model?: string;
@@ -79,7 +91,8 @@ export function trustedSigningKeys(anchors: readonly Assertion[], others: readon
  * the brand, model and channel asked for (ERR_POINTER_MISMATCH), the key it names among `keys`
  * (ERR_POINTER_KEY_NOT_ALLOWED: absent, another brand's, unconstrained, not pointer-only, not
  * valid now), the signature over its exact bytes (ERR_POINTER_SIGNATURE), its expiry
- * (ERR_POINTER_EXPIRED) and, given the installed revision, anti-rollback (ERR_POINTER_ROLLBACK).
+ * (ERR_POINTER_EXPIRED) and, given the installed revision or the last pointer accepted,
+ * anti-rollback and anti-replay (ERR_POINTER_ROLLBACK).
  *
  * ```ts
  * const { pointer } = verifyChannelPointer({ bytes, signature, file: 'channels/acme.edge-pc.latest+stable.pointer' }, keys, { installedRevision: 2 });
@@ -90,6 +103,12 @@ export function verifyChannelPointer(input: PointerInput, keys: readonly Signing
   const { file } = input;
   const sigFile = input.signatureFile ?? `${file}.sig`;
   const now = check.now ?? new Date();
+  const bound = (name: string, v: number | undefined) => {
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) throw new TypeError(`verifyChannelPointer: ${name}: expected a revision or sequence number (a safe integer, 0 or more), found ${v}`);
+  };
+  bound('installedRevision', check.installedRevision);
+  bound('lastAccepted.revision', check.lastAccepted?.revision);
+  bound('lastAccepted.sequence', check.lastAccepted?.sequence);
   if (input.signature.length === 0 || input.signature.length > POINTER_SIG_MAX_BYTES) {
     throw new PointerError('ERR_POINTER_MALFORMED', `${sigFile}: signature: expected 1 to ${POINTER_SIG_MAX_BYTES} bytes, found ${input.signature.length}`, { file: sigFile, field: 'signature', expected: `1 to ${POINTER_SIG_MAX_BYTES} bytes`, found: input.signature.length });
   }
@@ -122,10 +141,10 @@ export function verifyChannelPointer(input: PointerInput, keys: readonly Signing
   if (!ok) {
     throw new PointerError('ERR_POINTER_SIGNATURE', `${sigFile}: signature: expected an RSA SHA-256 signature of ${file} by key ${keyId} of "${key.accountId}", found one that does not verify over its bytes`, { file: sigFile, field: 'signature', expected: keyId, found: 'a signature that does not verify' });
   }
-  if (!(p.expires.getTime() > now.getTime())) {
+  if (!check.acceptExpired && !(p.expires.getTime() > now.getTime())) {
     throw new PointerError(
       'ERR_POINTER_EXPIRED',
-      `${file}: expires: expected a time after ${formatExpires(now)} (now), found ${formatExpires(p.expires)}: the pointer has expired (a store or mirror that keeps serving an old pointer is not trusted); the channel's publisher re-signs it with update release`,
+      `${file}: expires: expected a time after ${formatExpires(now)} (now), found ${formatExpires(p.expires)}: the pointer has expired (a store or mirror that keeps serving an old pointer is not trusted); the channel's publisher re-signs it with channel resign, or releases a new revision with update release`,
       { file, field: 'expires', expected: `after ${formatExpires(now)}`, found: formatExpires(p.expires) },
     );
   }
@@ -134,6 +153,21 @@ export function verifyChannelPointer(input: PointerInput, keys: readonly Signing
       'ERR_POINTER_ROLLBACK',
       `${file}: revision: expected at least the installed revision ${check.installedRevision}, found ${p.revision}: a pointer to a lower revision is refused (anti-rollback)`,
       { file, field: 'revision', expected: `>= ${check.installedRevision}`, found: p.revision },
+    );
+  }
+  const last = check.lastAccepted;
+  if (last && p.revision < last.revision) {
+    throw new PointerError(
+      'ERR_POINTER_ROLLBACK',
+      `${file}: revision: expected at least the revision ${last.revision} of the last pointer accepted, found ${p.revision}: a pointer to a lower revision is refused (anti-rollback)`,
+      { file, field: 'revision', expected: `>= ${last.revision}`, found: p.revision },
+    );
+  }
+  if (last && p.sequence < last.sequence) {
+    throw new PointerError(
+      'ERR_POINTER_ROLLBACK',
+      `${file}: sequence: expected at least the sequence ${last.sequence} of the last pointer accepted, found ${p.sequence}: an older pointer is refused (a replay: the channel has been released or re-signed since)`,
+      { file, field: 'sequence', expected: `>= ${last.sequence}`, found: p.sequence },
     );
   }
   return { pointer: p, key };

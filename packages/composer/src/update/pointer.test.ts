@@ -48,6 +48,7 @@ const pointer = (over: Partial<ChannelPointer> = {}): ChannelPointer => ({
   model: 'edge-pc',
   channel: 'latest/stable',
   revision: 3,
+  sequence: 7,
   expires: new Date('2026-06-08T12:00:00Z'),
   rollout: 100,
   'sign-key-sha3-384': pointerKey.publicKey.id,
@@ -75,6 +76,7 @@ describe('format', () => {
         'model: edge-pc',
         'channel: latest/stable',
         'revision: 3',
+        'sequence: 7',
         'expires: 2026-06-08T12:00:00Z',
         'rollout: 100',
         `sign-key-sha3-384: ${pointerKey.publicKey.id}`,
@@ -90,25 +92,35 @@ describe('format', () => {
 
   const text = () => encodeChannelPointer(pointer()).toString();
   const malformed: [string, (t: string) => string, RegExp][] = [
-    ['a missing field', (t) => t.replace(/^rollout: 100\n/m, ''), /line 7: rollout: expected "rollout: …", found "sign-key-sha3-384: /],
+    ['a missing field', (t) => t.replace(/^rollout: 100\n/m, ''), /line 8: rollout: expected "rollout: …", found "sign-key-sha3-384: /],
     ['fields out of order', (t) => t.replace('brand-id: acme\nmodel: edge-pc', 'model: edge-pc\nbrand-id: acme'), /line 2: brand-id: expected "brand-id: …", found "model: edge-pc"/],
-    ['a rollout over 100', (t) => t.replace('rollout: 100', 'rollout: 101'), /line 7: rollout: expected a percentage from 0 to 100, found "101"/],
+    ['a rollout over 100', (t) => t.replace('rollout: 100', 'rollout: 101'), /line 8: rollout: expected a percentage from 0 to 100, found "101"/],
     ['a revision with a leading zero', (t) => t.replace('revision: 3', 'revision: 03'), /line 5: revision: expected a revision number \(0 or more, no leading zero\), found "03"/],
-    ['an expiry with a time zone offset', (t) => t.replace('2026-06-08T12:00:00Z', '2026-06-08T14:00:00+02:00'), /line 6: expires: expected a UTC RFC 3339 time to the second .*, found "2026-06-08T14:00:00\+02:00"/],
-    ['an impossible date', (t) => t.replace('2026-06-08T12:00:00Z', '2026-02-30T12:00:00Z'), /line 6: expires: expected a real UTC time to the second, found "2026-02-30T12:00:00Z"/],
+    ['an expiry with a time zone offset', (t) => t.replace('2026-06-08T12:00:00Z', '2026-06-08T14:00:00+02:00'), /line 7: expires: expected a UTC RFC 3339 time to the second .*, found "2026-06-08T14:00:00\+02:00"/],
+    ['an impossible date', (t) => t.replace('2026-06-08T12:00:00Z', '2026-02-30T12:00:00Z'), /line 7: expires: expected a real UTC time to the second, found "2026-02-30T12:00:00Z"/],
     ['a short channel', (t) => t.replace('channel: latest/stable', 'channel: stable'), /line 4: channel: expected the channel in its full form \(latest\/stable\), found "stable"/],
-    ['a path with ..', (t) => t.replace('updates/acme.edge-pc.3.full.update', 'updates/../../etc/shadow'), /line 9: update: expected a canonical store path, found "updates\/..\/..\/etc\/shadow", which contains \.\./],
-    ['an absolute path', (t) => t.replace('updates/acme.edge-pc.3.full.update', '/etc/shadow'), /line 9: update: expected a canonical store path, found "\/etc\/shadow"/],
-    ['a delta from a revision not lower', (t) => t.replace('update: 2 ', 'update: 3 '), /line 10: update: expected a from-revision lower than the pointer's revision 3, found 3/],
-    ['a delta before the full update', (t) => t.replace(/^(update: full .*)\n(update: 2 .*)\n$/m, '$2\n$1\n'), /line 9: update: expected the full update first, then deltas by increasing from-revision, each once, found from 2 after no full update/],
-    ['a size of 0', (t) => t.replace(' 81920 ', ' 0 '), /line 9: update: expected a size from 1 to 1099511627776 bytes, found "0"/],
-    ['an endless size', (t) => t.replace(' 81920 ', ' 9999999999999999 '), /line 9: update: expected a size from 1 to 1099511627776 bytes, found "9999999999999999"/],
-    ['an upper-case digest', (t) => t.replace(`full ${SHA}`, `full ${SHA.toUpperCase()}`), /line 9: update: expected a sha256 \(64 lower-case hex digits\)/],
-    ['no update line', (t) => t.replace(/^update: .*\n/gm, ''), /line 9: update: expected at least the full update \("update: full …"\), found none/],
+    ['a path with ..', (t) => t.replace('updates/acme.edge-pc.3.full.update', 'updates/../../etc/shadow'), /line 10: update: expected a canonical store path, found "updates\/..\/..\/etc\/shadow", which contains \.\./],
+    ['an absolute path', (t) => t.replace('updates/acme.edge-pc.3.full.update', '/etc/shadow'), /line 10: update: expected a canonical store path, found "\/etc\/shadow"/],
+    ['a delta from a revision not lower', (t) => t.replace('update: 2 ', 'update: 3 '), /line 11: update: expected a from-revision lower than the pointer's revision 3, found 3/],
+    ['a delta before the full update', (t) => t.replace(/^(update: full .*)\n(update: 2 .*)\n$/m, '$2\n$1\n'), /line 10: update: expected the full update first, then deltas by increasing from-revision, each once, found from 2 after no full update/],
+    ['a size of 0', (t) => t.replace(' 81920 ', ' 0 '), /line 10: update: expected a size from 1 to 1099511627776 bytes, found "0"/],
+    ['an endless size', (t) => t.replace(' 81920 ', ' 9999999999999999 '), /line 10: update: expected a size from 1 to 1099511627776 bytes, found "9999999999999999"/],
+    ['an upper-case digest', (t) => t.replace(`full ${SHA}`, `full ${SHA.toUpperCase()}`), /line 10: update: expected a sha256 \(64 lower-case hex digits\)/],
+    ['no update line', (t) => t.replace(/^update: .*\n/gm, ''), /line 10: update: expected at least the full update \("update: full …"\), found none/],
     ['a carriage return', (t) => t.replace('model: edge-pc\n', 'model: edge-pc\r\n'), /line 3: text: expected printable ASCII and LF line ends, found "\\r"/],
-    ['no final newline', (t) => t.slice(0, -1), /line 10: text: expected a final newline, found none/],
+    ['no final newline', (t) => t.slice(0, -1), /line 11: text: expected a final newline, found none/],
     ['an unknown format', (t) => t.replace('edgeimage-pointer: 1', 'edgeimage-pointer: 2'), /line 1: edgeimage-pointer: expected format 1 \(the one this edgeimage reads\), found 2/],
-    ['an extra field', (t) => `${t}note: hi\n`, /line 11: update: expected "update: FROM-REVISION SHA256 SIZE PATH", found "note: hi"/],
+    // L3: the format line is exactly `edgeimage-pointer: 1` (a device's `= 1` and `-eq 1` must agree).
+    ['a format line with a leading zero', (t) => t.replace('edgeimage-pointer: 1\n', 'edgeimage-pointer: 01\n'), /line 1: edgeimage-pointer: expected format 1 \(the one this edgeimage reads\), found 01/],
+    ['a format line 0001', (t) => t.replace('edgeimage-pointer: 1\n', 'edgeimage-pointer: 0001\n'), /line 1: edgeimage-pointer: expected format 1 \(the one this edgeimage reads\), found 0001/],
+    // L4: no path segment a command could take for an option.
+    ['a path that starts with -', (t) => t.replace('updates/acme.edge-pc.3.full.update', '-rf'), /line 10: update: expected a canonical store path, found "-rf", which is not a relative store path .* starting with '\.' or '-'/],
+    ['a path segment that starts with -', (t) => t.replace('updates/acme.edge-pc.3.full.update', 'updates/-n'), /line 10: update: expected a canonical store path, found "updates\/-n"/],
+    // M1: the sequence is a field in its place.
+    ['no sequence', (t) => t.replace('sequence: 7\n', ''), /line 6: sequence: expected "sequence: …", found "expires: /],
+    ['a sequence with a leading zero', (t) => t.replace('sequence: 7', 'sequence: 07'), /line 6: sequence: expected a sequence number \(0 or more, no leading zero\), found "07"/],
+    ['a sequence past 2^53', (t) => t.replace('sequence: 7', 'sequence: 9007199254740992'), /line 6: sequence: expected at most 9007199254740991, found 9007199254740992/],
+    ['an extra field', (t) => `${t}note: hi\n`, /line 12: update: expected "update: FROM-REVISION SHA256 SIZE PATH", found "note: hi"/],
   ];
   test.each(malformed)('refuses %s, naming the file, line, field, expected and found', (_, change, message) => {
     const e = refusal(() => parseChannelPointer(Buffer.from(change(text())), FILE));
@@ -123,13 +135,13 @@ describe('format', () => {
     expect(e.code).toBe('ERR_POINTER_MALFORMED');
     expect(e.message).toBe(`${FILE}: the pointer is ${big.length} bytes, more than the ${POINTER_MAX_BYTES} allowed`);
     const many = pointer({ revision: 100, updates: [{ from: 'full', sha256: SHA, size: 1, path: 'u' }, ...Array.from({ length: 64 }, (_, i) => ({ from: i, sha256: SHA, size: 1, path: `u${i}` }))] });
-    expect(refusal(() => encodeChannelPointer(many)).message).toMatch(/line 73: update: expected at most 64 update lines, found 65/);
+    expect(refusal(() => encodeChannelPointer(many)).message).toMatch(/line 74: update: expected at most 64 update lines, found 65/);
   });
 
   test('the encoder refuses what the parser would (a path with ..)', () => {
     const e = refusal(() => encodeChannelPointer(pointer({ updates: [{ from: 'full', sha256: SHA, size: 1, path: 'updates/../x' }] })));
     expect(e.code).toBe('ERR_POINTER_MALFORMED');
-    expect(e.message).toMatch(/^the pointer being written: line 9: update: expected a canonical store path, found "updates\/..\/x", which contains \.\.$/);
+    expect(e.message).toMatch(/^the pointer being written: line 10: update: expected a canonical store path, found "updates\/..\/x", which contains \.\.$/);
   });
 });
 
@@ -144,7 +156,7 @@ describe('verify', () => {
   test('an expired pointer: ERR_POINTER_EXPIRED, naming expires, now and what was found', () => {
     const e = refusal(() => verifyChannelPointer(signed(pointer({ expires: new Date('2026-06-01T11:59:59Z') })), keys, { now: NOW }));
     expect(e.code).toBe('ERR_POINTER_EXPIRED');
-    expect(e.message).toBe(`${FILE}: expires: expected a time after 2026-06-01T12:00:00Z (now), found 2026-06-01T11:59:59Z: the pointer has expired (a store or mirror that keeps serving an old pointer is not trusted); the channel's publisher re-signs it with update release`);
+    expect(e.message).toBe(`${FILE}: expires: expected a time after 2026-06-01T12:00:00Z (now), found 2026-06-01T11:59:59Z: the pointer has expired (a store or mirror that keeps serving an old pointer is not trusted); the channel's publisher re-signs it with channel resign, or releases a new revision with update release`);
     expect(e.context).toMatchObject({ file: FILE, field: 'expires' });
   });
 
@@ -178,6 +190,46 @@ describe('verify', () => {
     const e = refusal(() => verifyChannelPointer(signed(pointer()), keys, { now: NOW, installedRevision: 4 }));
     expect(e.code).toBe('ERR_POINTER_ROLLBACK');
     expect(e.message).toBe(`${FILE}: revision: expected at least the installed revision 4, found 3: a pointer to a lower revision is refused (anti-rollback)`);
+  });
+
+  // M1: the pointer's own counter refuses a replay of an older pointer of the same revision.
+  test('an older pointer of the same revision (a lower sequence) after a newer one was accepted: ERR_POINTER_ROLLBACK', () => {
+    const halted = signed(pointer({ sequence: 8, rollout: 0 }));
+    const accepted = verifyChannelPointer(halted, keys, { now: NOW, installedRevision: 2 }).pointer;
+    // The mirror replays the earlier, still unexpired pointer: same revision, rollout 100.
+    const e = refusal(() => verifyChannelPointer(signed(pointer({ sequence: 7, rollout: 100 })), keys, { now: NOW, installedRevision: 2, lastAccepted: accepted }));
+    expect(e.code).toBe('ERR_POINTER_ROLLBACK');
+    expect(e.message).toBe(`${FILE}: sequence: expected at least the sequence 8 of the last pointer accepted, found 7: an older pointer is refused (a replay: the channel has been released or re-signed since)`);
+    expect(e.context).toMatchObject({ field: 'sequence', found: 7 });
+    // The same pointer fetched again, and a later one, are accepted.
+    expect(verifyChannelPointer(halted, keys, { now: NOW, lastAccepted: accepted }).pointer.sequence).toBe(8);
+    expect(verifyChannelPointer(signed(pointer({ sequence: 9 })), keys, { now: NOW, lastAccepted: accepted }).pointer.sequence).toBe(9);
+    // A lower revision than the last accepted one, even with a higher sequence.
+    const lower = refusal(() => verifyChannelPointer(signed(pointer({ revision: 2, sequence: 9, updates: [{ from: 'full', sha256: SHA, size: 1, path: 'u' }] })), keys, { now: NOW, lastAccepted: accepted }));
+    expect([lower.code, lower.message]).toEqual(['ERR_POINTER_ROLLBACK', `${FILE}: revision: expected at least the revision 3 of the last pointer accepted, found 2: a pointer to a lower revision is refused (anti-rollback)`]);
+  });
+
+  test('an installed revision or sequence that is not a number is a programming error, not a skipped check', () => {
+    expect(() => verifyChannelPointer(signed(pointer()), keys, { now: NOW, installedRevision: Number.NaN })).toThrow(/installedRevision: expected a revision or sequence number .*found NaN/);
+    expect(() => verifyChannelPointer(signed(pointer()), keys, { now: NOW, lastAccepted: { revision: 0, sequence: Number.NaN } })).toThrow(/lastAccepted\.sequence/);
+  });
+
+  test('an expired pointer is accepted only with acceptExpired (the publisher re-signing it), every other check still made', () => {
+    const old = signed(pointer({ expires: new Date('2026-06-01T11:59:59Z') }));
+    expect(verifyChannelPointer(old, keys, { now: NOW, acceptExpired: true }).pointer.revision).toBe(3);
+    expect(refusal(() => verifyChannelPointer(signed(pointer({ expires: new Date('2026-06-01T11:59:59Z') }), modelKey), keys, { now: NOW, acceptExpired: true })).code).toBe('ERR_POINTER_KEY_NOT_ALLOWED');
+  });
+
+  // M5: the pointer-only check is what keeps a key that may also sign models from signing pointers.
+  test('a key constrained to both channel-pointer and model types: ERR_POINTER_KEY_NOT_ALLOWED (not pointer-only)', async () => {
+    const mixed = await newKey();
+    const constraints = [{ headers: { type: 'channel-pointer' } }, { headers: { type: 'model' } }];
+    const { headers, body } = accountKeyHeaders(mixed.publicKey, { accountId: 'acme', authorityId: 'acme-root', since: SINCE, name: 'mixed', constraints });
+    const ks = trustedSigningKeys(chain.anchors, [chain.account('acme'), chain.sign(headers, chain.rootKey, body)], NOW);
+    expect(ks.find((k) => k.id === mixed.publicKey.id)?.constraints?.allowsHeaders({ type: 'channel-pointer', 'brand-id': 'acme', model: 'edge-pc', channel: 'latest/stable' })).toBe(true);
+    const e = refusal(() => verifyChannelPointer(signed(pointer(), mixed), ks, { now: NOW }));
+    expect(e.code).toBe('ERR_POINTER_KEY_NOT_ALLOWED');
+    expect(e.message).toBe(`${FILE}: sign-key-sha3-384: expected a pointer-only account-key of "acme", found ${mixed.publicKey.id}: its constraints [{"headers":{"type":"channel-pointer"}},{"headers":{"type":"model"}}] admit more than channel pointers; a pointer key's constraints are all of type channel-pointer`);
   });
 
   test('a pointer for another model, an empty or oversize signature', () => {

@@ -22,6 +22,13 @@ export interface ChannelPointer {
   /** The channel in its full form, `track/risk[/branch]` (`latest/stable`). */
   channel: string;
   revision: number;
+  /**
+   * The pointer's own counter, one higher on every release or re-sign of the channel: a device
+   * refuses a pointer with a lower sequence than the last one it accepted (ERR_POINTER_ROLLBACK),
+   * so that an older, still unexpired pointer of the same revision (a halted rollout, a replaced
+   * delta) cannot be replayed.
+   */
+  sequence: number;
   /** After this instant the pointer is refused (a store or mirror replaying it: a freeze). Whole seconds. */
   expires: Date;
   /** Percentage (0–100) of the devices that take the revision. */
@@ -51,13 +58,19 @@ const SHA256 = /^[0-9a-f]{64}$/;
 const ROLLOUT = /^(0|[1-9]\d?|100)$/;
 const EXPIRES = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 // A store path: '/'-separated names the device's shell and a URL need never quote, none of them
-// starting with '.', and no `..` anywhere (the device's `case *..*` refuses it, as for slot paths).
-const PATH = /^[A-Za-z0-9_-][A-Za-z0-9._+-]*(\/[A-Za-z0-9_-][A-Za-z0-9._+-]*)*$/;
+// starting with '.' or '-' (no name a command could read as an option), and no `..` anywhere (the
+// device's `case *..*` refuses it, as for slot paths).
+const PATH = /^[A-Za-z0-9_][A-Za-z0-9._+-]*(\/[A-Za-z0-9_][A-Za-z0-9._+-]*)*$/;
 
 /** The header lines, in this order, before the `update` lines. */
-export const POINTER_FIELDS = ['edgeimage-pointer', 'brand-id', 'model', 'channel', 'revision', 'expires', 'rollout', 'sign-key-sha3-384'] as const;
+export const POINTER_FIELDS = ['edgeimage-pointer', 'brand-id', 'model', 'channel', 'revision', 'sequence', 'expires', 'rollout', 'sign-key-sha3-384'] as const;
 
-/** `2026-06-01T00:00:00Z`: RFC 3339 in UTC, whole seconds (what busybox `date -u -d` and a string compare read alike). */
+/**
+ * `2026-06-01T00:00:00Z`: RFC 3339 in UTC, whole seconds. Fixed width, so two such times compare
+ * as strings in time order (busybox `[ "$exp" \> "$now" ]` with `now=$(date -u +%Y-%m-%dT%H:%M:%SZ)`).
+ * Busybox `date -u -d` does not read this form ("invalid date"), and with `-D` it normalises
+ * 02-30 and 23:59:60 where the parser refuses them: a device checks the form, then compares strings.
+ */
 export function formatExpires(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
@@ -66,7 +79,7 @@ export function formatExpires(d: Date): string {
 export function pointerPathProblem(path: string): string | undefined {
   if (path.length > POINTER_MAX_PATH) return `is ${path.length} characters, more than ${POINTER_MAX_PATH}`;
   if (path.includes('..')) return 'contains ..';
-  if (!PATH.test(path)) return "is not a relative store path of '/'-separated names of [A-Za-z0-9._+-], none empty or starting with '.'";
+  if (!PATH.test(path)) return "is not a relative store path of '/'-separated names of [A-Za-z0-9._+-], none empty or starting with '.' or '-'";
   return undefined;
 }
 
@@ -77,7 +90,7 @@ const fromOrder = (u: PointerUpdate) => (u.from === 'full' ? -1 : u.from);
  * the parser would refuse, so that nothing is signed that a device cannot read.
  *
  * ```ts
- * const bytes = encodeChannelPointer({ 'brand-id': 'acme', model: 'edge-pc', channel: 'latest/stable', revision: 2,
+ * const bytes = encodeChannelPointer({ 'brand-id': 'acme', model: 'edge-pc', channel: 'latest/stable', revision: 2, sequence: 5,
  *   expires: new Date('2026-06-08T00:00:00Z'), rollout: 100, 'sign-key-sha3-384': key.publicKey.id,
  *   updates: [{ from: 'full', sha256, size, path: 'updates/acme.edge-pc.2.full.update' }] });
  * ```
@@ -90,6 +103,7 @@ export function encodeChannelPointer(p: ChannelPointer): Buffer {
     `model: ${p.model}`,
     `channel: ${p.channel}`,
     `revision: ${p.revision}`,
+    `sequence: ${p.sequence}`,
     `expires: ${formatExpires(p.expires)}`,
     `rollout: ${p.rollout}`,
     `sign-key-sha3-384: ${p['sign-key-sha3-384']}`,
@@ -130,7 +144,8 @@ export function parseChannelPointer(bytes: Buffer, file = 'channel pointer'): Ch
     return v;
   };
   const format = value(0, 'edgeimage-pointer', /^\d{1,4}$/, `${POINTER_FORMAT}`);
-  if (Number(format) !== POINTER_FORMAT) fail(1, 'edgeimage-pointer', `format ${POINTER_FORMAT} (the one this edgeimage reads)`, format);
+  // Exactly `1`: a device's `[ "$f" = 1 ]` and `-eq 1` must agree (`01` is not format 1).
+  if (format !== String(POINTER_FORMAT)) fail(1, 'edgeimage-pointer', `format ${POINTER_FORMAT} (the one this edgeimage reads)`, format);
   const brand = value(1, 'brand-id', NAME, 'an account id ([A-Za-z0-9._+-], at most 128)');
   const model = value(2, 'model', NAME, 'a model name ([A-Za-z0-9._+-], at most 128)');
   const channel = value(3, 'channel', /^[A-Za-z0-9][A-Za-z0-9._/-]{0,200}$/, 'a channel track/risk[/branch]');
@@ -143,11 +158,13 @@ export function parseChannelPointer(bytes: Buffer, file = 'channel pointer'): Ch
   if (full !== channel) fail(4, 'channel', `the channel in its full form (${full})`, JSON.stringify(channel));
   const revision = Number(value(4, 'revision', REVISION, 'a revision number (0 or more, no leading zero)'));
   if (!Number.isSafeInteger(revision)) fail(5, 'revision', `at most ${Number.MAX_SAFE_INTEGER}`, `${revision}`);
-  const expiresText = value(5, 'expires', EXPIRES, 'a UTC RFC 3339 time to the second (2026-06-08T00:00:00Z)');
+  const sequence = Number(value(5, 'sequence', REVISION, 'a sequence number (0 or more, no leading zero)'));
+  if (!Number.isSafeInteger(sequence)) fail(6, 'sequence', `at most ${Number.MAX_SAFE_INTEGER}`, `${sequence}`);
+  const expiresText = value(6, 'expires', EXPIRES, 'a UTC RFC 3339 time to the second (2026-06-08T00:00:00Z)');
   const expires = new Date(expiresText);
-  if (Number.isNaN(expires.getTime()) || formatExpires(expires) !== expiresText) fail(6, 'expires', 'a real UTC time to the second', JSON.stringify(expiresText));
-  const rollout = Number(value(6, 'rollout', ROLLOUT, 'a percentage from 0 to 100'));
-  const keyId = value(7, 'sign-key-sha3-384', KEY_ID, 'a key id (64 base64url characters)');
+  if (Number.isNaN(expires.getTime()) || formatExpires(expires) !== expiresText) fail(7, 'expires', 'a real UTC time to the second', JSON.stringify(expiresText));
+  const rollout = Number(value(7, 'rollout', ROLLOUT, 'a percentage from 0 to 100'));
+  const keyId = value(8, 'sign-key-sha3-384', KEY_ID, 'a key id (64 base64url characters)');
   const updates: PointerUpdate[] = [];
   for (let i = POINTER_FIELDS.length; i < lines.length; i++) {
     const l = lines[i]!;
@@ -169,5 +186,5 @@ export function parseChannelPointer(bytes: Buffer, file = 'channel pointer'): Ch
     updates.push({ from, sha256: sha256!, size: Number(sizeText), path: path! });
   }
   if (updates.length === 0) fail(lines.length + 1, 'update', 'at least the full update ("update: full …")', 'none');
-  return { 'brand-id': brand, model, channel, revision, expires, rollout, 'sign-key-sha3-384': keyId, updates };
+  return { 'brand-id': brand, model, channel, revision, sequence, expires, rollout, 'sign-key-sha3-384': keyId, updates };
 }

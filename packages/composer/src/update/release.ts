@@ -8,7 +8,7 @@ import { checkChannel, type Resolution, type Store } from '@edgeimage/store';
 import { inProgress } from '../compose/compose.js';
 import { deviceTrustKeys } from '../compose/slot.js';
 import type { BootSigners } from '../verified/payload.js';
-import { CHANNEL_INDEX, HISTORY_KEEP, historyPath, pointerPath, pointerSigPath, readChannelIndex, readHistory, updatePath, type ChannelHistory, type ChannelRelease } from './channel.js';
+import { CHANNEL_INDEX, fetchPointer, HISTORY_KEEP, historyPath, pointerPath, pointerSigPath, readChannelIndex, readHistory, updatePath, type ChannelHistory, type ChannelRelease } from './channel.js';
 import { createUpdate, type BaseSystem } from './create.js';
 import { PointerError } from './errors.js';
 import { readUpdateLayout } from './info.js';
@@ -86,6 +86,7 @@ export async function releaseUpdate(opts: ReleaseOptions): Promise<ReleaseResult
   if (!Number.isInteger(rollout) || rollout < 0 || rollout > 100) throw new PointerError('ERR_RELEASE', `--rollout: expected a whole percentage from 0 to 100, found ${rollout}`, { field: 'rollout', found: rollout });
   if (!(lifetime >= 1000 && lifetime <= MAX_POINTER_LIFETIME_MS)) throw new PointerError('ERR_RELEASE', `--expires: expected a lifetime from 1 second to 365 days, found ${lifetime} ms`, { field: 'expires', found: lifetime });
   if (!store.backend.writable) throw new PointerError('ERR_RELEASE', `${store.url}: the store is read-only (an HTTP store); release into its directory or OCI registry`, { store: store.url });
+  checkExpiryCap(now, lifetime);
 
   // The pointer key first: a wrong key must fail before any work.
   const named = (name: string | undefined, k: PrivateKey) => (name ? `"${name}" (${k.publicKey.id})` : k.publicKey.id);
@@ -100,11 +101,17 @@ export async function releaseUpdate(opts: ReleaseOptions): Promise<ReleaseResult
   // release whose history write failed after its pointer was written).
   const head = await store.backend.read(pointerPath(brand, m.model, channel));
   let current = history.releases.at(-1)?.revision;
+  let headSequence = 0;
   try {
-    if (head) current = Math.max(current ?? 0, parseChannelPointer(head, store.backend.locate(pointerPath(brand, m.model, channel))).revision);
+    if (head) {
+      const h = parseChannelPointer(head, store.backend.locate(pointerPath(brand, m.model, channel)));
+      current = Math.max(current ?? 0, h.revision);
+      headSequence = h.sequence;
+    }
   } catch {
     // A malformed head is replaced by this release; the history still bounds the revision.
   }
+  const sequence = nextSequence(history, headSequence);
   if (current !== undefined && current >= m.revision) {
     throw new PointerError('ERR_RELEASE', `${brand}/${m.model} revision ${m.revision}: channel ${channel} is at revision ${current} already; a release must have a higher revision (devices refuse a lower one)`, { field: 'revision', expected: `> ${current}`, found: m.revision });
   }
@@ -139,6 +146,7 @@ export async function releaseUpdate(opts: ReleaseOptions): Promise<ReleaseResult
       model: m.model,
       channel,
       revision: m.revision,
+      sequence,
       expires: new Date(Math.floor((now.getTime() + lifetime) / 1000) * 1000),
       rollout,
       'sign-key-sha3-384': opts.pointerKey.publicKey.id,
@@ -165,17 +173,9 @@ export async function releaseUpdate(opts: ReleaseOptions): Promise<ReleaseResult
     await store.publishAssertions(missing);
 
     emit({ kind: 'stage', what: `moving channel ${channel} to revision ${m.revision}: ${store.backend.locate(pPath)}` });
-    const oldSig = await store.backend.read(sPath);
-    await store.backend.write(sPath, signature);
-    try {
-      await store.backend.write(pPath, bytes);
-    } catch (e) {
-      // The old pointer stays; so must the signature that goes with it.
-      if (oldSig) await store.backend.write(sPath, oldSig).catch(() => {});
-      throw e;
-    }
+    await writeHead(store, pPath, sPath, bytes, signature);
 
-    const release: ChannelRelease = { revision: m.revision, released: formatExpires(now), expires: formatExpires(pointer.expires), rollout, 'sign-key-sha3-384': pointer['sign-key-sha3-384'], updates };
+    const release: ChannelRelease = { revision: m.revision, released: formatExpires(now), expires: formatExpires(pointer.expires), rollout, sequence, 'sign-key-sha3-384': pointer['sign-key-sha3-384'], updates };
     const next: ChannelHistory = { ...history, channel, releases: [...history.releases, release].slice(-HISTORY_KEEP) };
     await store.backend.write(historyPath(brand, m.model, channel), Buffer.from(`${JSON.stringify(next, null, 2)}\n`));
     const index = (await readChannelIndex(store)).filter((c) => !(c['brand-id'] === brand && c.model === m.model && c.channel === channel));
@@ -190,6 +190,125 @@ export async function releaseUpdate(opts: ReleaseOptions): Promise<ReleaseResult
 }
 
 const pathOrder = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * L1: `now` may be given (`--at`), but the pointer may not outlive the real clock by more than the
+ * longest lifetime, or a release "at 2099" would sign a pointer a mirror could replay for decades.
+ */
+function checkExpiryCap(now: Date, lifetime: number): void {
+  const expires = now.getTime() + lifetime;
+  const clock = Date.now();
+  if (expires > clock + MAX_POINTER_LIFETIME_MS) {
+    throw new PointerError(
+      'ERR_RELEASE',
+      `--at ${formatExpires(now)}: the pointer would expire at ${formatExpires(new Date(expires))}, more than 365 days after the real time ${formatExpires(new Date(clock))}; a pointer's expiry is bounded by the clock, not by --at`,
+      { field: 'expires', found: formatExpires(new Date(expires)) },
+    );
+  }
+}
+
+/** The next pointer's sequence: one above the highest of the history's and the current head's. */
+function nextSequence(history: ChannelHistory, headSequence: number): number {
+  const last = Math.max(headSequence, ...history.releases.map((r) => (Number.isSafeInteger(r.sequence) ? r.sequence! : 0)));
+  if (!Number.isSafeInteger(last + 1)) throw new PointerError('ERR_RELEASE', `the channel's sequence ${last} cannot grow any more`, { field: 'sequence', found: last });
+  return last + 1;
+}
+
+/** The signature, then the pointer; a failed pointer write puts the old signature back. */
+async function writeHead(store: Store, pPath: string, sPath: string, bytes: Buffer, signature: Buffer): Promise<void> {
+  const oldSig = await store.backend.read(sPath);
+  await store.backend.write(sPath, signature);
+  try {
+    await store.backend.write(pPath, bytes);
+  } catch (e) {
+    // The old pointer stays; so must the signature that goes with it.
+    if (oldSig) await store.backend.write(sPath, oldSig).catch(() => {});
+    throw e;
+  }
+}
+
+export interface ResignOptions {
+  store: Store;
+  brandId: string;
+  model: string;
+  channel: string;
+  /** Signs the new pointer: a pointer-only account-key of the brand (not necessarily the one that signed the head). */
+  pointerKey: PrivateKey;
+  pointerKeyName?: string;
+  /** The trusted account-keys: the head's signer and the new pointer key are looked up in them. */
+  pointerKeys: readonly SigningKey[];
+  /** Lifetime of the new pointer in milliseconds (default seven days). */
+  lifetimeMs?: number;
+  /** Percentage of devices that take the revision (default: the head's). */
+  rollout?: number;
+  now?: Date;
+}
+
+export interface ResignResult extends ReleaseResult {
+  /** The head that was re-signed. */
+  previous: ChannelPointer;
+}
+
+/**
+ * Re-signs a channel's head without a new model revision: the current pointer is verified (its
+ * signature and key as a device checks them; an expired head is accepted, since renewing it is
+ * the point), then the same revision and updates are signed again with a new expiry and rollout
+ * and the next sequence. No model key is needed, and nothing but the pointer, its signature and
+ * the history's last entry is written. This is how the publisher keeps a channel alive between
+ * releases, and moves a rollout from 0 % to 100 %.
+ *
+ * ```ts
+ * const r = await resignChannel({ store, brandId: 'acme', model: 'edge-pc', channel: 'stable', pointerKey, pointerKeys, rollout: 100 });
+ * r.pointer.sequence; // r.previous.sequence + 1
+ * ```
+ */
+export async function resignChannel(opts: ResignOptions): Promise<ResignResult> {
+  const { store, brandId: brand, model } = opts;
+  const channel = checkChannel(opts.channel);
+  const now = opts.now ?? new Date();
+  const lifetime = opts.lifetimeMs ?? DEFAULT_POINTER_LIFETIME_MS;
+  if (opts.rollout !== undefined && (!Number.isInteger(opts.rollout) || opts.rollout < 0 || opts.rollout > 100)) throw new PointerError('ERR_RELEASE', `--rollout: expected a whole percentage from 0 to 100, found ${opts.rollout}`, { field: 'rollout', found: opts.rollout });
+  if (!(lifetime >= 1000 && lifetime <= MAX_POINTER_LIFETIME_MS)) throw new PointerError('ERR_RELEASE', `--expires: expected a lifetime from 1 second to 365 days, found ${lifetime} ms`, { field: 'expires', found: lifetime });
+  if (!store.backend.writable) throw new PointerError('ERR_RELEASE', `${store.url}: the store is read-only (an HTTP store); re-sign in its directory or OCI registry`, { store: store.url });
+  checkExpiryCap(now, lifetime);
+
+  const named = (name: string | undefined, k: PrivateKey) => (name ? `"${name}" (${k.publicKey.id})` : k.publicKey.id);
+  const pk = opts.pointerKeys.find((k) => k.id === opts.pointerKey.publicKey.id);
+  const problem = pk ? pointerKeyProblem(pk, { 'brand-id': brand, model, channel }, now) : 'no account-key for it among the trusted assertions or the store';
+  if (problem) {
+    throw new PointerError('ERR_POINTER_KEY_NOT_ALLOWED', `pointer key ${named(opts.pointerKeyName, opts.pointerKey)} cannot sign the pointer of ${brand}/${model} channel ${channel}: ${problem}`, { field: 'pointer-key', found: opts.pointerKey.publicKey.id });
+  }
+
+  // The head, verified as a device would (but for its expiry): only a pointer the brand signed is
+  // carried forward, never one a store or mirror put there.
+  const input = await fetchPointer(store, brand, model, channel);
+  const { pointer: previous } = verifyChannelPointer(input, opts.pointerKeys, { now, brandId: brand, model, channel, acceptExpired: true });
+  const history = await readHistory(store, brand, model, channel);
+  const sequence = nextSequence(history, previous.sequence);
+  const pointer: ChannelPointer = {
+    ...previous,
+    sequence,
+    expires: new Date(Math.floor((now.getTime() + lifetime) / 1000) * 1000),
+    rollout: opts.rollout ?? previous.rollout,
+    'sign-key-sha3-384': opts.pointerKey.publicKey.id,
+  };
+  const bytes = encodeChannelPointer(pointer);
+  const signature = signChannelPointer(bytes, opts.pointerKey);
+  const pPath = pointerPath(brand, model, channel);
+  const sPath = pointerSigPath(brand, model, channel);
+  verifyChannelPointer({ bytes, signature, file: pPath }, opts.pointerKeys, { now, brandId: brand, model, channel, lastAccepted: previous });
+  if (!(await store.assertion('account-key', [pk!.id]))) await store.publishAssertions([pk!.assertion]);
+  await writeHead(store, pPath, sPath, bytes, signature);
+
+  const entry: ChannelRelease = { revision: pointer.revision, released: formatExpires(now), expires: formatExpires(pointer.expires), rollout: pointer.rollout, sequence, 'sign-key-sha3-384': pointer['sign-key-sha3-384'], updates: pointer.updates };
+  const last = history.releases.at(-1);
+  const releases = last?.revision === pointer.revision
+    ? [...history.releases.slice(0, -1), { ...last, expires: entry.expires, rollout: entry.rollout, sequence, 'sign-key-sha3-384': entry['sign-key-sha3-384'], resigned: formatExpires(now) }]
+    : [...history.releases, entry].slice(-HISTORY_KEEP);
+  const next: ChannelHistory = { ...history, channel, releases };
+  await store.backend.write(historyPath(brand, model, channel), Buffer.from(`${JSON.stringify(next, null, 2)}\n`));
+  return { pointer, previous, pointerPath: pPath, signaturePath: sPath, history: next };
+}
 
 /** The system of revision `r`: the manifest of its full update in the store, verified. */
 async function storedSystem(opts: ReleaseOptions, r: number, work: string): Promise<BaseSystem> {
