@@ -164,6 +164,80 @@ describe('update release and channel show', () => {
     expect([r.status, r.err]).toEqual([2, 'edgeimage: --rollout: expected a whole percentage from 0 to 100, found 101\nRun with --help for usage.\n']);
   });
 
+  // L6: a revision that is not a number must not silently skip the anti-rollback check.
+  test('channel show --installed-revision abc (or --last-sequence -1) is a usage error, not a skipped check', async () => {
+    const r = await show('--installed-revision', 'abc');
+    expect([r.status, r.err]).toEqual([2, 'edgeimage: --installed-revision: expected a whole number, 0 or more, found "NaN"\nRun with --help for usage.\n']);
+    const s = await show('--last-sequence', '-1');
+    expect([s.status, s.err]).toEqual([2, 'edgeimage: --last-sequence: expected a whole number, 0 or more, found "-1"\nRun with --help for usage.\n']);
+  });
+
+  // H1 and M1: the head is re-signed without a new model revision (rollout 0 % then 100 %, an
+  // expired head renewed), and a device that has seen the newer pointer refuses the older one.
+  test('channel resign: the same revision and updates, a new rollout and expiry, the next sequence; the older pointer replayed is refused', async () => {
+    const resign = (...more: string[]) => run(['channel', 'resign', world.storeDir, 'stable', '--key', 'pointer', '--keyring', keyring, ...rootArgs, ...(more.includes('--at') ? [] : ['--at', at]), ...more]);
+    const before = { pointer: stored(POINTER), sig: stored(`${POINTER}.sig`), history: history() };
+    const old = verifyChannelPointer({ bytes: before.pointer, signature: before.sig, file: POINTER }, trustedSigningKeys(world.chain.anchors, [world.chain.account('acme'), pointerAccountKey], AT), { now: AT }).pointer;
+    expect([old.revision, old.rollout]).toEqual([2, 25]);
+
+    const halt = await resign('--rollout', '0', '--expires', '3d');
+    expect(halt.err).toBe('');
+    expect(halt.status).toBe(0);
+    expect(halt.out).toMatch(/^revision: 2$/m);
+    expect(halt.out).toMatch(/^rollout: 0 %$/m);
+    expect(halt.out).toContain(`re-signed with pointer key "pointer" (${pointerKey.publicKey.id}): sequence ${old.sequence} -> ${old.sequence + 1}, expires 2026-06-04T00:00:00Z -> 2026-06-04T00:00:00Z, rollout 25 % -> 0 %`);
+    const v = sh('openssl', ['dgst', '-sha256', '-verify', pointerPem, '-signature', join(world.storeDir, `${POINTER}.sig`), join(world.storeDir, POINTER)]);
+    expect(v.stdout.trim()).toBe('Verified OK');
+    // Only the head changed: the same revision and updates, and the history's last entry updated in place.
+    const text = stored(POINTER).toString();
+    expect(text.replace(/^(sequence|rollout): .*\n/gm, '')).toBe(before.pointer.toString().replace(/^(sequence|rollout): .*\n/gm, ''));
+    expect(history().releases.map((x) => [x.revision, x.rollout, x.sequence, x.resigned])).toEqual([[1, 100, 1, undefined], [2, 0, old.sequence + 1, at.replace(/\.000Z$/, 'Z')]]);
+
+    const full = await resign('--rollout', '100', '--json');
+    expect(full.status).toBe(0);
+    const p = JSON.parse(full.out) as { revision: number; sequence: number; rollout: number; previous: { sequence: number; rollout: number } };
+    expect([p.revision, p.sequence, p.rollout, p.previous]).toMatchObject([2, old.sequence + 2, 100, { sequence: old.sequence + 1, rollout: 0 }]);
+    expect((await show('--last-sequence', String(p.sequence))).status).toBe(0);
+
+    // A mirror replays the older pointer (rollout 25, still unexpired): it verifies on its own, but
+    // not for a device that has accepted the newer one.
+    const mirror = world.tempDir('mirror-');
+    cpSync(world.storeDir, mirror, { recursive: true });
+    writeFileSync(join(mirror, POINTER), before.pointer);
+    writeFileSync(join(mirror, `${POINTER}.sig`), before.sig);
+    expect((await run(['channel', 'show', mirror, 'stable', ...rootArgs, '--at', at])).status).toBe(0);
+    const replay = await run(['channel', 'show', mirror, 'stable', ...rootArgs, '--at', at, '--last-sequence', String(p.sequence)]);
+    expect(replay.status).toBe(1);
+    expect(replay.err).toContain(`.pointer: sequence: expected at least the sequence ${p.sequence} of the last pointer accepted, found ${old.sequence}: an older pointer is refused (a replay: the channel has been released or re-signed since) [ERR_POINTER_ROLLBACK]`);
+
+    // An expired head is renewed (the point of re-signing), from the time of the re-signing.
+    const late = await resign('--at', '2026-06-10T00:00:00Z');
+    expect(late.status).toBe(0);
+    expect(late.out).toMatch(/^expires: 2026-06-17T00:00:00Z \(in 7 d 0 h\)$/m);
+    expect(late.out).toMatch(/^rollout: 100 %$/m);
+  }, SLOW);
+
+  test('channel resign refuses a head that does not verify, the model key, and an expiry past 365 days of the real clock; nothing is written', async () => {
+    const resignIn = (store: string, ...more: string[]) => run(['channel', 'resign', store, 'stable', '--keyring', keyring, ...rootArgs, ...(more.includes('--at') ? [] : ['--at', at]), ...(more.includes('--key') ? [] : ['--key', 'pointer']), ...more]);
+    const copy = world.tempDir('forged-');
+    cpSync(world.storeDir, copy, { recursive: true });
+    const forged = stored(POINTER).toString().replace(/^rollout: .*$/m, 'rollout: 99');
+    writeFileSync(join(copy, POINTER), forged);
+    const sig = readFileSync(join(copy, `${POINTER}.sig`));
+    const r = await resignIn(copy);
+    expect([r.status, /\[(\w+)\]/.exec(r.err)?.[1]]).toEqual([1, 'ERR_POINTER_SIGNATURE']);
+    expect([readFileSync(join(copy, POINTER)).toString(), readFileSync(join(copy, `${POINTER}.sig`))]).toEqual([forged, sig]);
+    const before = stored(POINTER);
+    // The brand's model key, its account-key given (in the model stream): unconstrained, so refused for pointers.
+    const byModelKey = await resignIn(world.storeDir, '--key', 'brand', '--trusted', models[2]!.model);
+    expect(byModelKey.status).toBe(1);
+    expect(byModelKey.err).toContain(`pointer key "brand" (${world.brandKey.publicKey.id}) cannot sign the pointer of acme/edge-pc channel latest/stable: it is an unconstrained key of "acme"`);
+    const future = await resignIn(world.storeDir, '--at', '2099-01-01T00:00:00Z', '--expires', '365d');
+    expect(future.status).toBe(1);
+    expect(future.err).toMatch(/--at 2099-01-01T00:00:00Z: the pointer would expire at 2100-01-01T00:00:00Z, more than 365 days after the real time .* \[ERR_RELEASE\]/);
+    expect(stored(POINTER)).toEqual(before);
+  }, SLOW);
+
   test('account-key --pointer-only makes a key whose constraints are channel-pointer only', async () => {
     const out = join(world.tempDir('ak-'), 'p.account-key');
     const r = await run(['account-key', 'pointer', '--account-id', 'acme', '--authority-id', 'acme', '--key', 'brand', '--keyring', keyring, '--pointer-only', '-o', out]);
@@ -191,6 +265,45 @@ describe('releaseUpdate', () => {
     expect([stored(POINTER), stored(`${POINTER}.sig`)]).toEqual(before);
     const keys = trustedSigningKeys(world.chain.anchors, [world.chain.account('acme'), pointerAccountKey], AT);
     expect(verifyChannelPointer(await fetchPointer(await Store.open(world.storeDir), 'acme', 'edge-pc', 'stable'), keys, { now: AT }).pointer.revision).toBe(2);
+  }, SLOW);
+
+  // L1: --at does not move the bound on a pointer's expiry.
+  test('a release "at" a far future time is refused before any work: its pointer would outlive the real clock by more than 365 days', async () => {
+    const resolution = await world.resolve(decodeStream(readFileSync(models[2]!.model), { file: 'm3' }).find((a) => a.type === 'model')!);
+    const far = new Date('2099-01-01T00:00:00Z');
+    const pointerKeys = trustedSigningKeys(world.trusted, [...world.brandAssertions, pointerAccountKey], far);
+    const stages: string[] = [];
+    const e = await refusal(releaseUpdate({ store: await Store.open(world.storeDir), resolution, trusted: world.trusted, key: world.brandKey, pointerKey, pointerKeys, channel: 'stable', lifetimeMs: 365 * 86_400_000, now: far, onEvent: (x) => stages.push(x.what) }));
+    expect(e.code).toBe('ERR_RELEASE');
+    expect(e.message).toMatch(/^--at 2099-01-01T00:00:00Z: the pointer would expire at 2100-01-01T00:00:00Z, more than 365 days after the real time /);
+    expect(stages).toEqual([]);
+  }, SLOW);
+
+  // M5: a delta's base is the full update in the store only when the devices' keys signed it and
+  // it is that brand, model and revision.
+  test('a delta base whose manifest signature does not verify, or that is another revision, is refused before any update is made', async () => {
+    const resolution = await world.resolve(decodeStream(readFileSync(models[2]!.model), { file: 'm3' }).find((a) => a.type === 'model')!);
+    const pointerKeys = trustedSigningKeys(world.trusted, [...world.brandAssertions, pointerAccountKey], AT);
+    const copy = world.tempDir('bases-');
+    cpSync(world.storeDir, copy, { recursive: true });
+    const base1 = join(copy, 'updates/acme.edge-pc.1.full.update');
+    const stages: string[] = [];
+    const release = async () => refusal(releaseUpdate({ store: await Store.open(copy), resolution, trusted: world.trusted, key: world.brandKey, pointerKey, pointerKeys, channel: 'stable', from: [1], now: AT, onEvent: (x) => stages.push(x.what) }));
+    // One byte of revision 1's manifest.sig changed (in the tar, the data after its 512-byte header).
+    const tar = readFileSync(base1);
+    const header = tar.indexOf('edgeimage-update/manifest.sig\0');
+    expect(header % 512).toBe(0);
+    tar[header + 512 + 10]! ^= 0xff;
+    writeFileSync(base1, tar);
+    const unsigned = await release();
+    expect(unsigned.code).toBe('ERR_RELEASE');
+    expect(unsigned.message).toMatch(/updates\/acme\.edge-pc\.1\.full\.update: its manifest is not signed by a key the devices of acme\/edge-pc trust \(it names key [A-Za-z0-9_-]{64}\): no delta is made from it$/);
+    // Revision 2's full update, validly signed, stored under revision 1's name.
+    cpSync(join(copy, 'updates/acme.edge-pc.2.full.update'), base1);
+    const other = await release();
+    expect(other.code).toBe('ERR_RELEASE');
+    expect(other.message).toMatch(/updates\/acme\.edge-pc\.1\.full\.update: expected the full update of acme\/edge-pc revision 1, found one of acme\/edge-pc revision 2$/);
+    expect(stages).toEqual([]);
   }, SLOW);
 
   test('a --from revision without a full update in the store is refused, naming it', async () => {
