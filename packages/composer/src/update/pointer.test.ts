@@ -1,10 +1,11 @@
 /**
  * The channel pointer: its format (encode, strict parse, every bound), its verification (each
  * refusal with its code and message) with real RSA keys and account-keys from a real chain, and
- * the device's view: busybox sh reads its fields and `openssl dgst -sha256 -verify` checks its
- * exact bytes.
+ * the device's view: `openssl dgst -sha256 -verify` checks its exact bytes and busybox sh reads
+ * it strictly (pointer-device.sh: every pointer the parser refuses is refused there too).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { accountKeyHeaders, POINTER_ONLY_CONSTRAINTS, type Assertion, type PrivateKey, type SigningKey } from '@edgeimage/assertions';
@@ -66,6 +67,9 @@ const signed = (p: ChannelPointer, key = pointerKey) => {
 
 const refusal = (f: () => unknown) => thrownBy(f, PointerError);
 
+/** Pointers the parser refuses (text changed after encoding), shared with the device's reading below. */
+let malformed: [string, (t: string) => string, RegExp][] = [];
+
 describe('format', () => {
   test('encodes the fields in order, the full update first, and parses back to the same pointer', () => {
     const bytes = encodeChannelPointer(pointer());
@@ -91,7 +95,7 @@ describe('format', () => {
   });
 
   const text = () => encodeChannelPointer(pointer()).toString();
-  const malformed: [string, (t: string) => string, RegExp][] = [
+  malformed = [
     ['a missing field', (t) => t.replace(/^rollout: 100\n/m, ''), /line 8: rollout: expected "rollout: …", found "sign-key-sha3-384: /],
     ['fields out of order', (t) => t.replace('brand-id: acme\nmodel: edge-pc', 'model: edge-pc\nbrand-id: acme'), /line 2: brand-id: expected "brand-id: …", found "model: edge-pc"/],
     ['a rollout over 100', (t) => t.replace('rollout: 100', 'rollout: 101'), /line 8: rollout: expected a percentage from 0 to 100, found "101"/],
@@ -261,12 +265,76 @@ describe('verify', () => {
   });
 });
 
+describe('on the device: the strict reading in busybox sh (pointer-device.sh)', () => {
+  const script = readFileSync(fileURLToPath(new URL('./pointer-device.sh', import.meta.url)), 'utf8');
+  const bin = () => {
+    const d = join(dir, 'busybox-bin');
+    mkdirSync(d, { recursive: true });
+    if (sh('busybox', ['--install', '-s', d]).status !== 0) throw new Error('busybox --install failed');
+    return d;
+  };
+  let bb: string;
+  beforeAll(() => {
+    bb = bin();
+  });
+  /** Signs the exact bytes with the pointer key (a leaked key: the signature is good) and reads them as the device must. */
+  const read = (bytes: Buffer, o: { now?: string; installed?: number; last?: number; key?: PrivateKey } = {}) => {
+    const d = mkdtempSync(join(dir, 'device-'));
+    writeFileSync(join(d, 'pointer'), bytes);
+    writeFileSync(join(d, 'pointer.sig'), signChannelPointer(bytes, o.key ?? pointerKey));
+    writeFileSync(join(d, 'key.pem'), pointerKey.publicKey.toPem());
+    return sh('busybox', ['sh', '-c', script, 'sh', d, bb, 'acme', 'edge-pc', 'latest/stable', o.now ?? '2026-06-01T12:00:00Z', String(o.installed ?? 2), String(o.last ?? 7)]);
+  };
+  const good = () => encodeChannelPointer(pointer());
+
+  test('a good pointer is read: revision, sequence, rollout', () => {
+    const r = read(good());
+    expect([r.status, r.stdout, r.stderr]).toEqual([0, 'OK revision=3 sequence=7 rollout=100\n', '']);
+  });
+
+  test('every pointer the parser refuses is refused by the device reading too (signed with a good key)', () => {
+    expect(malformed.length).toBeGreaterThan(20);
+    const read1 = malformed.map(([name, change]) => [name, read(Buffer.from(change(good().toString())))] as const);
+    // Refused by a check (not by a shell error): exit 1, a REFUSED line naming it, nothing on stderr.
+    const accepted = read1.filter(([, r]) => !(r.status === 1 && /^REFUSED [^\n]+\n$/.test(r.stdout) && r.stderr === '')).map(([name, r]) => `${name}: ${r.status} ${r.stdout}${r.stderr}`);
+    expect(accepted).toEqual([]);
+  });
+
+  // What a lax reading (sed -n 's/^revision: //p', fields anywhere) would act on: the review's M3.
+  const lax: [string, (t: string) => string, RegExp][] = [
+    ['a second revision line', (t) => t.replace('sequence: 7\n', 'sequence: 7\nrevision: 9\n'), /^REFUSED line 7: expires\n$/],
+    ['a path with a fifth word', (t) => t.replace('3.full.update\n', '3.full.update extra\n'), /^REFUSED update line\n$/],
+    ['a path with .. inside a name', (t) => t.replace('updates/acme.edge-pc.3.full.update', 'updates/a..b'), /^REFUSED line 10: path with \.\.\n$/],
+    ['an update line before the headers', (t) => t.replace('brand-id: acme\n', `update: full ${SHA} 1 x\nbrand-id: acme\n`), /^REFUSED line 2: brand-id\n$/],
+    ['a CR at the end of a path', (t) => t.replace('3.full.update\n', '3.full.update\r\n'), /^REFUSED bytes\n$/],
+    ['an update manifest (edgeimage-update: 1)', (t) => t.replace('edgeimage-pointer: 1', 'edgeimage-update: 1'), /^REFUSED line 1: format\n$/],
+    ['a size over 1 TiB', (t) => t.replace(' 81920 ', ' 1099511627777 '), /^REFUSED line 10: size\n$/],
+    ['a revision over 2^53', (t) => t.replace('revision: 3', 'revision: 9007199254740992'), /^REFUSED revision\n$/],
+    ['23:59:60', (t) => t.replace('2026-06-08T12:00:00Z', '2026-06-08T23:59:60Z'), /^REFUSED expires: not a real time\n$/],
+  ];
+  test.each(lax)('%s: refused by the parser and by the device reading', (_, change, device) => {
+    const bytes = Buffer.from(change(good().toString()));
+    expect(refusal(() => parseChannelPointer(bytes, FILE)).code).toBe('ERR_POINTER_MALFORMED');
+    const r = read(bytes);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(device);
+  });
+
+  test('expired, a lower revision, a lower sequence (a replay) and another key are refused', () => {
+    expect(read(good(), { now: '2026-06-08T12:00:00Z' }).stdout).toBe('REFUSED expired\n');
+    expect(read(good(), { installed: 4 }).stdout).toBe('REFUSED rollback: revision\n');
+    expect(read(good(), { last: 8 }).stdout).toBe('REFUSED replay: sequence\n');
+    expect(read(good(), { key: modelKey }).stdout).toBe('REFUSED signature\n');
+  });
+});
+
 describe('on the device: busybox sh and openssl', () => {
   const device = (p: { bytes: Buffer; signature: Buffer }, pem: string) => {
     writeFileSync(join(dir, 'pointer'), p.bytes);
     writeFileSync(join(dir, 'pointer.sig'), p.signature);
     writeFileSync(join(dir, 'key.pem'), pem);
-    // What the agent will do: verify the exact bytes, then read the fields of what was verified.
+    // openssl over the exact bytes, then the fields of what was verified (every check a device
+    // must make before acting on them is pointer-device.sh's, above).
     const script = [
       'set -eu',
       'cd "$1"',
