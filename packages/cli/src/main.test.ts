@@ -31,6 +31,7 @@ describe('edgeimage --help', () => {
     ['verify', 'edgeimage verify <files..>', '--trusted'],
     ['decode', 'edgeimage decode <files..>', '--json'],
     ['doctor', 'edgeimage doctor', '--json'],
+    ['channel resign', 'edgeimage channel resign <store> <channel>', '--rollout'],
   ])('`%s --help` prints its usage, its options and an Examples section, exit 0', async (cmd, usage, option) => {
     const r = await run([...cmd.split(' '), '--help']);
     expect(r.status).toBe(0);

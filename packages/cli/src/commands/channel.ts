@@ -43,7 +43,7 @@ type ResignArgs = { store: string; channel: string; model?: string; trusted?: st
 export function channelCommand(ctx: Context) {
   return {
     command: 'channel <command>',
-    describe: "read a store's channels: the signed pointers devices follow (written by update release)",
+    describe: "read and renew a store's channels: the signed pointers devices follow (written by update release, renewed by channel resign)",
     builder: (y: Argv) =>
       y
         .command(
@@ -62,7 +62,7 @@ export function channelCommand(ctx: Context) {
               .example('$0 channel show ./store stable --trusted root.account-key --trusted example-root.account', '')
               .example('$0 channel show http://127.0.0.1:8080/store latest/edge --model acme/edge-pc --trusted root.account-key --trusted example-root.account --json', '')
               .epilog(
-                `${POINTER_FORMAT_HELP}\n\nThe pointer is refused (exit 1) when it is malformed [ERR_POINTER_MALFORMED], expired [ERR_POINTER_EXPIRED], signed by a key that is not a trusted pointer-only account-key of its brand [ERR_POINTER_KEY_NOT_ALLOWED], when its signature does not verify [ERR_POINTER_SIGNATURE], or with --installed-revision when it points lower [ERR_POINTER_ROLLBACK]. The pointer key's account-key and the brand's account are read from the store (update release publishes them) when --trusted does not give them; they must chain to a --trusted root.`,
+                `${POINTER_FORMAT_HELP}\n\nThe pointer is refused (exit 1) when it is malformed [ERR_POINTER_MALFORMED], expired [ERR_POINTER_EXPIRED], signed by a key that is not a trusted pointer-only account-key of its brand [ERR_POINTER_KEY_NOT_ALLOWED], when its signature does not verify [ERR_POINTER_SIGNATURE], or with --installed-revision when it points lower or --last-sequence when its sequence is lower (a replay of an older pointer) [ERR_POINTER_ROLLBACK]. The pointer key's account-key and the brand's account are read from the store (update release publishes them) when --trusted does not give them; they must chain to a --trusted root.`,
               ),
           (a) => show(ctx, a as unknown as ShowArgs),
         )
