@@ -1,7 +1,7 @@
 /**
  * The scenario logic that needs no VM: names and options refused before anything is copied or
  * booted, the update file reader and the tampering helper on real tar files, and the shape of the
- * --json report. The scenarios themselves boot in test/scenarios.qemu.test.ts.
+ * --json report. The scenarios themselves boot in test/scenarios-*.qemu.test.ts (the matrix: @edgeimage/testkit/scenario-boards).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

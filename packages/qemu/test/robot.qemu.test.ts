@@ -13,7 +13,7 @@
  *      /health with version 1.1 from slot b.
  * The images are scripts/reference-images' robot-BOARD-dangerous (models/robot-BOARD.yaml's
  * grade dangerous twins); the update's model is made here. The rollback and power-cut scenarios
- * of the robot are scenarios.qemu.test.ts' (robot-pc-amd64).
+ * of the robot are scenarios-robot.qemu.test.ts' (robot-pc-amd64).
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,5 +1,7 @@
 /**
- * The update scenarios of the three reference boards and the reference robot, end to end: `scripts/scenarios --board B
+ * The update scenarios of the three reference boards and the reference robot, end to end, as the
+ * scenarios-*.qemu.test.ts files run them (one file per board or two, so that jest spreads them over
+ * the cores; each with its own copy of the reference store): `scripts/scenarios --board B
  * --json F` builds a fresh image (model revision 1) and the updates its scenarios need (good,
  * broken, tampered, downgrade, wrong model) with `edgeimage update create`, and runs them under
  * QEMU with `edgeimage boot-test --scenario`. Each board is one test; the report must show every
@@ -52,32 +54,47 @@
  * arm64-uboot unsigned 21 s, app-byte 71 s), run beside the other scenarios with --jobs 2.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { bootPartitionOffset, findRolePartition, readImageEnv, readPartitionTable } from '@edgeimage/composer';
-import { bootTest, CRASH_POINTS } from '../src/index.js';
+import { join } from 'node:path';
+import { CRASH_POINTS } from '@edgeimage/qemu';
+import { REPO } from './repo.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const hasQemu = spawnSync('qemu-system-x86_64', ['--version']).status === 0 && spawnSync('qemu-system-aarch64', ['--version']).status === 0;
+export const hasQemu = spawnSync('qemu-system-x86_64', ['--version']).status === 0 && spawnSync('qemu-system-aarch64', ['--version']).status === 0;
 
 // the device contract's list: a new crash point is run on pc-amd64 without editing this file
-const ALL_POINTS: string[] = [...CRASH_POINTS];
-const REFUSALS = ['bad-signature', 'bad-digest', 'downgrade', 'wrong-model', 'aliased-manifest'];
-/** What each board runs (see the header): `only` in scripts/scenarios' order, power-cut's points in CRASH_POINTS' order. */
-const BOARDS: { board: string; only: string[]; points: string[]; tamper: string[]; minutes: number }[] = [
-  { board: 'pc-amd64', only: ['update', 'rollback', ...REFUSALS, 'power-cut', 'tamper'], points: ALL_POINTS, tamper: ['bootloader', 'other-brand', 'resigned', 'base-byte'], minutes: 33 },
-  { board: 'arm64-efi', only: ['update', 'bad-digest', 'power-cut', 'tamper'], points: ['after-env', 'try-before-commit'], tamper: ['initrd'], minutes: 17 },
-  { board: 'arm64-uboot', only: ['update', 'wrong-model', 'power-cut', 'tamper'], points: ['env-between-copies', 'try-before-commit'], tamper: ['unsigned', 'app-byte'], minutes: 17 },
+export const ALL_POINTS: string[] = [...CRASH_POINTS];
+export const REFUSALS = ['bad-signature', 'bad-digest', 'downgrade', 'wrong-model', 'aliased-manifest'];
+/** How each tamper case must end: the firmware refuses the bootloader, or slot a fails and b is healthy. */
+export const REFUSED_BY_FIRMWARE = ['bootloader', 'other-brand'];
+/**
+ * Guests `scripts/scenarios` runs at once (--jobs). scripts/test runs the QEMU test files on every
+ * core and sets it to 1, so that the cores hold one guest each; alone, a board's file runs two.
+ */
+const SCENARIO_JOBS = process.env.EDGEIMAGE_SCENARIO_JOBS ?? '2';
+
+/** What a board runs (see the header): `only` in scripts/scenarios' order, power-cut's points in CRASH_POINTS' order. */
+export interface BoardScenarios {
+  board: string;
+  only: string[];
+  points: string[];
+  tamper: string[];
+  minutes: number;
+  /** Keep the board's build folder (image, updates) for a later test of the file: world.boardWork(board). */
+  keepWork?: boolean;
+}
+
+/** The matrix, one entry per board (the files pick theirs). */
+export const SCENARIO_BOARDS = {
+  'pc-amd64': { board: 'pc-amd64', only: ['update', 'rollback', ...REFUSALS, 'power-cut', 'tamper'], points: ALL_POINTS, tamper: ['bootloader', 'other-brand', 'resigned', 'base-byte'], minutes: 45, keepWork: true },
+  'arm64-efi': { board: 'arm64-efi', only: ['update', 'bad-digest', 'power-cut', 'tamper'], points: ['after-env', 'try-before-commit'], tamper: ['initrd'], minutes: 25 },
+  'arm64-uboot': { board: 'arm64-uboot', only: ['update', 'wrong-model', 'power-cut', 'tamper'], points: ['env-between-copies', 'try-before-commit'], tamper: ['unsigned', 'app-byte'], minutes: 25 },
   // the reference robot: a Debian base with systemd (its services from the agent's generator, its
   // health from systemd and the app's health-command); the updates change robot-sensor
-  { board: 'robot-pc-amd64', only: ['rollback', 'power-cut'], points: ['after-env'], tamper: [], minutes: 17 },
-];
-/** How each tamper case must end: the firmware refuses the bootloader, or slot a fails and b is healthy. */
-const REFUSED_BY_FIRMWARE = ['bootloader', 'other-brand'];
+  'robot-pc-amd64': { board: 'robot-pc-amd64', only: ['rollback', 'power-cut'], points: ['after-env'], tamper: [], minutes: 25 },
+} satisfies Record<string, BoardScenarios>;
 
-interface Step {
+export interface Step {
   name: string;
   point?: string;
   slot: 'a' | 'b' | null;
@@ -85,7 +102,7 @@ interface Step {
   passed: boolean;
   markers: { pattern: string; seconds: number; line: string }[];
 }
-interface Entry {
+export interface Entry {
   name: string;
   passed: boolean;
   slot: 'a' | 'b' | null;
@@ -97,28 +114,43 @@ interface Entry {
   failures?: { point?: string; reason: string; code: string; tail: string | null }[];
   update: { model: string | null } | null;
 }
-interface Report {
+export interface Report {
   board: string;
   passed: boolean;
   scenarios: Entry[];
 }
 
-let work: string;
-let ref: string | undefined;
-beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'edgeimage-scenarios-test-'));
-  if (!hasQemu) return;
-  // one reference store for the three boards (each board's scenarios publish into a copy)
-  const out = await run(join(ROOT, 'scripts/reference-images'), ['--out', join(work, 'ref'), '--store-only'], 15 * 60_000);
-  if (out.status !== 0) throw new Error(`scripts/reference-images --store-only failed (exit ${out.status}):\n${out.stderr.split('\n').slice(-40).join('\n')}`);
-  ref = join(work, 'ref');
-}, 16 * 60_000);
-afterAll(() => {
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+/** A file's temporary folder and its copy of the reference store (`scripts/reference-images --store-only`). */
+export interface ScenarioWorld {
+  work(): string;
+  ref(): string;
+  /** A board's kept build folder (BoardScenarios.keepWork). */
+  boardWork(board: string): string;
+}
+
+/** Registers the beforeAll (the reference store, built once per file) and afterAll (removed) of a scenario file. */
+export function useScenarioWorld(): ScenarioWorld {
+  let work: string | undefined;
+  let ref: string | undefined;
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'edgeimage-scenarios-test-'));
+    if (!hasQemu) return;
+    const out = await runScript(join(REPO, 'scripts/reference-images'), ['--out', join(work, 'ref'), '--store-only'], 15 * 60_000);
+    if (out.status !== 0) throw new Error(`scripts/reference-images --store-only failed (exit ${out.status}):\n${out.stderr.split('\n').slice(-40).join('\n')}`);
+    ref = join(work, 'ref');
+  }, 16 * 60_000);
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+  const must = (v: string | undefined, what: string) => {
+    if (!v) throw new Error(`the scenario world has no ${what}: its beforeAll did not run or failed`);
+    return v;
+  };
+  return { work: () => must(work, 'work folder'), ref: () => must(ref, 'reference store'), boardWork: (board) => join(must(work, 'work folder'), `${board}.work`) };
+}
 
 /** Runs a script (not synchronously: jest's timeout stays in charge); its stderr is the progress. */
-function run(script: string, args: string[], timeoutMs: number): Promise<{ status: number | null; stdout: string; stderr: string }> {
+export function runScript(script: string, args: string[], timeoutMs: number): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
     const child = spawn(script, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -137,16 +169,17 @@ const explain = (r: Report | undefined, out: { stdout: string; stderr: string })
   JSON.stringify(r?.scenarios.filter((e) => !e.passed).map((e) => ({ name: e.name, failures: e.failures, checks: e.checks.filter((c) => !c.passed) })) ?? null, null, 2) +
   `\n--- table ---\n${out.stdout}\n--- last progress lines ---\n${out.stderr.split('\n').slice(-40).join('\n')}`;
 
-/** pc-amd64's build folder (image, updates), kept for the bad-sector test. */
-const pcWork = () => join(work, 'pc-amd64.work');
 const title = (only: string[], points: string[], tamper: string[]) =>
   only.map((s) => (s === 'power-cut' ? `power-cut (${points.length === ALL_POINTS.length ? `every crash point: ${points.join(', ')}` : points.join(', ')})` : s === 'tamper' ? `tamper (${tamper.join(', ')})` : s)).join(', ');
 
-(hasQemu ? describe.each(BOARDS) : describe.skip.each(BOARDS))('$board', ({ board, only, points, tamper, minutes }) => {
+/** Registers the test of one board: scripts/scenarios runs its scenarios, and the report must show each ending where it should (see the header). */
+export function describeBoardScenarios(spec: BoardScenarios, world: ScenarioWorld): void {
+  const { board, only, points, tamper, minutes } = spec;
+  (hasQemu ? describe : describe.skip)(board, () => {
   test(`${title(only, points, tamper)} pass`, async () => {
-    const json = join(work, `${board}.json`);
-    const keepBuild = board === 'pc-amd64' ? ['--work', pcWork()] : [];
-    const out = await run(join(ROOT, 'scripts/scenarios'), ['--board', board, '--ref', ref!, '--json', json, '--only', only.join(','), '--crash-at', points.join(','), '--tamper-cases', tamper.join(','), '--jobs', '2', ...keepBuild], (minutes - 1) * 60_000);
+    const json = join(world.work(), `${board}.json`);
+    const keepBuild = spec.keepWork ? ['--work', world.boardWork(board)] : [];
+    const out = await runScript(join(REPO, 'scripts/scenarios'), ['--board', board, '--ref', world.ref(), '--json', json, '--only', only.join(','), '--crash-at', points.join(','), '--tamper-cases', tamper.join(','), '--jobs', SCENARIO_JOBS, ...keepBuild], (minutes - 1) * 60_000);
     let report: Report | undefined;
     try {
       report = JSON.parse(readFileSync(json, 'utf8')) as Report;
@@ -216,51 +249,4 @@ const title = (only: string[], points: string[], tamper: string[]) =>
     }
   }, minutes * 60_000);
 });
-
-/**
- * A slot write that hits bad sectors: QEMU's blkdebug fails every write to the first 64 sectors
- * of system-b (where mke2fs writes the superblock and the group descriptors). edge-update must
- * say FAILED, leave the boot environment as it was (no try), and the next boot is slot a, healthy.
- * pc-amd64 only: the device's edge-update is the same script on every board.
- */
-(hasQemu ? describe : describe.skip)('pc-amd64: an update whose slot write fails with I/O errors', () => {
-  test('edge-update FAILED, the environment untouched, the next boot healthy on slot a', async () => {
-    // the pc-amd64 scenarios' build (its image is copied, never booted, by them); built here when
-    // that test did not get as far (run alone with -t)
-    let dir = pcWork();
-    if (!existsSync(join(dir, 'base/pc-amd64.img')) || !existsSync(join(dir, 'updates/good.update'))) {
-      dir = join(work, 'write-error');
-      const out = await run(join(ROOT, 'scripts/scenarios'), ['--board', 'pc-amd64', '--ref', ref!, '--work', dir, '--build-only', '--only', 'update'], 14 * 60_000);
-      if (out.status !== 0) throw new Error(`scripts/scenarios --build-only failed (exit ${out.status}):\n${out.stderr.split('\n').slice(-40).join('\n')}`);
-    }
-    const disk = join(dir, 'disk.img');
-    copyFileSync(join(dir, 'base/pc-amd64.img'), disk);
-    const b = findRolePartition(disk, readPartitionTable(disk), 'system-b')!;
-    const first = b.start / 512;
-    const rules = join(dir, 'bad-sectors.conf');
-    writeFileSync(rules, Array.from({ length: 64 }, (_, i) => `[inject-error]\nevent = "write_aio"\nerrno = "5"\nsector = "${first + i}"\n`).join('\n'));
-    const before = (await readImageEnv(disk, bootPartitionOffset(disk))).vars;
-
-    const r = await bootTest({
-      image: disk,
-      inPlace: true,
-      diskErrors: rules,
-      extraDisks: [join(dir, 'updates/good.update')],
-      expect: [/edgeimage-health: healthy on slot a/, /edge-update: found an update on \/dev\/vdb/, /edge-update: FAILED: (.+)$/],
-      timeoutSeconds: 300,
-      log: join(dir, 'write-error.log'),
-    });
-    expect([r.passed, r.reason]).toEqual([true, undefined]);
-    const failed = r.markers.at(-1)!.line;
-    console.log(`pc-amd64 with bad sectors in system-b: ${failed}`);
-    expect(failed).toMatch(/slot b/);
-    // nothing was switched: no try, the same slot
-    const after = (await readImageEnv(disk, bootPartitionOffset(disk))).vars;
-    expect({ edge_slot: after.edge_slot, edge_try_slot: after.edge_try_slot ?? '', edge_status: after.edge_status ?? '' }).toEqual({ edge_slot: before.edge_slot, edge_try_slot: '', edge_status: '' });
-
-    const again = await bootTest({ image: disk, inPlace: true, expect: [/hello-kiosk .* up on slot [ab]/, /edgeimage-health: healthy on slot ([ab])/], timeoutSeconds: 240, log: join(dir, 'after.log') });
-    expect([again.passed, again.reason, again.slot]).toEqual([true, undefined, 'a']);
-  }, 25 * 60_000);
-});
-
-if (!hasQemu) test.skip('qemu-system-x86_64 / qemu-system-aarch64 are not installed: the scenarios are skipped', () => undefined);
+}
