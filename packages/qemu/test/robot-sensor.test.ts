@@ -22,8 +22,8 @@ interface Proc {
   child: ChildProcess;
   out: string[];
   exited: Promise<number | null>;
-  /** Resolves once a line of stdout matches. */
-  line(re: RegExp, ms?: number): Promise<string>;
+  /** Resolves once a line of stdout matches (among the lines from index `from` on: the earlier ones are not looked at). */
+  line(re: RegExp, ms?: number, from?: number): Promise<string>;
 }
 
 const procs: Proc[] = [];
@@ -62,9 +62,9 @@ function start(prog: 'sensor' | 'logger' | 'check', env: Record<string, string>)
     child,
     out,
     exited,
-    line: (re, ms = 10_000) =>
+    line: (re, ms = 10_000, from = 0) =>
       new Promise((resolveLine, reject) => {
-        const seen = out.find((l) => re.test(l));
+        const seen = out.slice(from).find((l) => re.test(l));
         if (seen !== undefined) return resolveLine(seen);
         const t = setTimeout(() => reject(new Error(`no line matching ${re} in ${ms} ms; output:\n${out.join('\n')}`)), ms);
         waiters.push({ re, resolve: (l) => (clearTimeout(t), resolveLine(l)) });
@@ -227,8 +227,8 @@ requires(missingPython).describe('the logger', () => {
     await again.line(/serving on/);
     await logger.line(/^robot-logger: the sensor is back$/);
     const idx = logger.out.indexOf('robot-logger: the sensor is back');
-    await logger.line(/^robot-logger: reading 1: 23\.00 C/);
-    expect(logger.out.slice(idx + 1).find((l) => l.startsWith('robot-logger: reading'))).toMatch(/^robot-logger: reading 1: 23\.00 C/);
+    // the first reading after it (the logger's first reading of all matched the same pattern)
+    expect(await logger.line(/^robot-logger: reading/, 10_000, idx + 1)).toMatch(/^robot-logger: reading 1: 23\.00 C/);
   });
 
   test('a bad LOGGER_INTERVAL is refused naming it', async () => {
