@@ -17,6 +17,8 @@ const common = {
 };
 
 export default {
+  // the longest QEMU files first, so that both cores stay busy to the end (jest.sequencer.js)
+  testSequencer: '<rootDir>/jest.sequencer.js',
   projects: [
     { ...common, displayName: 'fast', testMatch: ['<rootDir>/packages/*/src/**/*.test.ts', '<rootDir>/packages/*/test/**/*.test.ts'], testPathIgnorePatterns: ['\\.qemu\\.test\\.ts$', '/node_modules/', '/dist/'] },
     { ...common, displayName: 'qemu', setupFilesAfterEnv: ['<rootDir>/jest.qemu-setup.js'], testMatch: ['<rootDir>/packages/*/src/**/*.qemu.test.ts', '<rootDir>/packages/*/test/**/*.qemu.test.ts'] },
