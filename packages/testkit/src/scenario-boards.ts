@@ -179,7 +179,7 @@ export function describeBoardScenarios(spec: BoardScenarios, world: ScenarioWorl
   test(`${title(only, points, tamper)} pass`, async () => {
     const json = join(world.work(), `${board}.json`);
     const keepBuild = spec.keepWork ? ['--work', world.boardWork(board)] : [];
-    const out = await runScript(join(REPO, 'scripts/scenarios'), ['--board', board, '--ref', world.ref(), '--json', json, '--only', only.join(','), '--crash-at', points.join(','), '--tamper-cases', tamper.join(','), '--jobs', SCENARIO_JOBS, ...keepBuild], (minutes - 1) * 60_000);
+    const out = await runScript(join(REPO, 'scripts/scenarios'), ['--board', board, '--ref', world.ref(), '--json', json, '--only', only.join(','), ...(points.length ? ['--crash-at', points.join(',')] : []), ...(tamper.length ? ['--tamper-cases', tamper.join(',')] : []), '--jobs', SCENARIO_JOBS, ...keepBuild], (minutes - 1) * 60_000);
     let report: Report | undefined;
     try {
       report = JSON.parse(readFileSync(json, 'utf8')) as Report;
