@@ -12,7 +12,7 @@ import TestSequencer from '@jest/test-sequencer';
 const Sequencer = TestSequencer.default ?? TestSequencer;
 
 const ROOT = fileURLToPath(new URL('.', import.meta.url));
-const SECONDS = {
+export const SECONDS = {
   'packages/qemu/test/scenarios-pc-amd64.qemu.test.ts': 1400,
   'packages/qemu/test/boards.qemu.test.ts': 570,
   'packages/qemu/test/robot.qemu.test.ts': 500,
