@@ -5,8 +5,8 @@
  * covers). The command line comes from the boot partition, which is not trusted: a signed or
  * secured device ignores them. Run for real — busybox sh and the base bundle's own scripts — in a
  * chroot of the amd64 busybox-base bundle (root needed), with a /proc/cmdline that is a plain file.
- * The chroot's `sleep` returns at once, so that the crash's 10 s wait and the health check's
- * one-second polls take no time; the sysrq writes land in plain files of the chroot's /proc.
+ * The chroot's `sleep` returns at once and moves the chroot's clock (/proc/uptime, a plain file)
+ * on, so that the crash's 10 s wait and the health check's minute take no time; the sysrq writes land in plain files of the chroot's /proc.
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,8 +28,10 @@ const setUp = useBaseChroot('edgeimage-test-hooks-', isRoot, (_work, c) => {
   mkdirSync(join(chroot, 'tmp'), { recursive: true });
   writeFileSync(join(chroot, 'run/edgeimage/slot-name'), 'a\n');
   // first on the PATH that common sets: the agent's bin/ (its busybox link replaced by a stub)
+  // (the health check counts seconds of /proc/uptime, a plain file here: each sleep moves it on)
+  writeFileSync(join(chroot, 'proc/uptime'), '100.00 0.00\n');
   rmSync(join(chroot, 'run/edgeimage/agent/bin/sleep'), { force: true });
-  writeFileSync(join(chroot, 'run/edgeimage/agent/bin/sleep'), '#!/bin/sh\nexit 0\n');
+  writeFileSync(join(chroot, 'run/edgeimage/agent/bin/sleep'), '#!/bin/sh\nt=$(cut -d. -f1 /proc/uptime); echo "$((t + ${1%%.*})).00 0.00" > /proc/uptime\n');
   chmodSync(join(chroot, 'run/edgeimage/agent/bin/sleep'), 0o755);
 });
 
