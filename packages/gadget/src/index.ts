@@ -11,3 +11,4 @@ export { checkABRoles, AB_ROLES } from './ab-roles.js';
 export { checkContentPath, checkGadgetContent, type ContentPathOrigin } from './content.js';
 export { KNOWN_ROLES, SNAPD_ROLES, SLOT_ROLES, FILESYSTEMS } from './rules/structure.js';
 export { BOOTLOADERS } from './rules/volume.js';
+export * from './updates.js';

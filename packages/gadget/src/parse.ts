@@ -13,6 +13,7 @@ import { type Path, type Raw, YamlSource } from './lib/yaml-source.js';
 import { Ctx } from './rules/context.js';
 import { checkBootloaders, checkConnections, checkDefaults, checkVolumeAssignments } from './rules/gadget.js';
 import { checkRoles } from './rules/roles.js';
+import { checkUpdateDefaults } from './rules/updates.js';
 import { buildVolume } from './rules/volume.js';
 import { GadgetError } from './errors.js';
 import type { GadgetInfo, Volume } from './types.js';
@@ -39,6 +40,7 @@ export function parseGadgetYaml(text: string, file: string): GadgetInfo {
 
   checkDefaults(ctx, raw);
   checkConnections(ctx, raw);
+  const updates = checkUpdateDefaults(ctx, raw);
 
   const names = keysInOrder(src, ['volumes']);
   if (!raw.volumes || names.length === 0) {
@@ -54,7 +56,7 @@ export function parseGadgetYaml(text: string, file: string): GadgetInfo {
   checkBootloaders(ctx, volumes);
   checkVolumeAssignments(ctx, raw, new Set(names));
 
-  const g: GadgetInfo = { file, volumes: Object.fromEntries(volumes.map((v) => [v.name, v])), volumeOrder: names };
+  const g: GadgetInfo = { file, volumes: Object.fromEntries(volumes.map((v) => [v.name, v])), volumeOrder: names, ...(updates ? { updates } : {}) };
   checkRoles(g);
   return g;
 }

@@ -1,9 +1,12 @@
+import type { GadgetUpdateDefaults } from './updates.js';
 /** A gadget.yaml after validation, with snapd's implicit values applied (sizes and offsets in bytes). */
 export interface GadgetInfo {
   file: string;
   volumes: Record<string, Volume>;
   /** Volume names in the order gadget.yaml gives them. */
   volumeOrder: string[];
+  /** `edgeimage-updates:`: defaults for the device's update.conf (the build's options win). */
+  updates?: GadgetUpdateDefaults;
 }
 
 export type Schema = 'gpt' | 'mbr' | 'emmc';

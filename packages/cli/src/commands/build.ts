@@ -1,6 +1,7 @@
 import { BootKeys, type Assertion, signedWithTestKeys } from '@edgeimage/assertions';
 import { BundleCache, Store, resolveModel, type Resolution } from '@edgeimage/store';
-import { composeImage, planImage, type DigestMode, type ImagePlan, type OutputFormat } from '@edgeimage/composer';
+import { composeImage, planImage, updateChannelProblem, updateUrlProblem, type DigestMode, type ImagePlan, type OutputFormat, type UpdateConfig } from '@edgeimage/composer';
+import { updateIntervalProblem, updateJitterProblem, updateWindowProblem } from '@edgeimage/gadget';
 import type { Argv } from 'yargs';
 import { printJson, UsageError } from '../output.js';
 import { repoRoot } from '../paths.js';
@@ -16,6 +17,53 @@ export function parseSize(value: string, option: string): number {
   const m = /^(\d+)([MG]?)$/.exec(value.trim());
   if (!m) throw new UsageError(`${option}: expected a size such as 1G, 512M or a number of bytes, found ${JSON.stringify(value)}`);
   return Number(m[1]) * (m[2] === 'G' ? 1 << 30 : m[2] === 'M' ? 1 << 20 : 1);
+}
+
+interface UpdateArgs {
+  updateUrl?: string;
+  updateChannel?: string;
+  updateInterval?: string;
+  updateJitter?: string;
+  updateWindow?: string;
+  updateDownloadOnly?: boolean;
+}
+
+/**
+ * The build's update settings from its options, each checked before any work (the gadget's
+ * defaults fill the rest later); undefined without --update-url. The other --update-* options
+ * without it are refused: they would silently do nothing.
+ */
+export function updateConfigOf(a: UpdateArgs): UpdateConfig | undefined {
+  if (a.updateUrl === undefined) {
+    const stray = (['updateChannel', 'updateInterval', 'updateJitter', 'updateWindow'] as const).find((k) => a[k] !== undefined) ?? (a.updateDownloadOnly ? 'updateDownloadOnly' : undefined);
+    if (stray) throw new UsageError(`--${stray.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: expected together with --update-url (the store the device polls), found it alone`);
+    return undefined;
+  }
+  const url = updateUrlProblem(a.updateUrl);
+  if ('problem' in url) throw new UsageError(`--update-url: ${url.problem}`);
+  const conf: UpdateConfig = { url: url.url };
+  if (a.updateChannel !== undefined) {
+    const ch = updateChannelProblem(a.updateChannel);
+    if ('problem' in ch) throw new UsageError(`--update-channel: ${ch.problem}`);
+    conf.channel = ch.channel;
+  }
+  const seconds = (option: string, v: string | undefined, problem: (v: string) => string | undefined): number | undefined => {
+    if (v === undefined) return undefined;
+    const why = problem(v);
+    if (why) throw new UsageError(`${option}: ${why}`);
+    return Number(v);
+  };
+  const interval = seconds('--update-interval', a.updateInterval, updateIntervalProblem);
+  const jitter = seconds('--update-jitter', a.updateJitter, updateJitterProblem);
+  if (interval !== undefined) conf.interval = interval;
+  if (jitter !== undefined) conf.jitter = jitter;
+  if (a.updateWindow !== undefined) {
+    const why = updateWindowProblem(a.updateWindow);
+    if (why) throw new UsageError(`--update-window: ${why}`);
+    conf.window = a.updateWindow;
+  }
+  if (a.updateDownloadOnly) conf.mode = 'download-only';
+  return conf;
 }
 
 function parseFormats(value: string): OutputFormat[] {
@@ -39,6 +87,12 @@ export function buildCommand(ctx: Context) {
         .option('digests', { choices: ['mapped', 'full', 'none'] as const, default: 'mapped' as const, describe: "the digests of the image and its partitions: mapped (sha256-nonzero-4k-blocks: only the 4 KiB blocks holding data, as bmaptool reads an image; the manifest says so), full (sha256 of every byte, as sha256sum computes; hashing the holes of a mostly empty image costs as much as building it) or none. Compressed outputs always get the sha256 of their file" })
         .option('empty-b', { type: 'boolean', default: false, describe: 'leave slot b empty instead of a copy of slot a' })
         .option('boot-keys', { type: 'string', describe: 'a verified image: the keyring whose boot keys ("edgeimage boot-keys create") sign the bootloader and each slot\'s boot payload (UEFI: GRUB and unified kernel images with db; U-Boot: FIT images with the FIT key). The certificates a factory enrols are written next to the image (IMAGE.boot-keys/); U-Boot boards also get IMAGE.uboot-env.img and IMAGE.uboot.dtb. An encrypted key\'s passphrase comes from $EDGEIMAGE_KEY_PASSPHRASE' })
+        .option('update-url', { type: 'string', describe: "the store the device polls for updates (http or https, its base URL as `update release --store` fills it): each slot gets update.conf. Without it the image has no update.conf and the device does not poll" })
+        .option('update-channel', { type: 'string', describe: 'the channel the device follows: TRACK/RISK, or a risk (stable = latest/stable; the default)' })
+        .option('update-interval', { type: 'string', describe: "seconds between polls, 10..2592000 (default: the gadget's edgeimage-updates: interval, else 21600)" })
+        .option('update-jitter', { type: 'string', describe: "random 0..N seconds added to each wait, 0..86400 (default: the gadget's, else 600)" })
+        .option('update-window', { type: 'string', describe: "HH:MM-HH:MM (UTC, may wrap midnight): apply and reboot only inside it; - for any time (default: the gadget's, else -)" })
+        .option('update-download-only', { type: 'boolean', describe: "download and verify an update but apply it only on `edge-update apply-downloaded` (default: the gadget's mode, else auto)" })
         .option('json', { type: 'boolean', describe: 'print the image manifest as JSON (with --dry-run: the plan)' })
         .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan (every partition: offset, size, type, GUID, filesystem, label; what goes into each; the outputs) and write nothing' })
         .example('$0 build images/models/pc-amd64.assert --store images/store --no-default-trust --trusted signing-keys.example/root.account-key --trusted signing-keys.example/example-root.account --trusted signing-keys.example/store.account-key --trusted signing-keys.example/example-store.account', 'images/pc-amd64.img')
@@ -70,11 +124,12 @@ export function testKeysWarning(resolution: Resolution, trusted: Assertion[]): s
   ].join('\n');
 }
 
-type BuildArgs = TrustArgs & { bootKeys?: string; model: string; store: string; cache?: string; allowUnpinned: boolean; at?: string; concurrency: number; output?: string; imageSize?: string; format: string; compress?: 'zstd' | 'xz'; snap?: string | string[]; emptyB: boolean; json?: boolean; dryRun: boolean; digests: DigestMode };
+type BuildArgs = TrustArgs & UpdateArgs & { bootKeys?: string; model: string; store: string; cache?: string; allowUnpinned: boolean; at?: string; concurrency: number; output?: string; imageSize?: string; format: string; compress?: 'zstd' | 'xz'; snap?: string | string[]; emptyB: boolean; json?: boolean; dryRun: boolean; digests: DigestMode };
 
 async function build(ctx: Context, a: BuildArgs): Promise<void> {
   const formats = parseFormats(a.format);
   const imageSize = a.imageSize ? parseSize(a.imageSize, '--image-size') : undefined;
+  const updates = updateConfigOf(a);
   const progress = resolveProgress((line) => ctx.io.err(line));
   try {
     const trusted = trustedFrom(a);
@@ -97,7 +152,7 @@ async function build(ctx: Context, a: BuildArgs): Promise<void> {
     const outputDir = resolve(a.output ?? `${repoRoot() ?? process.cwd()}/images`);
     if (a.dryRun) {
       // Nothing is recorded either: no image, so no validation-set sequence is in use yet.
-      const plan = await planImage({ resolution, trusted, outputDir, imageSize, formats, compress: a.compress, emptyB: a.emptyB, onEvent: (e) => ctx.io.err(e.what) });
+      const plan = await planImage({ resolution, trusted, outputDir, imageSize, formats, compress: a.compress, emptyB: a.emptyB, ...(updates ? { updates } : {}), onEvent: (e) => ctx.io.err(e.what) });
       if (a.json) return printJson(ctx.io, plan);
       for (const line of describePlan(plan)) ctx.io.out(line);
       return;
@@ -112,6 +167,7 @@ async function build(ctx: Context, a: BuildArgs): Promise<void> {
       emptyB: a.emptyB,
       digests: a.digests,
       bootSigners,
+      ...(updates ? { updates } : {}),
       onEvent: (e) => {
         if (e.kind === 'stage') ctx.io.err(e.what);
         else if (e.kind === 'structure') ctx.io.err(`built ${e.name}`);

@@ -12,6 +12,7 @@ import { checkUnpackedTree, extractBundle, type BundleRef } from '../fs/bundle-f
 import type { BundleVerityEntry } from '../verity/index.js';
 import { ImageIdentity } from './identity.js';
 import { stageSystem } from './slot.js';
+import { resolveUpdateConfig, writeUpdateConf, type UpdateConfig } from '../update/conf.js';
 import { applyGradeVariants } from './grade-variant.js';
 import type { BootSigners, VerifiedBootKind } from '../verified/payload.js';
 import { stageVerifiedSystemBoot, type FactoryFiles } from '../verified/system-boot.js';
@@ -37,6 +38,11 @@ export interface PlanOptions {
    * payload, from the gadget's verified-boot/ inputs. Without them the image boots unverified.
    */
   bootSigners?: BootSigners;
+  /**
+   * The device polls a store for updates: each slot gets update.conf (these settings, then the
+   * gadget's `edgeimage-updates:` defaults). Without it the image has no update.conf.
+   */
+  updates?: UpdateConfig;
   onEvent?: (e: { kind: 'stage'; what: string }) => void;
 }
 
@@ -169,9 +175,12 @@ export async function makePlan(opts: PlanOptions, work: string): Promise<{ plan:
   if (!gadget) throw new ComposeError('ERR_NO_GADGET', `${model.brandId}/${model.model} has no gadget snap: nothing says how to lay out the disk`);
   if (!kernel) throw new ComposeError('ERR_NO_KERNEL', `${model.brandId}/${model.model} has no kernel snap`);
 
-  // The slot tree (one complete system), staged while the gadget is read: it does not depend on it.
+  // The build's own update settings are checked before any work; the gadget's defaults once it is read.
+  const updateChannel = opts.updates ? resolveUpdateConfig(opts.updates).channel : undefined;
+  // The slot tree (one complete system), staged while the gadget is read: it does not depend on it
+  // (update.conf, which takes the gadget's defaults, is written once both are done).
   const slotDir = join(work, 'slot');
-  const staging = stageSystem({ resolution, trusted: opts.trusted, modelAssertion, dir: slotDir, identity: id, bootSigners: opts.bootSigners });
+  const staging = stageSystem({ resolution, trusted: opts.trusted, modelAssertion, dir: slotDir, identity: id, bootSigners: opts.bootSigners, ...(updateChannel ? { updateChannel } : {}) });
   // Handled here, awaited below: a refusal while the gadget is being read is not "unhandled".
   staging.catch(() => undefined);
   let g: Awaited<ReturnType<typeof readGadgetOf>>;
@@ -184,6 +193,7 @@ export async function makePlan(opts: PlanOptions, work: string): Promise<{ plan:
   }
   const { gadgetDir, gadgetRef, gadgetFile, info, abVolume } = g;
   const { trustStore, verity, payload } = await staging;
+  if (opts.updates) writeUpdateConf(slotDir, resolveUpdateConfig(opts.updates, info.updates));
   let factory: FactoryFiles = {};
   const env = initialEnv();
 

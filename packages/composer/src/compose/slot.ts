@@ -1,11 +1,12 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Assertion, encodeStream, PublicKey, SigningKey, signedWithTestKeys } from '@edgeimage/assertions';
+import { type Assertion, CHANNEL_POINTER_TYPE, encodeStream, PublicKey, SigningKey, signedWithTestKeys } from '@edgeimage/assertions';
 import type { Resolution, ResolvedBundle } from '@edgeimage/store';
 import { ComposeError } from '../errors.js';
 import { extractBundle, listBundle } from '../fs/bundle-files.js';
 import { placeBundleVerity, type BundleVerityEntry } from '../verity/index.js';
 import { stageSlotPayload, type BootSigners, type VerifiedBootKind } from '../verified/payload.js';
+import { UPDATE_DEFAULTS } from '../update/conf.js';
 import { ImageIdentity } from './identity.js';
 
 const slotBundleFile = (b: { name: string; revision: number }) => `bundles/${b.name}_${b.revision}.snap`;
@@ -25,12 +26,19 @@ export interface StageSystemOptions {
    * image, from the gadget's verified-boot/ inputs) instead of its kernel and initramfs files.
    */
   bootSigners?: BootSigners;
+  /**
+   * The channel the device follows (full form; default latest/stable): a pointer-only key
+   * constrained to other channels stays out of the pointer trust store.
+   */
+  updateChannel?: string;
 }
 
 export interface StagedSystem {
   dir: string;
   /** The trust store's files, relative to the slot root (`trust/NAME.pem`), sorted. */
   trustStore: string[];
+  /** The pointer trust store's files (`trust-pointer/KEYID.pem`), sorted. */
+  pointerTrustStore: string[];
   /** The kernel files, relative to the slot root (`boot/kernel.img`, …), sorted. */
   kernel: string[];
   /** Each bundle's dm-verity parameters, in the resolution's order. */
@@ -67,8 +75,8 @@ export async function stageSystem(opts: StageSystemOptions): Promise<StagedSyste
     mkdirSync(join(opts.dir, 'bundles'), { recursive: true });
     const [, verity] = await Promise.all([extractKernel(kernel, kernelDir), Promise.all(r.bundles.map((b) => placeBundleVerity(b, join(opts.dir, `${slotBundleFile(b)}.verity`), `${slotBundleFile(b)}.verity`)))]);
     const payload = opts.bootSigners ? await verifiedPayload(opts.dir, scratch, kernelDir, r, id, verity, opts.bootSigners) : undefined;
-    const trustStore = stageSlot(opts.dir, r, opts.trusted, model, kernelDir, id, verity, payload);
-    return { dir: opts.dir, trustStore, kernel: payload ? [] : readdirSync(kernelDir).sort().map((f) => `boot/${f}`), verity, ...(payload ? { payload } : {}) };
+    const { trustStore, pointerTrustStore } = stageSlot(opts.dir, r, opts.trusted, model, kernelDir, id, verity, opts.updateChannel ?? UPDATE_DEFAULTS.channel, payload);
+    return { dir: opts.dir, trustStore, pointerTrustStore, kernel: payload ? [] : readdirSync(kernelDir).sort().map((f) => `boot/${f}`), verity, ...(payload ? { payload } : {}) };
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
@@ -151,8 +159,24 @@ export function deviceTrustKeys(r: Resolution, trusted: Assertion[], model: Asse
   });
 }
 
-/** Writes the slot tree; returns the trust store's file names. */
-function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Assertion, kernelDir: string, id: ImageIdentity, verity: BundleVerityEntry[], payload?: { kind: VerifiedBootKind; files: string[] }): string[] {
+/**
+ * The device's pointer trust store: the keys allowed to sign the channel pointers the device
+ * follows, and nothing else. As `update release` and `channel show` check a pointer key: an
+ * account-key of the model's brand whose constraints are all of type channel-pointer (never the
+ * model key, which must stay offline), admitting this model and channel, valid at build time.
+ * They are kept apart from trust/ because a pointer key must never be able to sign an update.
+ */
+export function devicePointerKeys(r: Resolution, trusted: Assertion[], channel: string): Assertion[] {
+  return [...trusted, ...r.assertions].filter((a) => {
+    if (a.type !== 'account-key' || !a.body || a.header('account-id') !== r.model.brandId) return false;
+    const key = SigningKey.fromAccountKey(a);
+    if (!key.constraints?.pointerOnly || !key.isValidAt(r.at)) return false;
+    return key.constraints.allowsHeaders({ type: CHANNEL_POINTER_TYPE, 'brand-id': r.model.brandId, model: r.model.model, channel });
+  });
+}
+
+/** Writes the slot tree; returns the trust stores' file names. */
+function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Assertion, kernelDir: string, id: ImageIdentity, verity: BundleVerityEntry[], updateChannel: string, payload?: { kind: VerifiedBootKind; files: string[] }): { trustStore: string[]; pointerTrustStore: string[] } {
   mkdirSync(join(dir, 'bundles'), { recursive: true });
   mkdirSync(join(dir, 'boot'), { recursive: true });
   mkdirSync(join(dir, 'trust'), { recursive: true });
@@ -185,6 +209,18 @@ function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Asse
     writeFileSync(join(dir, 'trust', name), PublicKey.fromAccountKeyBody(a.body!.toString()).toPem());
     names.push(`trust/${name}`);
   }
+  // The full key id as the name: the pointer's sign-key-sha3-384 line names the file to verify
+  // with. Computed from the key itself, so a file name is never taken from a header.
+  const pointerNames: string[] = [];
+  for (const a of devicePointerKeys(r, trusted, updateChannel)) {
+    const key = PublicKey.fromAccountKeyBody(a.body!.toString());
+    const file = `trust-pointer/${key.id}.pem`;
+    if (pointerNames.includes(file)) continue;
+    mkdirSync(join(dir, 'trust-pointer'), { recursive: true });
+    writeFileSync(join(dir, file), key.toPem());
+    pointerNames.push(file);
+  }
+  pointerNames.sort();
   const slotManifest = {
     format: 1,
     model: { 'brand-id': r.model.brandId, model: r.model.model, revision: r.model.revision },
@@ -192,10 +228,12 @@ function stageSlot(dir: string, r: Resolution, trusted: Assertion[], model: Asse
     kernel: payload ? [] : readdirSync(kernelDir).sort().map((f) => `boot/${f}`),
     ...(payload ? { 'verified-boot': payload } : {}),
     'trust-store': names.sort(),
+    // Only when there is one: the slot manifests of images without pointer keys keep their bytes.
+    ...(pointerNames.length ? { 'pointer-trust-store': pointerNames } : {}),
     'source-date-epoch': id.sourceDateEpoch,
     // The example root's private key is public: say so wherever the image is looked at.
     ...(signedWithTestKeys(model, [...trusted, ...r.assertions]) ? { 'test-keys': true } : {}),
   };
   writeFileSync(join(dir, 'manifest.json'), `${JSON.stringify(slotManifest, null, 2)}\n`);
-  return names.sort();
+  return { trustStore: names.sort(), pointerTrustStore: pointerNames };
 }

@@ -8,3 +8,4 @@ export { encodeChannelPointer, parseChannelPointer, formatExpires, pointerPathPr
 export { verifyChannelPointer, signChannelPointer, pointerKeyProblem, trustedSigningKeys, type PointerCheck, type PointerInput, type VerifiedPointer } from './pointer-verify.js';
 export { channelBase, pointerPath, pointerSigPath, historyPath, updatePath, readHistory, readChannelIndex, fetchPointer, CHANNEL_INDEX, HISTORY_KEEP, type ChannelHistory, type ChannelRelease, type ChannelIndexEntry } from './channel.js';
 export { releaseUpdate, resignChannel, type ResignOptions, type ResignResult, DEFAULT_POINTER_LIFETIME_MS, MAX_POINTER_LIFETIME_MS, type ReleaseOptions, type ReleaseResult } from './release.js';
+export { resolveUpdateConfig, encodeUpdateConf, writeUpdateConf, updateUrlProblem, updateChannelProblem, UPDATE_CONF, UPDATE_CONF_FORMAT, UPDATE_DEFAULTS, UPDATE_URL_MAX, type UpdateConfig, type ResolvedUpdateConfig } from './conf.js';

@@ -4,9 +4,10 @@
  * values to each other are in `../rules/`.
  */
 import { z } from 'zod';
+import { UPDATE_KEYS_GADGET } from '../updates.js';
 import { parseQuantity } from './quantity.js';
 
-export const TOP_KEYS = ['volumes', 'defaults', 'connections', 'volume-assignments', 'kernel-cmdline', 'format', 'device-tree', 'device-tree-origin'] as const;
+export const TOP_KEYS = ['volumes', 'defaults', 'connections', 'volume-assignments', 'kernel-cmdline', 'format', 'device-tree', 'device-tree-origin', 'edgeimage-updates'] as const;
 export const VOLUME_KEYS = ['schema', 'bootloader', 'id', 'structure', 'partial'] as const;
 export const STRUCTURE_KEYS = ['name', 'filesystem-label', 'offset', 'offset-write', 'min-size', 'size', 'type', 'role', 'id', 'filesystem', 'content', 'update'] as const;
 export const CONTENT_KEYS = ['source', 'target', 'unpack', 'image', 'offset', 'size'] as const;
@@ -93,6 +94,8 @@ export const gadgetSchema = z.strictObject({
   format: opt(str),
   'device-tree': opt(str),
   'device-tree-origin': opt(str),
+  // edgeimage's own: the device's update settings' defaults (values checked in rules/updates.ts).
+  'edgeimage-updates': opt(z.strictObject({ interval: opt(str), jitter: opt(str), window: opt(str), mode: opt(str) })),
 });
 
 export type RawGadget = z.output<typeof gadgetSchema>;
@@ -111,6 +114,7 @@ export function allowedKeys(path: readonly PropertyKey[]): readonly string[] {
     if (p.length === 5 && p[4] === 'update') return UPDATE_KEYS;
   }
   if (p[0] === 'kernel-cmdline') return ['allow', 'append', 'remove'];
+  if (p[0] === 'edgeimage-updates') return UPDATE_KEYS_GADGET;
   if (p[0] === 'connections') return ['plug', 'slot'];
   if (p[0] === 'volume-assignments') return p.length === 2 ? ['assignment-name', 'assignment'] : ['device'];
   return [];
