@@ -131,6 +131,8 @@ export interface BootSpec {
   outcome: StepOutcome;
   /** QEMU exiting before the markers (the guest rebooted) is outcome `rebooted`, not a failure. */
   rebootAllowed?: boolean;
+  /** The scenario's last boot: the options' lastBoot apply. */
+  last?: boolean;
 }
 
 export class StepFailed extends Error {
@@ -163,6 +165,7 @@ export class Run {
     const log = join(this.logDir, `${this.o.scenario}${this.point ? `.${this.point}` : ''}.boot${n}.log`);
     const r: BootTestResult = await bootTest({
       ...this.o.boot,
+      ...(spec.last ? this.o.lastBoot : {}),
       image: this.disk,
       inPlace: true,
       noReboot: true,

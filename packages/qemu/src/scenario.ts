@@ -34,7 +34,7 @@ async function updateScenario(run: Run, manifest: UpdateManifest): Promise<Slot>
   const env1 = await run.env();
   run.check('the update set a try of the new slot', env1['edge_try_slot'] === b && env1['edge_status'] === 'try', `after boot 1: ${envText(env1)}`);
   await run.mustBoot({ name: `the try boot of slot ${b} is committed and healthy`, expect: [M.booting(b), M.committed(b), M.healthy(b)], failOn: [FAIL.unhealthy], outcome: 'healthy' });
-  await run.mustBoot({ name: `slot ${b} stays: healthy again`, expect: [M.booting(b), M.healthy(b)], failOn: [FAIL.unhealthy], outcome: 'healthy' });
+  await run.mustBoot({ name: `slot ${b} stays: healthy again`, expect: [M.booting(b), M.healthy(b)], failOn: [FAIL.unhealthy], outcome: 'healthy', last: true });
   const env = await run.env();
   run.check('the boot environment names the new slot', env['edge_slot'] === b && !env['edge_status'] && !env['edge_try_slot'], `after: ${envText(env)} (expected edge_slot=${b}, edge_status and edge_try_slot empty)`);
   return b;
@@ -53,7 +53,7 @@ async function rollbackScenario(run: Run, manifest: UpdateManifest): Promise<Slo
     outcome: 'not-committed',
   });
   // the device reports the rolled-back slot after it is healthy (`edge-update: status: … failed b`)
-  await run.mustBoot({ name: `the bootloader rolls back: healthy on slot ${a}, slot ${b} reported failed`, expect: [M.booting(a), M.healthy(a), M.statusFailed(b)], failOn: [FAIL.unhealthy], outcome: 'rolled-back' });
+  await run.mustBoot({ name: `the bootloader rolls back: healthy on slot ${a}, slot ${b} reported failed`, expect: [M.booting(a), M.healthy(a), M.statusFailed(b)], failOn: [FAIL.unhealthy], outcome: 'rolled-back', last: true });
   const env = await run.env();
   run.check('the boot environment records the rollback', env['edge_slot'] === a && env['edge_failed_slot'] === b && !env['edge_status'] && !env['edge_try_slot'], `after: ${envText(env)} (expected edge_slot=${a}, edge_failed_slot=${b}, edge_status and edge_try_slot empty)`);
   return a;

@@ -300,7 +300,9 @@ describe('--forward and --expect-http', () => {
       [['--forward', '18080:8080', '--expect-http', 'http://127.0.0.1:18080/', '--expect-poweroff'], /--expect-http needs the guest up: not with --expect-poweroff/],
       [['--forward'], /--forward needs a value/],
       [['--forward', '18080:8080', '--expect-http'], /--expect-http needs a value/],
-      [['--scenario', 'update', '--update', 'x.update', '--forward', '18080:8080'], /--forward is not for a scenario/],
+      [['--scenario', 'refuse', '--update', 'x.update', '--forward', '18080:8080'], /--forward is for the last boot of --scenario update or rollback \(the device healthy on the slot it ends on\), not --scenario refuse/],
+      [['--scenario', 'power-cut', '--update', 'x.update', '--forward', '18080:8080', '--expect-http', 'http://127.0.0.1:18080/'], /--forward is for the last boot of --scenario update or rollback/],
+      [['--scenario', 'update', '--update', 'x.update', '--forward', '18080:8080', '--expect-http', 'http://127.0.0.1:18081/health'], /--expect-http http:\/\/127\.0\.0\.1:18081\/health: port 18081 is not forwarded/],
     ];
     for (const [args, message] of cases) {
       const r = await run(['boot-test', images.amd64Gpt, ...args]);

@@ -107,7 +107,12 @@ export function checkScenarioArgs(a: Record<string, unknown>): void {
     for (const k of ['update', 'crash-at', 'expect-refusal', 'keep', 'log-dir']) if (has(k)) throw new UsageError(`--${k} belongs to a scenario: give --scenario ${SCENARIOS.join('|')}`);
     return;
   }
-  for (const k of ['expect', 'junit', 'disk-size', 'reboots', 'expect-poweroff', 'tamper', 'tamper-replace', 'forward', 'expect-http']) if (has(k)) throw new UsageError(`--${k} is not for a scenario (--scenario ${scenario} has its own markers per boot)`);
+  for (const k of ['expect', 'junit', 'disk-size', 'reboots', 'expect-poweroff', 'tamper', 'tamper-replace']) if (has(k)) throw new UsageError(`--${k} is not for a scenario (--scenario ${scenario} has its own markers per boot)`);
+  // the scenarios that end on a healthy boot they own: --forward/--expect-http check that boot
+  for (const k of ['forward', 'expect-http']) {
+    if (has(k) && scenario !== 'update' && scenario !== 'rollback') throw new UsageError(`--${k} is for the last boot of --scenario update or rollback (the device healthy on the slot it ends on), not --scenario ${scenario}`);
+  }
+  if (has('expect-http') || has('forward')) parseNetArgs(a['forward'] as string[] | undefined, a['expect-http'] as string[] | undefined);
   try {
     checkScenarioUsage(
       {
@@ -237,7 +242,7 @@ export function bootTestCommand(ctx: Context) {
         .option('expect-poweroff', { type: 'boolean', describe: 'the device must power off: passes when QEMU exits on its own (status 0) after the --expect markers (default: none), e.g. a device with both slots tampered that must never come up; a system that comes up and stays up fails on --timeout. Without it, a power-off before the markers fails the boot [ERR_POWERED_OFF] once --reboots is given, else [ERR_QEMU_EXITED]' })
         .option('tamper', { type: 'string', array: true, describe: 'boot a tampered copy: flip every bit of one byte of a file in a partition of the copy, PARTITION:/FILE[@first|middle|last|OFFSET] (default middle; repeatable), e.g. system-a:/bundles/base_1.snap or system-boot:/EFI/BOOT/BOOTX64.EFI@first; ext4 and vfat partitions. What changed (offsets, old and new byte) is printed and in --json "tampered"; the image itself is never changed' })
         .option('tamper-replace', { type: 'string', array: true, describe: 'boot a tampered copy: a file of an ext4 partition gets the bytes of a local file (mode and owner kept; the slot checked with e2fsck), PARTITION:/FILE=LOCAL, e.g. system-a:/boot/uki.efi=resigned.efi (repeatable)' })
-        .option('forward', { type: 'string', array: true, describe: 'HOST_PORT:GUEST_PORT: a TCP port of the guest on 127.0.0.1:HOST_PORT of the host (repeatable), e.g. --forward 18080:8080. The machine then gets a virtio-net NIC on QEMU user networking with restrict=on: the guest reaches nothing outside (the DHCP of QEMU gives it 10.0.2.15 and no router), only the forwards come in, bound to 127.0.0.1. A HOST_PORT in use is refused before QEMU starts [ERR_PORT_IN_USE]. Without --forward the machine has no NIC' })
+        .option('forward', { type: 'string', array: true, describe: 'HOST_PORT:GUEST_PORT: a TCP port of the guest on 127.0.0.1:HOST_PORT of the host (repeatable), e.g. --forward 18080:8080. The machine then gets a virtio-net NIC on QEMU user networking with restrict=on: the guest reaches nothing outside (the DHCP of QEMU gives it 10.0.2.15 and no router), only the forwards come in, bound to 127.0.0.1. A HOST_PORT in use is refused before QEMU starts [ERR_PORT_IN_USE]. Without --forward the machine has no NIC. With --scenario update or rollback, --forward and --expect-http apply to the scenario\'s last boot (the device healthy on the slot it ends on)' })
         .option('expect-http', { type: 'string', array: true, describe: `URL[=REGEX]: after the console markers, GET the URL about once a second until a 2xx answer whose body (its first 64 KiB) matches REGEX (default: any 2xx), within --timeout (repeatable, in order). Only http://127.0.0.1:PORT/… or http://localhost:PORT/… on a --forward HOST_PORT, e.g. --forward 18080:8080 --expect-http http://127.0.0.1:18080/health='"status": *"ok"' (the quotes keep the shell off the pattern); redirects are not followed; each request gets 5 s. The first "=" ends the URL (write an "=" of a query as %3D). Each answer is a marker (its seconds, "HTTP 200 body…"; in --json with url and status); a failure names the URL, the last status or error and the last body [ERR_HTTP_EXPECT]` })
         .option('secure-boot-keys', { type: 'string', describe: 'with --secure-boot: the folder of the PK, KEK and db certificates (NAME.cer DER or NAME.crt PEM, and db.esl for the owner GUID), as "edgeimage boot-keys export DIR" writes them; default: IMAGE.boot-keys/, which build --boot-keys writes next to the image' })
         .check((a) => {
@@ -342,6 +347,7 @@ export function bootTestCommand(ctx: Context) {
 
 async function scenarioHandler(ctx: Context, a: BootTestArgs): Promise<void> {
   const refusal = a.expectRefusal !== undefined ? regex('--expect-refusal', a.expectRefusal, 'i') : undefined;
+  const net = parseNetArgs(a.forward, a.expectHttp);
   const abort = new AbortController();
   const onSignal = () => abort.abort();
   process.once('SIGINT', onSignal);
@@ -361,6 +367,7 @@ async function scenarioHandler(ctx: Context, a: BootTestArgs): Promise<void> {
       logDir: a.logDir,
       bootTimeoutSeconds: a.timeout,
       boot: { arch: a.arch, firmware: a.firmware, firmwareDir: a.firmwareDir, ubootEnvFlash: a.ubootEnv, accel: a.accel, ...(a.secureBoot ? { secureBoot: { keys: readSecureBootKeys(secureBootKeysDir(a)) } } : {}) },
+      ...(net.forwards.length ? { lastBoot: { forwards: net.forwards, ...(net.expectHttp.length ? { expectHttp: net.expectHttp } : {}) } } : {}),
       signal: abort.signal,
       onStep: (s) => progress(`${a.scenario}: ${stepLine(s)}`),
     });
