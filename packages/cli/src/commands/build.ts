@@ -1,7 +1,6 @@
 import { BootKeys, type Assertion, signedWithTestKeys } from '@edgeimage/assertions';
 import { BundleCache, Store, resolveModel, type Resolution } from '@edgeimage/store';
-import { composeImage, planImage, updateChannelProblem, updateUrlProblem, type DigestMode, type ImagePlan, type OutputFormat, type UpdateConfig } from '@edgeimage/composer';
-import { updateIntervalProblem, updateJitterProblem, updateWindowProblem } from '@edgeimage/gadget';
+import { composeImage, planImage, type DigestMode, type ImagePlan, type OutputFormat } from '@edgeimage/composer';
 import type { Argv } from 'yargs';
 import { printJson, UsageError } from '../output.js';
 import { repoRoot } from '../paths.js';
@@ -11,59 +10,13 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { bootSignersOf } from './boot-signers.js';
 import { cleanOnInterrupt, parseTime, readAssertions, type Context } from './common.js';
 import { resolveOptions, trustedFrom, type TrustArgs } from './resolve.js';
+import { BUILD_UPDATE_HELP, updateConfigOf, updateOptions, type UpdateArgs } from './update-options.js';
 
 /** `512M`, `2G`, `1048576`: bytes, or M (MiB) / G (GiB) as gadget.yaml sizes. */
 export function parseSize(value: string, option: string): number {
   const m = /^(\d+)([MG]?)$/.exec(value.trim());
   if (!m) throw new UsageError(`${option}: expected a size such as 1G, 512M or a number of bytes, found ${JSON.stringify(value)}`);
   return Number(m[1]) * (m[2] === 'G' ? 1 << 30 : m[2] === 'M' ? 1 << 20 : 1);
-}
-
-interface UpdateArgs {
-  updateUrl?: string;
-  updateChannel?: string;
-  updateInterval?: string;
-  updateJitter?: string;
-  updateWindow?: string;
-  updateDownloadOnly?: boolean;
-}
-
-/**
- * The build's update settings from its options, each checked before any work (the gadget's
- * defaults fill the rest later); undefined without --update-url. The other --update-* options
- * without it are refused: they would silently do nothing.
- */
-export function updateConfigOf(a: UpdateArgs): UpdateConfig | undefined {
-  if (a.updateUrl === undefined) {
-    const stray = (['updateChannel', 'updateInterval', 'updateJitter', 'updateWindow'] as const).find((k) => a[k] !== undefined) ?? (a.updateDownloadOnly ? 'updateDownloadOnly' : undefined);
-    if (stray) throw new UsageError(`--${stray.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: expected together with --update-url (the store the device polls), found it alone`);
-    return undefined;
-  }
-  const url = updateUrlProblem(a.updateUrl);
-  if ('problem' in url) throw new UsageError(`--update-url: ${url.problem}`);
-  const conf: UpdateConfig = { url: url.url };
-  if (a.updateChannel !== undefined) {
-    const ch = updateChannelProblem(a.updateChannel);
-    if ('problem' in ch) throw new UsageError(`--update-channel: ${ch.problem}`);
-    conf.channel = ch.channel;
-  }
-  const seconds = (option: string, v: string | undefined, problem: (v: string) => string | undefined): number | undefined => {
-    if (v === undefined) return undefined;
-    const why = problem(v);
-    if (why) throw new UsageError(`${option}: ${why}`);
-    return Number(v);
-  };
-  const interval = seconds('--update-interval', a.updateInterval, updateIntervalProblem);
-  const jitter = seconds('--update-jitter', a.updateJitter, updateJitterProblem);
-  if (interval !== undefined) conf.interval = interval;
-  if (jitter !== undefined) conf.jitter = jitter;
-  if (a.updateWindow !== undefined) {
-    const why = updateWindowProblem(a.updateWindow);
-    if (why) throw new UsageError(`--update-window: ${why}`);
-    conf.window = a.updateWindow;
-  }
-  if (a.updateDownloadOnly) conf.mode = 'download-only';
-  return conf;
 }
 
 function parseFormats(value: string): OutputFormat[] {
@@ -77,22 +30,19 @@ export function buildCommand(ctx: Context) {
     command: 'build <model>',
     describe: 'resolve a signed model and compose its bootable A/B disk image (rootless, reproducible)',
     builder: (y: Argv) =>
-      resolveOptions(y)
-        .positional('model', { type: 'string', demandOption: true, describe: 'the model assertion (a stream with its chain and validation-sets is fine)' })
-        .option('output', { alias: 'o', type: 'string', describe: 'output directory (default images/ in the repository)' })
-        .option('image-size', { type: 'string', describe: 'disk size (e.g. 2G); default: what the gadget layout needs' })
-        .option('format', { type: 'string', default: 'raw', describe: 'outputs: raw (always), bmap, qcow2, comma-separated' })
-        .option('compress', { choices: ['zstd', 'xz'] as const, describe: 'also write a compressed copy (.zst or .xz)' })
-        .option('snap', { type: 'string', describe: 'use a local bundle instead of the store (repeatable; grade dangerous models only)' })
-        .option('digests', { choices: ['mapped', 'full', 'none'] as const, default: 'mapped' as const, describe: "the digests of the image and its partitions: mapped (sha256-nonzero-4k-blocks: only the 4 KiB blocks holding data, as bmaptool reads an image; the manifest says so), full (sha256 of every byte, as sha256sum computes; hashing the holes of a mostly empty image costs as much as building it) or none. Compressed outputs always get the sha256 of their file" })
-        .option('empty-b', { type: 'boolean', default: false, describe: 'leave slot b empty instead of a copy of slot a' })
-        .option('boot-keys', { type: 'string', describe: 'a verified image: the keyring whose boot keys ("edgeimage boot-keys create") sign the bootloader and each slot\'s boot payload (UEFI: GRUB and unified kernel images with db; U-Boot: FIT images with the FIT key). The certificates a factory enrols are written next to the image (IMAGE.boot-keys/); U-Boot boards also get IMAGE.uboot-env.img and IMAGE.uboot.dtb. An encrypted key\'s passphrase comes from $EDGEIMAGE_KEY_PASSPHRASE' })
-        .option('update-url', { type: 'string', describe: "the store the device polls for updates (http or https, its base URL as `update release --store` fills it): each slot gets update.conf. Without it the image has no update.conf and the device does not poll" })
-        .option('update-channel', { type: 'string', describe: 'the channel the device follows: TRACK/RISK, or a risk (stable = latest/stable; the default)' })
-        .option('update-interval', { type: 'string', describe: "seconds between polls, 10..2592000 (default: the gadget's edgeimage-updates: interval, else 21600)" })
-        .option('update-jitter', { type: 'string', describe: "random 0..N seconds added to each wait, 0..86400 (default: the gadget's, else 600)" })
-        .option('update-window', { type: 'string', describe: "HH:MM-HH:MM (UTC, may wrap midnight): apply and reboot only inside it; - for any time (default: the gadget's, else -)" })
-        .option('update-download-only', { type: 'boolean', describe: "download and verify an update but apply it only on `edge-update apply-downloaded` (default: the gadget's mode, else auto)" })
+      updateOptions(
+        resolveOptions(y)
+          .positional('model', { type: 'string', demandOption: true, describe: 'the model assertion (a stream with its chain and validation-sets is fine)' })
+          .option('output', { alias: 'o', type: 'string', describe: 'output directory (default images/ in the repository)' })
+          .option('image-size', { type: 'string', describe: 'disk size (e.g. 2G); default: what the gadget layout needs' })
+          .option('format', { type: 'string', default: 'raw', describe: 'outputs: raw (always), bmap, qcow2, comma-separated' })
+          .option('compress', { choices: ['zstd', 'xz'] as const, describe: 'also write a compressed copy (.zst or .xz)' })
+          .option('snap', { type: 'string', describe: 'use a local bundle instead of the store (repeatable; grade dangerous models only)' })
+          .option('digests', { choices: ['mapped', 'full', 'none'] as const, default: 'mapped' as const, describe: "the digests of the image and its partitions: mapped (sha256-nonzero-4k-blocks: only the 4 KiB blocks holding data, as bmaptool reads an image; the manifest says so), full (sha256 of every byte, as sha256sum computes; hashing the holes of a mostly empty image costs as much as building it) or none. Compressed outputs always get the sha256 of their file" })
+          .option('empty-b', { type: 'boolean', default: false, describe: 'leave slot b empty instead of a copy of slot a' })
+          .option('boot-keys', { type: 'string', describe: 'a verified image: the keyring whose boot keys ("edgeimage boot-keys create") sign the bootloader and each slot\'s boot payload (UEFI: GRUB and unified kernel images with db; U-Boot: FIT images with the FIT key). The certificates a factory enrols are written next to the image (IMAGE.boot-keys/); U-Boot boards also get IMAGE.uboot-env.img and IMAGE.uboot.dtb. An encrypted key\'s passphrase comes from $EDGEIMAGE_KEY_PASSPHRASE' }),
+        BUILD_UPDATE_HELP,
+      )
         .option('json', { type: 'boolean', describe: 'print the image manifest as JSON (with --dry-run: the plan)' })
         .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan (every partition: offset, size, type, GUID, filesystem, label; what goes into each; the outputs) and write nothing' })
         .example('$0 build images/models/pc-amd64.assert --store images/store --no-default-trust --trusted signing-keys.example/root.account-key --trusted signing-keys.example/example-root.account --trusted signing-keys.example/store.account-key --trusted signing-keys.example/example-store.account', 'images/pc-amd64.img')

@@ -9,6 +9,7 @@ import { resolveProgress } from '../progress.js';
 import { bootSignersOf } from './boot-signers.js';
 import { cleanOnInterrupt, keyringOption, openKeyring, parseTime, passphrase, readAssertions, type Context } from './common.js';
 import { resolveOptions, trustedFrom, type TrustArgs } from './resolve.js';
+import { updateConfigOf, updateOptions, type UpdateArgs, type UpdateOptionsHelp } from './update-options.js';
 
 const FORMAT = [
   'An update is a plain tar: edgeimage-update/manifest (text: edgeimage-update: 1, brand-id, model, revision, sign-key-sha3-384,',
@@ -20,7 +21,7 @@ const FORMAT = [
 
 const mib = (n: number) => `${(n / (1 << 20)).toFixed(1)} MiB`;
 
-type ReleaseArgs = TrustArgs & { bootKeys?: string; model: string; store: string; cache?: string; allowUnpinned: boolean; at?: string; concurrency: number; key: string; pointerKey: string; keyring?: string; channel: string; from?: number[]; expires: string; rollout: number; json?: boolean };
+type ReleaseArgs = TrustArgs & UpdateArgs & { bootKeys?: string; model: string; store: string; cache?: string; allowUnpinned: boolean; at?: string; concurrency: number; key: string; pointerKey: string; keyring?: string; channel: string; from?: number[]; expires: string; rollout: number; json?: boolean };
 
 /** `7d`, `36h`, `90m`, `3600s` in milliseconds. */
 export function parseDuration(value: string, option: string): number {
@@ -29,7 +30,16 @@ export function parseDuration(value: string, option: string): number {
   return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
 }
 
-type CreateArgs = TrustArgs & { bootKeys?: string; model: string; store: string; cache?: string; allowUnpinned: boolean; at?: string; concurrency: number; key: string; keyring?: string; from?: string; output: string; json?: boolean };
+type CreateArgs = TrustArgs & UpdateArgs & { bootKeys?: string; model: string; store: string; cache?: string; allowUnpinned: boolean; at?: string; concurrency: number; key: string; keyring?: string; from?: string; output: string; json?: boolean };
+
+const CREATE_UPDATE_HELP: UpdateOptionsHelp = {
+  target: "the update's slot gets update.conf (as build writes it), listed in the manifest like every slot file. Without it the new slot has none, and a device that installs it stops polling",
+  channelDefault: 'stable = latest/stable; the default',
+};
+const RELEASE_UPDATE_HELP: UpdateOptionsHelp = {
+  target: "each update's slot gets update.conf (as build writes it), listed in the manifest like every slot file. Without it the updates carry none, and devices that install them stop polling (a warning says so when the channel's previous release carried one)",
+  channelDefault: 'default: --channel, the channel released to, so that a device that follows it keeps following it',
+};
 
 export function updateCommand(ctx: Context) {
   return {
@@ -41,7 +51,7 @@ export function updateCommand(ctx: Context) {
           'create <model>',
           'resolve a signed model and write its signed update bundle (a tar the device installs into its inactive slot)',
           (c) =>
-            keyringOption(resolveOptions(c))
+            updateOptions(keyringOption(resolveOptions(c)), CREATE_UPDATE_HELP)
               .positional('model', { type: 'string', demandOption: true, describe: 'the new model assertion (a stream with its chain is fine), as for build' })
               .option('key', { type: 'string', demandOption: true, describe: "name of the signing key in the keyring: one of the brand's account-keys" })
               .option('from', { type: 'string', describe: 'the system being replaced: its model assertion, or an image built by edgeimage (its active slot); only files it lacks go in' })
@@ -72,7 +82,7 @@ export function updateCommand(ctx: Context) {
           'release <model>',
           "make a new model revision's updates, publish them into a store and move a channel to it with a signed, expiring pointer",
           (c) =>
-            keyringOption(resolveOptions(c))
+            updateOptions(keyringOption(resolveOptions(c)), RELEASE_UPDATE_HELP)
               .positional('model', { type: 'string', demandOption: true, describe: 'the new model assertion (a stream with its chain is fine), as for build' })
               .option('channel', { type: 'string', demandOption: true, describe: 'the channel the devices follow: track/risk[/branch] (stable = latest/stable)' })
               .option('key', { type: 'string', demandOption: true, describe: "signs the updates: one of the brand's account-keys that devices trust (the model key)" })
@@ -99,6 +109,7 @@ export function updateCommand(ctx: Context) {
 }
 
 async function create(ctx: Context, a: CreateArgs): Promise<void> {
+  const updates = updateConfigOf(a);
   const progress = resolveProgress((line) => ctx.io.err(line));
   try {
     // The key first: a wrong name or passphrase should fail before any download.
@@ -112,7 +123,7 @@ async function create(ctx: Context, a: CreateArgs): Promise<void> {
     let from: UpdateFrom | undefined;
     if (a.from) from = sniffUpdateFrom(a.from) === 'image' ? { image: resolve(a.from) } : { resolution: await resolveFile(a.from), trusted, source: a.from };
     progress.stop();
-    const r = await createUpdate({ resolution, trusted, key, keyName: a.key, from, bootSigners, output: resolve(a.output), onEvent: (e) => ctx.io.err(e.what) });
+    const r = await createUpdate({ resolution, trusted, key, keyName: a.key, from, bootSigners, output: resolve(a.output), ...(updates ? { updates } : {}), onEvent: (e) => ctx.io.err(e.what) });
     // Only now that the update file is in place: a refused update records no sequence.
     await resolution.recordSequences();
     if (from && 'resolution' in from) await from.resolution.recordSequences();
@@ -159,6 +170,7 @@ async function release(ctx: Context, a: ReleaseArgs): Promise<void> {
     const lifetimeMs = parseDuration(a.expires, '--expires');
     if (!Number.isInteger(a.rollout) || a.rollout < 0 || a.rollout > 100) throw new UsageError(`--rollout: expected a whole percentage from 0 to 100, found ${a.rollout}`);
     for (const r of a.from ?? []) if (!Number.isSafeInteger(r) || r < 0) throw new UsageError(`--from: expected a revision number, found ${r}`);
+    const updates = updateConfigOf(a, { channel: a.channel, option: '--channel' });
     // The keys first: a wrong name or passphrase should fail before any download.
     const ring = openKeyring(a.keyring);
     const key = ring.load(a.key, passphrase());
@@ -175,8 +187,8 @@ async function release(ctx: Context, a: ReleaseArgs): Promise<void> {
     const published = await store.assertion('account-key', [pointerKey.publicKey.id]);
     const pointerKeys = trustedSigningKeys(trusted, [...stream, ...resolution.assertions, ...(published ? [published] : [])], now);
     const r = await releaseUpdate({
-      store, resolution, trusted, key, keyName: a.key, pointerKey, pointerKeyName: a.pointerKey, pointerKeys, channel: a.channel, from: a.from, lifetimeMs, rollout: a.rollout, now, bootSigners,
-      onEvent: (e) => ctx.io.err(e.what),
+      store, resolution, trusted, key, keyName: a.key, pointerKey, pointerKeyName: a.pointerKey, pointerKeys, channel: a.channel, from: a.from, lifetimeMs, rollout: a.rollout, now, bootSigners, ...(updates ? { updates } : {}),
+      onEvent: (e) => ctx.io.err(e.kind === 'warning' ? `edgeimage: warning: ${e.what}` : e.what),
     });
     await resolution.recordSequences();
     const file = store.backend.locate(r.pointerPath);

@@ -33,9 +33,15 @@ export const pointerSigPath = (brandId: string, model: string, channel: string) 
 export const historyPath = (brandId: string, model: string, channel: string) => `${channelBase(brandId, model, channel)}.history.json`;
 export const CHANNEL_INDEX = 'channels/index.json';
 
-/** Where the update to `revision` from `from` (or the full update) lives in the store. */
-export function updatePath(brandId: string, model: string, revision: number, from: number | 'full'): string {
-  return `updates/${ident('brand-id', brandId)}.${ident('model', model)}.${revision}.${from === 'full' ? 'full' : `from-${from}`}.update`;
+/**
+ * Where the update to `revision` from `from` (or the full update) lives in the store. With
+ * `channel`: the name of one that differs from another channel's update of the same revision
+ * (`updates/BRAND.MODEL.REV.full.TRACK+RISK.update`), since its slot carries its channel's
+ * update.conf and pointer trust store.
+ */
+export function updatePath(brandId: string, model: string, revision: number, from: number | 'full', channel?: string): string {
+  const own = channel === undefined ? '' : `.${checkChannel(channel).split('/').join('+')}`;
+  return `updates/${ident('brand-id', brandId)}.${ident('model', model)}.${revision}.${from === 'full' ? 'full' : `from-${from}`}${own}.update`;
 }
 
 /** One release of a channel, as its history records it. */

@@ -3,12 +3,16 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, re
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { decodeStream, type Assertion, type PrivateKey } from '@edgeimage/assertions';
+import { readGadget, type GadgetUpdateDefaults } from '@edgeimage/gadget';
 import type { Resolution } from '@edgeimage/store';
 import { inProgress } from '../compose/compose.js';
 import { deviceTrustKeys, stageSystem } from '../compose/slot.js';
 import type { BootSigners } from '../verified/payload.js';
 import { runTool } from '../fs/tool.js';
+import { extractBundle } from '../fs/bundle-files.js';
+import { ComposeError } from '../errors.js';
 import { inspectImage } from '../inspect/inspect.js';
+import { resolveUpdateConfig, writeUpdateConf, type UpdateConfig } from './conf.js';
 import { UpdateError } from './errors.js';
 import { encodeUpdateManifest, listSlotFiles, MANIFEST_ENTRY, SIGNATURE_ENTRY, SLOT_PREFIX, type SlotFile, type UpdateManifest } from './manifest.js';
 import { writeTar, type TarSource } from './tar.js';
@@ -44,6 +48,18 @@ export interface CreateUpdateOptions {
   output: string;
   /** For verified devices: the brand's boot signers sign the new slot's boot payload, as composeImage does. */
   bootSigners?: BootSigners;
+  /**
+   * The device polls a store for updates: the new slot gets update.conf (these settings, then the
+   * gadget's `edgeimage-updates:` defaults) exactly as `build --update-url` writes it, and its
+   * pointer trust store follows this channel. Without it the new slot has no update.conf, and a
+   * device that installs it stops polling.
+   */
+  updates?: UpdateConfig;
+  /**
+   * Without `updates`: the channel whose pointer keys go into trust-pointer/ (default
+   * latest/stable, as build). `update release` gives the channel it releases to.
+   */
+  pointerChannel?: string;
   onEvent?: (e: { kind: 'stage'; what: string }) => void;
 }
 
@@ -78,6 +94,8 @@ export async function createUpdate(opts: CreateUpdateOptions): Promise<UpdateRes
   const model = resolution.model;
   checkBrandKey(resolution, opts.trusted, opts.key, opts.keyName);
   if (opts.from && 'resolution' in opts.from) checkBase(describeModel(opts.from.resolution.model, opts.from.source ?? 'the old model'), resolution);
+  // The settings are checked before any work; the gadget's defaults once the slot is staged.
+  const pointerChannel = opts.updates ? resolveUpdateConfig(opts.updates).channel : opts.pointerChannel;
 
   const work = mkdtempSync(join(tmpdir(), 'edgeimage-update-'));
   inProgress.add(work);
@@ -92,7 +110,8 @@ export async function createUpdate(opts: CreateUpdateOptions): Promise<UpdateRes
     }
     emit({ kind: 'stage', what: `staging the slot of ${model.brandId}/${model.model} revision ${model.revision}` });
     const slot = join(work, 'slot');
-    await stageSystem({ resolution, trusted: opts.trusted, dir: slot, bootSigners: opts.bootSigners });
+    await stageSystem({ resolution, trusted: opts.trusted, dir: slot, bootSigners: opts.bootSigners, ...(pointerChannel ? { updateChannel: pointerChannel } : {}) });
+    if (opts.updates) writeUpdateConf(slot, resolveUpdateConfig(opts.updates, await gadgetUpdateDefaults(resolution, join(work, 'gadget'))));
     const files = await listSlotFiles(slot);
     const old = new Map((base?.files ?? []).map((f) => [f.path, f.sha256]));
     const infos: UpdateFileInfo[] = files.map((f) => ({ ...f, included: old.get(f.path) !== f.sha256 }));
@@ -124,6 +143,18 @@ export async function createUpdate(opts: CreateUpdateOptions): Promise<UpdateRes
     rmSync(tmp, { force: true });
     inProgress.delete(tmp);
   }
+}
+
+/**
+ * The gadget's `edgeimage-updates:` defaults: only its gadget.yaml is unpacked (the update has no
+ * use for the rest), and it is checked as build checks it (a bad value at its line and key).
+ */
+async function gadgetUpdateDefaults(r: Resolution, dir: string): Promise<GadgetUpdateDefaults | undefined> {
+  const gadget = r.bundles.find((b) => b.type === 'gadget');
+  if (!gadget) throw new ComposeError('ERR_NO_GADGET', `${r.model.brandId}/${r.model.model} has no gadget snap: nothing gives its update defaults`);
+  await extractBundle({ name: gadget.name, revision: gadget.revision, path: gadget.path, type: 'gadget' }, dir, { files: ['meta/gadget.yaml'] });
+  const { gadget: info } = await readGadget(dir, { name: `${gadget.name}_${gadget.revision}.snap:meta/gadget.yaml` });
+  return info.updates;
 }
 
 /**
@@ -181,7 +212,11 @@ async function baseSystem(from: UpdateFrom, work: string, bootSigners?: BootSign
     const dir = join(work, 'slot');
     // Staged as the device has it: with its signed payload when the device is verified.
     await stageSystem({ resolution: from.resolution, trusted: from.trusted, dir, bootSigners });
-    return { ...describeModel(from.resolution.model, from.source ?? 'the old model'), files: await listSlotFiles(dir) };
+    // The old image's pointer trust store followed its build's channel, which its model does not
+    // record (and an image built before pointer trust stores has none): the update carries the new
+    // one whole. update.conf is not staged here at all, so the update carries it whenever it has one.
+    const files = (await listSlotFiles(dir)).filter((f) => !f.path.startsWith('trust-pointer/'));
+    return { ...describeModel(from.resolution.model, from.source ?? 'the old model'), files };
   }
   return readImageSystem(from.image, work);
 }

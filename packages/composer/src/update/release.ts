@@ -1,5 +1,5 @@
 import { createHash, verify } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -9,11 +9,14 @@ import { inProgress } from '../compose/compose.js';
 import { deviceTrustKeys } from '../compose/slot.js';
 import type { BootSigners } from '../verified/payload.js';
 import { CHANNEL_INDEX, fetchPointer, HISTORY_KEEP, historyPath, pointerPath, pointerSigPath, readChannelIndex, readHistory, updatePath, type ChannelHistory, type ChannelRelease } from './channel.js';
+import { UPDATE_CONF, resolveUpdateConfig, type UpdateConfig } from './conf.js';
 import { createUpdate, type BaseSystem } from './create.js';
 import { PointerError } from './errors.js';
 import { readUpdateLayout } from './info.js';
+import { MANIFEST_ENTRY, parseUpdateManifest, type SlotFile } from './manifest.js';
 import { encodeChannelPointer, formatExpires, parseChannelPointer, type ChannelPointer, type PointerUpdate } from './pointer.js';
 import { pointerKeyProblem, signChannelPointer, verifyChannelPointer } from './pointer-verify.js';
+import { readTar, readTarEntry } from './tar.js';
 
 /** A pointer's default lifetime: a device refuses it seven days after the release. */
 export const DEFAULT_POINTER_LIFETIME_MS = 7 * 24 * 3600 * 1000;
@@ -43,7 +46,16 @@ export interface ReleaseOptions {
   /** The time of the release (default now). */
   now?: Date;
   bootSigners?: BootSigners;
-  onEvent?: (e: { kind: 'stage'; what: string }) => void;
+  /**
+   * The device polls a store for updates: each update's slot gets update.conf, as `build
+   * --update-url` writes it. Its channel defaults to `channel` (a device that follows the channel
+   * released to keeps following it). Without it the updates carry no update.conf (a warning says
+   * so when the channel's previous full update carried one); their pointer trust store follows
+   * `channel` all the same.
+   */
+  updates?: UpdateConfig;
+  /** A warning is one line, for the publisher: the release goes on. */
+  onEvent?: (e: { kind: 'stage' | 'warning'; what: string }) => void;
 }
 
 export interface ReleaseResult {
@@ -87,6 +99,9 @@ export async function releaseUpdate(opts: ReleaseOptions): Promise<ReleaseResult
   if (!(lifetime >= 1000 && lifetime <= MAX_POINTER_LIFETIME_MS)) throw new PointerError('ERR_RELEASE', `--expires: expected a lifetime from 1 second to 365 days, found ${lifetime} ms`, { field: 'expires', found: lifetime });
   if (!store.backend.writable) throw new PointerError('ERR_RELEASE', `${store.url}: the store is read-only (an HTTP store); release into its directory or OCI registry`, { store: store.url });
   checkExpiryCap(now, lifetime);
+  const conf = opts.updates ? { ...opts.updates, channel: opts.updates.channel ?? channel } : undefined;
+  // Checked before any work, as createUpdate would check it for each update.
+  if (conf) resolveUpdateConfig(conf);
 
   // The pointer key first: a wrong key must fail before any work.
   const named = (name: string | undefined, k: PrivateKey) => (name ? `"${name}" (${k.publicKey.id})` : k.publicKey.id);
@@ -126,20 +141,38 @@ export async function releaseUpdate(opts: ReleaseOptions): Promise<ReleaseResult
     // The systems the deltas replace: each from the full update of its revision in the store,
     // whose manifest is checked against the keys the new model's devices trust.
     const bases: BaseSystem[] = [];
-    for (const r of fromRevisions) bases.push(await storedSystem(opts, r, work));
+    // A revision's full update as this channel released it (under a name of the channel's own when another channel's update of that revision had other bytes).
+    const fullOf = (r: number) => history.releases.findLast((x) => x.revision === r)?.updates.find((u) => u.from === 'full')?.path ?? updatePath(brand, m.model, r, 'full');
+    for (const r of fromRevisions) bases.push(await storedSystem(opts, r, fullOf(r), work));
+    if (!conf && current !== undefined) {
+      const previous = bases.find((b) => b.revision === current)?.files ?? (await storedFiles(store, fullOf(current), join(work, 'previous-head')));
+      if (previous?.some((f) => f.path === UPDATE_CONF)) {
+        emit({ kind: 'warning', what: `channel ${channel}: the full update of revision ${current} carries ${UPDATE_CONF}, revision ${m.revision} has none (no --update-url): devices that install it stop polling for updates` });
+      }
+    }
 
     const made: { from: number | 'full'; file: string; path: string }[] = [];
     const make = async (base: BaseSystem | undefined) => {
       const from = base ? base.revision : 'full';
       const file = join(work, `${from}.update`);
       emit({ kind: 'stage', what: `making the ${base ? `delta from revision ${from}` : 'full update'} of ${brand}/${m.model} revision ${m.revision}` });
-      await createUpdate({ resolution, trusted: opts.trusted, key: opts.key, keyName: opts.keyName, from: base, output: file, bootSigners: opts.bootSigners });
+      await createUpdate({ resolution, trusted: opts.trusted, key: opts.key, keyName: opts.keyName, from: base, output: file, bootSigners: opts.bootSigners, ...(conf ? { updates: conf } : { pointerChannel: channel }) });
       made.push({ from, file, path: updatePath(brand, m.model, m.revision, from) });
     };
     await make(undefined);
     for (const b of bases) await make(b);
     const updates: PointerUpdate[] = [];
-    for (const u of made) updates.push({ from: u.from, sha256: await sha256File(u.file), size: statSync(u.file).size, path: u.path });
+    // An update's bytes depend on its channel (update.conf, the pointer trust store): when another
+    // channel's release names the same file with other bytes (the same revision released there
+    // with other update settings), overwriting it would break that channel's pointer. This one
+    // gets a name of its own.
+    const named = await namedByOtherChannels(store, brand, m.model, channel);
+    for (const u of made) {
+      const sha256 = await sha256File(u.file);
+      const other = named.get(u.path);
+      if (other !== undefined && other !== sha256) u.path = updatePath(brand, m.model, m.revision, u.from, channel);
+      updates.push({ from: u.from, sha256, size: statSync(u.file).size, path: u.path });
+    }
 
     const pointer: ChannelPointer = {
       'brand-id': brand,
@@ -310,11 +343,55 @@ export async function resignChannel(opts: ResignOptions): Promise<ResignResult> 
   return { pointer, previous, pointerPath: pPath, signaturePath: sPath, history: next };
 }
 
+/**
+ * The update files the other channels of this model name (in their histories, which hold every
+ * channel's head), with their sha256: what a release may not overwrite with other bytes.
+ */
+async function namedByOtherChannels(store: Store, brand: string, model: string, channel: string): Promise<Map<string, string>> {
+  const named = new Map<string, string>();
+  for (const c of await readChannelIndex(store)) {
+    if (c['brand-id'] !== brand || c.model !== model || checkChannel(c.channel) === channel) continue;
+    for (const r of (await readHistory(store, brand, model, c.channel)).releases) for (const u of r.updates) named.set(u.path, u.sha256);
+  }
+  return named;
+}
+
+/**
+ * The files an update in the store lists, from the head of its file alone (the manifest is its
+ * first entry; the update may be hundreds of MB). Not verified: for a warning only, so a file that
+ * is absent or does not read gives undefined rather than failing the release.
+ */
+async function storedFiles(store: Store, path: string, tmp: string): Promise<SlotFile[] | undefined> {
+  const MAX_MANIFEST = 1 << 20;
+  try {
+    const { stream } = await store.backend.open(path);
+    const chunks: Buffer[] = [];
+    let got = 0;
+    let need: number | undefined;
+    for await (const c of stream) {
+      chunks.push(c as Buffer);
+      got += (c as Buffer).length;
+      if (need === undefined && got >= 512) {
+        const size = parseInt(Buffer.concat(chunks).subarray(124, 136).toString('latin1').replace(/[ \0]/g, ''), 8);
+        if (!(size >= 0 && size <= MAX_MANIFEST)) return undefined;
+        need = 512 + size;
+      }
+      if (need !== undefined && got >= need) break;
+    }
+    stream.destroy();
+    writeFileSync(tmp, Buffer.concat(chunks));
+    const [entry] = readTar(tmp, { first: 1 });
+    if (entry?.name !== MANIFEST_ENTRY) return undefined;
+    return parseUpdateManifest(readTarEntry(tmp, entry, MAX_MANIFEST), store.backend.locate(path)).files;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The system of revision `r`: the manifest of its full update in the store, verified. */
-async function storedSystem(opts: ReleaseOptions, r: number, work: string): Promise<BaseSystem> {
+async function storedSystem(opts: ReleaseOptions, r: number, path: string, work: string): Promise<BaseSystem> {
   const { store, resolution } = opts;
   const m = resolution.model;
-  const path = updatePath(m.brandId, m.model, r, 'full');
   const where = store.backend.locate(path);
   const file = join(work, `base-${r}.update`);
   let opened;
