@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { accountKeyHeaders, decodeStream, encodeStream, Keyring, POINTER_ONLY_CONSTRAINTS, type Assertion, type PrivateKey } from '@edgeimage/assertions';
-import { APP, appTree } from '@edgeimage/testkit/image-bundles';
+import { abStructures, APP, appTree, gadgetTree, gadgetYaml } from '@edgeimage/testkit/image-bundles';
 import { AT } from '@edgeimage/testkit/store-world';
 import { sh } from '@edgeimage/testkit/image-read';
 import { makeImageWorld, SLOW, type ImageWorld } from '@edgeimage/testkit/image-world';
@@ -92,6 +92,16 @@ describe('update create', () => {
     const b = unpack(join(dir, 'b.update'));
     expect(b.listed.has('update.conf')).toBe(false);
     expect(b.carried('update.conf')).toBeUndefined();
+  }, SLOW);
+
+  test("the gadget's edgeimage-updates: defaults under the options, as build takes them", async () => {
+    const yaml = `${gadgetYaml('pc', 'gpt', 'grub', abStructures('gpt'))}edgeimage-updates:\n  interval: 3600\n  jitter: 60\n  window: 01:00-03:00\n  mode: download-only\n`;
+    await world.publish('upd-pc', gadgetTree('upd-pc', yaml));
+    const f = world.files(await world.model({ gadget: 'upd-pc', revision: 5 }), 'upd-pc.model');
+    const out = join(world.tempDir('u-'), 'g.update');
+    const r = await run(['update', 'create', f.model, '--store', world.storeDir, ...f.trustArgs, '--at', AT.toISOString(), '--cache', join(world.dir, 'cli-cache'), '--keyring', keyring, '--key', 'brand', '-o', out, '--update-url', 'http://10.0.2.2:8080/store', '--update-jitter', '5']);
+    expect(r.status).toBe(0);
+    expect(unpack(out).carried('update.conf')?.toString('latin1')).toBe(conf('latest/stable', 'interval: 3600\njitter: 5\nwindow: 01:00-03:00\nmode: download-only\n'));
   }, SLOW);
 
   test('a delta: update.conf is carried when the running slot lacks it or has another, not when it has the same', async () => {
