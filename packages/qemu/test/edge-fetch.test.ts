@@ -455,6 +455,38 @@ requires(missingRoot('edge-fetch in a chroot of the base bundle')).describe('edg
     expect(served.get(`/store/${FULL}`)!.ranges).toHaveLength(1);
   }, 60_000);
 
+  test('outside the update window: downloaded and verified, kept, applied by a later check inside it', async () => {
+    fresh();
+    // an hour that starts two hours from now (UTC): now is outside it
+    const hh = (h: number) => String((new Date().getUTCHours() + h) % 24).padStart(2, '0');
+    conf({ window: `${hh(2)}:00-${hh(3)}:00` });
+    publish(pointer());
+    let r = await check();
+    expect(r.out).toContain(`edge-fetch: revision 2 downloaded and verified; outside the update window ${hh(2)}:00-${hh(3)}:00 (UTC): applied in it`);
+    expect(r.status).toBe(0);
+    expect(applied()).toBe('');
+    expect(downloads()).toEqual(['2.full.update']);
+    conf({ window: `${hh(-1 + 24)}:00-${hh(2)}:00` });
+    r = await check();
+    expect(r.out).toContain('edge-fetch: revision 2 already downloaded and verified');
+    expect(applied()).toBe(`/writable/system/ota/download/2.full.update ${sha(UPDATE)}\n`);
+    expect(served.get(`/store/${FULL}`)!.ranges).toHaveLength(1);
+  }, 60_000);
+
+  test('the hooks are a grade dangerous device\'s only: a signed one keeps its interval whatever the command line says', async () => {
+    fresh();
+    publish(pointer({ revision: 1 }));
+    const env = join(chroot, 'run/edgeimage/slot/boot/slot.env');
+    writeFileSync(env, 'EDGE_GRADE=signed\n');
+    try {
+      const r = await edgeFetch('daemon', 'edge.ota-interval=1', 3_000);
+      expect(r.out.match(/edge-fetch: up to date \(revision 1\)/g)).toHaveLength(1);
+      expect(r.out).toContain('edge-fetch: next check in 21600 s');
+    } finally {
+      writeFileSync(env, 'EDGE_GRADE=dangerous\n');
+    }
+  }, 30_000);
+
   test('edge-update failed-revision: nothing when no try boot failed (the poller then goes on)', async () => {
     fresh();
     const r = await new Promise<string>((resolve) => {
