@@ -13,9 +13,11 @@
  * - A unit systemd has given up on (ActiveState=failed: its Restart= does not cover the exit, or the
  *   start limit was hit) never comes back by itself: UNHEALTHY at once, naming it, without waiting
  *   out the timeout.
+ * - On busybox-base the agent's supervisor gives up as systemd does by default (a 6th start within
+ *   10 s is not made) and the health check sees it the same way.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRoot, useBaseChroot } from '@edgeimage/testkit/base-chroot';
 import { missingRoot, requires } from '@edgeimage/testkit/skips';
@@ -90,5 +92,47 @@ chrootDescribe('health on a systemd base: real seconds, and a unit systemd gave 
     expect(r.status).toBe(1);
     expect(r.out).toMatch(/edgeimage-health: UNHEALTHY on slot a after \d s: not running: robot\.sensor; failed for good \(its supervisor gave up restarting it\): robot\.sensor$/m);
     expect(r.calls).toBe(1);
+  });
+});
+
+chrootDescribe('busybox-base: the supervisor gives up as systemd does, and the health check sees it', () => {
+  const services = () => join(chroot, 'run/edgeimage/services');
+  beforeAll(() => {
+    if (!chroot) return;
+    // busybox-base: no /run/systemd/system
+    rmSync(join(chroot, 'run/systemd'), { recursive: true, force: true });
+    const snap = join(chroot, 'run/edgeimage/snap/broken');
+    mkdirSync(join(snap, 'meta'), { recursive: true });
+    mkdirSync(join(snap, 'bin'), { recursive: true });
+    writeFileSync(join(snap, 'meta/snap.yaml'), 'name: broken\nversion: \'1\'\napps:\n  sensor:\n    command: bin/die\n    daemon: simple\n');
+    // each run is counted; it dies at once, as a daemon with a missing library would
+    writeFileSync(join(snap, 'bin/die'), '#!/bin/sh\necho run >> /tmp/die.runs\nexit 1\n', { mode: 0o755 });
+    mkdirSync(join(chroot, 'writable'), { recursive: true });
+  });
+
+  test('a daemon that dies at once is started 5 times within 10 s, then given up on: <id>.failed, and not started again', () => {
+    ready();
+    writeFileSync(join(chroot, 'proc/uptime'), '100.00 0.00\n');
+    rmSync(join(chroot, 'tmp/die.runs'), { force: true });
+    rmSync(services(), { recursive: true, force: true });
+    const r = spawnSync('chroot', [chroot, '/bin/sh', '-c', '/run/edgeimage/agent/lib/edgeimage/supervisor'], { encoding: 'utf8', timeout: 60_000 });
+    const out = `${r.stdout}${r.stderr}`;
+    expect([r.status, r.signal]).toEqual([0, null]);
+    expect(out).toMatch(/edgeimage-supervisor: broken\.sensor started 5 times in 10 s: given up \(not restarted again\)/);
+    expect(readFileSync(join(chroot, 'tmp/die.runs'), 'utf8')).toBe('run\n'.repeat(5));
+    expect(existsSync(join(services(), 'broken.sensor.failed'))).toBe(true);
+    expect(readFileSync(join(services(), 'list'), 'utf8')).toBe('broken sensor bin/die\n');
+  });
+
+  test('the health check: UNHEALTHY at the first poll, naming it, without waiting out the timeout', () => {
+    ready();
+    writeFileSync(join(chroot, 'proc/uptime'), '100.00 0.00\n');
+    writeFileSync(join(chroot, 'proc/cmdline'), 'console=ttyS0 edgeimage.slot=a panic=5\n');
+    mkdirSync(services(), { recursive: true });
+    writeFileSync(join(services(), 'list'), 'broken sensor bin/die\n');
+    writeFileSync(join(services(), 'broken.sensor.failed'), '');
+    const r = spawnSync('chroot', [chroot, '/bin/sh', '-c', '/run/edgeimage/agent/lib/edgeimage/health'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(1);
+    expect(`${r.stdout}${r.stderr}`).toMatch(/edgeimage-health: UNHEALTHY on slot a after 0 s: not running: broken\.sensor; failed for good \(its supervisor gave up restarting it\): broken\.sensor$/m);
   });
 });
