@@ -338,6 +338,21 @@ requires(missingRoot('edge-fetch in a chroot of the base bundle')).describe('edg
     expect(applied()).toBe('');
   }, 60_000);
 
+  test('an image built after the pointer expired refuses it whatever its clock says (the build time is a floor for now)', async () => {
+    fresh();
+    publish(pointer({ expires: new Date(Date.now() + day) }));
+    const manifest = join(chroot, 'run/edgeimage/slot/manifest.json');
+    writeFileSync(manifest, `{\n  "format": 1,\n  "source-date-epoch": ${Math.floor((Date.now() + 2 * day) / 1000)}\n}\n`);
+    try {
+      const r = await check();
+      expect(r.out).toContain(`edge-fetch: REFUSED pointer: expired at ${iso(Math.floor((Date.now() + day) / 1000) * 1000).slice(0, 13)}`);
+      expect(r.out).toContain(`(the device's now is ${iso(Date.now() + 2 * day).slice(0, 13)}`);
+      expect(r.status).toBe(3);
+    } finally {
+      writeFileSync(manifest, `{\n  "format": 1,\n  "source-date-epoch": ${BUILD_EPOCH}\n}\n`);
+    }
+  }, 60_000);
+
   test('rollout: 0 % is never taken, 100 % always; in between by a bucket that is stable per device id', async () => {
     fresh();
     publish(pointer({ rollout: 0 }));
