@@ -50,7 +50,7 @@ const ready = useBaseChroot('edgeimage-health-', isRoot, (_work, c) => {
   writeFileSync(join(chroot, 'run/edgeimage/slot-name'), 'a\n');
   writeFileSync(join(chroot, 'run/edgeimage/slot/boot/slot.env'), 'EDGE_BASE=bundles/base_1.snap\nEDGE_APPS="bundles/robot_1.snap"\nEDGE_GRADE=dangerous\n');
   writeFileSync(join(chroot, 'run/edgeimage/services/list'), 'robot sensor bin/sensor\n');
-  stub('sleep', 'advance "${1%%.*}"');
+  stub('sleep', 'echo "$1" >> /tmp/sleep.calls; advance "${1%%.*}"');
 });
 
 /**
@@ -110,10 +110,11 @@ chrootDescribe('busybox-base: the supervisor gives up as systemd does, and the h
     mkdirSync(join(chroot, 'writable'), { recursive: true });
   });
 
-  test('a daemon that dies at once is started 5 times within 10 s, then given up on: <id>.failed, and not started again', () => {
+  test('a daemon that dies at once is started 5 times within 10 s, then given up on: <id>.failed, not started again, and the supervisor stays', () => {
     ready();
     writeFileSync(join(chroot, 'proc/uptime'), '100.00 0.00\n');
     rmSync(join(chroot, 'tmp/die.runs'), { force: true });
+    rmSync(join(chroot, 'tmp/sleep.calls'), { force: true });
     rmSync(services(), { recursive: true, force: true });
     const r = spawnSync('chroot', [chroot, '/bin/sh', '-c', '/run/edgeimage/agent/lib/edgeimage/supervisor'], { encoding: 'utf8', timeout: 60_000 });
     const out = `${r.stdout}${r.stderr}`;
@@ -122,6 +123,9 @@ chrootDescribe('busybox-base: the supervisor gives up as systemd does, and the h
     expect(readFileSync(join(chroot, 'tmp/die.runs'), 'utf8')).toBe('run\n'.repeat(5));
     expect(existsSync(join(services(), 'broken.sensor.failed'))).toBe(true);
     expect(readFileSync(join(services(), 'list'), 'utf8')).toBe('broken sensor bin/die\n');
+    // with nothing left to supervise it stays (here the stand-in sleep returns): init respawns an
+    // exited supervisor, which would start the given-up daemon again
+    expect(readFileSync(join(chroot, 'tmp/sleep.calls'), 'utf8').trim().split('\n').pop()).toBe('2147483647');
   });
 
   test('the health check: UNHEALTHY at the first poll, naming it, without waiting out the timeout', () => {
