@@ -94,7 +94,7 @@ function conf(over: { mode?: string; window?: string; url?: string } = {}): void
 
 // ---- the store: a real HTTP server, with a behaviour per path ----
 
-type Behaviour = 'normal' | { dropAfter: number } | 'ignore-range' | 'endless' | 'trickle';
+type Behaviour = 'normal' | { dropAfter: number } | 'ignore-range' | 'endless' | 'trickle' | 'silent';
 interface Served {
   bytes: number;
   ranges: (string | undefined)[];
@@ -116,6 +116,8 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
     return;
   }
   const b = behaviour.get(path) ?? 'normal';
+  // a store that takes the request and never answers: the socket stays open until the client goes
+  if (b === 'silent') return;
   const send = (chunk: Buffer) => {
     s.bytes += chunk.length;
     return res.write(chunk);
@@ -351,6 +353,18 @@ requires(missingRoot('edge-fetch in a chroot of the base bundle')).describe('edg
     } finally {
       writeFileSync(manifest, `{\n  "format": 1,\n  "source-date-epoch": ${BUILD_EPOCH}\n}\n`);
     }
+  }, 60_000);
+
+  test('a store that never answers the pointer request: given up after the window, exit 1 (the daemon backs off)', async () => {
+    fresh();
+    publish(pointer());
+    behaviour.set(POINTER, 'silent');
+    const t0 = Date.now();
+    const r = await check();
+    expect(r.out).toMatch(/edge-fetch: cannot fetch \S+\.pointer: no answer in 2 s: will retry/);
+    expect(r.status).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(existsSync(ota('download'))).toBe(false);
   }, 60_000);
 
   test('rollout: 0 % is never taken, 100 % always; in between by a bucket that is stable per device id', async () => {
