@@ -43,6 +43,8 @@ interface Device {
   verifiedEnv?: string;
   /** bundle folder name → snap.yaml text (or null: a folder without one) */
   snaps: Record<string, string | null>;
+  /** The slot's update.conf (an image built with --update-url). */
+  updateConf?: string;
 }
 interface Generated {
   status: number | null;
@@ -66,6 +68,7 @@ function generate(d: Device, extraEnv: Record<string, string> = {}): Generated {
   if (d.slot !== undefined) writeFileSync(join(run, 'slot-name'), d.slot);
   if (d.slotEnv !== undefined) writeFileSync(join(run, 'slot/boot/slot.env'), d.slotEnv);
   if (d.verifiedEnv !== undefined) writeFileSync(join(run, 'verified.env'), d.verifiedEnv);
+  if (d.updateConf !== undefined) writeFileSync(join(run, 'slot/update.conf'), d.updateConf);
   mkdirSync(join(run, 'snap'));
   for (const [name, yaml] of Object.entries(d.snaps)) {
     mkdirSync(join(run, 'snap', name, 'meta'), { recursive: true });
@@ -255,6 +258,22 @@ bbDescribe('edgeimage-generator: the units of a good bundle', () => {
     expect(r.kmsg).toBe('');
     expect(Object.keys(r.units)).toEqual(expect.arrayContaining(['snap.robot-sensor.sensor.service', 'snap.robot-sensor.logger.service', 'snap.robot-sensor.sensor.health.service', 'snap.hello-kiosk.hello-kiosk.service']));
     expect(r.list).toContain('hello-kiosk hello-kiosk bin/hello-kiosk\n');
+  });
+});
+
+bbDescribe('edgeimage-generator: the network update poller', () => {
+  test('an image built with --update-url: edgeimage-fetch.service runs edge-fetch daemon after the health check and the network, wanted by no target (the health check starts it once healthy)', () => {
+    const g = generate({ slot: 'a\n', slotEnv: 'EDGE_BASE=bundles/b_1.snap\nEDGE_GRADE=signed\n', snaps: { 'robot-sensor': ROBOT }, updateConf: 'edgeimage-update-conf: 1\n' });
+    expect(g.status).toBe(0);
+    const fetch = unitLines(g.units['edgeimage-fetch.service']!);
+    expect(fetch).toEqual(expect.arrayContaining(['After=edgeimage-health.service network.target', 'Type=simple', 'ExecStart=/run/edgeimage/agent/lib/edgeimage/edge-fetch daemon', 'Restart=on-failure']));
+    expect(fetch.some((l) => l.startsWith('WantedBy='))).toBe(false);
+    for (const t of ['multi-user.target', 'sysinit.target', 'network.target']) expect(g.wants(t).filter((l) => l.includes('fetch'))).toEqual([]);
+  });
+  test('without update.conf: no poller unit', () => {
+    const g = generate({ slot: 'a\n', slotEnv: 'EDGE_BASE=bundles/b_1.snap\nEDGE_GRADE=signed\n', snaps: { 'robot-sensor': ROBOT } });
+    expect(g.status).toBe(0);
+    expect(g.units['edgeimage-fetch.service']).toBeUndefined();
   });
 });
 
