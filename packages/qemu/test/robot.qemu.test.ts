@@ -125,7 +125,7 @@ describe('a robot whose service never starts', () => {
     console.log(`robot with a broken sensor: ${r.reason} (log ${r.log})`);
     expect(r.passed).toBe(false);
     expect(r.code).toBe('ERR_UNHEALTHY');
-    expect(r.reason).toMatch(/UNHEALTHY on slot a after \d+ s: not running:.* robot-sensor\.sensor\b.*; failed for good \(its supervisor gave up restarting it\): robot-sensor\.sensor$/);
+    expect(r.reason).toMatch(/UNHEALTHY on slot a after \d+ s: not running:.* robot-sensor\.sensor\b.*; failed for good \(its supervisor gave up restarting it\): robot-sensor\.sensor \(at [\d.]+ s\)/);
   }, (BOOT_TIMEOUT_S + 300) * 1000);
 });
 
