@@ -11,7 +11,7 @@ import { tamperImage, type TamperChange, type TamperOp } from './tamper.js';
 import { SECURE_BOOT_FIRMWARE } from './firmware/secure-boot.js';
 import { enrolledVarStore, writeVarStore, type SecureBootKeys } from './firmware/varstore.js';
 import { initializedOvmfVars } from './firmware/nvram.js';
-import { ARCHES, FIRMWARE_DIR_ENV, QEMU_BINARY, qemuCommand, resolveFirmware, type Accel, type Arch, type Firmware, type FirmwareFiles } from './machine.js';
+import { ARCHES, FIRMWARE_DIR_ENV, QEMU_BINARY, qemuCommand, resolveFirmware, type Accel, type Arch, type Firmware, type FirmwareFiles, type GuestForward } from './machine.js';
 import { DEFAULT_FAILURES, QemuSession, type ConsoleLine, type FailurePattern } from './session.js';
 import { checkForwards, checkHttpUrl, httpLabel, pollHttp, portsInUse, type HttpExpect, type PortForward } from './http-expect.js';
 
@@ -123,6 +123,12 @@ export interface BootTestOptions {
    * in use is ERR_PORT_IN_USE before QEMU starts. Without: no NIC.
    */
   forwards?: readonly PortForward[];
+  /**
+   * Services of the host the guest may reach (`{ guest: 80, host: 18081 }`): a connection of the
+   * guest to GUEST_SERVICE_ADDRESS (10.0.2.100) on port `guest` goes to 127.0.0.1:`host` of the
+   * host, and nothing else does (the NIC stays `restrict=on`): e.g. a store for network updates.
+   */
+  guestForwards?: readonly GuestForward[];
   /**
    * After the console markers: each URL (http://127.0.0.1 or localhost, on a forwarded host
    * port) polled about once a second until a 2xx answer whose body matches `pattern`, within the
@@ -625,6 +631,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
       ubootEnvFlash: firmware === 'uboot' && opts.ubootEnvFlash !== false ? (opts.ubootEnvFlash ?? ubootEnvFlash(files!.bios!)) : undefined,
       ubootDtb: opts.ubootDtb,
       forwards,
+      guestForwards: opts.guestForwards,
       extraArgs: opts.extraArgs,
     });
     command = cmd;

@@ -149,6 +149,16 @@ describe('forwards: a NIC only when asked', () => {
     }
   });
 
+  test('guest forwards: the guest reaches 127.0.0.1:HOST of the host at 10.0.2.100:GUEST through busybox nc, one per connection; restrict=on stays; a NIC with them alone', () => {
+    const c = qemuCommand({ arch: 'amd64', accel: 'tcg', disk: '/t/d.img', guestForwards: [{ guest: 80, host: 18081 }] });
+    const at = c.args.indexOf('-netdev');
+    expect(c.args.slice(at, at + 4)).toEqual(['-netdev', 'user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:80-cmd:busybox nc 127.0.0.1 18081', '-device', 'virtio-net-pci,netdev=net0,romfile=,addr=0x10']);
+    const both = qemuCommand({ arch: 'arm64', accel: 'tcg', disk: '/t/d.img', forwards: [{ host: 18080, guest: 8080 }], guestForwards: [{ guest: 80, host: 18081 }] });
+    expect(both.args).toContain('user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:18080-:8080,guestfwd=tcp:10.0.2.100:80-cmd:busybox nc 127.0.0.1 18081');
+    expect(() => qemuCommand({ arch: 'amd64', accel: 'tcg', guestForwards: [{ guest: 80, host: 1 }, { guest: 80, host: 2 }] })).toThrow('guest port 80 is forwarded twice');
+    expect(() => qemuCommand({ arch: 'amd64', accel: 'tcg', guestForwards: [{ guest: 80, host: 0 }] })).toThrow('the host port must be a whole number from 1 to 65535');
+  });
+
   test('a host port twice or out of range is refused (ERR_USAGE) naming it', () => {
     expect(() => qemuCommand({ arch: 'amd64', accel: 'tcg', forwards: [{ host: 8080, guest: 80 }, { host: 8080, guest: 81 }] })).toThrow('host port 8080 is forwarded twice');
     expect(() => qemuCommand({ arch: 'amd64', accel: 'tcg', forwards: [{ host: 8080, guest: 70000 }] })).toThrow('forward 8080:70000: the guest port must be a whole number from 1 to 65535');

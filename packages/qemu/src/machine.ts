@@ -119,6 +119,8 @@ export interface MachineSpec {
    * the forwards still work); without, no NIC at all.
    */
   forwards?: readonly PortForward[];
+  /** Host services the guest reaches at GUEST_SERVICE_ADDRESS (guestfwd); with any, the machine gets the NIC too. */
+  guestForwards?: readonly GuestForward[];
   /** Arguments appended at the end. */
   extraArgs?: readonly string[];
 }
@@ -170,7 +172,7 @@ export function qemuCommand(spec: MachineSpec): { binary: string; args: string[]
     else args.push('-drive', `file=${qemuPath(spec.disk)},format=raw,if=virtio`);
   } else if (spec.diskErrors !== undefined) throw new BootTestError('ERR_USAGE', 'disk errors need a disk');
   for (const d of spec.extraDisks ?? []) args.push('-drive', `file=${qemuPath(d)},format=raw,if=virtio`);
-  if (spec.forwards?.length) args.push(...netArgs(spec.forwards));
+  if (spec.forwards?.length || spec.guestForwards?.length) args.push(...netArgs(spec.forwards ?? [], spec.guestForwards ?? []));
   // The i6300esb is a PCI device: q35 and virt both have PCI. A watchdog timeout resets the
   // machine (QEMU's default action, spelled out); with -no-reboot the reset ends QEMU.
   args.push('-device', 'i6300esb', '-action', 'watchdog=reset');
@@ -188,8 +190,33 @@ export function qemuCommand(spec: MachineSpec): { binary: string; args: string[]
  * the disk's slot 0x2 and move the disk to 0x3, where the boot option of OVMF's initialized
  * variable store (firmware/nvram.ts) no longer finds it; at 0x10 every other device keeps its slot.
  */
-export function netArgs(forwards: readonly PortForward[]): string[] {
+export function netArgs(forwards: readonly PortForward[], guestForwards: readonly GuestForward[] = []): string[] {
   checkForwards(forwards);
+  checkGuestForwards(guestForwards);
   const fwd = forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-:${f.guest}`).join('');
-  return ['-netdev', `user,id=net0,restrict=on${fwd}`, '-device', 'virtio-net-pci,netdev=net0,romfile=,addr=0x10'];
+  // guestfwd's cmd: runs once per connection of the guest, its stdin and stdout the connection:
+  // busybox nc (a host tool already) pipes it to the host's port, so any number of connections
+  // work (a chardev target would take one); restrict=on still holds for everything else
+  const gfwd = guestForwards.map((g) => `,guestfwd=tcp:${GUEST_SERVICE_ADDRESS}:${g.guest}-cmd:busybox nc 127.0.0.1 ${g.host}`).join('');
+  return ['-netdev', `user,id=net0,restrict=on${fwd}${gfwd}`, '-device', 'virtio-net-pci,netdev=net0,romfile=,addr=0x10'];
+}
+
+/** Where the guest reaches the host services of `guestForwards` (QEMU user networking's 10.0.2.0/24, not a QEMU service address). */
+export const GUEST_SERVICE_ADDRESS = '10.0.2.100';
+
+/** A host service the guest may reach: its connections to GUEST_SERVICE_ADDRESS:`guest` go to 127.0.0.1:`host`. */
+export interface GuestForward {
+  guest: number;
+  host: number;
+}
+
+export function checkGuestForwards(list: readonly GuestForward[]): void {
+  const seen = new Set<number>();
+  for (const g of list) {
+    for (const [what, p] of [['guest', g.guest], ['host', g.host]] as const) {
+      if (!Number.isInteger(p) || p < 1 || p > 65535) throw new BootTestError('ERR_USAGE', `guest forward ${g.guest}→127.0.0.1:${g.host}: the ${what} port must be a whole number from 1 to 65535`, { forward: g });
+    }
+    if (seen.has(g.guest)) throw new BootTestError('ERR_USAGE', `guest forward: guest port ${g.guest} is forwarded twice`, { port: g.guest });
+    seen.add(g.guest);
+  }
 }
