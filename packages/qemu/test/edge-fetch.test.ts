@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { accountKeyHeaders, Keyring, POINTER_ONLY_CONSTRAINTS, PrivateKey, signAssertion, SigningKey } from '@edgeimage/assertions';
 import { encodeChannelPointer, signChannelPointer, type ChannelPointer } from '@edgeimage/composer';
@@ -64,7 +64,8 @@ const ready = useBaseChroot('edgeimage-edge-fetch-', isRoot, (w, c) => {
     [
       '#!/run/edgeimage/agent/bin/sh',
       'case "$1" in',
-      '  apply) echo "$2 $(sha256sum "$2" | cut -d" " -f1)" >> /run/edgeimage/applied; echo "edge-update (stand-in): apply $2"; exit 0 ;;',
+      // exit: 0, or what /run/edgeimage/apply-exit says (a refusal, a failure)
+      '  apply) echo "$2 $(sha256sum "$2" | cut -d" " -f1)" >> /run/edgeimage/applied; echo "edge-update (stand-in): apply $2"; exit "$(cat /run/edgeimage/apply-exit 2>/dev/null || echo 0)" ;;',
       '  *) exec /run/edgeimage/agent/lib/edgeimage/edge-update.real "$@" ;;',
       'esac',
       '',
@@ -206,6 +207,7 @@ function fresh(): void {
   ready();
   rmSync(join(chroot, 'writable/system'), { recursive: true, force: true });
   rmSync(join(chroot, 'run/edgeimage/applied'), { force: true });
+  rmSync(join(chroot, 'run/edgeimage/apply-exit'), { force: true });
   trustPointer();
   conf();
   files.clear();
@@ -295,6 +297,19 @@ requires(missingRoot('edge-fetch in a chroot of the base bundle')).describe('edg
     expect(r.out).toContain('edge-fetch: up to date (revision 1)');
     expect(r.status).toBe(0);
     expect(served.has(`/store/${FULL}`)).toBe(false);
+  }, 60_000);
+
+  test('up to date: a download left for the installed revision (applied, the reboot before its removal) is removed', async () => {
+    fresh();
+    mkdirSync(ota('download'), { recursive: true, mode: 0o700 });
+    chmodSync(ota(), 0o700);
+    writeFileSync(ota('download/1.full.update'), UPDATE);
+    writeFileSync(ota('download/1.0.part'), 'x');
+    publish(pointer({ revision: 1 }));
+    const r = await check();
+    expect(r.out).toContain('edge-fetch: up to date (revision 1)');
+    expect(r.status).toBe(0);
+    expect(existsSync(ota('download'))).toBe(false);
   }, 60_000);
 
   const refused: [string, () => void, RegExp][] = [
@@ -534,5 +549,145 @@ requires(missingRoot('edge-fetch in a chroot of the base bundle')).describe('edg
     const r = await p;
     expect(r.out.match(/edge-fetch: up to date \(revision 1\)/g)!.length).toBeGreaterThanOrEqual(2);
     expect(r.out).toContain('edge-fetch: next check in 1 s');
+  }, 30_000);
+});
+
+/** `edge-update ARGS` in the chroot (no /dev nor /proc: bootenv finds no boot partition, which status reports as blanks); its stdout and stderr apart. */
+function edgeUpdate(args: string[]): Promise<{ status: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn('chroot', [chroot, `/${AGENT_LIB}/edge-update`, ...args], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
+    p.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, out, err });
+    });
+  });
+}
+const networkLines = (out: string) => out.split('\n').filter((l) => l.startsWith('network: '));
+
+requires(missingRoot('edge-update in a chroot of the base bundle')).describe('edge-update status and apply-downloaded: what edge-fetch left (chroot of the amd64 base)', () => {
+  test('status prints the network lines edge-fetch wrote after the slots; none before a check', async () => {
+    fresh();
+    let r = await edgeUpdate(['status']);
+    expect(r.out).toMatch(/^slot b: /m);
+    expect(networkLines(r.out)).toEqual([]);
+    conf({ mode: 'download-only' });
+    publish(pointer());
+    expect((await check()).status).toBe(0);
+    r = await edgeUpdate(['status']);
+    expect(r.status).toBe(0);
+    const written = readFileSync(ota('status'), 'utf8').trimEnd().split('\n');
+    expect(written).toHaveLength(4);
+    expect(networkLines(r.out)).toEqual(written);
+    expect(r.out.indexOf('network: ')).toBeGreaterThan(r.out.indexOf('slot b: '));
+    expect(written[3]).toBe('network: decision: revision 2 downloaded and verified, kept in /writable/system/ota/download/2.full.update (mode download-only)');
+  }, 60_000);
+
+  test('status: a planted status file prints 16 network lines at most, each at most 300 printable ASCII characters; other lines never', async () => {
+    fresh();
+    mkdirSync(ota(), { recursive: true, mode: 0o700 });
+    chmodSync(ota(), 0o700);
+    const lines = [
+      'root:x:0:0:not a network line',
+      `network: decision: \x1b[2J\x1b]0;owned\x07cleared the screen\r`,
+      `network: found: ${'A'.repeat(1000)}`,
+      'network: decision: not in the rollout (bucket 42 ≥ 10 %)',
+      ...Array.from({ length: 40 }, (_, i) => `network: line ${i}`),
+    ];
+    writeFileSync(ota('status'), `${lines.join('\n')}\n`);
+    const r = await edgeUpdate(['status']);
+    const net = networkLines(r.out);
+    expect(net).toHaveLength(16);
+    expect(net[0]).toBe('network: decision: [2J]0;ownedcleared the screen');
+    expect(net[1]).toBe(`network: found: ${'A'.repeat(300 - 'network: found: '.length)}`);
+    expect(net[2]).toBe('network: decision: not in the rollout (bucket 42 >= 10 %)');
+    expect(net[15]).toBe('network: line 12');
+    expect(r.out).not.toContain('root:x');
+    expect(r.out).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\uffff]/);
+  }, 30_000);
+
+  test('status: a status file in a folder that is not edge-fetch\'s (mode 0777, or a link) is not printed', async () => {
+    fresh();
+    mkdirSync(ota(), { recursive: true });
+    chmodSync(ota(), 0o777);
+    writeFileSync(ota('status'), 'network: decision: planted\n');
+    expect(networkLines((await edgeUpdate(['status'])).out)).toEqual([]);
+    rmSync(ota(), { recursive: true });
+    mkdirSync(join(chroot, 'writable/elsewhere'), { recursive: true, mode: 0o700 });
+    writeFileSync(join(chroot, 'writable/elsewhere/status'), 'network: decision: planted\n');
+    symlinkSync('/writable/elsewhere', ota());
+    try {
+      expect(networkLines((await edgeUpdate(['status'])).out)).toEqual([]);
+    } finally {
+      rmSync(join(chroot, 'writable/elsewhere'), { recursive: true });
+    }
+  }, 30_000);
+
+  test('apply-downloaded: the update edge-fetch kept (download-only) is applied through edge-update apply, then removed', async () => {
+    fresh();
+    conf({ mode: 'download-only' });
+    publish(pointer());
+    expect((await check()).status).toBe(0);
+    expect(downloads()).toEqual(['2.full.update']);
+    const r = await edgeUpdate(['apply-downloaded']);
+    expect(r.out).toContain('edge-update: applying the downloaded update /writable/system/ota/download/2.full.update');
+    expect(r.status).toBe(0);
+    expect(applied()).toBe(`/writable/system/ota/download/2.full.update ${sha(UPDATE)}\n`);
+    expect(downloads()).toEqual([]);
+  }, 60_000);
+
+  test('apply-downloaded refuses when there is none, and when there are several (none applied, all kept)', async () => {
+    fresh();
+    let r = await edgeUpdate(['apply-downloaded']);
+    expect(r.out).toContain('edge-update: REFUSED: no downloaded update: /writable/system/ota/download is missing');
+    expect(r.status).toBe(3);
+    mkdirSync(ota('download'), { recursive: true, mode: 0o700 });
+    chmodSync(ota(), 0o700);
+    // a partial download is not an update
+    writeFileSync(ota('download/2.full.part'), 'x');
+    r = await edgeUpdate(['apply-downloaded']);
+    expect(r.out).toContain('edge-update: REFUSED: no downloaded update in /writable/system/ota/download (edge-fetch keeps one there in mode download-only');
+    expect(r.status).toBe(3);
+    writeFileSync(ota('download/2.full.update'), 'a');
+    writeFileSync(ota('download/3.1.update'), 'b');
+    r = await edgeUpdate(['apply-downloaded']);
+    expect(r.out).toContain('edge-update: REFUSED: 2 downloaded updates in /writable/system/ota/download (2.full.update 3.1.update): remove all but the one to apply');
+    expect(r.status).toBe(3);
+    expect(applied()).toBe('');
+    expect(downloads().sort()).toEqual(['2.full.part', '2.full.update', '3.1.update']);
+  }, 30_000);
+
+  test('apply-downloaded: a download of a revision not above the installed one is removed, never applied', async () => {
+    fresh();
+    mkdirSync(ota('download'), { recursive: true, mode: 0o700 });
+    chmodSync(ota(), 0o700);
+    writeFileSync(ota('download/1.full.update'), 'old');
+    writeFileSync(ota('download/2.1.update'), DELTA_BYTES);
+    const r = await edgeUpdate(['apply-downloaded']);
+    expect(r.out).toContain('edge-update: removed /writable/system/ota/download/1.full.update: revision 1 is not higher than the installed revision 1');
+    expect(r.status).toBe(0);
+    expect(applied()).toBe(`/writable/system/ota/download/2.1.update ${sha(DELTA_BYTES)}\n`);
+    expect(downloads()).toEqual([]);
+  }, 30_000);
+
+  test('apply-downloaded: refused by apply → removed (it would be refused every time); failed → kept for another try; the exit status is apply\'s', async () => {
+    fresh();
+    mkdirSync(ota('download'), { recursive: true, mode: 0o700 });
+    chmodSync(ota(), 0o700);
+    writeFileSync(ota('download/2.full.update'), UPDATE);
+    writeFileSync(join(chroot, 'run/edgeimage/apply-exit'), '1\n');
+    let r = await edgeUpdate(['apply-downloaded']);
+    expect(r.status).toBe(1);
+    expect(downloads()).toEqual(['2.full.update']);
+    writeFileSync(join(chroot, 'run/edgeimage/apply-exit'), '3\n');
+    r = await edgeUpdate(['apply-downloaded']);
+    expect(r.status).toBe(3);
+    expect(r.out).toContain('edge-update: removed /writable/system/ota/download/2.full.update: refused');
+    expect(downloads()).toEqual([]);
+    expect(applied().split('\n').filter(Boolean)).toHaveLength(2);
   }, 30_000);
 });
