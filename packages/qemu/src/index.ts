@@ -18,3 +18,5 @@ export { readUpdateManifest, tamperUpdate, tarEntries, type UpdateManifest, type
 export * from './firmware/index.js';
 export { tamperImage, checkTamperPath, TamperError, TAMPER_MAX_CONTENT, type TamperOp, type FlipByte, type ReplaceFile, type ByteAt, type TamperChange, type ByteChange, type FileReplacement, type TamperResult } from './tamper.js';
 export { factoryFilesOf, type FactoryFiles } from './factory-files.js';
+export { runOtaScenario, pointerUpdate, type OtaScenarioOptions, type OtaScenarioResult, type OtaPointers, type OtaStep, type OtaCheck } from './ota-scenario.js';
+export { serveOtaStore, type OtaStoreServer, type OtaFault, type OtaRequest } from './ota-store-server.js';

@@ -1,5 +1,6 @@
 /**
- * The store a device polls over the air, served for real: a `node:http` server on 127.0.0.1 over a
+ * The store a device polls over the air, served for real (the over-the-air scenario's, and a
+ * test's): a `node:http` server on 127.0.0.1 over a
  * directory laid out as `edgeimage update release` writes it (channels/…pointer, ….pointer.sig,
  * updates/…, assertions/…), read-only, that a test makes misbehave per path while the device runs.
  *
