@@ -26,7 +26,8 @@ import { dirname, join } from 'node:path';
 import { bootTest, type BootTestOptions, type BootTestResult } from './boot-test.js';
 import { factoryFilesOf } from './factory-files.js';
 import { BootTestError } from './errors.js';
-import { SCENARIO_MARKERS } from './scenario-contract.js';
+import { FAIL, SCENARIO_MARKERS } from './scenario-contract.js';
+import { DEFAULT_FAILURES } from './session.js';
 import { serveOtaStore, type OtaStoreServer } from './ota-store-server.js';
 
 const M = SCENARIO_MARKERS;
@@ -61,6 +62,8 @@ export interface OtaScenarioOptions {
   log?: string;
   /** The whole scenario's timeout, seconds (default 1800). */
   timeoutSeconds?: number;
+  /** Seconds without the next step before the scenario is given up (default 300: a boot and two polls). */
+  stallSeconds?: number;
   boot?: Pick<BootTestOptions, 'arch' | 'accel' | 'firmware' | 'firmwareDir' | 'ubootEnvFlash' | 'ubootDtb' | 'memoryMiB'>;
   signal?: AbortSignal;
   /** Each step as it is seen. */
@@ -193,10 +196,25 @@ export async function runOtaScenario(o: OtaScenarioOptions): Promise<OtaScenario
   let next = 0;
   let r: BootTestResult | undefined;
   let hostError: Error | undefined;
+  // a device that stops short of the next step (a boot that failed between reboots, a poll that
+  // never comes) ends the run at once rather than at the whole timeout
+  const stall = new AbortController();
+  const stallMs = (o.stallSeconds ?? 300) * 1000;
+  let stalled: string | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      stalled = `no "${phases[next]?.name}" within ${stallMs / 1000} s of "${phases[next - 1]?.name ?? 'the start'}"`;
+      stall.abort();
+    }, stallMs);
+  };
+  o.signal?.addEventListener('abort', () => stall.abort(), { once: true });
   const log = o.log ?? join(dirname(o.image), 'ota.log');
   try {
     server = await serveOtaStore(o.store);
     serve(o.pointers.expired);
+    arm();
     // a verified U-Boot image's flash and device tree, made next to it
     const f = factoryFilesOf(o.image);
     r = await bootTest({
@@ -209,13 +227,15 @@ export async function runOtaScenario(o: OtaScenarioOptions): Promise<OtaScenario
       expect: phases.map((p) => p.pattern),
       timeoutSeconds: o.timeoutSeconds ?? 1800,
       log,
-      signal: o.signal,
+      signal: stall.signal,
+      failOn: [...DEFAULT_FAILURES, FAIL.updateFailed],
       onLine: (l) => {
         const p = phases[next];
         if (!p) return;
         const m = p.pattern.exec(l.text);
         if (!m) return;
         next++;
+        arm();
         const step = { name: p.name, seconds: l.seconds, line: l.text.trim() };
         steps.push(step);
         o.onStep?.(step);
@@ -227,6 +247,7 @@ export async function runOtaScenario(o: OtaScenarioOptions): Promise<OtaScenario
       },
     });
   } finally {
+    clearTimeout(timer);
     await server?.close();
   }
   const failedChecks = checks.filter((c) => !c.passed);
@@ -241,8 +262,8 @@ export async function runOtaScenario(o: OtaScenarioOptions): Promise<OtaScenario
     ...(passed
       ? {}
       : {
-          reason: hostError ? `the host's side: ${hostError.message}` : !r.passed ? `${r.reason} (after "${steps[steps.length - 1]?.name ?? 'nothing'}")` : failedChecks.map((c) => `${c.name}: ${c.detail}`).join('; '),
-          code: hostError ? 'ERR_HOST' : (r.code ?? 'ERR_CHECK'),
+          reason: hostError ? `the host's side: ${hostError.message}` : stalled ? `the device stalled: ${stalled}` : !r.passed ? `${r.reason} (after "${steps[steps.length - 1]?.name ?? 'nothing'}")` : failedChecks.map((c) => `${c.name}: ${c.detail}`).join('; '),
+          code: hostError ? 'ERR_HOST' : stalled ? 'ERR_STALLED' : (r.code ?? 'ERR_CHECK'),
           tail: r.tail,
         }),
     log: r.log,
