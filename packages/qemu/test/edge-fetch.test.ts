@@ -269,7 +269,7 @@ requires(missingRoot('edge-fetch in a chroot of the base bundle')).describe('edg
     expect(r.status).toBe(0);
     expect(applied()).toBe(`/writable/system/ota/download/2.full.update ${sha(UPDATE)}\n`);
     expect(downloads()).toEqual([]);
-    expect(readFileSync(ota('last-sequence'), 'utf8')).toBe('5\n');
+    expect(readFileSync(ota('last-sequence'), 'utf8')).toBe(`5 ${base}/store ${CHANNEL}\n`);
     expect(readFileSync(ota('last-time'), 'utf8')).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$/);
     expect(readFileSync(ota('device-id'), 'utf8')).toMatch(/^[0-9a-f]{32}\n$/);
     const st = statSync(ota());
@@ -339,6 +339,9 @@ requires(missingRoot('edge-fetch in a chroot of the base bundle')).describe('edg
     ['a pointer for another model of the brand', () => publish(pointer({ model: 'pc-amd64-lab' })), /edge-fetch: REFUSED pointer: model: for pc-amd64-lab, this device is pc-amd64/],
     ['a pointer over 16 KiB (an endless one: not read further)', () => { publish(pointer()); behaviour.set(POINTER, 'endless'); }, /edge-fetch: REFUSED pointer: size: more than 16384 bytes/],
     ['a signature over 1024 bytes', () => publish(pointer(), { sig: randomBytes(2048) }), /edge-fetch: REFUSED pointer: signature size: more than 1024 bytes/],
+    // what only a leaked pointer key signs (the publisher's tools stop at 365 days): one pointer
+    // that would hold the device on this revision for years
+    ['a pointer that expires more than 366 days after the device\'s now', () => publish(pointer({ expires: new Date(Date.now() + 400 * day) })), /edge-fetch: REFUSED pointer: expires \S+: more than 366 days after the device's now \(\S+\)/],
   ];
   test.each(refused)('refused before anything is downloaded or remembered: %s', async (_name, arrange, message) => {
     fresh();
@@ -468,6 +471,62 @@ requires(missingRoot('edge-fetch in a chroot of the base bundle')).describe('edg
     expect(downloads()).toEqual([]);
     expect(readFileSync(ota('status'), 'utf8')).toContain('network: decision: REFUSED download: digest mismatch');
     expect(applied()).toBe('');
+  }, 60_000);
+
+  test('a sequence accepted from another store or channel (update.conf moved the device) is no replay here; from this one it is', async () => {
+    fresh();
+    publish(pointer({ sequence: 5 }));
+    mkdirSync(ota(), { recursive: true, mode: 0o700 });
+    writeFileSync(ota('last-sequence'), `9 ${base}/store latest/beta\n`);
+    let r = await check();
+    expect(r.out).toContain('edge-fetch: pointer revision 2 sequence 5 accepted');
+    expect(readFileSync(ota('last-sequence'), 'utf8')).toBe(`5 ${base}/store ${CHANNEL}\n`);
+    publish(pointer({ sequence: 4 }));
+    r = await check();
+    expect(r.out).toMatch(/edge-fetch: REFUSED pointer: replay: sequence 4 is lower than the last accepted sequence 5/);
+  }, 60_000);
+
+  describe('one check at a time: the lock on the tmpfs of /run/edgeimage', () => {
+    const lock = () => join(chroot, 'run/edgeimage/edge-fetch.lock');
+    afterEach(() => rmSync(lock(), { recursive: true, force: true }));
+    test('a check that has just made the lock (no pid yet): another check says so and stops', async () => {
+      fresh();
+      publish(pointer());
+      mkdirSync(lock());
+      const r = await check();
+      expect(r.out).toContain('edge-fetch: another check is running (pid starting)');
+      expect(r.status).toBe(1);
+      expect(served.has(POINTER)).toBe(false);
+    }, 60_000);
+    test('a lock whose pid is now a process that is not root\'s edge-fetch check (a reboot, a reused pid): taken over', async () => {
+      fresh();
+      publish(pointer({ revision: 1 }));
+      mkdirSync(lock());
+      // a live process whose command line names edge-fetch, but is no check
+      const squatter = spawn('sh', ['-c', 'exec -a edge-fetch sleep 30'], { stdio: 'ignore' });
+      try {
+        writeFileSync(join(lock(), 'pid'), `${squatter.pid}\n`);
+        const r = await check();
+        expect(r.out).toContain('edge-fetch: up to date (revision 1)');
+        expect(existsSync(lock())).toBe(false);
+      } finally {
+        squatter.kill('SIGKILL');
+      }
+    }, 60_000);
+  });
+
+  test('a resumed download answered 200 (Range ignored) and too slow: the part, rewritten from byte 0 in place, is removed', async () => {
+    fresh();
+    publish(pointer());
+    mkdirSync(ota('download'), { recursive: true, mode: 0o700 });
+    chmodSync(ota(), 0o700);
+    writeFileSync(ota('download/2.full.part'), UPDATE.subarray(0, 100_000));
+    behaviour.set(`/store/${FULL}`, 'trickle');
+    const r = await check('edge.ota-min-rate=1024 edge.ota-window=2');
+    expect(r.out).toContain('edge-fetch: the server ignored the Range request (200): restarted from byte 0');
+    expect(r.out).toContain('edge-fetch: download too slow after the server ignored the Range request (200): started again from byte 0 at the next check: will retry');
+    expect(r.status).toBe(1);
+    expect(downloads()).toEqual([]);
   }, 60_000);
 
   test('a trickle below the minimum rate over the window: killed, exit 1, what came is kept for the next check', async () => {

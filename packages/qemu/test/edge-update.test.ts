@@ -174,6 +174,32 @@ requires(missingRoot('edge-update in a chroot of the base bundle')).describe('ed
     expect(leftBehind()).toEqual([]);
   });
 
+  test('one apply at a time (the network poller, a stick, a run by hand would write the same slot): a live one stops the next before it reads anything; one whose process is gone is taken over', async () => {
+    ready();
+    const lock = join(chroot, 'run/edgeimage/edge-update.apply.lock');
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      mkdirSync(lock);
+      writeFileSync(join(lock, 'pid'), `${other.pid}\n`);
+      let r = apply(makeUpdate('valid'));
+      expect(r.out).toContain(`edge-update: FAILED: another edge-update apply is running (pid ${other.pid}): not applied`);
+      expect(r.out).not.toContain('verified');
+      expect(r.status).toBe(1);
+      // the other's lock is left as it was
+      expect(readFileSync(join(lock, 'pid'), 'utf8')).toBe(`${other.pid}\n`);
+      // (reaped: a zombie still answers kill -0)
+      const gone = new Promise((done) => other.once('exit', done));
+      other.kill('SIGKILL');
+      await gone;
+      r = apply(makeUpdate('valid'));
+      expect(r.out).toContain('edge-update: update example-brand/pc-amd64 revision 2 verified: 3 files; writing slot b');
+      expect(leftBehind()).toEqual([]);
+    } finally {
+      other.kill('SIGKILL');
+      rmSync(lock, { recursive: true, force: true });
+    }
+  });
+
   const refused: [string, Case, RegExp][] = [
     // busybox tar lists these names already stripped of the leading / and of the ../ (as it would
     // extract them): what is left lies outside edgeimage-update/, and is refused as such
