@@ -38,3 +38,24 @@ try {
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
+
+// Over the network (scripts/scenarios --only ota-update): the device at revision 1 polls the store
+// the host serves; revision 2 is released; what the store sent (the pointer and its signature at
+// each poll, the delta once), and the time from the release (the host serves revision 2's pointer)
+// to the try boot's commit, under TCG.
+const ota = mkdtempSync(join(tmpdir(), 'edgeimage-bench-ota-'));
+try {
+  execFileSync(join(REPO, 'scripts/scenarios'), ['--board', board, '--only', 'ota-update', '--work', ota, '--json', join(ota, 'bench-report.json')], { cwd: REPO, stdio: ['ignore', 'ignore', 'ignore'] });
+  const r = JSON.parse(readFileSync(join(ota, 'reports/ota-update.json'), 'utf8'));
+  const pointer = readFileSync(join(ota, 'ota/pointers/r2'), 'utf8');
+  const line = (from) => pointer.split('\n').find((l) => l.startsWith(`update: ${from} `))?.split(' ');
+  const [, , , deltaSize, deltaPath] = line('1');
+  const [, , , fullSize] = line('full');
+  const sent = (p) => r.served.filter((s) => s.path.endsWith(p)).reduce((n, s) => n + s.bytes, 0);
+  const at = (name) => r.steps.find((s) => s.name === name)?.seconds;
+  console.log(`${board} over the network (ota-update): hello-kiosk 1.0 → 1.1, model revision 1 → 2`);
+  console.log(`  downloaded: the delta ${sent(deltaPath)} bytes (its size ${deltaSize}; the full update would be ${fullSize}: ratio ${(Number(deltaSize) / Number(fullSize)).toFixed(3)}); pointers and signatures ${sent('.pointer') + sent('.pointer.sig')} bytes over ${r.requests.filter((q) => q.path.endsWith('.pointer')).length} polls`);
+  console.log(`  release → committed (TCG): ${(at('boot 2: committed') - at('revision 1: up to date')).toFixed(1)} s (the poll interval 10 s, the download, edge-update apply, the reboot and the try boot)`);
+} finally {
+  rmSync(ota, { recursive: true, force: true });
+}

@@ -96,6 +96,8 @@ export interface OtaScenarioResult {
   checks: OtaCheck[];
   /** Every request the store saw (method, path, range, status, fault). */
   requests: { method: string; path: string; range?: string; status?: number; fault?: string }[];
+  /** Body bytes the store sent, per path asked for. */
+  served: { path: string; bytes: number }[];
   reason?: string;
   code?: string;
   tail?: string;
@@ -281,6 +283,7 @@ export async function runOtaScenario(o: OtaScenarioOptions): Promise<OtaScenario
     steps,
     checks,
     requests: server ? server.log.map((q) => ({ ...q })) : [],
+    served: server ? [...new Set(server.log.map((q) => q.path))].map((path) => ({ path, bytes: server!.bytes(path) })) : [],
     ...(passed
       ? {}
       : {
