@@ -5,7 +5,7 @@
  */
 import { describeBoardScenarios, hasQemu, SCENARIO_BOARDS, useScenarioWorld } from '@edgeimage/testkit/scenario-boards';
 
-const world = useScenarioWorld();
+const world = useScenarioWorld(['robot-pc-amd64']);
 describeBoardScenarios(SCENARIO_BOARDS['robot-pc-amd64'], world);
 
 if (!hasQemu) test.skip('qemu-system-x86_64 / qemu-system-aarch64 are not installed: the scenarios are skipped', () => undefined);

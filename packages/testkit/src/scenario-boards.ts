@@ -150,14 +150,18 @@ export interface ScenarioWorld {
   boardWork(board: string): string;
 }
 
-/** Registers the beforeAll (the reference store, built once per file) and afterAll (removed) of a scenario file. */
-export function useScenarioWorld(): ScenarioWorld {
+/**
+ * Registers the beforeAll (the reference store, built once per file) and afterAll (removed) of a
+ * scenario file. `boards`: whose bundles the store needs (the robot's Debian bases are built only
+ * for a robot board; default the three reference boards).
+ */
+export function useScenarioWorld(boards: string[] = []): ScenarioWorld {
   let work: string | undefined;
   let ref: string | undefined;
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'edgeimage-scenarios-test-'));
     if (!hasQemu) return;
-    const out = await runScript(join(REPO, 'scripts/reference-images'), ['--out', join(work, 'ref'), '--store-only'], 15 * 60_000);
+    const out = await runScript(join(REPO, 'scripts/reference-images'), ['--out', join(work, 'ref'), '--store-only', ...boards], 15 * 60_000);
     if (out.status !== 0) throw new Error(`scripts/reference-images --store-only failed (exit ${out.status}):\n${out.stderr.split('\n').slice(-40).join('\n')}`);
     ref = join(work, 'ref');
   }, 16 * 60_000);
