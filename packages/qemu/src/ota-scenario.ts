@@ -66,6 +66,12 @@ export interface OtaScenarioOptions {
   plain?: boolean;
   /** Where the console log goes. */
   log?: string;
+  /**
+   * The device's disk: the image grown by this first (default +512M, a card bigger than the image,
+   * as on a device: system-data grows into it at the first boot, and a network update needs room
+   * there for the download and for edge-update's copy of it).
+   */
+  diskSize?: string;
   /** The whole scenario's timeout, seconds (default 1800). */
   timeoutSeconds?: number;
   /** Seconds without the next step before the scenario is given up (default 300: a boot and two polls). */
@@ -263,6 +269,7 @@ export async function runOtaScenario(o: OtaScenarioOptions): Promise<OtaScenario
       ...o.boot,
       image: o.image,
       reboots: o.plain ? 1 : 4,
+      diskSize: o.diskSize ?? '+512M',
       guestForwards: [{ guest: 80, host: server.port }],
       expect: phases.map((p) => p.pattern),
       timeoutSeconds: o.timeoutSeconds ?? 1800,
