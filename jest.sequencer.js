@@ -17,6 +17,7 @@ export const SECONDS = {
   'packages/qemu/test/boards.qemu.test.ts': 570,
   'packages/qemu/test/robot.qemu.test.ts': 500,
   'packages/qemu/test/scenarios-arm64.qemu.test.ts': 500,
+  'packages/qemu/test/scenarios-ota.qemu.test.ts': 650,
   'packages/qemu/test/scenarios-robot.qemu.test.ts': 450,
   'packages/qemu/test/bootloaders.qemu.test.ts': 320,
   'packages/base/src/build.qemu.test.ts': 175,
