@@ -27,4 +27,5 @@ test('the update line for an installed revision, or the full one; a revision the
   // "1" must not match the "full" line nor a longer revision's
   expect(pointerUpdate(POINTER, 1).size).toBe(300);
   expect(() => pointerUpdate(POINTER, 3)).toThrow('the pointer has no update from 3');
+  expect(() => pointerUpdate(POINTER, 3, 'pointers/r4')).toThrow('pointers/r4: the pointer has no update from 3 (expected a line "update: 3 SHA256 SIZE PATH"; release that revision with --from 3)');
 });

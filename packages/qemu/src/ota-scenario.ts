@@ -121,12 +121,12 @@ interface Phase {
 const fetchLine = (s: string) => new RegExp(`edge-fetch: ${s}`);
 
 /** The update line of a pointer for an installed revision: `update: FROM SHA256 SIZE PATH`. */
-export function pointerUpdate(pointer: string, from: number | 'full'): { sha256: string; size: number; path: string } {
+export function pointerUpdate(pointer: string, from: number | 'full', file = 'the pointer'): { sha256: string; size: number; path: string } {
   for (const l of pointer.split('\n')) {
     const m = /^update: (\S+) ([0-9a-f]{64}) (\d+) (\S+)$/.exec(l);
     if (m && m[1] === String(from)) return { sha256: m[2]!, size: Number(m[3]), path: m[4]! };
   }
-  throw new BootTestError('ERR_USAGE', `the pointer has no update from ${from}`, { from });
+  throw new BootTestError('ERR_USAGE', `${file}: the pointer has no update from ${from} (expected a line "update: ${from} SHA256 SIZE PATH"; release that revision with --from ${from})`, { file, from });
 }
 
 export async function runOtaScenario(o: OtaScenarioOptions): Promise<OtaScenarioResult> {
@@ -150,8 +150,8 @@ export async function runOtaScenario(o: OtaScenarioOptions): Promise<OtaScenario
     if (!('r4' in o.pointers)) throw new BootTestError('ERR_USAGE', 'the over-the-air scenario needs every pointer (or plain: true)');
     return o.pointers;
   };
-  const delta2 = pointerUpdate(text(o.pointers.r2), 1);
-  const delta4 = o.plain ? delta2 : pointerUpdate(text(full().r4), 2);
+  const delta2 = pointerUpdate(text(o.pointers.r2), 1, o.pointers.r2);
+  const delta4 = o.plain ? delta2 : pointerUpdate(text(full().r4), 2, full().r4);
   const p2 = `/${delta2.path}`;
   const p4 = `/${delta4.path}`;
   let server: OtaStoreServer | undefined;
