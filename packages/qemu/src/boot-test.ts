@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, delimiter, join } from 'node:path';
+import { basename, delimiter, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { findRolePartition, inspectImage, readPartitionTable, toolEnv, type PartitionTable } from '@edgeimage/composer';
 import { BootTestError } from './errors.js';
@@ -14,6 +14,8 @@ import { initializedOvmfVars } from './firmware/nvram.js';
 import { ARCHES, FIRMWARE_DIR_ENV, QEMU_BINARY, qemuCommand, resolveFirmware, type Accel, type Arch, type Firmware, type FirmwareFiles, type GuestForward } from './machine.js';
 import { DEFAULT_FAILURES, QemuSession, type ConsoleLine, type FailurePattern } from './session.js';
 import { checkForwards, checkHttpUrl, httpLabel, pollHttp, portsInUse, type HttpExpect, type PortForward } from './http-expect.js';
+import { QmpClient } from './qmp.js';
+import { checkScreen, describeColours, dominantColours, hexColour, readScreen, screendump, screenLabel, type ScreenExpect } from './screen.js';
 
 // The host tools' fixed environment: nothing of the build's own (EDGEIMAGE_KEY_PASSPHRASE) reaches a child.
 const run = (cmd: string, args: readonly string[]) => promisify(execFile)(cmd, [...args], { env: toolEnv() });
@@ -138,6 +140,24 @@ export interface BootTestOptions {
   expectHttp?: readonly HttpExpect[];
   /** Guest RAM, MiB (default 512). */
   memoryMiB?: number;
+  /**
+   * A display device (QEMU's VGA on amd64, virtio-gpu on arm64) the guest draws on and QEMU can
+   * screendump; nothing shows on the host. Default: on when `screenshot` or `expectScreen` is given.
+   */
+  display?: boolean;
+  /**
+   * Save the display as a PNG at `file` (QMP screendump): when a console line matches `after`, else
+   * at the end of the boot. A boot that fails still gets one at its end (what the screen showed).
+   * `after` never seen: the boot fails (ERR_SCREENSHOT_MARKER), the screenshot taken at the end.
+   */
+  screenshot?: { file: string; after?: RegExp };
+  /**
+   * After the console markers and HTTP answers: the display looked at about once a second until
+   * each expectation holds in turn (a share of its pixels near a colour), within the boot's
+   * timeout; each becomes a marker (its seconds: the screendump's). Failing: ERR_SCREEN_EXPECT with
+   * the share seen last and the colours the screen showed most, the last screendump kept beside the log.
+   */
+  expectScreen?: readonly ScreenExpect[];
   /** Extra QEMU arguments, appended. */
   extraArgs?: readonly string[];
   /** Where the temporary copy goes (default the OS temp folder). */
@@ -156,6 +176,8 @@ export interface MarkerResult {
   line: string;
   /** An HTTP expectation's answer (its `line` is `HTTP STATUS BODY…`). */
   http?: { url: string; status: number };
+  /** A screen expectation's look: the colour and the share of the pixels near it. */
+  screen?: { colour: string; share: number };
 }
 
 export interface BootTestResult {
@@ -187,6 +209,8 @@ export interface BootTestResult {
   poweredOff?: boolean;
   /** With `tamper`: what each operation changed in the booted copy. */
   tampered?: TamperChange[];
+  /** With `screenshot`: the PNG written and when its screendump was taken (seconds since QEMU started). */
+  screenshot?: { file: string; seconds: number };
 }
 
 /** One start of the machine within a boot test. */
@@ -374,20 +398,19 @@ async function settle(session: QemuSession, seconds: number, waitOpts: { failOn?
 const HTTP_LINE_BODY = 200;
 
 /**
- * Each HTTP expectation in turn, polled until its answer or the deadline, while the console is
- * watched: a failure line or QEMU's exit meanwhile ends the polling with that error.
+ * Runs `work` while the console is watched: a failure line or QEMU's exit meanwhile aborts the
+ * signal `work` gets, with that error as its reason (`what`: what was being waited for).
  */
-async function expectHttpAnswers(session: QemuSession, list: readonly HttpExpect[], deadline: number, markers: MarkerResult[], failOn: readonly FailurePattern[]): Promise<void> {
-  if (!list.length) return;
+async function whileWatching<T>(session: QemuSession, failOn: readonly FailurePattern[], what: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const stop = new AbortController();
-  let polling = true;
-  // short waits, so that the console is free again soon after the last answer (one waiter at a time)
+  let watching = true;
+  // short waits, so that the console is free again soon after the work (one waiter at a time)
   const watcher = (async () => {
-    while (polling) {
+    while (watching) {
       try {
         const status = await session.waitForExit(200, { failOn });
         const how = status.code !== null ? `with status ${status.code}` : status.signal ? `on signal ${status.signal}` : '';
-        stop.abort(new BootTestError('ERR_QEMU_EXITED', `QEMU exited ${how} while waiting for an HTTP answer: the guest rebooted or powered off`, { exitCode: status.code, signal: status.signal, stderr: status.stderr, tail: session.tail() }));
+        stop.abort(new BootTestError('ERR_QEMU_EXITED', `QEMU exited ${how} while ${what}: the guest rebooted or powered off`, { exitCode: status.code, signal: status.signal, stderr: status.stderr, tail: session.tail() }));
         return;
       } catch (e) {
         if (e instanceof BootTestError && e.code === 'ERR_BOOT_TIMEOUT') continue;
@@ -397,15 +420,76 @@ async function expectHttpAnswers(session: QemuSession, list: readonly HttpExpect
     }
   })();
   try {
+    return await work(stop.signal);
+  } finally {
+    watching = false;
+    await watcher;
+  }
+}
+
+/**
+ * Each HTTP expectation in turn, polled until its answer or the deadline, while the console is
+ * watched: a failure line or QEMU's exit meanwhile ends the polling with that error.
+ */
+async function expectHttpAnswers(session: QemuSession, list: readonly HttpExpect[], deadline: number, markers: MarkerResult[], failOn: readonly FailurePattern[]): Promise<void> {
+  if (!list.length) return;
+  await whileWatching(session, failOn, 'waiting for an HTTP answer', async (signal) => {
     for (const h of list) {
-      const a = await pollHttp(h, { deadline, signal: stop.signal });
+      const a = await pollHttp(h, { deadline, signal });
       const body = a.body.replace(/\s+/g, ' ').trim();
       markers.push({ pattern: httpLabel(h), seconds: session.elapsed(), line: `HTTP ${a.status} ${body.length > HTTP_LINE_BODY ? `${body.slice(0, HTTP_LINE_BODY)}…` : body}`.trim(), http: { url: a.url, status: a.status } });
     }
-  } finally {
-    polling = false;
-    await watcher;
-  }
+  });
+}
+
+/** How often the display is looked at while a screen expectation waits. */
+export const SCREEN_INTERVAL_MS = 1000;
+
+/** Resolves after `ms`, or rejects with the signal's reason once it aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Each screen expectation in turn: a screendump about once a second until enough of its pixels
+ * are near the colour, or the deadline (ERR_SCREEN_EXPECT, the last screendump kept at `keepLast`),
+ * while the console is watched.
+ */
+async function expectScreens(session: QemuSession, qmp: Promise<QmpClient>, list: readonly ScreenExpect[], deadline: number, markers: MarkerResult[], failOn: readonly FailurePattern[], scratch: string, keepLast: string): Promise<void> {
+  if (!list.length) return;
+  const client = await qmp;
+  await whileWatching(session, failOn, 'waiting for the screen', async (signal) => {
+    for (const e of list) {
+      const started = session.elapsed();
+      for (;;) {
+        if (signal.aborted) throw signal.reason;
+        const at = session.elapsed();
+        await screendump(client, scratch);
+        const screen = readScreen(scratch);
+        const c = checkScreen(screen, e);
+        if (c.passed) {
+          markers.push({ pattern: screenLabel(e), seconds: at, line: `screen: ${c.line}`, screen: { colour: hexColour(e.colour), share: Number(c.share.toFixed(4)) } });
+          break;
+        }
+        if (performance.now() + SCREEN_INTERVAL_MS >= deadline) {
+          await run('cp', [scratch, keepLast]).catch(() => undefined);
+          throw new BootTestError('ERR_SCREEN_EXPECT', `the screen never showed ${screenLabel(e)} in ${(at - started).toFixed(0)} s of looking: the last screendump (at ${at.toFixed(1)} s) had ${c.line}; it showed mostly ${describeColours(dominantColours(screen))} (kept as ${keepLast})`, { share: c.share, screenshot: keepLast, tail: session.tail() });
+        }
+        await pause(SCREEN_INTERVAL_MS, signal);
+      }
+    }
+  });
 }
 
 /** What {@link watchBoots} follows; `deadline` is on `performance.now()`'s clock. */
@@ -546,6 +630,12 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
     if (!forwards.some((f) => f.host === port)) throw new BootTestError('ERR_USAGE', `expect-http ${h.url}: port ${port} is not a forwarded host port (${forwards.length ? `forwards: ${forwards.map((f) => `${f.host}:${f.guest}`).join(', ')}` : 'no forwards'}); the check reaches the guest through a forward`, { url: h.url });
   }
   if (httpList.length && (opts.untilExit || opts.expectPowerOff)) throw new BootTestError('ERR_USAGE', 'HTTP expectations need the guest up: not with untilExit or expectPowerOff');
+  const screenList = opts.expectScreen ?? [];
+  if (screenList.length && (opts.untilExit || opts.expectPowerOff)) throw new BootTestError('ERR_USAGE', 'screen expectations need the guest up: not with untilExit or expectPowerOff');
+  const wantsScreen = opts.screenshot !== undefined || screenList.length > 0;
+  if (wantsScreen && opts.display === false) throw new BootTestError('ERR_USAGE', `${opts.screenshot ? 'a screenshot' : 'a screen expectation'} needs the display: not with display false`);
+  const display = opts.display ?? wantsScreen;
+  if (opts.screenshot) checkScreenshotPath(opts.screenshot.file);
   if (direct) {
     mustExist(direct.kernel, 'kernel');
     if (direct.initrd !== undefined) mustExist(direct.initrd, 'initrd');
@@ -594,7 +684,35 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
   let tampered: { tampered?: TamperChange[] } = {};
   let slot: 'a' | 'b' | undefined;
   let command = { binary: q.binary, args: [] as string[] };
-  const expected = [...expectList.map((p) => p.source), ...httpList.map(httpLabel)];
+  const expected = [...expectList.map((p) => p.source), ...httpList.map(httpLabel), ...screenList.map(screenLabel)];
+  // QMP only when the screen is looked at. Its socket's path must fit sun_path (108 bytes).
+  const qmpDir = wantsScreen ? (join(work, 'qmp.sock').length < 100 ? work : mkdtempSync(join('/tmp', 'eiq-'))) : undefined;
+  const qmpSocket = qmpDir !== undefined ? join(qmpDir, 'qmp.sock') : undefined;
+  let qmp: Promise<QmpClient> | undefined;
+  let shot: Promise<{ file: string; seconds: number }> | undefined;
+  let shotError: BootTestError | undefined;
+  const takeShot = (seconds: number) => {
+    const file = opts.screenshot!.file;
+    shot = qmp!.then((c) => screendump(c, file)).then(() => ({ file, seconds }));
+    shot.catch((e: unknown) => (shotError = e instanceof BootTestError ? e : new BootTestError('ERR_SCREENSHOT', `the screenshot ${file} could not be taken: ${(e as Error).message}`, { file })));
+  };
+  const after = opts.screenshot?.after ? new RegExp(opts.screenshot.after.source, opts.screenshot.after.flags.replace(/[gy]/g, '')) : undefined;
+  const onLine = after
+    ? (l: ConsoleLine) => {
+        if (!shot && after.test(l.text)) takeShot(l.seconds);
+        opts.onLine?.(l);
+      }
+    : opts.onLine;
+  /** The screenshot, taken now unless its line came; a failure of it is the boot's. */
+  const finishShot = async (): Promise<{ screenshot?: { file: string; seconds: number } }> => {
+    if (!opts.screenshot) return {};
+    const missed = after !== undefined && !shot;
+    if (!shot) takeShot(session!.elapsed());
+    const taken = await shot!.catch(() => undefined);
+    if (shotError) throw shotError;
+    if (missed) throw new BootTestError('ERR_SCREENSHOT_MARKER', `no console line matched the screenshot's ${after} before the boot ended; the screenshot ${taken!.file} was taken at its end (${taken!.seconds.toFixed(1)} s) instead`, { file: taken!.file, tail: session!.tail() });
+    return { screenshot: taken! };
+  };
   try {
     let disk = opts.image;
     if (disk !== undefined && !opts.inPlace) {
@@ -632,20 +750,30 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
       ubootDtb: opts.ubootDtb,
       forwards,
       guestForwards: opts.guestForwards,
+      display,
+      qmpSocket,
       extraArgs: opts.extraArgs,
     });
     command = cmd;
     if (opts.signal?.aborted) throw new BootTestError('ERR_ABORTED', 'the boot was cancelled');
-    session = QemuSession.start(cmd, { log, signal: opts.signal, onLine: opts.onLine });
+    session = QemuSession.start(cmd, { log, signal: opts.signal, onLine });
     const deadline = performance.now() + timeoutMs;
+    if (qmpSocket !== undefined) {
+      qmp = QmpClient.connect(qmpSocket, 15_000);
+      qmp.catch(() => undefined);
+    }
+    const scratch = join(work, 'screen.png');
+    const keepLast = log.replace(/\.log$/, '') + '.screen.png';
     const waitOpts = { failOn: opts.failOn ?? (opts.secureBoot ? [...DEFAULT_FAILURES, NO_BOOTABLE_DEVICE] : undefined) };
     if (watch) {
       const banner = opts.bootBanner ?? bootBanner(arch, firmware);
       await watchBoots(session, { expect: expectList, failOn: waitOpts.failOn ?? DEFAULT_FAILURES, reboots: opts.reboots ?? 0, banner, deadline, untilPowerOff: opts.expectPowerOff === true || opts.untilExit === true }, watched);
       slot = watched.slot;
       await expectHttpAnswers(session, httpList, deadline, markers, waitOpts.failOn ?? DEFAULT_FAILURES);
+      await expectScreens(session, qmp!, screenList, deadline, markers, waitOpts.failOn ?? DEFAULT_FAILURES, scratch, keepLast);
       if (opts.settleSeconds !== undefined && opts.settleSeconds > 0) await settle(session, opts.settleSeconds, waitOpts);
-      return { passed: true, slot, markers, expected, log, arch, firmware, image: opts.image, command, seconds: session.elapsed(), boots: watched.boots, ...(watched.poweredOff ? { poweredOff: true } : {}), ...tampered };
+      const screenshot = await finishShot();
+      return { passed: true, slot, markers, expected, log, arch, firmware, image: opts.image, command, seconds: session.elapsed(), boots: watched.boots, ...(watched.poweredOff ? { poweredOff: true } : {}), ...tampered, ...screenshot };
     }
     for (const pattern of expectList) {
       const m = await session.waitFor(pattern, deadline - performance.now(), waitOpts);
@@ -655,8 +783,10 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
     }
     if (opts.untilExit) await session.waitForExit(deadline - performance.now(), waitOpts);
     await expectHttpAnswers(session, httpList, deadline, markers, waitOpts.failOn ?? DEFAULT_FAILURES);
+    await expectScreens(session, qmp!, screenList, deadline, markers, waitOpts.failOn ?? DEFAULT_FAILURES, scratch, keepLast);
     if (opts.settleSeconds !== undefined && opts.settleSeconds > 0) await settle(session, opts.settleSeconds, waitOpts);
-    return { passed: true, slot, markers, expected, log, arch, firmware, image: opts.image, command, seconds: session.elapsed(), ...tampered };
+    const screenshot = await finishShot();
+    return { passed: true, slot, markers, expected, log, arch, firmware, image: opts.image, command, seconds: session.elapsed(), ...tampered, ...screenshot };
   } catch (e) {
     if (!(e instanceof BootTestError) || !session) throw e;
     // a failure line sets the cursor just past itself
@@ -665,11 +795,31 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
     const missing = expectList[markers.length];
     const reason = missing && err.code !== 'ERR_BOOT_TIMEOUT' && err.code !== 'ERR_POWERED_OFF' ? `${err.message}; still waiting for ${missing}` : err.message;
     const boots = watch ? { boots: watched.boots, ...(watched.poweredOff ? { poweredOff: true } : {}) } : {};
-    return { passed: false, slot: watch ? watched.slot : slot, markers, expected, log, reason, code: err.code, tail, error: err, arch, firmware, image: opts.image, command, seconds: session.elapsed(), ...boots, ...tampered };
+    // what the screen showed when the boot failed (QEMU still up), best effort
+    let screenshot: { screenshot?: { file: string; seconds: number } } = {};
+    if (opts.screenshot && !session.exitStatus && err.code !== 'ERR_ABORTED') {
+      if (!shot) takeShot(session.elapsed());
+      const taken = await shot!.catch(() => undefined);
+      if (taken) screenshot = { screenshot: taken };
+    } else if (shot) {
+      const taken = await shot.catch(() => undefined);
+      if (taken) screenshot = { screenshot: taken };
+    }
+    return { ...screenshot, passed: false, slot: watch ? watched.slot : slot, markers, expected, log, reason, code: err.code, tail, error: err, arch, firmware, image: opts.image, command, seconds: session.elapsed(), ...boots, ...tampered };
   } finally {
+    if (qmp) void qmp.then((c) => c.close(), () => undefined);
     await session?.kill();
     rmSync(work, { recursive: true, force: true });
+    if (qmpDir !== undefined && qmpDir !== work) rmSync(qmpDir, { recursive: true, force: true });
   }
+}
+
+/** A screenshot goes into an existing folder, as a new file or over a regular one (never through a link). */
+function checkScreenshotPath(file: string): void {
+  if (!file.toLowerCase().endsWith('.png')) throw new BootTestError('ERR_USAGE', `screenshot ${file}: the file is a PNG: name it FILE.png`, { file });
+  const dir = dirname(file) || '.';
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new BootTestError('ERR_USAGE', `screenshot ${file}: the folder ${dir} does not exist`, { file });
+  if (existsSync(file) && !lstatSync(file).isFile()) throw new BootTestError('ERR_USAGE', `screenshot ${file}: exists and is not a regular file`, { file });
 }
 
 /** Throws the boot's error (with the reason and the log's tail in its message) unless it passed. */

@@ -121,9 +121,27 @@ export interface MachineSpec {
   forwards?: readonly PortForward[];
   /** Host services the guest reaches at GUEST_SERVICE_ADDRESS (guestfwd); with any, the machine gets the NIC too. */
   guestForwards?: readonly GuestForward[];
+  /**
+   * A display the guest can draw on and QEMU can screendump ({@link DISPLAY_DEVICE}); nothing is
+   * shown on the host (-nographic). Without: no display device at all (-nodefaults).
+   */
+  display?: boolean;
+  /** QEMU's QMP monitor on this unix socket (QEMU makes it; {@link QmpClient} connects). */
+  qmpSocket?: string;
   /** Arguments appended at the end. */
   extraArgs?: readonly string[];
 }
+
+/**
+ * The display of each architecture, at a fixed PCI slot (after the NIC's 0x10) so that no other
+ * device moves: the disk keeps the slot the firmware's boot option names. amd64: QEMU's standard
+ * VGA (OVMF draws on it through QemuVideoDxe; Linux's efifb, then the bochs DRM driver). arm64:
+ * virtio-gpu (AAVMF's VirtioGpuDxe; Linux's virtio_gpu DRM driver, in the kernel bundle's modules).
+ */
+export const DISPLAY_DEVICE: Record<Arch, string> = {
+  amd64: 'VGA,addr=0x11',
+  arm64: 'virtio-gpu-pci,addr=0x11',
+};
 
 /**
  * UEFI firmware: no boot-menu countdown. AAVMF's platform default is a 5 s countdown before it
@@ -173,6 +191,8 @@ export function qemuCommand(spec: MachineSpec): { binary: string; args: string[]
   } else if (spec.diskErrors !== undefined) throw new BootTestError('ERR_USAGE', 'disk errors need a disk');
   for (const d of spec.extraDisks ?? []) args.push('-drive', `file=${qemuPath(d)},format=raw,if=virtio`);
   if (spec.forwards?.length || spec.guestForwards?.length) args.push(...netArgs(spec.forwards ?? [], spec.guestForwards ?? []));
+  if (spec.display) args.push('-device', DISPLAY_DEVICE[spec.arch]);
+  if (spec.qmpSocket !== undefined) args.push('-qmp', `unix:${qemuPath(spec.qmpSocket)},server=on,wait=off`);
   // The i6300esb is a PCI device: q35 and virt both have PCI. A watchdog timeout resets the
   // machine (QEMU's default action, spelled out); with -no-reboot the reset ends QEMU.
   args.push('-device', 'i6300esb', '-action', 'watchdog=reset');

@@ -10,8 +10,9 @@ export function jsonReport(r: BootTestResult): Record<string, unknown> {
   return {
     passed: r.passed,
     slot: r.slot ?? null,
-    markers: r.markers.map((m) => ({ pattern: m.pattern, seconds: Number(m.seconds.toFixed(3)), line: m.line, ...(m.http ? { url: m.http.url, status: m.http.status } : {}) })),
+    markers: r.markers.map((m) => ({ pattern: m.pattern, seconds: Number(m.seconds.toFixed(3)), line: m.line, ...(m.http ? { url: m.http.url, status: m.http.status } : {}), ...(m.screen ? { screen: m.screen } : {}) })),
     log: r.log,
+    ...(r.screenshot ? { screenshot: r.screenshot.file, screenshotSeconds: Number(r.screenshot.seconds.toFixed(3)) } : {}),
     ...(r.passed ? {} : { reason: r.reason, code: r.code }),
   };
 }
@@ -64,6 +65,7 @@ export function scenarioReport(r: ScenarioResult): Record<string, unknown> {
     slot: r.slot,
     markers: (last?.markers ?? []).map((m) => ({ pattern: m.pattern, seconds: Number(m.seconds.toFixed(3)), line: m.line })),
     log: last?.log ?? null,
+    ...(last?.screenshot ? { screenshot: last.screenshot.file, screenshotSeconds: Number(last.screenshot.seconds.toFixed(3)) } : {}),
     scenario: r.scenario,
     update: { file: r.update, 'brand-id': r.manifest.brandId ?? null, model: r.manifest.model ?? null, revision: r.manifest.revision ?? null },
     steps: r.steps.map((s) => ({
@@ -79,6 +81,7 @@ export function scenarioReport(r: ScenarioResult): Record<string, unknown> {
       seconds: Number(s.seconds.toFixed(3)),
       passed: s.passed,
       log: s.log,
+      ...(s.screenshot ? { screenshot: s.screenshot.file } : {}),
       ...(s.passed ? {} : { reason: s.reason, code: s.code }),
     })),
     checks: r.checks,

@@ -43,6 +43,8 @@ export interface ScenarioStep {
   seconds: number;
   passed: boolean;
   log: string;
+  /** The scenario's last boot with a screenshot asked for: the PNG and when it was taken. */
+  screenshot?: { file: string; seconds: number };
   reason?: string;
   code?: string;
   tail?: string;
@@ -203,6 +205,7 @@ export class Run {
       seconds: r.seconds,
       passed: r.passed || rebooted,
       log: r.log,
+      ...(r.screenshot ? { screenshot: r.screenshot } : {}),
       ...(r.passed ? {} : { reason: r.reason, code: r.code, tail: r.tail }),
     };
     this.steps.push(step);

@@ -36,13 +36,13 @@ export interface ScenarioOptions {
   /** Where the copies go (default the OS temp folder). */
   tmpDir?: string;
   /** Passed to every boot. */
-  boot?: Pick<BootTestOptions, 'arch' | 'accel' | 'firmware' | 'firmwareFiles' | 'firmwareDir' | 'ubootEnvFlash' | 'ubootDtb' | 'secureBoot' | 'memoryMiB'>;
+  boot?: Pick<BootTestOptions, 'arch' | 'accel' | 'firmware' | 'firmwareFiles' | 'firmwareDir' | 'ubootEnvFlash' | 'ubootDtb' | 'secureBoot' | 'memoryMiB' | 'display'>;
   /**
    * update and rollback: passed to the scenario's last boot, the device healthy on the slot it ends
    * on — e.g. the updated service answers through a forward — so that checking it costs no boot of
    * its own (a minute under TCG for a Debian base).
    */
-  lastBoot?: Pick<BootTestOptions, 'forwards' | 'expectHttp'>;
+  lastBoot?: Pick<BootTestOptions, 'forwards' | 'expectHttp' | 'screenshot' | 'expectScreen'>;
   signal?: AbortSignal;
   /** Each step once it is over. */
   onStep?: (step: ScenarioStep) => void;

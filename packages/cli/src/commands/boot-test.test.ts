@@ -326,3 +326,34 @@ describe('--forward and --expect-http', () => {
     }
   });
 });
+
+describe('the screen: --display, --memory, --screenshot, --screenshot-after, --expect-screen', () => {
+  test('--help teaches them, with the kiosk examples', async () => {
+    const r = await run(['boot-test', '--help']);
+    for (const o of ['--display', '--memory', '--screenshot', '--screenshot-after', '--expect-screen']) expect(r.out).toContain(o);
+    expect(r.out).toMatch(/amd64 -device VGA,\s+arm64 -device\s+virtio-gpu-pci/);
+    expect(r.out).toMatch(/--expect-screen '#1E90FF' --screenshot kiosk\.png/);
+  });
+  test.each([
+    [['--screenshot-after', 'kiosk'], '--screenshot-after goes with --screenshot FILE.png'],
+    [['--screenshot', 'shot.jpg'], '--screenshot shot.jpg: the screenshot is a PNG file: name it FILE.png'],
+    [['--expect-screen', 'dodgerblue'], `--expect-screen "dodgerblue": expected #RRGGBB[@PERCENT], e.g. '#1E90FF' (40 % of the pixels, the default) or '#1E90FF@60'`],
+    [['--expect-screen', '#1E90FF@0'], '--expect-screen #1E90FF@0: the share is a percentage above 0 and at most 100, found 0'],
+    [['--memory', '32'], '--memory: expected MiB of guest RAM, a whole number from 64 to 16384, found 32'],
+    [['--memory', '1.5'], '--memory: expected MiB of guest RAM, a whole number from 64 to 16384, found 1.5'],
+    [['--no-display', '--screenshot', 'a.png'], '--no-display: --screenshot needs the display'],
+    [['--no-display', '--expect-screen', '#1E90FF'], '--no-display: --expect-screen needs the display'],
+    [['--screenshot-after', '(', '--screenshot', 'a.png'], '--screenshot-after: "(" is not a regular expression: Invalid regular expression: /(/: Unterminated group'],
+    [['--expect-screen', '#1E90FF', '--expect-poweroff'], '--expect-screen needs the guest up: not with --expect-poweroff'],
+    [['--scenario', 'power-cut', '--update', 'x.update', '--screenshot', 'a.png'], '--screenshot is for the last boot of --scenario update or rollback (the device healthy on the slot it ends on), not --scenario power-cut'],
+    [['--scenario', 'refuse', '--update', 'x.update', '--expect-screen', '#1E90FF'], '--expect-screen is for the last boot of --scenario update or rollback (the device healthy on the slot it ends on), not --scenario refuse'],
+  ])('%j: a usage error naming it', async (args, message) => {
+    const r = await run(['boot-test', images.amd64Gpt, ...args]);
+    expect([r.status, r.err.split('\n')[0]]).toEqual([2, `edgeimage: ${message}`]);
+  });
+  test('a screenshot into a folder that does not exist is refused before QEMU starts', async () => {
+    const r = await run(['boot-test', images.amd64Gpt, '--screenshot', '/nonexistent-dir/kiosk.png']);
+    expect(r.status).toBe(1);
+    expect(r.err).toMatch(/screenshot \/nonexistent-dir\/kiosk\.png: the folder \/nonexistent-dir does not exist \[ERR_USAGE\]/);
+  });
+});

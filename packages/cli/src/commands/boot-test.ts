@@ -14,6 +14,8 @@ import {
   junitReport,
   parseForward,
   parseHttpExpect,
+  parseScreenExpect,
+  type ScreenExpect,
   checkForwards,
   type HttpExpect,
   type PortForward,
@@ -67,6 +69,11 @@ interface BootTestArgs {
   tamperReplace?: string[];
   forward?: string[];
   expectHttp?: string[];
+  display?: boolean;
+  memory?: number;
+  screenshot?: string;
+  screenshotAfter?: string;
+  expectScreen?: string[];
 }
 
 function regex(option: string, s: string, flags = ''): RegExp {
@@ -108,8 +115,8 @@ export function checkScenarioArgs(a: Record<string, unknown>): void {
     return;
   }
   for (const k of ['expect', 'junit', 'disk-size', 'reboots', 'expect-poweroff', 'tamper', 'tamper-replace']) if (has(k)) throw new UsageError(`--${k} is not for a scenario (--scenario ${scenario} has its own markers per boot)`);
-  // the scenarios that end on a healthy boot they own: --forward/--expect-http check that boot
-  for (const k of ['forward', 'expect-http']) {
+  // the scenarios that end on a healthy boot they own: --forward/--expect-http/--screenshot/--expect-screen check that boot
+  for (const k of ['forward', 'expect-http', 'screenshot', 'screenshot-after', 'expect-screen']) {
     if (has(k) && scenario !== 'update' && scenario !== 'rollback') throw new UsageError(`--${k} is for the last boot of --scenario update or rollback (the device healthy on the slot it ends on), not --scenario ${scenario}`);
   }
   if (has('expect-http') || has('forward')) parseNetArgs(a['forward'] as string[] | undefined, a['expect-http'] as string[] | undefined);
@@ -132,7 +139,7 @@ export function checkScenarioArgs(a: Record<string, unknown>): void {
 }
 
 /** The string options: each needs a value. */
-const VALUED = ['expect', 'forward', 'expect-http', 'disk-size', 'log', 'junit', 'firmware-dir', 'uboot-env', 'update', 'expect-refusal', 'keep', 'log-dir', 'secure-boot-keys', 'tamper', 'tamper-replace'] as const;
+const VALUED = ['expect', 'forward', 'expect-http', 'screenshot', 'screenshot-after', 'expect-screen', 'disk-size', 'log', 'junit', 'firmware-dir', 'uboot-env', 'update', 'expect-refusal', 'keep', 'log-dir', 'secure-boot-keys', 'tamper', 'tamper-replace'] as const;
 
 const TAMPER_FLIP = /^([^:]{1,72}):(\/[^\0]{0,1023}?)(?:@(first|middle|last|\d{1,15}))?$/;
 const TAMPER_REPLACE = /^([^:]{1,72}):(\/[^=\0]{0,1023})=([^\0]{1,4096})$/;
@@ -174,6 +181,33 @@ export function parseNetArgs(forward: readonly string[] = [], expectHttp: readon
     if (e instanceof BootTestError) throw new UsageError(`--${e.message}`);
     throw e;
   }
+}
+
+/** The most guest RAM --memory gives: QEMU's TCG guests here are small; 16 GiB is past any kiosk. */
+export const MAX_MEMORY_MIB = 16384;
+
+/**
+ * --display, --memory, --screenshot FILE [--screenshot-after REGEX] and --expect-screen
+ * COLOUR[@PERCENT] as bootTest takes them; each malformed one a usage error naming it.
+ */
+export function parseScreenArgs(a: { display?: boolean; memory?: number; screenshot?: string; screenshotAfter?: string; expectScreen?: string[] }): { display?: boolean; memoryMiB?: number; screenshot?: { file: string; after?: RegExp }; expectScreen?: ScreenExpect[] } {
+  if (a.screenshotAfter !== undefined && a.screenshot === undefined) throw new UsageError('--screenshot-after goes with --screenshot FILE.png');
+  if (a.screenshot !== undefined && !a.screenshot.toLowerCase().endsWith('.png')) throw new UsageError(`--screenshot ${a.screenshot}: the screenshot is a PNG file: name it FILE.png`);
+  if (a.display === false && (a.screenshot !== undefined || a.expectScreen?.length)) throw new UsageError(`--no-display: ${a.screenshot !== undefined ? '--screenshot' : '--expect-screen'} needs the display`);
+  if (a.memory !== undefined && !(Number.isInteger(a.memory) && a.memory >= 64 && a.memory <= MAX_MEMORY_MIB)) throw new UsageError(`--memory: expected MiB of guest RAM, a whole number from 64 to ${MAX_MEMORY_MIB}, found ${String(a.memory)}`);
+  let expectScreen: ScreenExpect[] | undefined;
+  try {
+    expectScreen = a.expectScreen?.map(parseScreenExpect);
+  } catch (e) {
+    if (e instanceof BootTestError) throw new UsageError(`--${e.message}`);
+    throw e;
+  }
+  return {
+    ...(a.display !== undefined ? { display: a.display } : {}),
+    ...(a.memory !== undefined ? { memoryMiB: a.memory } : {}),
+    ...(a.screenshot !== undefined ? { screenshot: { file: a.screenshot, ...(a.screenshotAfter !== undefined ? { after: regex('--screenshot-after', a.screenshotAfter) } : {}) } } : {}),
+    ...(expectScreen?.length ? { expectScreen } : {}),
+  };
 }
 
 /** What a tamper operation changed, one line. */
@@ -244,6 +278,11 @@ export function bootTestCommand(ctx: Context) {
         .option('tamper-replace', { type: 'string', array: true, describe: 'boot a tampered copy: a file of an ext4 partition gets the bytes of a local file (mode and owner kept; the slot checked with e2fsck), PARTITION:/FILE=LOCAL, e.g. system-a:/boot/uki.efi=resigned.efi (repeatable)' })
         .option('forward', { type: 'string', array: true, describe: 'HOST_PORT:GUEST_PORT: a TCP port of the guest on 127.0.0.1:HOST_PORT of the host (repeatable), e.g. --forward 18080:8080. The machine then gets a virtio-net NIC on QEMU user networking with restrict=on: the guest reaches nothing outside (the DHCP of QEMU gives it 10.0.2.15 and no router), only the forwards come in, bound to 127.0.0.1. A HOST_PORT in use is refused before QEMU starts [ERR_PORT_IN_USE]. Without --forward the machine has no NIC. With --scenario update or rollback, --forward and --expect-http apply to the scenario\'s last boot (the device healthy on the slot it ends on)' })
         .option('expect-http', { type: 'string', array: true, describe: `URL[=REGEX]: after the console markers, GET the URL about once a second until a 2xx answer whose body (its first 64 KiB) matches REGEX (default: any 2xx), within --timeout (repeatable, in order). Only http://127.0.0.1:PORT/… or http://localhost:PORT/… on a --forward HOST_PORT, e.g. --forward 18080:8080 --expect-http http://127.0.0.1:18080/health='"status": *"ok"' (the quotes keep the shell off the pattern); redirects are not followed; each request gets 5 s. The first "=" ends the URL (write an "=" of a query as %3D). Each answer is a marker (its seconds, "HTTP 200 body…"; in --json with url and status); a failure names the URL, the last status or error and the last body [ERR_HTTP_EXPECT]` })
+        .option('display', { type: 'boolean', describe: 'give the machine a display (amd64: VGA; arm64: virtio-gpu) the guest draws on and QEMU can screendump; nothing shows on the host. Implied by --screenshot and --expect-screen. With --scenario: every boot' })
+        .option('memory', { type: 'number', describe: `guest RAM in MiB (default 512; 64-${MAX_MEMORY_MIB}), e.g. --memory 1024 for a browser that needs it. With --scenario: every boot` })
+        .option('screenshot', { type: 'string', describe: 'save the display as FILE.png (QMP screendump): when the --screenshot-after line appears, else at the end of the boot; a failed boot still gets one at its end. In --json: "screenshot" and "screenshotSeconds". With --scenario update or rollback: its last boot' })
+        .option('screenshot-after', { type: 'string', describe: 'REGEX: take the --screenshot when a console line matches it (its seconds in --json); never seen: the boot fails [ERR_SCREENSHOT_MARKER] and the screenshot is taken at the end' })
+        .option('expect-screen', { type: 'string', array: true, describe: "COLOUR[@PERCENT]: after the console markers (and --expect-http), look at the display about once a second until PERCENT (default 40) of its pixels are within ±8 of COLOUR on each channel, within --timeout (repeatable, in order), e.g. --expect-screen '#1E90FF'. Each is a marker (the seconds of the screendump that showed it: a time to first frame); a failure names the share seen last and the colours shown most, and keeps the last screendump beside the log [ERR_SCREEN_EXPECT]. With --scenario update or rollback: its last boot" })
         .option('secure-boot-keys', { type: 'string', describe: 'with --secure-boot: the folder of the PK, KEK and db certificates (NAME.cer DER or NAME.crt PEM, and db.esl for the owner GUID), as "edgeimage boot-keys export DIR" writes them; default: IMAGE.boot-keys/, which build --boot-keys writes next to the image' })
         .check((a) => {
           // yargs gives a string option written without its value as '': a usage error, not an empty path or pattern
@@ -258,6 +297,8 @@ export function bootTestCommand(ctx: Context) {
           checkSecureBootArgs(a);
           if (a['expect-http'] !== undefined && a['expect-poweroff']) throw new UsageError('--expect-http needs the guest up: not with --expect-poweroff');
           parseNetArgs(a['forward'] as string[] | undefined, a['expect-http'] as string[] | undefined);
+          parseScreenArgs({ display: a['display'] as boolean | undefined, memory: a['memory'] as number | undefined, screenshot: a['screenshot'] as string | undefined, screenshotAfter: a['screenshot-after'] as string | undefined, expectScreen: a['expect-screen'] as string[] | undefined });
+          if (a['expect-screen'] !== undefined && a['expect-poweroff']) throw new UsageError('--expect-screen needs the guest up: not with --expect-poweroff');
           return true;
         })
         .example('$0 boot-test images/pc-amd64.img', 'boot a copy until the health check reports healthy')
@@ -271,6 +312,8 @@ export function bootTestCommand(ctx: Context) {
         .example("$0 boot-test verified.img --tamper system-a:/bundles/base_1.snap --reboots 3 --expect 'healthy on slot b' --timeout 600", 'a byte of the base bundle of slot a flipped in the copy: the device must fall back to slot b')
         .example(`$0 boot-test images/robot-amd64.img --forward 18080:8080 --expect-http http://127.0.0.1:18080/health='"status": *"ok"'`, "the guest's port 8080 on 127.0.0.1:18080 of the host: healthy, then /health answers 2xx with status ok")
         .example('$0 boot-test images/robot-amd64.img --forward 18080:8080 --expect-http http://127.0.0.1:18080/telemetry --json', 'any 2xx answer of /telemetry; the answer (status, seconds, body) in the JSON markers')
+        .example("$0 boot-test images/kiosk-pc-amd64.img --expect-screen '#1E90FF' --screenshot kiosk.png --json", 'the kiosk: healthy, then its page on the screen (40 % of the pixels within ±8 of #1E90FF, looked at once a second); the screen saved at the end')
+        .example("$0 boot-test images/kiosk-pc-amd64.img --screenshot boot.png --screenshot-after 'kiosk-browser: showing'", 'what the screen shows the moment the browser starts')
         .example('$0 boot-test images/pc-amd64.img --scenario power-cut --update rev2.update --crash-at after-env --json', 'a power cut right after the boot environment changed')
         .epilog(
           [
@@ -279,6 +322,7 @@ export function bootTestCommand(ctx: Context) {
             '  arm64 uefi:  qemu-system-aarch64 -M virt -cpu cortex-a57, AAVMF_CODE.fd + a copy of AAVMF_VARS.fd (package qemu-efi-aarch64)',
             '  arm64 uboot: qemu-system-aarch64 -M virt -cpu cortex-a57 -bios u-boot.bin (package u-boot-qemu)',
             '  --secure-boot: amd64 -M q35,smm=on, OVMF_CODE_4M.secboot.fd, the variable flash writable from SMM only; arm64 AAVMF_CODE.fd; both with a per-boot copy of a store holding the keys',
+            'Display (--display, implied by --screenshot and --expect-screen): amd64 -device VGA, arm64 -device virtio-gpu-pci (the guest needs the bochs or virtio_gpu driver; the Debian kernel bundle carries both), nothing shown on the host; QEMU\'s QMP socket (a temporary unix socket) takes the screendumps (PNG). The guest gets 512 MiB unless --memory.',
             'A boot fails on a timeout, a kernel panic, "edgeimage-initramfs: FAILED", a GRUB error line, or QEMU exiting early; the log tail is printed. ' +
               'QEMU is always killed and the temporary copy removed, also on Ctrl-C. Exit status: 0 passed, 1 failed, 2 usage.',
             'Scenarios (--scenario): every boot is a QEMU of its own with -no-reboot on one copy of the image; the update is a second virtio disk (/dev/vdb) only on the boot that should apply it. ' +
@@ -291,6 +335,7 @@ export function bootTestCommand(ctx: Context) {
       const expect = parseExpect(a.expect, a.expectPoweroff === true, a.secureBoot === true);
       const tamper = parseTamperArgs(a.tamper, a.tamperReplace);
       const net = parseNetArgs(a.forward, a.expectHttp);
+      const screen = parseScreenArgs(a);
       const secureBoot = a.secureBoot ? { keys: readSecureBootKeys(secureBootKeysDir(a)) } : undefined;
       const abort = new AbortController();
       const onSignal = () => abort.abort();
@@ -315,6 +360,7 @@ export function bootTestCommand(ctx: Context) {
           tamper: tamper.length ? tamper : undefined,
           ...(net.forwards.length ? { forwards: net.forwards } : {}),
           ...(net.expectHttp.length ? { expectHttp: net.expectHttp } : {}),
+          ...screen,
           signal: abort.signal,
         });
         if (a.junit) writeFileSync(a.junit, junitReport(r));
@@ -328,7 +374,8 @@ export function bootTestCommand(ctx: Context) {
         const what = `${r.arch} ${r.firmware}${secureBoot ? ', Secure Boot' : ''}${a.inPlace ? ', in place' : ''}`;
         for (const c of r.tampered ?? []) ctx.io.out(tamperLine(c));
         for (const b of r.boots ?? []) ctx.io.out(bootLine(b));
-        for (const m of r.markers) ctx.io.out(`[${m.seconds.toFixed(3).padStart(8)}] ${m.http ? m.pattern : `/${m.pattern}/`}  ${m.line}`);
+        for (const m of r.markers) ctx.io.out(`[${m.seconds.toFixed(3).padStart(8)}] ${m.http || m.screen ? m.pattern : `/${m.pattern}/`}  ${m.line}`);
+        if (r.screenshot) ctx.io.out(`[${r.screenshot.seconds.toFixed(3).padStart(8)}] screenshot: ${r.screenshot.file}`);
         if (r.passed && r.poweredOff) ctx.io.out(`[${r.seconds.toFixed(3).padStart(8)}] the guest powered off`);
         if (r.passed) {
           ctx.io.out(`boot-test ${a.image}: passed (${what})${r.slot ? `: slot ${r.slot}` : ''} in ${r.seconds.toFixed(1)} s; log ${r.log}`);
@@ -348,6 +395,8 @@ export function bootTestCommand(ctx: Context) {
 async function scenarioHandler(ctx: Context, a: BootTestArgs): Promise<void> {
   const refusal = a.expectRefusal !== undefined ? regex('--expect-refusal', a.expectRefusal, 'i') : undefined;
   const net = parseNetArgs(a.forward, a.expectHttp);
+  const { display, memoryMiB, screenshot, expectScreen } = parseScreenArgs(a);
+  const last = { ...(net.forwards.length ? { forwards: net.forwards } : {}), ...(net.expectHttp.length ? { expectHttp: net.expectHttp } : {}), ...(screenshot ? { screenshot } : {}), ...(expectScreen ? { expectScreen } : {}) };
   const abort = new AbortController();
   const onSignal = () => abort.abort();
   process.once('SIGINT', onSignal);
@@ -366,8 +415,8 @@ async function scenarioHandler(ctx: Context, a: BootTestArgs): Promise<void> {
       keep: a.keep,
       logDir: a.logDir,
       bootTimeoutSeconds: a.timeout,
-      boot: { arch: a.arch, firmware: a.firmware, firmwareDir: a.firmwareDir, ubootEnvFlash: a.ubootEnv, accel: a.accel, ...(a.secureBoot ? { secureBoot: { keys: readSecureBootKeys(secureBootKeysDir(a)) } } : {}) },
-      ...(net.forwards.length ? { lastBoot: { forwards: net.forwards, ...(net.expectHttp.length ? { expectHttp: net.expectHttp } : {}) } } : {}),
+      boot: { arch: a.arch, firmware: a.firmware, firmwareDir: a.firmwareDir, ubootEnvFlash: a.ubootEnv, accel: a.accel, ...(a.secureBoot ? { secureBoot: { keys: readSecureBootKeys(secureBootKeysDir(a)) } } : {}), ...(display !== undefined || screenshot || expectScreen ? { display: display ?? true } : {}), ...(memoryMiB !== undefined ? { memoryMiB } : {}) },
+      ...(Object.keys(last).length ? { lastBoot: last } : {}),
       signal: abort.signal,
       onStep: (s) => progress(`${a.scenario}: ${stepLine(s)}`),
     });

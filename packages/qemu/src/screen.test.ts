@@ -1,0 +1,96 @@
+import { describe, expect, test } from '@jest/globals';
+import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PNG } from 'pngjs';
+import { checkScreen, colourShare, decodePng, dominantColours, parseColour, parseScreenExpect, readScreen, screenLabel, SCREEN_MAX_PIXELS, type Rgb } from './screen.js';
+
+/** A PNG of `w`×`h` whose first `top` rows are `a` and the rest `b`. */
+function png(w: number, h: number, top: number, a: Rgb, b: Rgb): Buffer {
+  const p = new PNG({ width: w, height: h });
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const c = y < top ? a : b;
+      const i = (y * w + x) * 4;
+      p.data[i] = c.r;
+      p.data[i + 1] = c.g;
+      p.data[i + 2] = c.b;
+      p.data[i + 3] = 255;
+    }
+  }
+  return PNG.sync.write(p);
+}
+
+const BLUE = parseColour('#1E90FF');
+const WHITE = { r: 255, g: 255, b: 255 };
+const BLACK = { r: 0, g: 0, b: 0 };
+
+describe('colours', () => {
+  test('#RRGGBB and RRGGBB', () => {
+    expect(parseColour('#1E90FF')).toEqual({ r: 0x1e, g: 0x90, b: 0xff });
+    expect(parseColour('ff8c00')).toEqual({ r: 0xff, g: 0x8c, b: 0x00 });
+  });
+  test.each(['', '#1E90F', '#1E90FFF', 'blue', '#GG90FF', 'rgb(30,144,255)'])('%j is refused, naming what was given', (s) => {
+    expect(() => parseColour(s)).toThrow(/expected #RRGGBB/);
+  });
+  test('an expectation: 40 % by default, or the share given', () => {
+    expect(parseScreenExpect('#1E90FF')).toEqual({ colour: BLUE, share: 0.4 });
+    expect(parseScreenExpect('#1E90FF@60')).toEqual({ colour: BLUE, share: 0.6 });
+    expect(parseScreenExpect('#1E90FF@12.5%').share).toBeCloseTo(0.125);
+    expect(screenLabel(parseScreenExpect('#1e90ff'))).toBe('screen #1E90FF ≥ 40 % (±8)');
+  });
+  test.each([['#1E90FF@0', /above 0 and at most 100/], ['#1E90FF@101', /above 0 and at most 100/], ['#1E90FF@', /expected #RRGGBB\[@PERCENT\]/], ['#1E90FF 40', /expected #RRGGBB\[@PERCENT\]/]])('%s is refused', (s, why) => {
+    expect(() => parseScreenExpect(s)).toThrow(why);
+  });
+});
+
+describe('what a screen shows', () => {
+  test('the share of the pixels near a colour: the top half of the page', () => {
+    const s = decodePng(png(40, 20, 10, BLUE, WHITE), 'half.png');
+    expect(colourShare(s, BLUE)).toBe(0.5);
+    const c = checkScreen(s, { colour: BLUE });
+    expect(c).toMatchObject({ passed: true, share: 0.5, width: 40, height: 20 });
+    expect(c.line).toBe('50 % of 40×20 pixels within ±8 of #1E90FF');
+  });
+  test('±8 on each channel counts, ±9 on any one does not', () => {
+    const near = { r: 0x1e + 8, g: 0x90 - 8, b: 0xff - 8 };
+    expect(colourShare(decodePng(png(4, 4, 4, near, WHITE), 'near.png'), BLUE)).toBe(1);
+    for (const off of [{ ...near, r: 0x1e + 9 }, { ...near, g: 0x90 - 9 }, { ...near, b: 0xff - 9 }]) {
+      expect(colourShare(decodePng(png(4, 4, 4, off, WHITE), 'off.png'), BLUE)).toBe(0);
+    }
+  });
+  test('a black screen, a console and a bar too big fail 40 %', () => {
+    expect(checkScreen(decodePng(png(10, 10, 10, BLACK, BLACK), 'black.png'), { colour: BLUE }).passed).toBe(false);
+    expect(checkScreen(decodePng(png(10, 10, 3, BLUE, WHITE), 'small.png'), { colour: BLUE }).passed).toBe(false);
+    expect(checkScreen(decodePng(png(10, 10, 4, BLUE, WHITE), 'enough.png'), { colour: BLUE }).passed).toBe(true);
+  });
+  test('the colours shown most, with their shares', () => {
+    const s = decodePng(png(10, 10, 7, BLACK, { r: 0xaa, g: 0xaa, b: 0xaa }), 'console.png');
+    expect(dominantColours(s)).toEqual([{ colour: '#000000', share: 0.7 }, { colour: '#AAAAAA', share: 0.3 }]);
+  });
+});
+
+describe('hostile or broken PNG files', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'screen-test-'));
+  test('not a PNG', () => {
+    expect(() => decodePng(Buffer.from('GIF89a...............................'), 'x.gif')).toThrow(/x\.gif: not a PNG file/);
+  });
+  test('a header claiming more pixels than a screen has is refused before decoding', () => {
+    const b = png(2, 2, 1, BLUE, WHITE);
+    b.writeUInt32BE(65535, 16);
+    b.writeUInt32BE(65535, 20);
+    expect(() => decodePng(b, 'huge.png')).toThrow(new RegExp(`huge\\.png: a 65535×65535 PNG; a screen has at most ${SCREEN_MAX_PIXELS} pixels`));
+  });
+  test('a cut-short PNG', () => {
+    const b = png(8, 8, 4, BLUE, WHITE);
+    expect(() => decodePng(b.subarray(0, b.length - 20), 'cut.png')).toThrow(/cut\.png: a broken PNG/);
+  });
+  test('a screenshot file that is a link is not followed', () => {
+    const real = join(dir, 'real.png');
+    writeFileSync(real, png(2, 2, 1, BLUE, WHITE));
+    symlinkSync(real, join(dir, 'link.png'));
+    expect(readScreen(real).width).toBe(2);
+    expect(() => readScreen(join(dir, 'link.png'))).toThrow(/link\.png: is a symbolic link/);
+    expect(() => readScreen(join(dir, 'missing.png'))).toThrow(/missing\.png: does not exist/);
+  });
+});
