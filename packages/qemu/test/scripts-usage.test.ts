@@ -36,7 +36,7 @@ test('--help of scenarios and reference-images ends with the header comment (no 
 /** Each script's usage errors: exit 2 and one line naming the option and what it needs, before any build or setup. */
 const USAGE: [string, string[], string][] = [
   ['scenarios', ['--json'], 'scenarios: --json needs a file'],
-  ['scenarios', ['--board'], 'scenarios: --board needs a board: pc-amd64, arm64-efi, arm64-uboot, robot-pc-amd64 or robot-arm64-uboot'],
+  ['scenarios', ['--board'], 'scenarios: --board needs a board: pc-amd64, arm64-efi, arm64-uboot, robot-pc-amd64, robot-arm64-uboot, kiosk-pc-amd64 or kiosk-arm64-efi'],
   ['scenarios', ['--work', '--build-only'], 'scenarios: --work needs a folder'],
   ['scenarios', ['--jobs'], 'scenarios: --jobs needs a number'],
   ['scenarios', ['--jobs', '0'], "scenarios: --jobs: expected a positive number, not '0'"],
@@ -44,15 +44,18 @@ const USAGE: [string, string[], string][] = [
   ['scenarios', ['--crash-at', 'half-way'], "scenarios: unknown crash point 'half-way' (crash points: mid-slot-write after-slot-write env-between-copies after-env try-before-commit)"],
   ['scenarios', ['--only'], 'scenarios: --only needs scenario names, comma-separated'],
   ['scenarios', ['--board', 'robot-pc-amd64', '--only', 'rollback,ota'], 'scenarios: ota runs on the reference boards (pc-amd64, arm64-efi, arm64-uboot), not robot-pc-amd64'],
+  ['scenarios', ['--board', 'kiosk-arm64-efi', '--only', 'update,ota-update'], 'scenarios: ota-update runs on the reference boards (pc-amd64, arm64-efi, arm64-uboot), not kiosk-arm64-efi'],
   ['scenarios', ['--only', 'upgrade'], "scenarios: unknown scenario 'upgrade' (scenarios: update rollback bad-signature bad-digest downgrade wrong-model aliased-manifest power-cut tamper ota ota-update)"],
-  ['scenarios', ['--board', 'riscv'], "scenarios: --board is pc-amd64, arm64-efi, arm64-uboot, robot-pc-amd64 or robot-arm64-uboot, not 'riscv'"],
+  ['scenarios', ['--board', 'riscv'], "scenarios: --board is pc-amd64, arm64-efi, arm64-uboot, robot-pc-amd64, robot-arm64-uboot, kiosk-pc-amd64 or kiosk-arm64-efi, not 'riscv'"],
+  ['scenarios', ['--board', 'kiosk-arm64-uboot'], "scenarios: --board is pc-amd64, arm64-efi, arm64-uboot, robot-pc-amd64, robot-arm64-uboot, kiosk-pc-amd64 or kiosk-arm64-efi, not 'kiosk-arm64-uboot'"],
   ['demo', ['--board'], 'demo: --board needs a board: pc-amd64, arm64-efi or arm64-uboot'],
   ['demo', ['--board', 'riscv'], "demo: --board is pc-amd64, arm64-efi or arm64-uboot, not 'riscv'"],
   ['demo', ['--fast'], 'demo: unknown option --fast (try --help)'],
   ['demo', ['--product', 'drone'], "demo: --product is kiosk or robot, not 'drone'"],
   ['demo', ['--product', 'robot', '--board', 'arm64-efi'], 'demo: the robot is built for pc-amd64 and arm64-uboot, not arm64-efi'],
   ['reference-images', ['--out'], 'reference-images: --out needs a folder'],
-  ['reference-images', ['riscv'], 'reference-images: unknown board or option: riscv (boards: pc-amd64 arm64-efi arm64-uboot, the robot on robot-pc-amd64 robot-arm64-uboot, and their twins BOARD-dangerous)'],
+  ['reference-images', ['riscv'], 'reference-images: unknown board or option: riscv (boards: pc-amd64 arm64-efi arm64-uboot, the robot on robot-pc-amd64 robot-arm64-uboot, the kiosk on kiosk-pc-amd64 kiosk-arm64-efi, and their twins BOARD-dangerous)'],
+  ['reference-images', ['kiosk-arm64-uboot'], 'reference-images: unknown board or option: kiosk-arm64-uboot (boards: pc-amd64 arm64-efi arm64-uboot, the robot on robot-pc-amd64 robot-arm64-uboot, the kiosk on kiosk-pc-amd64 kiosk-arm64-efi, and their twins BOARD-dangerous)'],
   ['bench', ['nope'], "bench: unknown section 'nope' (sections: assertions boot compose resolve robot update)"],
 ];
 test('bundles/build OUT NAME of a folder that is not a bundle: exit 2 before building anything', () => {

@@ -1,0 +1,39 @@
+# kiosk-page's shared shell functions (sourced by bin/*): POSIX sh, busybox or dash.
+# KIOSK_FB_SYS, KIOSK_MODEL, KIOSK_PORT: tests only (the device's paths and port by default).
+FB_SYS=${KIOSK_FB_SYS:-/sys/class/graphics/fb0}
+MODEL_ASSERT=${KIOSK_MODEL:-/run/edgeimage/slot/model.assert}
+PORT=${KIOSK_PORT:-8080}
+URL=http://127.0.0.1:$PORT/
+VERSION=${SNAP_VERSION:-unknown}
+
+# model_revision: the revision header of the running slot's model assertion (none: 0, as the
+# agent's edge-update reads it), or "unknown" when the file cannot be read
+model_revision() {
+  [ -r "$MODEL_ASSERT" ] || { echo unknown; return; }
+  r=$(sed -n '/^$/q; s/^revision: //p' "$MODEL_ASSERT" | head -n 1)
+  case "$r" in '') echo 0 ;; *[!0-9]*) echo unknown ;; *) echo "$r" ;; esac
+}
+
+# fb_geometry SECONDS: sets FB_W FB_H FB_BPP from the framebuffer's sysfs, waiting up to SECONDS
+# for it (the display driver may load after the services start); returns 1 without one
+fb_geometry() {
+  i=0
+  while [ ! -r "$FB_SYS/virtual_size" ]; do
+    [ "$i" -lt "$(($1 * 2))" ] || return 1
+    sleep 0.5
+    i=$((i + 1))
+  done
+  size=$(head -c 64 "$FB_SYS/virtual_size")
+  FB_W=${size%%,*}
+  FB_H=${size#*,}
+  FB_BPP=$(head -c 16 "$FB_SYS/bits_per_pixel" 2>/dev/null)
+  case "$FB_W$FB_H" in ''|*[!0-9]*) return 1 ;; esac
+  case "$FB_BPP" in 8|16|24|32) ;; *) FB_BPP=32 ;; esac
+  [ "$FB_W" -gt 0 ] && [ "$FB_H" -gt 0 ]
+}
+
+# page_answers: the page answers on 127.0.0.1 within 3 s and is kiosk-page's (coreutils' timeout:
+# Debian bookworm's busybox 1.35 wget crashes on its own -T)
+page_answers() {
+  timeout 3 busybox wget -q -O - "$URL" 2>/dev/null | grep -q 'name="generator" content="kiosk-page'
+}
