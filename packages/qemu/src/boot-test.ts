@@ -15,7 +15,7 @@ import { ARCHES, FIRMWARE_DIR_ENV, QEMU_BINARY, qemuCommand, resolveFirmware, ty
 import { DEFAULT_FAILURES, QemuSession, type ConsoleLine, type FailurePattern } from './session.js';
 import { checkForwards, checkHttpUrl, httpLabel, pollHttp, portsInUse, type HttpExpect, type PortForward } from './http-expect.js';
 import { QmpClient } from './qmp.js';
-import { checkScreen, describeColours, dominantColours, hexColour, readScreen, screendump, screenLabel, type ScreenExpect } from './screen.js';
+import { checkScreen, describeColours, dominantColours, hexColour, placeCopy, readScreen, saveScreendump, screendump, screenLabel, type ScreenExpect } from './screen.js';
 
 // The host tools' fixed environment: nothing of the build's own (EDGEIMAGE_KEY_PASSPHRASE) reaches a child.
 const run = (cmd: string, args: readonly string[]) => promisify(execFile)(cmd, [...args], { env: toolEnv() });
@@ -483,7 +483,11 @@ async function expectScreens(session: QemuSession, qmp: Promise<QmpClient>, list
           break;
         }
         if (performance.now() + SCREEN_INTERVAL_MS >= deadline) {
-          await run('cp', [scratch, keepLast]).catch(() => undefined);
+          try {
+            placeCopy(scratch, keepLast);
+          } catch {
+            /* the error below still says what the screen showed */
+          }
           throw new BootTestError('ERR_SCREEN_EXPECT', `the screen never showed ${screenLabel(e)} in ${(at - started).toFixed(0)} s of looking: the last screendump (at ${at.toFixed(1)} s) had ${c.line}; it showed mostly ${describeColours(dominantColours(screen))} (kept as ${keepLast})`, { share: c.share, screenshot: keepLast, tail: session.tail() });
         }
         await pause(SCREEN_INTERVAL_MS, signal);
@@ -693,7 +697,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
   let shotError: BootTestError | undefined;
   const takeShot = (seconds: number) => {
     const file = opts.screenshot!.file;
-    shot = qmp!.then((c) => screendump(c, file)).then(() => ({ file, seconds }));
+    shot = qmp!.then((c) => saveScreendump(c, work, file)).then(() => ({ file, seconds }));
     shot.catch((e: unknown) => (shotError = e instanceof BootTestError ? e : new BootTestError('ERR_SCREENSHOT', `the screenshot ${file} could not be taken: ${(e as Error).message}`, { file })));
   };
   const after = opts.screenshot?.after ? new RegExp(opts.screenshot.after.source, opts.screenshot.after.flags.replace(/[gy]/g, '')) : undefined;

@@ -9,7 +9,7 @@ export { QemuSession, DEFAULT_FAILURES, cleanLine, formatLine, type ConsoleLine,
 export { bootTest, assertBooted, parseDiskSize, HEALTHY, SECURE_BOOT_ENABLED, NO_BOOTABLE_DEVICE, secureBootRefusal, watchBoots, bootBanner, BOOT_BANNERS, MAX_REBOOTS, SCREEN_INTERVAL_MS, type BootTestOptions, type BootTestResult, type DirectBoot, type MarkerResult, type BootRecord, type BootBanner, type WatchSpec, type WatchState } from './boot-test.js';
 export { parseForward, parseHttpExpect, checkForwards, checkHttpUrl, httpLabel, pollHttp, portsInUse, HTTP_MAX_BODY_BYTES, HTTP_REQUEST_TIMEOUT_MS, HTTP_INTERVAL_MS, type PortForward, type HttpExpect, type HttpAnswer, type HttpPollOptions } from './http-expect.js';
 export { QmpClient, QMP_MAX_LINE_BYTES } from './qmp.js';
-export { parseColour, parseScreenExpect, hexColour, decodePng, readScreen, colourShare, dominantColours, describeColours, checkScreen, screendump, screenLabel, DEFAULT_SCREEN_SHARE, DEFAULT_SCREEN_TOLERANCE, SCREEN_MAX_PIXELS, type Rgb, type Screen, type ScreenExpect, type ScreenCheck } from './screen.js';
+export { parseColour, parseScreenExpect, hexColour, decodePng, readScreen, colourShare, dominantColours, describeColours, checkScreen, screendump, saveScreendump, screenLabel, DEFAULT_SCREEN_SHARE, DEFAULT_SCREEN_TOLERANCE, SCREEN_MAX_PIXELS, type Rgb, type Screen, type ScreenExpect, type ScreenCheck } from './screen.js';
 export { jsonReport, junitReport, scenarioReport } from './report.js';
 export { ubootEnvFlash } from './uboot-env.js';
 export { runScenario } from './scenario.js';

@@ -1,9 +1,9 @@
 import { describe, expect, test } from '@jest/globals';
-import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import { checkScreen, colourShare, decodePng, dominantColours, parseColour, parseScreenExpect, readScreen, screenLabel, SCREEN_MAX_PIXELS, type Rgb } from './screen.js';
+import { placeCopy, checkScreen, colourShare, decodePng, dominantColours, parseColour, parseScreenExpect, readScreen, screenLabel, SCREEN_MAX_PIXELS, type Rgb } from './screen.js';
 
 /** A PNG of `w`×`h` whose first `top` rows are `a` and the rest `b`. */
 function png(w: number, h: number, top: number, a: Rgb, b: Rgb): Buffer {
@@ -92,5 +92,18 @@ describe('hostile or broken PNG files', () => {
     expect(readScreen(real).width).toBe(2);
     expect(() => readScreen(join(dir, 'link.png'))).toThrow(/link\.png: is a symbolic link/);
     expect(() => readScreen(join(dir, 'missing.png'))).toThrow(/missing\.png: does not exist/);
+  });
+  test('a screenshot placed where a link was replaces the link, and writes nothing through it', () => {
+    const victim = join(dir, 'victim.txt');
+    writeFileSync(victim, 'keep me');
+    const dest = join(dir, 'shot.png');
+    symlinkSync(victim, dest);
+    const src = join(dir, 'src.png');
+    writeFileSync(src, png(2, 2, 1, BLUE, WHITE));
+    placeCopy(src, dest);
+    expect(readFileSync(victim, 'utf8')).toBe('keep me');
+    expect(lstatSync(dest).isFile()).toBe(true);
+    expect(readScreen(dest).width).toBe(2);
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });
 });

@@ -1,4 +1,5 @@
-import { renameSync, rmSync } from 'node:fs';
+import { constants, copyFileSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { readRegularFile } from '@edgeimage/assertions';
 import { BootTestError } from './errors.js';
@@ -143,13 +144,42 @@ export function checkScreen(screen: Screen, e: ScreenExpect): ScreenCheck {
 
 /**
  * The guest's display as a PNG at `file`, through QMP `screendump`: QEMU writes a file beside it,
- * renamed into place once whole, so `file` is never a half-written image.
+ * renamed into place once whole, so `file` is never a half-written image. QEMU opens the path as it
+ * is (a link in the folder would be followed): `file` belongs in a folder of our own; a file for
+ * the user is {@link saveScreendump}'s.
  */
 export async function screendump(qmp: QmpClient, file: string): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
   try {
     await qmp.execute('screendump', { filename: tmp, format: 'png' });
     renameSync(tmp, file);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+let saved = 0;
+
+/**
+ * A screendump into `privateDir` (ours, 0700), then its bytes into a new file beside `dest`
+ * (created exclusively: never through a link someone left there) renamed over `dest`.
+ */
+export async function saveScreendump(qmp: QmpClient, privateDir: string, dest: string): Promise<void> {
+  const scratch = join(privateDir, `shot-${++saved}.png`);
+  try {
+    await screendump(qmp, scratch);
+    placeCopy(scratch, dest);
+  } finally {
+    rmSync(scratch, { force: true });
+  }
+}
+
+/** `src`'s bytes at `dest`: a new file beside it (exclusive: no link followed), renamed over it. */
+export function placeCopy(src: string, dest: string): void {
+  const tmp = `${dest}.tmp-${process.pid}-${++saved}`;
+  try {
+    copyFileSync(src, tmp, constants.COPYFILE_EXCL);
+    renameSync(tmp, dest);
   } finally {
     rmSync(tmp, { force: true });
   }
