@@ -1,0 +1,191 @@
+/**
+ * The reference kiosk's app bundle (bundles/kiosk-page), its scripts run for real with the host's
+ * busybox (httpd, wget) on a free port of 127.0.0.1, with the environment the device gives them
+ * (SNAP, SNAP_DATA, SNAP_VERSION, EDGE_GRADE) and the device's files faked (the framebuffer's
+ * sysfs, the slot's model assertion, /proc/cmdline, /run): the page generated from the template
+ * (the colour of page/colour over the top half of the screen in px, the model's revision, the
+ * version), served and checked; the launcher's lines (showing, start K, memory), its starts
+ * counted, its browser (a stand-in named netsurf-fb) watched by the health command, the
+ * kiosk.crash-once hook taken on grade dangerous and ignored on grade signed. NetSurf itself and
+ * SDL's fbcon run only under QEMU (boot-test --expect-screen).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { requires } from '@edgeimage/testkit/skips';
+
+const BUNDLE = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bundles/kiosk-page');
+const missingBusybox = spawnSync('busybox', ['--list'], { encoding: 'utf8' }).stdout?.split('\n').filter((a) => a === 'httpd' || a === 'wget').length === 2 ? undefined : 'busybox with httpd and wget is not installed';
+const { describe: bbDescribe } = requires(missingBusybox);
+
+interface Proc {
+  child: ChildProcess;
+  out: string[];
+  exited: Promise<number | null>;
+  line(re: RegExp, ms?: number): Promise<string>;
+}
+const procs: Proc[] = [];
+let dir: string;
+
+function run(prog: string, env: Record<string, string>): Proc {
+  const child = spawn(join(BUNDLE, 'bin', prog), [], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', SNAP: BUNDLE, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const out: string[] = [];
+  const waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
+  let partial = '';
+  const add = (b: Buffer) => {
+    const parts = (partial + b.toString('utf8')).split('\n');
+    partial = parts.pop()!;
+    for (const l of parts) {
+      out.push(l);
+      for (const w of waiters.filter((x) => x.re.test(l))) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(l);
+      }
+    }
+  };
+  child.stdout!.on('data', add);
+  child.stderr!.on('data', add);
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const p: Proc = {
+    child,
+    out,
+    exited,
+    line: (re, ms = 10_000) =>
+      new Promise((resolveLine, reject) => {
+        const seen = out.find((l) => re.test(l));
+        if (seen !== undefined) return resolveLine(seen);
+        const t = setTimeout(() => reject(new Error(`no line matching ${re} in ${ms} ms; output:\n${out.join('\n')}`)), ms);
+        waiters.push({ re, resolve: (l) => (clearTimeout(t), resolveLine(l)) });
+      }),
+  };
+  procs.push(p);
+  return p;
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** The device's files, faked under the test's folder: a 1280x800 framebuffer, a model at revision 7. */
+function device(revision: string | null = '7') {
+  const fb = join(dir, 'fb');
+  mkdirSync(fb, { recursive: true });
+  writeFileSync(join(fb, 'virtual_size'), '1280,800\n');
+  writeFileSync(join(fb, 'bits_per_pixel'), '32\n');
+  const model = join(dir, 'model.assert');
+  writeFileSync(model, `type: model\nauthority-id: example-brand\nmodel: kiosk-pc-amd64\n${revision === null ? '' : `revision: ${revision}\n`}timestamp: 2026-11-01T00:00:00Z\n\nrevision: 99\n`);
+  // a stand-in for the browser: its comm is netsurf-fb (the health command looks for netsurf*)
+  const bin = join(dir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  const browser = join(bin, 'netsurf-fb');
+  writeFileSync(browser, '#!/bin/sh\necho "stand-in browser: $*"\nwhile :; do sleep 1; done\n');
+  chmodSync(browser, 0o755);
+  const cmdline = join(dir, 'cmdline');
+  writeFileSync(cmdline, 'console=ttyS0 edgeimage.slot=a panic=5\n');
+  return { KIOSK_FB_SYS: fb, KIOSK_MODEL: model, KIOSK_BROWSER: browser, KIOSK_CMDLINE: cmdline, KIOSK_RUN: join(dir, 'run'), SNAP_DATA: join(dir, 'data'), SNAP_VERSION: '1.0' };
+}
+
+beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'edgeimage-kiosk-')); });
+afterEach(async () => {
+  for (const p of procs.splice(0)) {
+    // the whole group: the launcher's helpers and the stand-in browser too
+    try { process.kill(-p.child.pid!, 'SIGKILL'); } catch { /* gone */ }
+    await p.exited;
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+bbDescribe('kiosk-page (bundles/kiosk-page, run with the host busybox)', () => {
+  test('the server generates the page (colour over the top half in px, revision, version) and serves it; check-server ok', async () => {
+    const port = String(await freePort());
+    const env = { ...device(), KIOSK_PORT: port };
+    const server = run('server', env);
+    expect(await server.line(/^kiosk-server:/)).toBe(`kiosk-server: kiosk-page 1.0 serving http://127.0.0.1:${port}/ from ${join(dir, 'data')}/www (model revision 7, colour #1E90FF, screen 1280x800)`);
+    const page = readFileSync(join(dir, 'data/www/index.html'), 'utf8');
+    expect(page).toContain('#top { height: 400px; margin: 0; background: #1E90FF; }');
+    expect(page).toContain('<p id="revision">revision 7</p>');
+    expect(page).toContain('<p id="version">kiosk-page 1.0</p>');
+    expect(page).not.toMatch(/@[A-Z]+@/);
+    let check = spawnSync(join(BUNDLE, 'bin/check-server'), { env: { PATH: process.env['PATH'], SNAP: BUNDLE, ...env }, encoding: 'utf8' });
+    for (let i = 0; i < 20 && check.status !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      check = spawnSync(join(BUNDLE, 'bin/check-server'), { env: { PATH: process.env['PATH'], SNAP: BUNDLE, ...env }, encoding: 'utf8' });
+    }
+    expect([check.status, check.stdout.trim()]).toEqual([0, `kiosk-page check-server: ok (http://127.0.0.1:${port}/, kiosk-page 1.0)`]);
+    const served = spawnSync('busybox', ['wget', '-q', '-O', '-', `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
+    expect(served.stdout).toBe(page);
+  });
+
+  test('a model without a revision header is revision 0; an unreadable one "unknown"', async () => {
+    const env = { ...device(null), KIOSK_PORT: String(await freePort()) };
+    expect(await run('server', env).line(/^kiosk-server:/)).toMatch(/\(model revision 0, colour #1E90FF, screen 1280x800\)$/);
+    const env2 = { ...env, KIOSK_MODEL: join(dir, 'no-such-model'), SNAP_DATA: join(dir, 'data2'), KIOSK_PORT: String(await freePort()) };
+    expect(await run('server', env2).line(/^kiosk-server:/)).toMatch(/\(model revision unknown, /);
+  });
+
+  test('the page colour is a build input: a copy of the bundle with #FF8C00 in page/colour serves that colour; a bad colour is refused', async () => {
+    const copy = join(dir, 'bundle');
+    spawnSync('cp', ['-a', BUNDLE, copy]);
+    writeFileSync(join(copy, 'page/colour'), '#FF8C00\n');
+    const env = { ...device(), KIOSK_PORT: String(await freePort()), SNAP: copy };
+    expect(await run('server', env).line(/^kiosk-server:/)).toContain('colour #FF8C00');
+    expect(readFileSync(join(dir, 'data/www/index.html'), 'utf8')).toContain('background: #FF8C00;');
+    writeFileSync(join(copy, 'page/colour'), 'blue\n');
+    const bad = run('server', { ...env, KIOSK_PORT: String(await freePort()) });
+    expect(await bad.exited).toBe(1);
+    expect(bad.out).toEqual([`kiosk-server: ${copy}/page/colour: expected #RRGGBB, found 'blue'`]);
+  });
+
+  test('the launcher waits for the server, runs the browser full screen, counts its starts; the health command sees it; its exit is said', async () => {
+    const port = String(await freePort());
+    const env = { ...device(), KIOSK_PORT: port, KIOSK_MEMORY_AFTER: '1', KIOSK_VERBOSE: '' };
+    const browser = run('browser', env);
+    await browser.line(/^kiosk-browser: waiting for the page server/);
+    run('server', env);
+    expect(await browser.line(/^kiosk-browser: showing/)).toBe(`kiosk-browser: showing http://127.0.0.1:${port}/ (kiosk-page 1.0, model revision 7, start 1)`);
+    expect(await browser.line(/^kiosk-browser: memory:/)).toMatch(/^kiosk-browser: memory: browser \d+ MiB \(VmHWM\), system used \d+ MiB of \d+ MiB$/);
+    const log = readFileSync(join(dir, 'run/browser.log'), 'utf8');
+    expect(log).toBe(`stand-in browser: --fb_toolbar_layout=q --fb_toolbar_size=0 --fb_furniture_size=0 --window_width=1280 --window_height=800 -f sdl -w 1280 -h 800 -b 32 http://127.0.0.1:${port}/\n`);
+    const pid = Number(readFileSync(join(dir, 'run/browser.pid'), 'utf8'));
+    const check = spawnSync(join(BUNDLE, 'bin/check'), { env: { PATH: process.env['PATH'], SNAP: BUNDLE, ...env }, encoding: 'utf8' });
+    expect([check.status, check.stdout.trim()]).toEqual([0, `kiosk-page check: ok (browser pid ${pid}, page on http://127.0.0.1:${port}/, kiosk-page 1.0)`]);
+    process.kill(pid, 'SIGKILL');
+    expect(await browser.exited).toBe(1);
+    expect(browser.out).toContain('kiosk-browser: the browser exited with status 137 (start 1); the last lines of ' + join(dir, 'run/browser.log') + ':');
+    const dead = spawnSync(join(BUNDLE, 'bin/check'), { env: { PATH: process.env['PATH'], SNAP: BUNDLE, ...env }, encoding: 'utf8' });
+    expect([dead.status, dead.stderr.trim()]).toEqual([1, `kiosk-page check: no browser started (no ${join(dir, 'run')}/browser.pid)`]);
+    // its supervisor's restart: start 2 of this boot
+    const again = run('browser', env);
+    expect(await again.line(/^kiosk-browser: showing/)).toMatch(/, start 2\)$/);
+  });
+
+  test('kiosk.crash-once: the browser SIGKILLed once on grade dangerous (start 1 only), ignored on grade signed', async () => {
+    const port = String(await freePort());
+    const base = device();
+    writeFileSync(base.KIOSK_CMDLINE, 'console=ttyS0 edgeimage.slot=a kiosk.crash-once panic=5\n');
+    const env = { ...base, KIOSK_PORT: port, KIOSK_CRASH_AFTER: '1', KIOSK_MEMORY_AFTER: '60', KIOSK_VERBOSE: '' };
+    run('server', env);
+    const signed = run('browser', { ...env, EDGE_GRADE: 'signed' });
+    expect(await signed.line(/test hook/)).toBe('kiosk-browser: test hook kiosk.crash-once ignored: a test hook of grade dangerous images, this one is grade signed');
+    process.kill(-signed.child.pid!, 'SIGKILL');
+    await signed.exited;
+    rmSync(join(dir, 'run'), { recursive: true, force: true });
+    const dangerous = run('browser', { ...env, EDGE_GRADE: 'dangerous' });
+    expect(await dangerous.line(/test hook/, 15_000)).toBe('kiosk-browser: test hook: killing the browser (start 1)');
+    expect(await dangerous.exited).toBe(1);
+    expect(dangerous.out).toContain(`kiosk-browser: the browser exited with status 137 (start 1); the last lines of ${join(dir, 'run/browser.log')}:`);
+    // start 2: no hook any more
+    const second = run('browser', { ...env, EDGE_GRADE: 'dangerous' });
+    await second.line(/start 2\)$/);
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(second.out.filter((l) => /test hook/.test(l))).toEqual([]);
+  }, 30_000);
+});
