@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bootTest, parseDiskSize, type BootTestOptions, type BootTestResult } from './boot-test.js';
@@ -112,6 +112,25 @@ describe('refusals before QEMU starts', () => {
     expect((await refused({ image: images.amd64Gpt, expectHttp: [{ url: 'http://127.0.0.1:18081/' }] })).message).toMatch(/port 18081 is not a forwarded host port \(no forwards\)/);
     expect((await refused({ image: images.amd64Gpt, forwards: [{ host: 18080, guest: 8080 }], expectHttp: [{ url: 'http://10.0.2.15:18080/' }] })).message).toMatch(/only http:\/\/127\.0\.0\.1:PORT/);
     expect((await refused({ image: images.amd64Gpt, forwards: [{ host: 18080, guest: 8080 }], expectHttp: [{ url: 'http://127.0.0.1:18080/' }], expectPowerOff: true })).message).toMatch(/HTTP expectations need the guest up/);
+  }, SLOW);
+
+  test('the screen: a screenshot at the end of a boot that powers off, a screen expectation out of range, a screenshot without the display or into a link', async () => {
+    const sdir = mkdtempSync(join(tmpdir(), 'edgeimage-shots-'));
+    const shot = join(sdir, 'end.png');
+    const off = await refused({ image: images.amd64Gpt, screenshot: { file: shot }, expectPowerOff: true });
+    expect([off.code, off.message]).toEqual(['ERR_USAGE', 'a screenshot at the end of the boot needs the guest up: with untilExit or expectPowerOff only with a console line to take it at (screenshot.after)']);
+    expect((await refused({ image: images.amd64Gpt, screenshot: { file: shot }, untilExit: true })).code).toBe('ERR_USAGE');
+    const blue = { r: 0x1e, g: 0x90, b: 0xff };
+    expect((await refused({ image: images.amd64Gpt, expectScreen: [{ colour: blue, share: 40 }] })).message).toBe('expectScreen: share is a fraction above 0 and at most 1 (0.4 is 40 %), found 40');
+    expect((await refused({ image: images.amd64Gpt, expectScreen: [{ colour: blue, share: 0 }] })).message).toMatch(/share is a fraction above 0/);
+    expect((await refused({ image: images.amd64Gpt, expectScreen: [{ colour: { r: 300, g: 0, b: 0 } }] })).message).toBe('expectScreen: a colour is three whole numbers 0-255 (r, g, b), found {"r":300,"g":0,"b":0}');
+    expect((await refused({ image: images.amd64Gpt, expectScreen: [{ colour: blue, tolerance: -1 }] })).message).toBe('expectScreen: tolerance is a whole number 0-255, found -1');
+    expect((await refused({ image: images.amd64Gpt, screenshot: { file: shot }, display: false })).message).toBe('a screenshot needs the display: not with display false');
+    const link = join(sdir, 'link.png');
+    symlinkSync(join(sdir, 'nowhere.png'), link);
+    expect((await refused({ image: images.amd64Gpt, screenshot: { file: link } })).message).toBe(`screenshot ${link}: is a symbolic link (not followed, not replaced): give another path`);
+    expect((await refused({ image: images.amd64Gpt, screenshot: { file: join(sdir, 'shot.jpg') } })).message).toMatch(/the file is a PNG: name it FILE\.png/);
+    rmSync(sdir, { recursive: true, force: true });
   }, SLOW);
 });
 

@@ -421,6 +421,14 @@ async function whileWatching<T>(session: QemuSession, failOn: readonly FailurePa
   })();
   try {
     return await work(stop.signal);
+  } catch (e) {
+    // the work's own error may be a consequence of what the watcher sees (QMP's socket closes as
+    // QEMU exits; the exit status lags the exit by up to a second): the cause is the better error
+    if (!stop.signal.aborted && e instanceof BootTestError && e.code === 'ERR_QMP') {
+      const until = performance.now() + 1500;
+      while (!stop.signal.aborted && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
+    }
+    throw stop.signal.aborted ? stop.signal.reason : e;
   } finally {
     watching = false;
     await watcher;
@@ -474,8 +482,17 @@ async function expectScreens(session: QemuSession, qmp: Promise<QmpClient>, list
       const started = session.elapsed();
       for (;;) {
         if (signal.aborted) throw signal.reason;
-        const at = session.elapsed();
-        await screendump(client, scratch);
+        let at = session.elapsed();
+        try {
+          await screendump(client, scratch, () => (at = session.elapsed()));
+        } catch (err) {
+          // a console without a surface yet (a mode switch, a device reset) is no frame yet; a
+          // closed connection or a QEMU that cannot write PNG is the end
+          if (!(err instanceof BootTestError) || err.context['qmpClass'] !== 'GenericError' || /PNG screendumps/.test(err.message)) throw err;
+          if (performance.now() + SCREEN_INTERVAL_MS >= deadline) throw new BootTestError('ERR_SCREEN_EXPECT', `the screen never showed ${screenLabel(e)}: QEMU could not take a screendump until the end (${err.message})`, { tail: session.tail() });
+          await pause(SCREEN_INTERVAL_MS, signal);
+          continue;
+        }
         const screen = readScreen(scratch);
         const c = checkScreen(screen, e);
         if (c.passed) {
@@ -483,12 +500,14 @@ async function expectScreens(session: QemuSession, qmp: Promise<QmpClient>, list
           break;
         }
         if (performance.now() + SCREEN_INTERVAL_MS >= deadline) {
+          let kept: string;
           try {
             placeCopy(scratch, keepLast);
-          } catch {
-            /* the error below still says what the screen showed */
+            kept = `kept as ${keepLast}`;
+          } catch (err) {
+            kept = `it could not be kept as ${keepLast}: ${(err as Error).message}`;
           }
-          throw new BootTestError('ERR_SCREEN_EXPECT', `the screen never showed ${screenLabel(e)} in ${(at - started).toFixed(0)} s of looking: the last screendump (at ${at.toFixed(1)} s) had ${c.line}; it showed mostly ${describeColours(dominantColours(screen))} (kept as ${keepLast})`, { share: c.share, screenshot: keepLast, tail: session.tail() });
+          throw new BootTestError('ERR_SCREEN_EXPECT', `the screen never showed ${screenLabel(e)} in ${(at - started).toFixed(0)} s of looking: the last screendump (at ${at.toFixed(1)} s) had ${c.line}; it showed mostly ${describeColours(dominantColours(screen))} (${kept})`, { share: c.share, ...(kept.startsWith('kept') ? { screenshot: keepLast } : {}), tail: session.tail() });
         }
         await pause(SCREEN_INTERVAL_MS, signal);
       }
@@ -639,7 +658,12 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
   const wantsScreen = opts.screenshot !== undefined || screenList.length > 0;
   if (wantsScreen && opts.display === false) throw new BootTestError('ERR_USAGE', `${opts.screenshot ? 'a screenshot' : 'a screen expectation'} needs the display: not with display false`);
   const display = opts.display ?? wantsScreen;
-  if (opts.screenshot) checkScreenshotPath(opts.screenshot.file);
+  if (opts.screenshot) {
+    checkScreenshotPath(opts.screenshot.file);
+    // after QEMU exited there is no screen to take: only a line seen while it ran can say when
+    if (!opts.screenshot.after && (opts.untilExit || opts.expectPowerOff)) throw new BootTestError('ERR_USAGE', 'a screenshot at the end of the boot needs the guest up: with untilExit or expectPowerOff only with a console line to take it at (screenshot.after)');
+  }
+  for (const e of screenList) checkScreenExpect(e);
   if (direct) {
     mustExist(direct.kernel, 'kernel');
     if (direct.initrd !== undefined) mustExist(direct.initrd, 'initrd');
@@ -689,21 +713,22 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
   let slot: 'a' | 'b' | undefined;
   let command = { binary: q.binary, args: [] as string[] };
   const expected = [...expectList.map((p) => p.source), ...httpList.map(httpLabel), ...screenList.map(screenLabel)];
-  // QMP only when the screen is looked at. Its socket's path must fit sun_path (108 bytes).
-  const qmpDir = wantsScreen ? (join(work, 'qmp.sock').length < 100 ? work : mkdtempSync(join('/tmp', 'eiq-'))) : undefined;
-  const qmpSocket = qmpDir !== undefined ? join(qmpDir, 'qmp.sock') : undefined;
+  // QMP only when the screen is looked at; its socket's path must fit sun_path (108 bytes), else
+  // a short folder of /tmp's
+  let qmpDir: string | undefined;
+  let qmpSocket: string | undefined;
   let qmp: Promise<QmpClient> | undefined;
   let shot: Promise<{ file: string; seconds: number }> | undefined;
   let shotError: BootTestError | undefined;
-  const takeShot = (seconds: number) => {
+  const takeShot = () => {
     const file = opts.screenshot!.file;
-    shot = qmp!.then((c) => saveScreendump(c, work, file)).then(() => ({ file, seconds }));
-    shot.catch((e: unknown) => (shotError = e instanceof BootTestError ? e : new BootTestError('ERR_SCREENSHOT', `the screenshot ${file} could not be taken: ${(e as Error).message}`, { file })));
+    shot = qmp!.then((c) => saveScreendump(c, work, file, () => session!.elapsed())).then((seconds) => ({ file, seconds }));
+    shot.catch((e: unknown) => (shotError = new BootTestError('ERR_SCREENSHOT', `the screenshot ${file} could not be taken: ${(e as Error).message}`, { file, cause: e instanceof BootTestError ? e.code : undefined })));
   };
   const after = opts.screenshot?.after ? new RegExp(opts.screenshot.after.source, opts.screenshot.after.flags.replace(/[gy]/g, '')) : undefined;
   const onLine = after
     ? (l: ConsoleLine) => {
-        if (!shot && after.test(l.text)) takeShot(l.seconds);
+        if (!shot && qmp && after.test(l.text)) takeShot();
         opts.onLine?.(l);
       }
     : opts.onLine;
@@ -711,13 +736,19 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
   const finishShot = async (): Promise<{ screenshot?: { file: string; seconds: number } }> => {
     if (!opts.screenshot) return {};
     const missed = after !== undefined && !shot;
-    if (!shot) takeShot(session!.elapsed());
+    if (missed && session!.exitStatus) throw new BootTestError('ERR_SCREENSHOT_MARKER', `no console line matched the screenshot's ${after} while QEMU ran: no screenshot was taken`, { tail: session!.tail() });
+    if (!shot) takeShot();
     const taken = await shot!.catch(() => undefined);
     if (shotError) throw shotError;
     if (missed) throw new BootTestError('ERR_SCREENSHOT_MARKER', `no console line matched the screenshot's ${after} before the boot ended; the screenshot ${taken!.file} was taken at its end (${taken!.seconds.toFixed(1)} s) instead`, { file: taken!.file, tail: session!.tail() });
     return { screenshot: taken! };
   };
+  const qmpGiveUp = new AbortController();
   try {
+    if (wantsScreen) {
+      qmpDir = Buffer.byteLength(join(work, 'qmp.sock')) < 100 ? work : mkdtempSync(join('/tmp', 'eiq-'));
+      qmpSocket = join(qmpDir, 'qmp.sock');
+    }
     let disk = opts.image;
     if (disk !== undefined && !opts.inPlace) {
       const copy = join(work, basename(disk));
@@ -763,7 +794,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
     session = QemuSession.start(cmd, { log, signal: opts.signal, onLine });
     const deadline = performance.now() + timeoutMs;
     if (qmpSocket !== undefined) {
-      qmp = QmpClient.connect(qmpSocket, 15_000);
+      qmp = QmpClient.connect(qmpSocket, 15_000, qmpGiveUp.signal);
       qmp.catch(() => undefined);
     }
     const scratch = join(work, 'screen.png');
@@ -802,7 +833,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
     // what the screen showed when the boot failed (QEMU still up), best effort
     let screenshot: { screenshot?: { file: string; seconds: number } } = {};
     if (opts.screenshot && !session.exitStatus && err.code !== 'ERR_ABORTED') {
-      if (!shot) takeShot(session.elapsed());
+      if (!shot && qmp) takeShot();
       const taken = await shot!.catch(() => undefined);
       if (taken) screenshot = { screenshot: taken };
     } else if (shot) {
@@ -811,6 +842,7 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
     }
     return { ...screenshot, passed: false, slot: watch ? watched.slot : slot, markers, expected, log, reason, code: err.code, tail, error: err, arch, firmware, image: opts.image, command, seconds: session.elapsed(), ...boots, ...tampered };
   } finally {
+    qmpGiveUp.abort();
     if (qmp) void qmp.then((c) => c.close(), () => undefined);
     await session?.kill();
     rmSync(work, { recursive: true, force: true });
@@ -818,12 +850,35 @@ export async function bootTest(opts: BootTestOptions): Promise<BootTestResult> {
   }
 }
 
-/** A screenshot goes into an existing folder, as a new file or over a regular one (never through a link). */
-function checkScreenshotPath(file: string): void {
+/**
+ * A screenshot goes into an existing folder we may write, as a new file or over a regular one; a
+ * link there (dangling or not) is refused, so no boot ends writing where a link pointed.
+ */
+export function checkScreenshotPath(file: string): void {
   if (!file.toLowerCase().endsWith('.png')) throw new BootTestError('ERR_USAGE', `screenshot ${file}: the file is a PNG: name it FILE.png`, { file });
   const dir = dirname(file) || '.';
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new BootTestError('ERR_USAGE', `screenshot ${file}: the folder ${dir} does not exist`, { file });
-  if (existsSync(file) && !lstatSync(file).isFile()) throw new BootTestError('ERR_USAGE', `screenshot ${file}: exists and is not a regular file`, { file });
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new BootTestError('ERR_USAGE', `screenshot ${file}: the folder ${dir} is not writable`, { file });
+  }
+  let st;
+  try {
+    st = lstatSync(file);
+  } catch {
+    return; // a new file
+  }
+  if (st.isSymbolicLink()) throw new BootTestError('ERR_USAGE', `screenshot ${file}: is a symbolic link (not followed, not replaced): give another path`, { file });
+  if (!st.isFile()) throw new BootTestError('ERR_USAGE', `screenshot ${file}: exists and is not a regular file`, { file });
+}
+
+/** A screen expectation as the API takes it: a colour of three bytes, a share in (0, 1], a tolerance of 0-255. */
+export function checkScreenExpect(e: ScreenExpect): void {
+  const byte = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 255;
+  if (!byte(e.colour?.r) || !byte(e.colour?.g) || !byte(e.colour?.b)) throw new BootTestError('ERR_USAGE', `expectScreen: a colour is three whole numbers 0-255 (r, g, b), found ${JSON.stringify(e.colour)}`);
+  if (e.share !== undefined && !(e.share > 0 && e.share <= 1)) throw new BootTestError('ERR_USAGE', `expectScreen: share is a fraction above 0 and at most 1 (0.4 is 40 %), found ${e.share}`);
+  if (e.tolerance !== undefined && !byte(e.tolerance)) throw new BootTestError('ERR_USAGE', `expectScreen: tolerance is a whole number 0-255, found ${e.tolerance}`);
 }
 
 /** Throws the boot's error (with the reason and the log's tail in its message) unless it passed. */

@@ -35,6 +35,11 @@ import { EdgeimageError } from '@edgeimage/assertions';
  * | `ERR_NO_BOOTABLE_DEVICE` | Secure Boot: the firmware found nothing to start and refused no image from a disk (no disk, no EFI System Partition, no bootloader on it) |
  * | `ERR_ABORTED` | the boot was cancelled (Ctrl-C: the caller's AbortSignal) |
  * | `ERR_HTTP_EXPECT` | after the markers, no 2xx answer (matching its pattern) from an `expectHttp` URL in time (`context.url`, `context.last`, `context.body`) |
+ * | `ERR_SCREEN_EXPECT` | after the markers, the screen never showed an `expectScreen` colour on its share of the pixels in time (`context.share`: the last seen; `context.screenshot`: the last screendump, kept beside the log) |
+ * | `ERR_SCREENSHOT` | the `screenshot` could not be taken or placed (`context.file`, `context.cause`) |
+ * | `ERR_SCREENSHOT_MARKER` | no console line matched `screenshot.after` before the boot ended (the screenshot then taken at the end, when QEMU still ran) |
+ * | `ERR_QMP` | QEMU's QMP monitor failed: no greeting, not QEMU's answers, a command unanswered in time, QEMU's own error (`context.qmpClass`) |
+ * | `ERR_SCREEN_PNG` | a screendump that is no PNG QEMU writes (size, depth, interlace), or cannot be read |
  *
  * Scenarios (`runScenario`): refusals before anything is copied or booted —
  *

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, test } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,6 +58,34 @@ describe('QMP: what does not come from QEMU is refused', () => {
     const c = await QmpClient.connect(path, 3000);
     await expect(c.execute('query-status')).rejects.toThrow(/QEMU closed the connection/);
   });
+  test.each(['null', '5', '[]', '"x"'])('JSON that is no object (%s), as greeting or answer: ERR_QMP, never an exception of the harness', async (v) => {
+    const greeting = fake((s) => s.write(`${v}\n`));
+    await expect(QmpClient.connect(greeting.path, 3000)).rejects.toThrow(`QMP: not a JSON object: ${JSON.stringify(v)}`);
+    const answer = fake((s) => {
+      s.write(GREETING);
+      s.on('data', () => s.write(`${v}\n`));
+    });
+    await expect(QmpClient.connect(answer.path, 3000)).rejects.toThrow(/QMP: not a JSON object/);
+  });
+  test('close() rejects a command still waiting, at once', async () => {
+    const { path } = fake((s) => {
+      s.write(GREETING);
+      s.on('data', (d) => {
+        if (d.toString().includes('qmp_capabilities')) s.write('{"return": {}}\n');
+      });
+    });
+    const c = await QmpClient.connect(path, 3000);
+    const t = performance.now();
+    const pending = c.execute('screendump', { filename: '/dev/null' }, 10_000);
+    setTimeout(() => c.close(), 100);
+    await expect(pending).rejects.toThrow(/QMP: the connection was closed \(the boot ended\)/);
+    expect(performance.now() - t).toBeLessThan(5000);
+  });
+  test('connect() given up through its signal stops retrying', async () => {
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(), 300);
+    await expect(QmpClient.connect(join(dir, 'never.sock'), 60_000, stop.signal)).rejects.toThrow(/the connection was given up/);
+  });
   test('nothing listening: a clear error within the timeout', async () => {
     await expect(QmpClient.connect(join(dir, 'nobody.sock'), 400)).rejects.toThrow(/cannot connect to .*nobody\.sock within 0 s/);
   });
@@ -81,6 +109,7 @@ describe('QMP with a real QEMU (paused: no guest runs)', () => {
       await expect(c.execute('no-such-command')).rejects.toMatchObject({ code: 'ERR_QMP', message: expect.stringMatching(/no-such-command has not been found \(CommandNotFound\)/) });
       // a folder that does not exist: QEMU's error, and no file left behind
       await expect(screendump(c, join(dir, 'missing', 'x.png'))).rejects.toThrow(/QMP: .*(No such file|Could not open)/);
+      expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
     } finally {
       c.close();
     }

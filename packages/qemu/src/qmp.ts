@@ -35,40 +35,57 @@ export class QmpClient {
     this.#greeted = new Promise((resolve, reject) => (greet = { resolve, reject }));
     let first = true;
     socket.on('data', (s: string) => {
-      this.#buffer += s;
-      if (this.#buffer.length > QMP_MAX_LINE_BYTES && !this.#buffer.includes('\n')) return this.#fail(new BootTestError('ERR_QMP', `QMP: a message longer than ${QMP_MAX_LINE_BYTES} bytes: not QEMU's`));
-      let nl: number;
-      while ((nl = this.#buffer.indexOf('\n')) >= 0) {
-        const line = this.#buffer.slice(0, nl).trim();
-        this.#buffer = this.#buffer.slice(nl + 1);
-        if (!line) continue;
-        let msg: Record<string, unknown>;
-        try {
-          msg = JSON.parse(line) as Record<string, unknown>;
-        } catch {
-          return this.#fail(new BootTestError('ERR_QMP', `QMP: not JSON: ${JSON.stringify(line.slice(0, 200))}`));
-        }
-        if (first) {
+      // a listener that threw would be an uncaught exception of the whole harness: whatever the
+      // peer sends ends in #fail at worst
+      try {
+        this.#read(s, () => {
+          if (!first) return false;
           first = false;
-          if (!('QMP' in msg)) return this.#fail(new BootTestError('ERR_QMP', `QMP: expected QEMU's greeting, found ${JSON.stringify(line.slice(0, 200))}`));
-          greet.resolve();
-          continue;
-        }
-        if ('event' in msg) continue;
-        const p = this.#pending;
-        this.#pending = undefined;
-        if (!p) continue;
-        if ('return' in msg) p.resolve(msg['return']);
-        else {
-          const err = msg['error'] as { class?: string; desc?: string } | undefined;
-          p.reject(new BootTestError('ERR_QMP', `QMP: ${err?.desc ?? 'an answer without return or error'}${err?.class ? ` (${err.class})` : ''}`, { qmpClass: err?.class }));
-        }
+          return true;
+        }, greet.resolve);
+      } catch (e) {
+        this.#fail(e instanceof BootTestError ? e : new BootTestError('ERR_QMP', `QMP: ${(e as Error).message}`));
       }
     });
     socket.on('error', (e) => this.#fail(new BootTestError('ERR_QMP', `QMP: ${e.message}`)));
     socket.on('close', () => this.#fail(new BootTestError('ERR_QMP', 'QMP: QEMU closed the connection (it exited)')));
     this.#greeted.catch(() => undefined);
     this.#failGreeting = (e) => greet.reject(e);
+  }
+
+  #read(s: string, isFirst: () => boolean, greeted: () => void): void {
+    this.#buffer += s;
+    if (this.#buffer.length > QMP_MAX_LINE_BYTES && !this.#buffer.includes('\n')) return this.#fail(new BootTestError('ERR_QMP', `QMP: a message longer than ${QMP_MAX_LINE_BYTES} bytes: not QEMU's`));
+    let nl: number;
+    while ((nl = this.#buffer.indexOf('\n')) >= 0) {
+      const line = this.#buffer.slice(0, nl).trim();
+      this.#buffer = this.#buffer.slice(nl + 1);
+      if (!line) continue;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        return this.#fail(new BootTestError('ERR_QMP', `QMP: not JSON: ${JSON.stringify(line.slice(0, 200))}`));
+      }
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return this.#fail(new BootTestError('ERR_QMP', `QMP: not a JSON object: ${JSON.stringify(line.slice(0, 200))}`));
+      const msg = parsed as Record<string, unknown>;
+      if (isFirst()) {
+        if (!('QMP' in msg)) return this.#fail(new BootTestError('ERR_QMP', `QMP: expected QEMU's greeting, found ${JSON.stringify(line.slice(0, 200))}`));
+        greeted();
+        continue;
+      }
+      if ('event' in msg) continue;
+      const p = this.#pending;
+      this.#pending = undefined;
+      if (!p) continue;
+      if ('return' in msg) p.resolve(msg['return']);
+      else {
+        const err = (typeof msg['error'] === 'object' && msg['error'] !== null ? msg['error'] : {}) as { class?: unknown; desc?: unknown };
+        const desc = typeof err.desc === 'string' ? err.desc.slice(0, 500) : 'an answer without return or error';
+        const cls = typeof err.class === 'string' ? err.class.slice(0, 100) : undefined;
+        p.reject(new BootTestError('ERR_QMP', `QMP: ${desc}${cls ? ` (${cls})` : ''}`, { qmpClass: cls }));
+      }
+    }
   }
 
   #fail(e: Error): void {
@@ -85,10 +102,12 @@ export class QmpClient {
    * Connects to QEMU's QMP socket, retrying while QEMU has not made it yet (it does so at start,
    * before the guest runs), and leaves the capabilities negotiation done. Within `timeoutMs`.
    */
-  static async connect(path: string, timeoutMs: number): Promise<QmpClient> {
+  static async connect(path: string, timeoutMs: number, signal?: AbortSignal): Promise<QmpClient> {
     const deadline = performance.now() + timeoutMs;
     let last: Error | undefined;
     for (;;) {
+      if (signal?.aborted) throw new BootTestError('ERR_QMP', 'QMP: the connection was given up (the boot ended)');
+      let c: QmpClient | undefined;
       try {
         const socket = await new Promise<Socket>((resolve, reject) => {
           const s = connect(path);
@@ -98,14 +117,16 @@ export class QmpClient {
           });
           s.once('error', reject);
         });
-        const c = new QmpClient(socket);
+        c = new QmpClient(socket);
         await c.#within(c.#greeted, Math.max(1000, deadline - performance.now()), 'the QMP greeting');
         await c.execute('qmp_capabilities');
         return c;
       } catch (e) {
+        c?.close();
         last = e as Error;
         if (e instanceof BootTestError || performance.now() > deadline) break;
-        await new Promise((r) => setTimeout(r, 100));
+        // not kept alive by this: a CLI whose boot ended must not wait for the retries
+        await new Promise((r) => setTimeout(r, 100).unref());
       }
     }
     throw last instanceof BootTestError ? last : new BootTestError('ERR_QMP', `QMP: cannot connect to ${path} within ${(timeoutMs / 1000).toFixed(0)} s: ${last?.message ?? 'no answer'}`, { path });
@@ -126,9 +147,10 @@ export class QmpClient {
   }
 
   /** Runs a QMP command and resolves with its `return`; QEMU's error is ERR_QMP with its description. */
-  execute(command: string, args?: Record<string, unknown>, timeoutMs = QMP_COMMAND_TIMEOUT_MS): Promise<unknown> {
+  execute(command: string, args?: Record<string, unknown>, timeoutMs = QMP_COMMAND_TIMEOUT_MS, onSend?: () => void): Promise<unknown> {
     const run = async () => {
       if (this.#closed) throw this.#closed;
+      onSend?.();
       const answer = new Promise<unknown>((resolve, reject) => (this.#pending = { resolve, reject }));
       this.#socket.write(`${JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}) })}\n`);
       return this.#within(answer, timeoutMs, command);
@@ -138,8 +160,8 @@ export class QmpClient {
     return next;
   }
 
+  /** Ends the connection; a command still waiting is rejected at once. */
   close(): void {
-    this.#closed ??= new BootTestError('ERR_QMP', 'QMP: closed');
-    this.#socket.destroy();
+    this.#fail(new BootTestError('ERR_QMP', 'QMP: the connection was closed (the boot ended)'));
   }
 }

@@ -1,16 +1,19 @@
-import type { BootTestResult } from './boot-test.js';
+import type { BootTestResult, MarkerResult } from './boot-test.js';
 import type { ScenarioResult } from './scenario-harness.js';
 
 const xml = (s: string): string =>
   // eslint-disable-next-line no-control-regex
   s.replace(/[\x00-\x08\x0b\x0c\x0e-\x1f]/g, '').replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
+/** A marker in `--json`: with the HTTP answer's url and status, the screen's colour and share, when it is one. */
+const markerJson = (m: MarkerResult) => ({ pattern: m.pattern, seconds: Number(m.seconds.toFixed(3)), line: m.line, ...(m.http ? { url: m.http.url, status: m.http.status } : {}), ...(m.screen ? { screen: m.screen } : {}) });
+
 /** The JSON report of a boot: `{passed, slot, markers: [{pattern, seconds}], log}` (+ `reason`, `code` when failed). */
 export function jsonReport(r: BootTestResult): Record<string, unknown> {
   return {
     passed: r.passed,
     slot: r.slot ?? null,
-    markers: r.markers.map((m) => ({ pattern: m.pattern, seconds: Number(m.seconds.toFixed(3)), line: m.line, ...(m.http ? { url: m.http.url, status: m.http.status } : {}), ...(m.screen ? { screen: m.screen } : {}) })),
+    markers: r.markers.map(markerJson),
     log: r.log,
     ...(r.screenshot ? { screenshot: r.screenshot.file, screenshotSeconds: Number(r.screenshot.seconds.toFixed(3)) } : {}),
     ...(r.passed ? {} : { reason: r.reason, code: r.code }),
@@ -63,7 +66,7 @@ export function scenarioReport(r: ScenarioResult): Record<string, unknown> {
   return {
     passed: r.passed,
     slot: r.slot,
-    markers: (last?.markers ?? []).map((m) => ({ pattern: m.pattern, seconds: Number(m.seconds.toFixed(3)), line: m.line })),
+    markers: (last?.markers ?? []).map(markerJson),
     log: last?.log ?? null,
     ...(last?.screenshot ? { screenshot: last.screenshot.file, screenshotSeconds: Number(last.screenshot.seconds.toFixed(3)) } : {}),
     scenario: r.scenario,
@@ -76,7 +79,7 @@ export function scenarioReport(r: ScenarioResult): Record<string, unknown> {
       slot: s.slot,
       outcome: s.outcome,
       summary: s.summary,
-      markers: s.markers.map((m) => ({ pattern: m.pattern, seconds: Number(m.seconds.toFixed(3)), line: m.line })),
+      markers: s.markers.map(markerJson),
       status: s.status,
       seconds: Number(s.seconds.toFixed(3)),
       passed: s.passed,

@@ -6,6 +6,7 @@ import { factoryFilesOf } from './factory-files.js';
 import { FAIL, other, PREDICTED, SCENARIO_MARKERS, type CrashPoint, type Slot } from './scenario-contract.js';
 import { envText, runOnDisks, sha256Range, slotPartition, StepFailed, type Played, type PowerCutOutcome, type Run, type ScenarioResult } from './scenario-harness.js';
 import { checkHookGrade, checkScenarioOptions, type ScenarioOptions } from './scenario-options.js';
+import { checkScreenExpect, checkScreenshotPath } from './boot-test.js';
 import type { UpdateManifest } from './update-file.js';
 
 const M = SCENARIO_MARKERS;
@@ -139,6 +140,9 @@ async function powerCutPoint(run: Run, point: CrashPoint, manifest: UpdateManife
  */
 export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const manifest = checkScenarioOptions(o);
+  // what the last boot would refuse, refused before the first: minutes of boots earlier
+  if (o.lastBoot?.screenshot) checkScreenshotPath(o.lastBoot.screenshot.file);
+  for (const e of o.lastBoot?.expectScreen ?? []) checkScreenExpect(e);
   // Every boot runs on a copy: the factory files (a verified U-Boot image's flash and device tree)
   // are looked up next to the image itself.
   const f = factoryFilesOf(o.image);

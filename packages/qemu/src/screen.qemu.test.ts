@@ -49,6 +49,25 @@ gated.describe('boot-test: the screen when it is not what was expected', () => {
     expect(r.command.args).toEqual(expect.arrayContaining(['-device', 'VGA,addr=0x11']));
   }, 60_000);
 
+  test('QEMU exiting while the screen is looked at is ERR_QEMU_EXITED (the cause), not the QMP socket closing under it', async () => {
+    const kernel = vmlinuz();
+    // no root: a panic, then (panic=1) a reboot, which -no-reboot turns into QEMU's exit
+    const r = await bootTest({ direct: { kernel, append: 'console=ttyS0 panic=1' }, arch: 'amd64', expect: [/Linux version/], failOn: [], noReboot: true, expectScreen: [{ colour: BLUE }], timeoutSeconds: 60 });
+    expect([r.passed, r.code]).toEqual([false, 'ERR_QEMU_EXITED']);
+    expect(r.reason).toMatch(/QEMU exited with status 0 while waiting for the screen: the guest rebooted or powered off/);
+  }, 90_000);
+
+  test('a screenshot at its line: taken when the line came, while the boot goes on', async () => {
+    const kernel = vmlinuz();
+    const shot = join(dir, 'at-the-line.png');
+    const r = await bootTest({ direct: { kernel, append: 'console=ttyS0 panic=-1' }, arch: 'amd64', expect: [/Linux version/, /Kernel panic|VFS: Unable to mount root/], failOn: [], screenshot: { file: shot, after: /Linux version/ }, timeoutSeconds: 60 });
+    expect([r.passed, r.reason]).toEqual([true, undefined]);
+    // taken at the first marker's line (the screendump's own time: at or after it), before the last
+    expect(r.screenshot!.file).toBe(shot);
+    expect(r.screenshot!.seconds).toBeGreaterThanOrEqual(r.markers[0]!.seconds);
+    expect(readScreen(shot).width).toBeGreaterThan(0);
+  }, 90_000);
+
   test("a screenshot's line that never comes: ERR_SCREENSHOT_MARKER, the screenshot taken at the end instead", async () => {
     const kernel = vmlinuz();
     const shot = join(dir, 'after.png');

@@ -1,9 +1,9 @@
 import { describe, expect, test } from '@jest/globals';
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, rmSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import { placeCopy, checkScreen, colourShare, decodePng, dominantColours, parseColour, parseScreenExpect, readScreen, screenLabel, SCREEN_MAX_PIXELS, type Rgb } from './screen.js';
+import { placeCopy, checkScreen, colourShare, decodePng, dominantColours, parseColour, parseScreenExpect, readScreen, screenLabel, SCREEN_MAX_PIXELS, SCREEN_MAX_PNG_BYTES, type Rgb } from './screen.js';
 
 /** A PNG of `w`×`h` whose first `top` rows are `a` and the rest `b`. */
 function png(w: number, h: number, top: number, a: Rgb, b: Rgb): Buffer {
@@ -81,6 +81,23 @@ describe('hostile or broken PNG files', () => {
     b.writeUInt32BE(65535, 20);
     expect(() => decodePng(b, 'huge.png')).toThrow(new RegExp(`huge\\.png: a 65535×65535 PNG; a screen has at most ${SCREEN_MAX_PIXELS} pixels`));
   });
+  test('an interlaced PNG (pngjs would inflate it without bound: a decompression bomb) and a 16-bit one are refused from the header', () => {
+    const b = png(2, 2, 1, BLUE, WHITE);
+    const inter = Buffer.from(b);
+    inter[28] = 1;
+    expect(() => decodePng(inter, 'bomb.png')).toThrow(/bomb\.png: a PNG of bit depth 8, colour type 6, interlaced; a screendump is 8-bit RGB or RGBA, not interlaced/);
+    const deep = Buffer.from(b);
+    deep[24] = 16;
+    expect(() => decodePng(deep, 'deep.png')).toThrow(/deep\.png: a PNG of bit depth 16/);
+    const grey = Buffer.from(b);
+    grey[25] = 0;
+    expect(() => decodePng(grey, 'grey.png')).toThrow(/colour type 0/);
+  });
+  test('a PNG file past the size bound is not read', () => {
+    const big = join(dir, 'big.png');
+    writeFileSync(big, Buffer.alloc(SCREEN_MAX_PNG_BYTES + 1));
+    expect(() => readScreen(big)).toThrow(new RegExp(`big\\.png: is ${SCREEN_MAX_PNG_BYTES + 1} bytes, more than ${SCREEN_MAX_PNG_BYTES}`));
+  });
   test('a cut-short PNG', () => {
     const b = png(8, 8, 4, BLUE, WHITE);
     expect(() => decodePng(b.subarray(0, b.length - 20), 'cut.png')).toThrow(/cut\.png: a broken PNG/);
@@ -92,6 +109,18 @@ describe('hostile or broken PNG files', () => {
     expect(readScreen(real).width).toBe(2);
     expect(() => readScreen(join(dir, 'link.png'))).toThrow(/link\.png: is a symbolic link/);
     expect(() => readScreen(join(dir, 'missing.png'))).toThrow(/missing\.png: does not exist/);
+  });
+  test("a link planted at the copy's temporary name is never written through (created exclusively)", () => {
+    const victim = join(dir, 'victim2.txt');
+    writeFileSync(victim, 'keep me');
+    const dest = join(dir, 'planted.png');
+    // the names placeCopy takes next in this process
+    for (let n = 1; n <= 50; n++) symlinkSync(victim, `${dest}.tmp-${process.pid}-${n}`);
+    const src = join(dir, 'src2.png');
+    writeFileSync(src, png(2, 2, 1, BLUE, WHITE));
+    expect(() => placeCopy(src, dest)).toThrow(/EEXIST/);
+    expect(readFileSync(victim, 'utf8')).toBe('keep me');
+    for (let n = 1; n <= 50; n++) rmSync(`${dest}.tmp-${process.pid}-${n}`, { force: true });
   });
   test('a screenshot placed where a link was replaces the link, and writes nothing through it', () => {
     const victim = join(dir, 'victim.txt');

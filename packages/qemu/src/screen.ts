@@ -25,8 +25,8 @@ export interface ScreenExpect {
 export const DEFAULT_SCREEN_SHARE = 0.4;
 /** ±8 per channel: a display's rounding and dithering, not another colour. */
 export const DEFAULT_SCREEN_TOLERANCE = 8;
-/** A screendump bigger than this is no display QEMU emulates (its largest is 16384×16384 at 32 bpp, compressed far below). */
-export const SCREEN_MAX_PNG_BYTES = 256 << 20;
+/** A screendump bigger than this is not QEMU's: 8192×8192 RGB is 192 MiB raw, and QEMU's deflate takes a screen far below a third of that. */
+export const SCREEN_MAX_PNG_BYTES = 64 << 20;
 /** Pixels decoded at most: 8192×8192. A larger header is refused before decoding. */
 export const SCREEN_MAX_PIXELS = 8192 * 8192;
 
@@ -71,6 +71,10 @@ export function decodePng(bytes: Uint8Array, what: string): Screen {
   const width = buf.readUInt32BE(16);
   const height = buf.readUInt32BE(20);
   if (width === 0 || height === 0 || width * height > SCREEN_MAX_PIXELS) throw new BootTestError('ERR_SCREEN_PNG', `${what}: a ${width}×${height} PNG; a screen has at most ${SCREEN_MAX_PIXELS} pixels`, { file: what, width, height });
+  // what QEMU writes, and nothing else: 8 bits per channel, RGB or RGBA, not interlaced (pngjs
+  // inflates an interlaced image without any bound on its output: a small file, gigabytes)
+  const [depth, colourType, , , interlace] = [buf[24], buf[25], buf[26], buf[27], buf[28]];
+  if (depth !== 8 || (colourType !== 2 && colourType !== 6) || interlace !== 0) throw new BootTestError('ERR_SCREEN_PNG', `${what}: a PNG of bit depth ${depth}, colour type ${colourType}${interlace ? ', interlaced' : ''}; a screendump is 8-bit RGB or RGBA, not interlaced`, { file: what, depth, colourType, interlace });
   let png: PNG;
   try {
     png = PNG.sync.read(buf);
@@ -148,10 +152,14 @@ export function checkScreen(screen: Screen, e: ScreenExpect): ScreenCheck {
  * is (a link in the folder would be followed): `file` belongs in a folder of our own; a file for
  * the user is {@link saveScreendump}'s.
  */
-export async function screendump(qmp: QmpClient, file: string): Promise<void> {
+export async function screendump(qmp: QmpClient, file: string, onSend?: () => void): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
   try {
-    await qmp.execute('screendump', { filename: tmp, format: 'png' });
+    await qmp.execute('screendump', { filename: tmp, format: 'png' }, undefined, onSend).catch((e: unknown) => {
+      // QEMU before 7.1, or built without libpng, knows no PNG screendump
+      if (e instanceof BootTestError && /format/i.test(e.message) && /unexpected|invalid/i.test(e.message)) throw new BootTestError('ERR_QMP', `this QEMU cannot write PNG screendumps (${e.message}): it needs QEMU 7.1 or later built with libpng`, e.context);
+      throw e;
+    });
     renameSync(tmp, file);
   } finally {
     rmSync(tmp, { force: true });
@@ -162,13 +170,16 @@ let saved = 0;
 
 /**
  * A screendump into `privateDir` (ours, 0700), then its bytes into a new file beside `dest`
- * (created exclusively: never through a link someone left there) renamed over `dest`.
+ * (created exclusively: never through a link someone left there) renamed over `dest`. Resolves
+ * with `clock()` as it was when the screendump was sent (a queued command waits its turn).
  */
-export async function saveScreendump(qmp: QmpClient, privateDir: string, dest: string): Promise<void> {
+export async function saveScreendump(qmp: QmpClient, privateDir: string, dest: string, clock: () => number = () => performance.now() / 1000): Promise<number> {
   const scratch = join(privateDir, `shot-${++saved}.png`);
+  let sent = 0;
   try {
-    await screendump(qmp, scratch);
+    await screendump(qmp, scratch, () => (sent = clock()));
     placeCopy(scratch, dest);
+    return sent;
   } finally {
     rmSync(scratch, { force: true });
   }
@@ -179,8 +190,15 @@ export function placeCopy(src: string, dest: string): void {
   const tmp = `${dest}.tmp-${process.pid}-${++saved}`;
   try {
     copyFileSync(src, tmp, constants.COPYFILE_EXCL);
+  } catch (e) {
+    // a file already at that name is someone else's: left alone; a copy cut short (a full disk) is ours
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') rmSync(tmp, { force: true });
+    throw e;
+  }
+  try {
     renameSync(tmp, dest);
-  } finally {
+  } catch (e) {
     rmSync(tmp, { force: true });
+    throw e;
   }
 }

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BootTestError } from './errors.js';
-import { cleanLine, DEFAULT_FAILURES, QemuSession } from './session.js';
+import { cleanLine, DEFAULT_FAILURES, MAX_CONSOLE_LINE, QemuSession } from './session.js';
 
 const sh = (script: string) => ({ binary: '/bin/sh', args: ['-c', script] });
 let dir: string;
@@ -105,4 +105,18 @@ test("GRUB's errors fail a boot, except its harmless note about a machine withou
   expect(failing('error: you need to load the kernel first.')).toBe('ERR_BOOTLOADER');
   expect(failing('error: no suitable video mode found.')).toBeUndefined();
   expect(failing('edgeimage-uboot: FAILED: cannot load the kernel of slot a')).toBe('ERR_BOOTLOADER');
+});
+
+test('a guest line that never ends is cut at MAX_CONSOLE_LINE: memory and patterns stay bounded', async () => {
+  // 200 KiB without a newline, then a marker line
+  const s = QemuSession.start(sh("head -c 204800 /dev/zero | tr '\\0' x; printf '\\nmarker\\n'; sleep 0.2"));
+  try {
+    await s.waitFor(/^marker$/, 10_000);
+    const long = s.lines.filter((l) => l.text.startsWith('x'));
+    expect(long.length).toBeGreaterThanOrEqual(3);
+    expect(Math.max(...long.map((l) => l.text.length))).toBe(MAX_CONSOLE_LINE);
+    expect(long.reduce((n, l) => n + l.text.length, 0)).toBe(204800);
+  } finally {
+    await s.kill();
+  }
 });

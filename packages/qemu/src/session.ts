@@ -80,6 +80,9 @@ export function cleanLine(raw: string): string {
   return raw.replace(ANSI, '').replace(CONTROL, '').trimEnd();
 }
 
+/** The longest console line kept whole: a longer one is cut (a guest's line is untrusted input). */
+export const MAX_CONSOLE_LINE = 64 * 1024;
+
 export const formatLine = (l: ConsoleLine): string => `[${l.seconds.toFixed(3).padStart(8)}] ${l.text}`;
 
 /**
@@ -200,7 +203,16 @@ export class QemuSession {
     if (!s) return;
     const parts = (this.#partial + s).split('\n');
     this.#partial = parts.pop()!;
-    for (const p of parts) this.#line(p);
+    for (const p of parts) {
+      if (p.length <= MAX_CONSOLE_LINE) this.#line(p);
+      else for (let i = 0; i < p.length; i += MAX_CONSOLE_LINE) this.#line(p.slice(i, i + MAX_CONSOLE_LINE));
+    }
+    // a guest that never ends its line is cut into lines of the bound: memory and every pattern
+    // run on a line stay bounded
+    while (this.#partial.length > MAX_CONSOLE_LINE) {
+      this.#line(this.#partial.slice(0, MAX_CONSOLE_LINE));
+      this.#partial = this.#partial.slice(MAX_CONSOLE_LINE);
+    }
   }
 
   #line(raw: string): void {

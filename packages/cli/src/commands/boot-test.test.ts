@@ -351,9 +351,20 @@ describe('the screen: --display, --memory, --screenshot, --screenshot-after, --e
     const r = await run(['boot-test', images.amd64Gpt, ...args]);
     expect([r.status, r.err.split('\n')[0]]).toEqual([2, `edgeimage: ${message}`]);
   });
-  test('a screenshot into a folder that does not exist is refused before QEMU starts', async () => {
+  test('a screenshot into a folder that does not exist is a usage error, for a scenario too (not found after its boots)', async () => {
     const r = await run(['boot-test', images.amd64Gpt, '--screenshot', '/nonexistent-dir/kiosk.png']);
-    expect(r.status).toBe(1);
-    expect(r.err).toMatch(/screenshot \/nonexistent-dir\/kiosk\.png: the folder \/nonexistent-dir does not exist \[ERR_USAGE\]/);
+    expect([r.status, r.err.split('\n')[0]]).toEqual([2, 'edgeimage: --screenshot /nonexistent-dir/kiosk.png: the folder /nonexistent-dir does not exist']);
+    const sc = await run(['boot-test', images.amd64Gpt, '--scenario', 'update', '--update', 'x.update', '--screenshot', '/nonexistent-dir/kiosk.png']);
+    expect([sc.status, sc.err.split('\n')[0]]).toEqual([2, 'edgeimage: --screenshot /nonexistent-dir/kiosk.png: the folder /nonexistent-dir does not exist']);
+  });
+  test.each([
+    [['--screenshot', 'a.png', '--screenshot', 'b.png'], '--screenshot is given once, found 2 times'],
+    [['--screenshot', 'a.png', '--screenshot-after', 'x', '--screenshot-after', 'y'], '--screenshot-after is given once, found 2 times'],
+    [['--memory', '512', '--memory', '1024'], '--memory is given once, found 2 times'],
+    [['--screenshot', 'a.png', '--expect-poweroff'], '--screenshot at the end of the boot needs the guest up: with --expect-poweroff only with --screenshot-after REGEX (the line to take it at)'],
+    [['--screenshot', 'a.png', '--screenshot-after', 'x'.repeat(1001)], '--screenshot-after: a pattern of at most 1000 characters, found 1001'],
+  ])('%j: a usage error, not a crash', async (args, message) => {
+    const r = await run(['boot-test', images.amd64Gpt, ...args]);
+    expect([r.status, r.err.split('\n')[0]]).toEqual([2, `edgeimage: ${message}`]);
   });
 });

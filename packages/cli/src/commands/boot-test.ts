@@ -15,6 +15,7 @@ import {
   parseForward,
   parseHttpExpect,
   parseScreenExpect,
+  checkScreenshotPath,
   type ScreenExpect,
   checkForwards,
   type HttpExpect,
@@ -183,6 +184,9 @@ export function parseNetArgs(forward: readonly string[] = [], expectHttp: readon
   }
 }
 
+/** A console pattern is a line's worth, not a program: longer is refused. */
+export const MAX_PATTERN_CHARS = 1000;
+
 /** The most guest RAM --memory gives: QEMU's TCG guests here are small; 16 GiB is past any kiosk. */
 export const MAX_MEMORY_MIB = 16384;
 
@@ -191,6 +195,10 @@ export const MAX_MEMORY_MIB = 16384;
  * COLOUR[@PERCENT] as bootTest takes them; each malformed one a usage error naming it.
  */
 export function parseScreenArgs(a: { display?: boolean; memory?: number; screenshot?: string; screenshotAfter?: string; expectScreen?: string[] }): { display?: boolean; memoryMiB?: number; screenshot?: { file: string; after?: RegExp }; expectScreen?: ScreenExpect[] } {
+  for (const [flag, v] of [['--screenshot', a.screenshot], ['--screenshot-after', a.screenshotAfter], ['--memory', a.memory], ['--display', a.display]] as const) {
+    if (Array.isArray(v)) throw new UsageError(`${flag} is given once, found ${v.length} times`);
+  }
+  if (a.screenshotAfter !== undefined && a.screenshotAfter.length > MAX_PATTERN_CHARS) throw new UsageError(`--screenshot-after: a pattern of at most ${MAX_PATTERN_CHARS} characters, found ${a.screenshotAfter.length}`);
   if (a.screenshotAfter !== undefined && a.screenshot === undefined) throw new UsageError('--screenshot-after goes with --screenshot FILE.png');
   if (a.screenshot !== undefined && !a.screenshot.toLowerCase().endsWith('.png')) throw new UsageError(`--screenshot ${a.screenshot}: the screenshot is a PNG file: name it FILE.png`);
   if (a.display === false && (a.screenshot !== undefined || a.expectScreen?.length)) throw new UsageError(`--no-display: ${a.screenshot !== undefined ? '--screenshot' : '--expect-screen'} needs the display`);
@@ -205,9 +213,20 @@ export function parseScreenArgs(a: { display?: boolean; memory?: number; screens
   return {
     ...(a.display !== undefined ? { display: a.display } : {}),
     ...(a.memory !== undefined ? { memoryMiB: a.memory } : {}),
-    ...(a.screenshot !== undefined ? { screenshot: { file: a.screenshot, ...(a.screenshotAfter !== undefined ? { after: regex('--screenshot-after', a.screenshotAfter) } : {}) } } : {}),
+    ...(a.screenshot !== undefined ? { screenshot: { file: checkedScreenshot(a.screenshot), ...(a.screenshotAfter !== undefined ? { after: regex('--screenshot-after', a.screenshotAfter) } : {}) } } : {}),
     ...(expectScreen?.length ? { expectScreen } : {}),
   };
+}
+
+/** --screenshot's path, as bootTest would refuse it at the end of a boot (or of a scenario's boots), refused now. */
+function checkedScreenshot(file: string): string {
+  try {
+    checkScreenshotPath(file);
+  } catch (e) {
+    if (e instanceof BootTestError) throw new UsageError(`--${e.message}`);
+    throw e;
+  }
+  return file;
 }
 
 /** What a tamper operation changed, one line. */
@@ -299,6 +318,7 @@ export function bootTestCommand(ctx: Context) {
           parseNetArgs(a['forward'] as string[] | undefined, a['expect-http'] as string[] | undefined);
           parseScreenArgs({ display: a['display'] as boolean | undefined, memory: a['memory'] as number | undefined, screenshot: a['screenshot'] as string | undefined, screenshotAfter: a['screenshot-after'] as string | undefined, expectScreen: a['expect-screen'] as string[] | undefined });
           if (a['expect-screen'] !== undefined && a['expect-poweroff']) throw new UsageError('--expect-screen needs the guest up: not with --expect-poweroff');
+          if (a['screenshot'] !== undefined && a['screenshot-after'] === undefined && a['expect-poweroff']) throw new UsageError('--screenshot at the end of the boot needs the guest up: with --expect-poweroff only with --screenshot-after REGEX (the line to take it at)');
           return true;
         })
         .example('$0 boot-test images/pc-amd64.img', 'boot a copy until the health check reports healthy')
