@@ -2,7 +2,7 @@
  * QemuSession with real processes standing in for QEMU (a shell script writing console output):
  * line handling, ordered waits, failure lines, timeouts, exits and kills — no VM needed.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BootTestError } from './errors.js';
@@ -119,4 +119,23 @@ test('a guest line that never ends is cut at MAX_CONSOLE_LINE: memory and patter
   } finally {
     await s.kill();
   }
+});
+
+test('the process started dies with the harness (setpriv --pdeathsig): no guest outlives a killed test runner', async () => {
+  // a harness (node) that starts a long "QEMU" and is then killed with SIGKILL, as a CI timeout does
+  const pidFile = join(dir, 'child.pid');
+  const harness = `import('${new URL('./session.ts', import.meta.url).pathname.replace(/\.ts$/, '.js').replace('/src/', '/dist/')}').then(({ QemuSession }) => { QemuSession.start({ binary: '/bin/sh', args: ['-c', 'echo $$ > ${pidFile}; exec sleep 300'] }); setInterval(() => {}, 1000); });`;
+  const { spawn } = await import('node:child_process');
+  const h = spawn(process.execPath, ['-e', harness], { stdio: 'ignore' });
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(pidFile) || !readFileSync(pidFile, 'utf8').trim()) {
+    if (Date.now() > deadline) throw new Error('the stand-in QEMU did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  h.kill('SIGKILL');
+  const alive = () => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  const until = Date.now() + 5000;
+  while (alive() && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  expect(alive()).toBe(false);
 });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { toolEnv } from '@edgeimage/composer';
 import { BootTestError } from './errors.js';
@@ -80,6 +80,9 @@ export function cleanLine(raw: string): string {
   return raw.replace(ANSI, '').replace(CONTROL, '').trimEnd();
 }
 
+/** util-linux's setpriv, where it is (Debian: always): QEMU is started through it. */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+
 /** The longest console line kept whole: a longer one is cut (a guest's line is untrusted input). */
 export const MAX_CONSOLE_LINE = 64 * 1024;
 
@@ -129,7 +132,10 @@ export class QemuSession {
     if (opts.log !== undefined) this.#logFd = openSync(opts.log, 'w');
     // The host tools' fixed environment (plus TMPDIR, where -snapshot keeps its overlay): nothing
     // of the build's own, such as EDGEIMAGE_KEY_PASSPHRASE, reaches QEMU.
-    this.#child = spawn(command.binary, [...command.args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...toolEnv(), TMPDIR: process.env.TMPDIR ?? '/tmp' } });
+    // QEMU dies with us (setpriv --pdeathsig): a harness killed from outside (a CI's timeout, a
+    // test runner's SIGKILL) must not leave guests burning the cores for nobody
+    const [bin, args] = SETPRIV ? [SETPRIV, ['--pdeathsig', 'KILL', '--', command.binary, ...command.args]] : [command.binary, [...command.args]];
+    this.#child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...toolEnv(), TMPDIR: process.env.TMPDIR ?? '/tmp' } });
     let resolveExit!: (s: ExitStatus) => void;
     this.exited = new Promise((r) => (resolveExit = r));
     this.#child.stdout!.on('data', (b: Buffer) => this.#data(this.#decoder.write(b)));
