@@ -19,6 +19,8 @@ export const SECONDS = {
   'packages/qemu/test/scenarios-arm64.qemu.test.ts': 500,
   'packages/qemu/test/scenarios-ota.qemu.test.ts': 650,
   'packages/qemu/test/scenarios-robot.qemu.test.ts': 450,
+  // the kiosk's two bases (arm64's under qemu-user) on a clean clone, then 5 boots: ~550 s
+  'packages/qemu/test/kiosk.qemu.test.ts': 550,
   'packages/qemu/test/bootloaders.qemu.test.ts': 320,
   'packages/base/src/build.qemu.test.ts': 175,
 };
