@@ -57,7 +57,7 @@ const USAGE: [string, string[], string][] = [
   ['reference-images', ['--out'], 'reference-images: --out needs a folder'],
   ['reference-images', ['riscv'], 'reference-images: unknown board or option: riscv (boards: pc-amd64 arm64-efi arm64-uboot, the robot on robot-pc-amd64 robot-arm64-uboot, the kiosk on kiosk-pc-amd64 kiosk-arm64-efi, and their twins BOARD-dangerous)'],
   ['reference-images', ['kiosk-arm64-uboot'], 'reference-images: unknown board or option: kiosk-arm64-uboot (boards: pc-amd64 arm64-efi arm64-uboot, the robot on robot-pc-amd64 robot-arm64-uboot, the kiosk on kiosk-pc-amd64 kiosk-arm64-efi, and their twins BOARD-dangerous)'],
-  ['bench', ['nope'], "bench: unknown section 'nope' (sections: assertions boot compose resolve robot update)"],
+  ['bench', ['nope'], "bench: unknown section 'nope' (sections: assertions boot compose kiosk resolve robot update)"],
 ];
 test('bundles/build OUT NAME of a folder that is not a bundle: exit 2 before building anything', () => {
   const r = spawnSync(join(ROOT, 'bundles/build'), [join(empty, 'out'), 'busybox-base', 'no-such-bundle'], { encoding: 'utf8' });
