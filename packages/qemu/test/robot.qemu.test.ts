@@ -20,6 +20,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { twinRevision } from '@edgeimage/testkit/model-revision';
 import { freePort } from '@edgeimage/testkit/oci-registry';
 import { bootTest, DEFAULT_FAILURES, HEALTHY } from '../src/index.js';
 
@@ -33,24 +34,6 @@ const hasQemu = BOARDS.every((b) => spawnSync(b.qemu, ['--version']).status === 
 const ei = (args: string[]) => spawnSync('node', [join(ROOT, 'packages/cli/bin/edgeimage.js'), ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
 const tail = (s: string) => s.split('\n').slice(-25).join('\n');
 
-/**
- * Revision 2 of the dangerous twin of models/robot-BOARD.yaml (as models/sign-examples derives the
- * twin), without its validation-set: the set pins robot-sensor 1.0, the update carries 1.1.
- */
-function revision2(model: string, board: string): string {
-  const out: string[] = [];
-  let skip = false;
-  for (const line of model.split('\n')) {
-    if (/^validation-sets:/.test(line)) {
-      skip = true;
-      continue;
-    }
-    if (skip && /^\S/.test(line)) skip = false;
-    if (skip) continue;
-    out.push(line.replace(/^model: .*$/, `model: robot-${board}-dangerous`).replace(/^grade: signed$/, 'grade: dangerous\nrevision: 2'));
-  }
-  return out.join('\n');
-}
 
 let work: string;
 const images: Record<string, string> = {};
@@ -82,7 +65,7 @@ beforeAll(() => {
   for (const { board } of BOARDS) {
     const name = `robot-${board}-dangerous`;
     const yaml = join(work, `${name}.2.yaml`);
-    writeFileSync(yaml, revision2(readFileSync(join(ROOT, `models/robot-${board}.yaml`), 'utf8'), board));
+    writeFileSync(yaml, twinRevision(readFileSync(join(ROOT, `models/robot-${board}.yaml`), 'utf8'), `robot-${board}-dangerous`, 2));
     const model = join(work, `${name}.2.model`);
     const signed = ei(['sign', yaml, '--key', 'brand', '--keyring', keys, '-o', model]);
     if (signed.status !== 0) return fail(`sign revision 2 of ${name}`, signed);
