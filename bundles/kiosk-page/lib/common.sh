@@ -1,6 +1,7 @@
 # kiosk-page's shared shell functions (sourced by bin/*): POSIX sh, busybox or dash.
-# KIOSK_FB_SYS, KIOSK_MODEL, KIOSK_PORT: tests only (the device's paths and port by default).
+# KIOSK_FB_SYS, KIOSK_FB_DEV, KIOSK_MODEL, KIOSK_PORT: tests only (the device's paths and port by default).
 FB_SYS=${KIOSK_FB_SYS:-/sys/class/graphics/fb0}
+FB_DEV=${KIOSK_FB_DEV:-/dev/fb0}
 MODEL_ASSERT=${KIOSK_MODEL:-/run/edgeimage/slot/model.assert}
 PORT=${KIOSK_PORT:-8080}
 URL=http://127.0.0.1:$PORT/
@@ -35,5 +36,16 @@ fb_geometry() {
 # page_answers: the page answers on 127.0.0.1 within 3 s and is kiosk-page's (coreutils' timeout:
 # Debian bookworm's busybox 1.35 wget crashes on its own -T)
 page_answers() {
-  timeout 3 busybox wget -q -O - "$URL" 2>/dev/null | grep -q 'name="generator" content="kiosk-page'
+  # (at most 64 KiB looked at: whatever answers there, a root process reads it)
+  timeout 3 busybox wget -q -O - "$URL" 2>/dev/null | head -c 65536 | grep -q 'name="generator" content="kiosk-page'
+}
+
+# fb_blank: zeros over the whole framebuffer (stride × height, else width × height × depth): a
+# restarted browser's screen is its own, never the last frame of the one that died
+fb_blank() {
+  # (|| true: the launcher runs under set -e, and a framebuffer without stride is no error)
+  stride=$(head -c 16 "$FB_SYS/stride" 2>/dev/null || true)
+  case "$stride" in ''|*[!0-9]*) stride=$((FB_W * FB_BPP / 8)) ;; esac
+  bytes=$((stride * FB_H))
+  { head -c "$bytes" /dev/zero > "$FB_DEV"; } 2>/dev/null || true
 }

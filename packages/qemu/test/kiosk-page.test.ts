@@ -90,7 +90,9 @@ function device(revision: string | null = '7') {
   chmodSync(browser, 0o755);
   const cmdline = join(dir, 'cmdline');
   writeFileSync(cmdline, 'console=ttyS0 edgeimage.slot=a panic=5\n');
-  return { KIOSK_FB_SYS: fb, KIOSK_MODEL: model, KIOSK_BROWSER: browser, KIOSK_CMDLINE: cmdline, KIOSK_RUN: join(dir, 'run'), SNAP_DATA: join(dir, 'data'), SNAP_VERSION: '1.0' };
+  // the framebuffer device: a file here, never the host's /dev/fb0
+  writeFileSync(join(dir, 'fb0'), 'the last frame of a browser that died');
+  return { KIOSK_FB_SYS: fb, KIOSK_FB_DEV: join(dir, 'fb0'), KIOSK_MODEL: model, KIOSK_BROWSER: browser, KIOSK_CMDLINE: cmdline, KIOSK_RUN: join(dir, 'run'), SNAP_DATA: join(dir, 'data'), SNAP_VERSION: '1.0' };
 }
 
 beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'edgeimage-kiosk-')); });
@@ -122,6 +124,10 @@ bbDescribe('kiosk-page (bundles/kiosk-page, run with the host busybox)', () => {
     expect([check.status, check.stdout.trim()]).toEqual([0, `kiosk-page check-server: ok (http://127.0.0.1:${port}/, kiosk-page 1.0)`]);
     const served = spawnSync('busybox', ['wget', '-q', '-O', '-', `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
     expect(served.stdout).toBe(page);
+    // the page is the screen's, not the network's: the listening socket is on 127.0.0.1 only
+    const hexPort = Number(port).toString(16).toUpperCase().padStart(4, '0');
+    const listening = readFileSync('/proc/net/tcp', 'utf8').split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f[1]?.endsWith(`:${hexPort}`) && f[3] === '0A').map((f) => f[1]);
+    expect(listening).toEqual([`0100007F:${hexPort}`]);
   });
 
   test('a model without a revision header is revision 0; an unreadable one "unknown"', async () => {
@@ -155,7 +161,13 @@ bbDescribe('kiosk-page (bundles/kiosk-page, run with the host busybox)', () => {
     const log = readFileSync(join(dir, 'run/browser.log'), 'utf8');
     expect(log).toBe(`stand-in browser: --fb_toolbar_layout=q --fb_toolbar_size=0 --fb_furniture_size=0 --window_width=1280 --window_height=800 -f sdl -w 1280 -h 800 -b 32 http://127.0.0.1:${port}/\n`);
     const pid = Number(readFileSync(join(dir, 'run/browser.pid'), 'utf8'));
-    const check = spawnSync(join(BUNDLE, 'bin/check'), { env: { PATH: process.env['PATH'], SNAP: BUNDLE, ...env }, encoding: 'utf8' });
+    // the screen blanked before the browser started: 1280 × 800 × 4 bytes of zeros
+    const fb0 = readFileSync(join(dir, 'fb0'));
+    expect([fb0.length, fb0.every((b) => b === 0)]).toEqual([1280 * 800 * 4, true]);
+    // a browser younger than 10 s is not healthy yet (one that dies after each start never is)
+    const young = spawnSync(join(BUNDLE, 'bin/check'), { env: { PATH: process.env['PATH'], SNAP: BUNDLE, ...env }, encoding: 'utf8' });
+    expect([young.status, young.stderr.trim()]).toEqual([1, expect.stringMatching(new RegExp(`^kiosk-page check: the browser \\(pid ${pid}\\) started \\d s ago, less than 10 s: not settled yet$`))]);
+    const check = spawnSync(join(BUNDLE, 'bin/check'), { env: { PATH: process.env['PATH'], SNAP: BUNDLE, ...env, KIOSK_MIN_AGE: '0' }, encoding: 'utf8' });
     expect([check.status, check.stdout.trim()]).toEqual([0, `kiosk-page check: ok (browser pid ${pid}, page on http://127.0.0.1:${port}/, kiosk-page 1.0)`]);
     process.kill(pid, 'SIGKILL');
     expect(await browser.exited).toBe(1);
