@@ -10,7 +10,7 @@
  * SDL's fbcon run only under QEMU (boot-test --expect-screen).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -137,6 +137,41 @@ bbDescribe('kiosk-page (bundles/kiosk-page, run with the host busybox)', () => {
     expect(await run('server', env2).line(/^kiosk-server:/)).toMatch(/\(model revision unknown, /);
   });
 
+  test('the folder served is made anew at each start: a file left in it is gone', async () => {
+    const env = { ...device(), KIOSK_PORT: String(await freePort()) };
+    mkdirSync(join(dir, 'data/www/cgi-bin'), { recursive: true });
+    writeFileSync(join(dir, 'data/www/cgi-bin/planted'), '#!/bin/sh\necho owned\n');
+    writeFileSync(join(dir, 'data/www/old.html'), 'an earlier revision');
+    await run('server', env).line(/^kiosk-server:/);
+    expect(readdirSync(join(dir, 'data/www'))).toEqual(['index.html']);
+  });
+
+  test('bad inputs of the page: a revision of more than 10 digits is shown as unknown; a version that is no snap version is refused', async () => {
+    const env = { ...device('12345678901'), KIOSK_PORT: String(await freePort()) };
+    expect(await run('server', env).line(/^kiosk-server:/)).toMatch(/\(model revision unknown, /);
+    const bad = run('server', { ...device(), KIOSK_PORT: String(await freePort()), SNAP_VERSION: '1.0/<script>' });
+    expect(await bad.exited).toBe(1);
+    expect(bad.out).toEqual(["kiosk-server: the bundle's version '1.0/<script>' is not a snap version (letters, digits, : . + ~ -)"]);
+  });
+
+  test("the tests' KIOSK_* overrides count under systemd only on grade dangerous", async () => {
+    const port = String(await freePort());
+    const env = { ...device(), KIOSK_PORT: port };
+    await run('server', env).line(/^kiosk-server:/);
+    const check = (extra: Record<string, string>) => spawnSync(join(BUNDLE, 'bin/check-server'), { env: { PATH: process.env['PATH'], SNAP: BUNDLE, ...env, ...extra }, encoding: 'utf8' });
+    let ok = check({});
+    for (let i = 0; i < 20 && ok.status !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      ok = check({});
+    }
+    expect(ok.status).toBe(0);
+    expect(check({ INVOCATION_ID: 'x', EDGE_GRADE: 'dangerous' }).status).toBe(0);
+    // a signed image's unit: the override is dropped, the device's port (8080) asked
+    const signed = check({ INVOCATION_ID: 'x', EDGE_GRADE: 'signed' });
+    expect(signed.stdout + signed.stderr).toMatch(/http:\/\/127\.0\.0\.1:8080\//);
+    expect(signed.stdout + signed.stderr).not.toContain(`:${port}/`);
+  });
+
   test('the page colour is a build input: a copy of the bundle with #FF8C00 in page/colour serves that colour; a bad colour is refused', async () => {
     const copy = join(dir, 'bundle');
     spawnSync('cp', ['-a', BUNDLE, copy]);
@@ -169,6 +204,13 @@ bbDescribe('kiosk-page (bundles/kiosk-page, run with the host busybox)', () => {
     expect([young.status, young.stderr.trim()]).toEqual([1, expect.stringMatching(new RegExp(`^kiosk-page check: the browser \\(pid ${pid}\\) started \\d s ago, less than 10 s: not settled yet$`))]);
     const check = spawnSync(join(BUNDLE, 'bin/check'), { env: { PATH: process.env['PATH'], SNAP: BUNDLE, ...env, KIOSK_MIN_AGE: '0' }, encoding: 'utf8' });
     expect([check.status, check.stdout.trim()]).toEqual([0, `kiosk-page check: ok (browser pid ${pid}, page on http://127.0.0.1:${port}/, kiosk-page 1.0)`]);
+    // a pid file naming a live process that is no browser
+    const sleeper = spawn('sleep', ['30']);
+    writeFileSync(join(dir, 'run/browser.pid'), String(sleeper.pid));
+    const other = spawnSync(join(BUNDLE, 'bin/check'), { env: { PATH: process.env['PATH'], SNAP: BUNDLE, ...env, KIOSK_MIN_AGE: '0' }, encoding: 'utf8' });
+    sleeper.kill('SIGKILL');
+    expect([other.status, other.stderr.trim()]).toEqual([1, `kiosk-page check: pid ${sleeper.pid} runs 'sleep', not the browser`]);
+    writeFileSync(join(dir, 'run/browser.pid'), String(pid));
     process.kill(pid, 'SIGKILL');
     expect(await browser.exited).toBe(1);
     expect(browser.out).toContain('kiosk-browser: the browser exited with status 137 (start 1); the last lines of ' + join(dir, 'run/browser.log') + ':');

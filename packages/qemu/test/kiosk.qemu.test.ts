@@ -83,6 +83,8 @@ afterAll(() => {
 
 const showing = (start: number, version = '1\\.0', revision = 0) => new RegExp(`kiosk-browser: showing http://127\\.0\\.0\\.1:8080/ \\(kiosk-page ${version}, model revision ${revision}, start ${start}\\)`);
 
+const serving = (version: string, revision: number, colour: string) => new RegExp(`kiosk-server: kiosk-page ${version} serving http://127\\.0\\.0\\.1:8080/ from /var/lib/snap/kiosk-page/www \\(model revision ${revision}, colour ${colour}, screen 1280x800\\)`);
+
 describe.each(BOARDS)('the kiosk on $board', ({ board }) => {
   const it = hasQemu ? test : test.skip;
   const skipped = hasQemu ? '' : ' — skipped: qemu-system-x86_64 or qemu-system-aarch64 is not installed';
@@ -116,6 +118,8 @@ describe.each(BOARDS)('the kiosk on $board', ({ board }) => {
     console.log(`kiosk ${board}: showing at ${at(0)} s, killed at ${at(1)} s, showing again at ${at(2)} s (${r.markers[3]?.line.replace(/^.*kiosk-browser: /, '')}), the page on the screen at ${at(4)} s (${r.markers[4]?.line}); the health check: ${healthy}; log ${r.log}`);
     expect([r.passed, r.reason]).toEqual([true, undefined]);
     expect(healthy).toBe('healthy on slot a');
+    // the page as its server (the bundle's dynamic user) made it: the model's revision, the colour, the screen
+    expect(readFileSync(r.log, 'utf8')).toMatch(serving('1\\.0', 0, '#1E90FF'));
     // the screenshot, after the restart: the page's colour, not a console or an error page
     const screen = readScreen(shot);
     const blue = checkScreen(screen, { colour: BLUE });
@@ -137,6 +141,7 @@ describe.each(BOARDS)('the kiosk on $board', ({ board }) => {
     expect(last.markers[last.markers.length - 1]!.line).toMatch(/^screen: [\d.]+ % of \d+×\d+ pixels within ±8 of #FF8C00$/);
     // the page it shows is 1.1's, with the new model's revision
     expect(readFileSync(last.log, 'utf8')).toMatch(showing(1, '1\\.1', 2));
+    expect(readFileSync(last.log, 'utf8')).toMatch(serving('1\\.1', 2, '#FF8C00'));
     const screen = readScreen(shot);
     expect(checkScreen(screen, { colour: ORANGE }).share).toBeGreaterThanOrEqual(0.4);
     // the old page is gone: none of its colour left
