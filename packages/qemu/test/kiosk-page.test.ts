@@ -9,69 +9,28 @@
  * kiosk.crash-once hook taken on grade dangerous and ignored on grade signed. NetSurf itself and
  * SDL's fbcon run only under QEMU (boot-test --expect-screen).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requires } from '@edgeimage/testkit/skips';
+import { watchLines, type LineProcess } from '@edgeimage/testkit/line-process';
+import { freePort } from '@edgeimage/testkit/oci-registry';
 
 const BUNDLE = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bundles/kiosk-page');
 const missingBusybox = spawnSync('busybox', ['--list'], { encoding: 'utf8' }).stdout?.split('\n').filter((a) => a === 'httpd' || a === 'wget').length === 2 ? undefined : 'busybox with httpd and wget is not installed';
 const { describe: bbDescribe } = requires(missingBusybox);
 
-interface Proc {
-  child: ChildProcess;
-  out: string[];
-  exited: Promise<number | null>;
-  line(re: RegExp, ms?: number): Promise<string>;
-}
+type Proc = LineProcess;
 const procs: Proc[] = [];
 let dir: string;
 
 function run(prog: string, env: Record<string, string>): Proc {
   const child = spawn(join(BUNDLE, 'bin', prog), [], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', SNAP: BUNDLE, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  const out: string[] = [];
-  const waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
-  let partial = '';
-  const add = (b: Buffer) => {
-    const parts = (partial + b.toString('utf8')).split('\n');
-    partial = parts.pop()!;
-    for (const l of parts) {
-      out.push(l);
-      for (const w of waiters.filter((x) => x.re.test(l))) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(l);
-      }
-    }
-  };
-  child.stdout!.on('data', add);
-  child.stderr!.on('data', add);
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  const p: Proc = {
-    child,
-    out,
-    exited,
-    line: (re, ms = 10_000) =>
-      new Promise((resolveLine, reject) => {
-        const seen = out.find((l) => re.test(l));
-        if (seen !== undefined) return resolveLine(seen);
-        const t = setTimeout(() => reject(new Error(`no line matching ${re} in ${ms} ms; output:\n${out.join('\n')}`)), ms);
-        waiters.push({ re, resolve: (l) => (clearTimeout(t), resolveLine(l)) });
-      }),
-  };
+  const p = watchLines(child);
   procs.push(p);
   return p;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 /** The device's files, faked under the test's folder: a 1280x800 framebuffer, a model at revision 7. */

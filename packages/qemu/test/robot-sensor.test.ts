@@ -6,7 +6,7 @@
  * health command (ok; a sensor down, degraded or too slow), the logger (a line per reading; it
  * outlives the sensor and says when it is back), and the bundle as `edgeimage pack` makes it.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
@@ -14,17 +14,12 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requires } from '@edgeimage/testkit/skips';
+import { watchLines, type LineProcess } from '@edgeimage/testkit/line-process';
 
 const BUNDLE = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bundles/robot-sensor');
 const missingPython = spawnSync('python3', ['--version']).status === 0 ? undefined : 'python3 is not installed';
 
-interface Proc {
-  child: ChildProcess;
-  out: string[];
-  exited: Promise<number | null>;
-  /** Resolves once a line of stdout matches (among the lines from index `from` on: the earlier ones are not looked at). */
-  line(re: RegExp, ms?: number, from?: number): Promise<string>;
-}
+type Proc = LineProcess;
 
 const procs: Proc[] = [];
 const servers: Server[] = [];
@@ -41,35 +36,7 @@ afterEach(async () => {
 
 function start(prog: 'sensor' | 'logger' | 'check', env: Record<string, string>): Proc {
   const child = spawn('python3', [join(BUNDLE, 'bin', prog)], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', SNAP: BUNDLE, SENSOR_ADDRESS: '127.0.0.1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const out: string[] = [];
-  const waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
-  let partial = '';
-  const add = (b: Buffer) => {
-    const parts = (partial + b.toString('utf8')).split('\n');
-    partial = parts.pop()!;
-    for (const l of parts) {
-      out.push(l);
-      for (const w of waiters.filter((x) => x.re.test(l))) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(l);
-      }
-    }
-  };
-  child.stdout!.on('data', add);
-  child.stderr!.on('data', add);
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  const p: Proc = {
-    child,
-    out,
-    exited,
-    line: (re, ms = 10_000, from = 0) =>
-      new Promise((resolveLine, reject) => {
-        const seen = out.slice(from).find((l) => re.test(l));
-        if (seen !== undefined) return resolveLine(seen);
-        const t = setTimeout(() => reject(new Error(`no line matching ${re} in ${ms} ms; output:\n${out.join('\n')}`)), ms);
-        waiters.push({ re, resolve: (l) => (clearTimeout(t), resolveLine(l)) });
-      }),
-  };
+  const p = watchLines(child);
   procs.push(p);
   return p;
 }
