@@ -5,11 +5,13 @@
 # launcher must not run a program or read a command line it names).
 if [ -n "${INVOCATION_ID:-}" ] && [ "${EDGE_GRADE:-}" != dangerous ]; then
   unset KIOSK_FB_SYS KIOSK_FB_DEV KIOSK_MODEL KIOSK_PORT KIOSK_RUN KIOSK_CMDLINE KIOSK_BROWSER KIOSK_WAIT \
-    KIOSK_MIN_AGE KIOSK_MEMORY_AFTER KIOSK_CRASH_AFTER KIOSK_VERBOSE
+    KIOSK_MIN_AGE KIOSK_MEMORY_AFTER KIOSK_CRASH_AFTER KIOSK_VERBOSE KIOSK_VT
 fi
-# KIOSK_FB_SYS, KIOSK_FB_DEV, KIOSK_MODEL, KIOSK_PORT: tests only (the device's paths and port by default).
+# KIOSK_FB_SYS, KIOSK_FB_DEV, KIOSK_MODEL, KIOSK_PORT, KIOSK_VT: tests only (the device's paths and
+# port by default; a test run on a host never touches the host's consoles).
 FB_SYS=${KIOSK_FB_SYS:-/sys/class/graphics/fb0}
 FB_DEV=${KIOSK_FB_DEV:-/dev/fb0}
+VT_DEV=${KIOSK_VT:-/dev/tty0}
 MODEL_ASSERT=${KIOSK_MODEL:-/run/edgeimage/slot/model.assert}
 PORT=${KIOSK_PORT:-8080}
 URL=http://127.0.0.1:$PORT/
@@ -57,4 +59,22 @@ fb_blank() {
   case "$stride" in ''|*[!0-9]*) stride=$((FB_W * FB_BPP / 8)) ;; esac
   bytes=$((stride * FB_H))
   { head -c "$bytes" /dev/zero > "$FB_DEV"; } 2>/dev/null || true
+}
+
+# vt_restore: the virtual terminals as SDL leaves them when it exits: the foreground VT in text
+# mode, its keyboard in Unicode mode, switching unlocked. SDL 1.2's fbcon driver sets its VT to
+# graphics mode and locks VT switching (VT_LOCKSWITCH, for every VT) while it runs; a browser
+# killed (SIGKILL, the OOM killer) leaves both behind, and the next browser, given another free VT
+# by VT_OPENQRY, asks to switch to it and waits in VT_WAITACTIVE for ever: the screen stays black.
+# (perl-base: Essential in Debian, in every base. O_NOCTTY: the launcher is its service's session
+# leader and must not take the VT as its controlling terminal. Root's CAP_SYS_TTY_CONFIG allows
+# all three on a VT that is not its own.) Returns 1 when $VT_DEV (/dev/tty0: the foreground VT)
+# cannot be opened or set.
+vt_restore() {
+  VT_DEV=$VT_DEV perl -MFcntl -e '
+    sysopen(my $t, $ENV{VT_DEV}, O_RDWR | O_NOCTTY) or exit 1;
+    ioctl($t, 0x4B3A, 0) or exit 1;   # KDSETMODE KD_TEXT
+    ioctl($t, 0x4B45, 3) or exit 1;   # KDSKBMODE K_UNICODE
+    ioctl($t, 0x560C, 0) or exit 1;   # VT_UNLOCKSWITCH
+  ' 2>/dev/null
 }
