@@ -5,7 +5,8 @@
 # launcher must not run a program or read a command line it names).
 if [ -n "${INVOCATION_ID:-}" ] && [ "${EDGE_GRADE:-}" != dangerous ]; then
   unset KIOSK_FB_SYS KIOSK_FB_DEV KIOSK_MODEL KIOSK_PORT KIOSK_RUN KIOSK_CMDLINE KIOSK_BROWSER KIOSK_WAIT \
-    KIOSK_MIN_AGE KIOSK_MEMORY_AFTER KIOSK_CRASH_AFTER KIOSK_VERBOSE KIOSK_VT
+    KIOSK_MIN_AGE KIOSK_MEMORY_AFTER KIOSK_CRASH_AFTER KIOSK_VERBOSE KIOSK_VT \
+    KIOSK_PROC
 fi
 # KIOSK_FB_SYS, KIOSK_FB_DEV, KIOSK_MODEL, KIOSK_PORT, KIOSK_VT: tests only (the device's paths and
 # port by default; a test run on a host never touches the host's consoles).
@@ -61,20 +62,34 @@ fb_blank() {
   { head -c "$bytes" /dev/zero > "$FB_DEV"; } 2>/dev/null || true
 }
 
-# vt_restore: the virtual terminals as SDL leaves them when it exits: the foreground VT in text
-# mode, its keyboard in Unicode mode, switching unlocked. SDL 1.2's fbcon driver sets its VT to
+# vt_restore: the virtual terminals much as SDL leaves them when it exits: the foreground VT in
+# text mode, its keyboard in Unicode mode, VT switching unlocked (SDL also restores the keyboard
+# mode it saved and switches back to the VT it came from). SDL 1.2's fbcon driver sets its VT to
 # graphics mode and locks VT switching (VT_LOCKSWITCH, for every VT) while it runs; a browser
-# killed (SIGKILL, the OOM killer) leaves both behind, and the next browser, given another free VT
-# by VT_OPENQRY, asks to switch to it and waits in VT_WAITACTIVE for ever: the screen stays black.
-# (perl-base: Essential in Debian, in every base. O_NOCTTY: the launcher is its service's session
-# leader and must not take the VT as its controlling terminal. Root's CAP_SYS_TTY_CONFIG allows
-# all three on a VT that is not its own.) Returns 1 when $VT_DEV (/dev/tty0: the foreground VT)
-# cannot be opened or set.
+# killed (SIGKILL, the OOM killer) leaves both behind. The kernel refuses a switch while switching
+# is locked, and also away from a graphics-mode VT whose owner does not handle switches (VT_AUTO,
+# SDL's) — so both are undone — and VT_ACTIVATE says nothing of the refusal: the next browser,
+# handed another free VT by VT_OPENQRY, waits in VT_WAITACTIVE for ever, the screen black.
+# perl-base (Essential in Debian, in every base) makes the calls, with a clean environment and by
+# its full path: a root perl takes code from PERL5OPT, PERL5DB and PERL5LIB, which the kernel
+# command line can put into a service's environment (systemd.setenv=). O_NOCTTY is only caution
+# (perl is no session leader, and /dev/tty0 never becomes a controlling terminal). Root's
+# CAP_SYS_TTY_CONFIG allows the three calls on a VT that is not its own. Returns 1 and says which
+# step failed and why on stderr when $VT_DEV (/dev/tty0: the foreground VT) cannot be opened or set.
 vt_restore() {
-  VT_DEV=$VT_DEV perl -MFcntl -e '
-    sysopen(my $t, $ENV{VT_DEV}, O_RDWR | O_NOCTTY) or exit 1;
-    ioctl($t, 0x4B3A, 0) or exit 1;   # KDSETMODE KD_TEXT
-    ioctl($t, 0x4B45, 3) or exit 1;   # KDSKBMODE K_UNICODE
-    ioctl($t, 0x560C, 0) or exit 1;   # VT_UNLOCKSWITCH
-  ' 2>/dev/null
+  env -i VT_DEV="$VT_DEV" /usr/bin/perl -MFcntl -e '
+    use strict;
+    my $dev = $ENV{VT_DEV};
+    sysopen(my $t, $dev, O_RDWR | O_NOCTTY) or do { print STDERR "open $dev: $!\n"; exit 1 };
+    ioctl($t, 0x4B3A, 0) or do { print STDERR "KDSETMODE KD_TEXT: $!\n"; exit 1 };
+    ioctl($t, 0x4B45, 3) or do { print STDERR "KDSKBMODE K_UNICODE: $!\n"; exit 1 };
+    ioctl($t, 0x560C, 0) or do { print STDERR "VT_UNLOCKSWITCH: $!\n"; exit 1 };
+  '
+}
+
+# vt_waiting PID: PID's main thread waits for a VT to become the active one (SDL's VT_WAITACTIVE:
+# its wchan is __vt_event_wait); a browser that does cannot draw. $KIOSK_PROC: tests only.
+vt_waiting() {
+  w=$(head -c 128 "${KIOSK_PROC:-/proc}/$1/wchan" 2>/dev/null) || return 1
+  case "$w" in *vt_event_wait*|vt_waitactive*) VT_WCHAN=$w; return 0 ;; *) return 1 ;; esac
 }
