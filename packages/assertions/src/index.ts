@@ -11,7 +11,7 @@
 export { Assertion, type Headers, type HeaderValue } from './assertion.js';
 export * from './errors.js';
 export { decodeStream, decodeOne, encodeContent, encodeSigned, encodeStream, checkHeaderValue, MAX_BODY_SIZE, MAX_HEADERS_SIZE, MAX_SIGNATURE_SIZE } from './format/index.js';
-export { PublicKey, PrivateKey, sha3_384, sha3_384Digest, encodeDigest, decodeDigest } from './crypto/index.js';
+export { PublicKey, PrivateKey, rsaNumbers, type RsaNumbers, sha3_384, sha3_384Digest, encodeDigest, decodeDigest } from './crypto/index.js';
 export * from './types/index.js';
 export { TrustDatabase, SigningKey, KeyConstraints, CHANNEL_POINTER_TYPE, POINTER_ONLY_CONSTRAINTS, defaultTrustedAssertions, DEFAULT_CHECKERS, EXAMPLE_ROOT_KEY_ID, chainRootKeyId, signedWithTestKeys, type AddResult, type Checker, type TrustDatabaseOptions } from './trust/index.js';
 export { signAssertion, accountKeyHeaders, formatTimestamp, type SignOptions, type AccountKeyOptions } from './sign.js';

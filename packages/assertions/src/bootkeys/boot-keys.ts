@@ -6,7 +6,7 @@
 import { X509Certificate, createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { PrivateKey } from '../crypto/index.js';
+import { PrivateKey, rsaNumbers } from '../crypto/index.js';
 import { KeyError } from '../errors.js';
 import { Keyring, writeAtomic } from '../keyring/index.js';
 import { readRegularFile } from '../files/read-regular.js';
@@ -347,7 +347,7 @@ export class BootKeys {
         name: stem,
         subject: subjectOf(cert),
         fingerprint: cert.fingerprint256,
-        bits: cert.publicKey.asymmetricKeyDetails?.modulusLength ?? 0,
+        bits: cert.publicKey.asymmetricKeyType === 'rsa' ? rsaNumbers(cert.publicKey).bits : 0,
         notAfter: new Date(cert.validTo).toISOString().replace('.000Z', 'Z'),
         encrypted: readSmall(keyFile).includes('ENCRYPTED PRIVATE KEY'),
         certificate: certFile,

@@ -10,4 +10,5 @@
  */
 export { PublicKey, V1_FIXED_TIMESTAMP } from './public-key.js';
 export { PrivateKey } from './private-key.js';
+export { rsaNumbers, type RsaNumbers } from './rsa-numbers.js';
 export { SHA3_384_SIZE, decodeDigest, encodeDigest, sha3_384, sha3_384Digest } from './digest.js';

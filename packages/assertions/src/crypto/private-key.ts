@@ -64,7 +64,9 @@ export class PrivateKey {
       throw new KeyError('ERR_KEY_BITS', `RSA keys must have at least ${MIN_GENERATED_BITS} bits, got ${bits}`);
     }
     const { privateKey } = await generateKeyPairAsync('rsa', { modulusLength: bits, publicExponent: 0x10001 });
-    return new PrivateKey(privateKey);
+    // a key of its own, not sharing the generation job's data (and its mutex, which the job's
+    // destructor locks during a garbage collection: rsa-numbers.ts)
+    return new PrivateKey(createPrivateKey({ key: privateKey.export({ type: 'pkcs8', format: 'der' }), type: 'pkcs8', format: 'der' }));
   }
 
   /**

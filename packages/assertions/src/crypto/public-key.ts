@@ -5,6 +5,7 @@
 import { constants, createHash, createPublicKey, publicDecrypt, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { KeyError, SignatureError } from '../errors.js';
 import { encodeDigest, sha3_384 } from './digest.js';
+import { rsaNumbers } from './rsa-numbers.js';
 import {
   HASH_SHA512,
   OpenPgpError,
@@ -78,11 +79,9 @@ export class PublicKey {
     if (pub.asymmetricKeyType !== 'rsa') {
       throw new KeyError('ERR_KEY_UNSUPPORTED', `only RSA keys are supported, got ${pub.asymmetricKeyType ?? 'a symmetric key'}`);
     }
-    const jwk = pub.export({ format: 'jwk' });
-    if (typeof jwk.n !== 'string' || typeof jwk.e !== 'string') {
-      throw new KeyError('ERR_KEY_FORMAT', 'cannot read the RSA modulus and exponent of the key');
-    }
-    return new PublicKey(pub, { n: Buffer.from(jwk.n, 'base64url'), e: Buffer.from(jwk.e, 'base64url') });
+    // (from the DER export, never the JWK one: a JWK export can hang Node 20 — rsa-numbers.ts)
+    const { n, e } = rsaNumbers(pub);
+    return new PublicKey(pub, { n, e });
   }
 
   /**
@@ -215,7 +214,7 @@ export class PublicKey {
    * The node key, for callers that need other node:crypto operations.
    *
    * @example
-   * key.keyObject.asymmetricKeyDetails?.publicExponent; // 65537n
+   * key.keyObject.export({ type: 'spki', format: 'der' });
    */
   get keyObject(): KeyObject {
     return this.#key;

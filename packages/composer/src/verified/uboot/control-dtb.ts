@@ -1,6 +1,7 @@
 import { createPublicKey } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { rsaNumbers } from '@edgeimage/assertions';
 import { ComposeError } from '../../errors.js';
 import { fdtNode, fdtStrings, readFdt } from './fdt.js';
 import { fitSource } from './fit.js';
@@ -51,7 +52,7 @@ export async function controlDtb(opts: ControlDtbOptions): Promise<Buffer> {
     const out = readFileSync(dtb);
     const node = fdtNode(readFdt(out, 'the control dtb mkimage wrote'), `/signature/key-${opts.keyName}`);
     const modulus = node?.props.get('rsa,modulus');
-    const n = Buffer.from(createPublicKey(opts.signer.certPem).export({ format: 'jwk' }).n!, 'base64url');
+    const { n } = rsaNumbers(createPublicKey(opts.signer.certPem));
     if (!node || fdtStrings(node.props.get('required'))[0] !== 'conf' || !modulus?.equals(n)) {
       throw new ComposeError('ERR_UBOOT_DTB', `mkimage did not write the signer's key as /signature/key-${opts.keyName} with required = "conf": ${said.slice(-300)}`, { keyName: opts.keyName });
     }
