@@ -1,11 +1,12 @@
 /**
  * scripts/test's time limit per project: a project past it is stopped, the files it did not finish
  * are named, and the run counts a failure (a test whose main thread blocks — a deadlock in native
- * code — fires no jest timeout: without the limit, CI waits for its own). Runs the real script on
- * this very file with EDGEIMAGE_TEST_LIMIT_PROBE set, which makes it block its main thread, and
- * with a results folder of its own.
+ * code — fires no jest timeout: without the limit, CI waits for its own). And a signal to the
+ * script reaches jest (which runs in timeout's process group). Runs the real script on this very
+ * file with EDGEIMAGE_TEST_LIMIT_PROBE set, which makes it block its main thread, with a results
+ * folder of its own and without the set-up (done by the run around it).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,26 +21,48 @@ if (process.env['EDGEIMAGE_TEST_LIMIT_PROBE'] === '1') {
   }, 180_000);
 } else {
   let dir: string;
+  let n = 0;
   beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'edgeimage-test-limit-')); });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const run = (file: string, limit: string, probe: boolean) => spawnSync(join(REPO, 'scripts/test'), ['--fast', file], {
-    cwd: REPO,
-    encoding: 'utf8',
-    env: { ...process.env, EDGEIMAGE_FAST_LIMIT: limit, EDGEIMAGE_TEST_RESULTS: join(dir, `${limit}-${probe}`), EDGEIMAGE_TEST_LIMIT_PROBE: probe ? '1' : '' },
-    timeout: 240_000,
+  /** The script's environment: a results folder of its own (its path marks the run's processes). */
+  const env = (limitS: number, probe: boolean, extra: Record<string, string> = {}) => ({
+    ...process.env, EDGEIMAGE_SKIP_SETUP: '1', EDGEIMAGE_FAST_LIMIT_S: String(limitS), EDGEIMAGE_TEST_RESULTS: join(dir, `run-${++n}`), EDGEIMAGE_TEST_LIMIT_PROBE: probe ? '1' : '', ...extra,
   });
+  const run = (files: string[], limitS: number, probe: boolean, extra: Record<string, string> = {}) =>
+    spawnSync(join(REPO, 'scripts/test'), ['--fast', ...files], { cwd: REPO, encoding: 'utf8', env: env(limitS, probe, extra), timeout: 200_000 });
+  /** Processes whose command line names the folder (jest's --outputFile does). */
+  const processesOf = (folder: string) => spawnSync('pgrep', ['-f', folder], { encoding: 'utf8' }).stdout.trim();
 
-  test('a blocked test past the limit: stopped, its file named, one failure counted; a quick file within it passes', () => {
-    const stopped = run(SELF, '5s', true);
+  test('a blocked test past the limit: stopped, its file named (not the quick one that finished), one failure counted; the quick file alone passes', () => {
+    // (FORCE_COLOR: jest's coloured PASS lines are still read)
+    const stopped = run([QUICK, SELF], 8, true, { FORCE_COLOR: '1' });
     const lines = stopped.stdout.trimEnd().split('\n');
     expect(stopped.status).not.toBe(0);
-    expect(lines).toContain('the fast project ran past its limit of 5s and was stopped (a test hung?); its files that did not finish:');
-    expect(lines).toContain(`  ${SELF}`);
-    expect(lines.at(-1)).toBe('0 passed, 1 failed, 0 skipped');
-    // (a limit no quick run reaches, even on a loaded machine)
-    const passed = run(QUICK, '3m', false);
+    const at = lines.indexOf('the fast project ran past its limit of 8 s and was stopped (a test hung?); its files that did not finish:');
+    expect(at).toBeGreaterThanOrEqual(0);
+    expect(lines.slice(at + 1, at + 3)).toEqual([`  ${SELF}`, '0 passed, 1 failed, 0 skipped']);
+    expect(stopped.stderr).toMatch(/PASS.*fast.*model-revision\.test\.ts/);
+    const passed = run([QUICK], 180, false);
     expect([passed.status, passed.stdout.trimEnd().split('\n').at(-1)]).toEqual([0, expect.stringMatching(/^[1-9]\d* passed, 0 failed, 0 skipped$/)]);
     expect(passed.stdout).not.toContain('ran past its limit');
-  }, 300_000);
+  }, 420_000);
+
+  test('SIGTERM to the script stops jest and its workers too, and the run says it was interrupted', async () => {
+    const e = env(600, true);
+    const child = spawn(join(REPO, 'scripts/test'), ['--fast', SELF], { cwd: REPO, env: e, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    // jest is up once its process names the results folder; then the probe blocks its worker
+    for (let i = 0; i < 600 && !processesOf(e.EDGEIMAGE_TEST_RESULTS); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(processesOf(e.EDGEIMAGE_TEST_RESULTS)).not.toBe('');
+    await new Promise((r) => setTimeout(r, 3000));
+    child.kill('SIGTERM');
+    expect([await exited, err.slice(-2000) && out.trimEnd().split('\n').slice(-2)]).toEqual([130, ['scripts/test: interrupted during the fast project', '0 passed, 1 failed, 0 skipped']]);
+    // nothing of the run is left: jest's main process, and the worker blocked in the probe (killed)
+    expect(processesOf(e.EDGEIMAGE_TEST_RESULTS)).toBe('');
+  }, 120_000);
 }

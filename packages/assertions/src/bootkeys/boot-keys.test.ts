@@ -469,6 +469,7 @@ describe('BootKeys.export', () => {
   it('contains no private key material: no "PRIVATE KEY" and none of the keys\' bytes', () => {
     // The secret numbers themselves (d, p, q), in case something wrote them in another encoding.
     const secrets = STEMS.flatMap((s) => {
+      // jwk-ok: keys read from PEM files (a mutex of their own: rsa-numbers.ts)
       const jwk = createPrivateKey(readFileSync(join(shared.ring, 'boot', `${s}.key`))).export({ format: 'jwk' });
       return [jwk.d!, jwk.p!, jwk.q!].map((v) => Buffer.from(v, 'base64url'));
     });

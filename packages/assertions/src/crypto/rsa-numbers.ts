@@ -4,15 +4,18 @@
  * Not `key.export({ format: 'jwk' })` nor `key.asymmetricKeyDetails`: Node 20 holds the key's
  * mutex while it builds those JavaScript objects, and a garbage collection during those
  * allocations can finalize the key-generation job the key came from (`generateKeyPair`,
- * `generateKeyPairSync`), whose destructor locks the same mutex — the process then hangs for ever
- * on one thread (seen: a CI run hung 20 minutes in uefi.test.ts, gdb showing
- * `~KeyGenJob` under `ExportJWKRsaKey` waiting on a futex). The DER export takes no lock.
+ * `generateKeyPairSync`, any key type; `createPublicKey` of such a private key shares its mutex),
+ * whose destructor locks the same mutex — the process then hangs for ever on one thread (seen: a
+ * CI run hung 20 minutes in uefi.test.ts, gdb showing `~KeyGenJob` under `ExportJWKRsaKey`
+ * waiting on a futex). The DER export holds the key's lock only while it copies the key, never
+ * while it allocates JavaScript objects. (Non-minimal DER lengths and leading zero bytes are
+ * accepted: the input is OpenSSL's own export.)
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { KeyError } from '../errors.js';
 
-/** RSA moduli beyond 16384 bits are refused (OpenSSL's own limit for RSA keys). */
-const MAX_MODULUS_BYTES = 16384 / 8 + 1;
+/** RSA moduli beyond 16384 bits are refused (OpenSSL's own limit for RSA keys); leading zeros stripped first. */
+const MAX_MODULUS_BYTES = 16384 / 8;
 
 export interface RsaNumbers {
   /** The modulus, big-endian, without leading zero bytes. */

@@ -32,7 +32,7 @@ export function checkKeyName(keyName: string): void {
 export function checkFitSigner(signer: FitSigner): void {
   const k = signer.key;
   if (k.type !== 'private' || k.asymmetricKeyType !== 'rsa') throw new ComposeError('ERR_FIT_KEY', `the FIT signing key is a ${k.type} ${k.asymmetricKeyType ?? 'unknown'} key: expected a private RSA key (U-Boot verifies sha256,rsa2048)`, { type: k.type, algorithm: k.asymmetricKeyType });
-  // (not asymmetricKeyDetails: it can hang Node 20 on a generated key — rsaNumbers)
+  // (not node's key details: they can hang Node 20 on a generated key — rsaNumbers)
   const bits = rsaNumbers(k).bits;
   if (bits !== 2048) throw new ComposeError('ERR_FIT_KEY', `the FIT signing key is RSA-${bits}: expected RSA-2048 (the FIT's signature algorithm is sha256,rsa2048)`, { bits });
   let cert: X509Certificate;
