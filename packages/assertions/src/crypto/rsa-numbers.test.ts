@@ -33,23 +33,20 @@ describe('rsaNumbers: n, e and bits from the PKCS#1 DER export', () => {
   });
 
   test.each([
-    ['not a sequence', '020101', /the sequence: expected tag 0x30 at byte 0, found 0x2/],
-    ['a length past the end', '3005020101', /the sequence: 5 bytes announced, 3 left/],
-    ['bytes after the sequence', '3006020101020103ff', /1 bytes after the sequence/],
-    ['a negative modulus', '3006020181020103', /the modulus: negative/],
-    ['an empty exponent', '30050201010200', /the exponent: empty/],
-    ['a zero modulus', '3006020100020103', /a zero modulus/],
-    ['a length in 4 bytes', '3084000000060201010201 03'.replace(/ /g, ''), /the sequence: a length of 4 bytes/],
-    ['nothing', '', /the sequence: the encoding ends at byte 0/],
-    ['a modulus of 16385 bits and more', `3082080802820801${'01'.repeat(0x801)}020103`, /the modulus: 2049 bytes, more than 2048/],
-    ['a modulus of 16385 bits behind a zero byte', `3082080902820802${'00'}${'01'.repeat(0x801)}020103`, /the modulus: 2049 bytes, more than 2048/],
+    ['not a sequence', '020101', /ASN\.1 object does not contain an RSAPublicKey/],
+    ['a length past the end', '3005020101', /Too few bytes to read ASN\.1 value/],
+    ['bytes after the sequence', '3006020101020103ff', /Unparsed DER bytes remain/],
+    ['one integer only', '3003020101', /ASN\.1 object does not contain an RSAPublicKey/],
+    ['a zero modulus', '3006020100020103', /a modulus or exponent not above zero/],
+    ['a zero exponent', '3006020101020100', /a modulus or exponent not above zero/],
+    ['nothing', '', /Too few bytes|ASN\.1/],
   ])('%s: ERR_KEY_FORMAT', (_what, hex, message) => {
     expect(() => parsePkcs1(Buffer.from(hex, 'hex'))).toThrow(expect.objectContaining({ code: 'ERR_KEY_FORMAT', message: expect.stringMatching(message) }));
   });
 
-  test('a modulus of 16384 bits exactly (a zero byte before it, as DER has it) is read', () => {
+  test('a modulus of 16384 bits (a zero byte before it, as DER has it) is read without it', () => {
     const got = parsePkcs1(Buffer.from(`3082080802820801${'00'}${'ff'.repeat(0x800)}020103`, 'hex'));
-    expect([got.bits, got.n.length]).toEqual([16384, 2048]);
+    expect([got.bits, got.n.length, got.n[0]]).toEqual([16384, 2048, 0xff]);
   });
 });
 
