@@ -48,6 +48,12 @@ if (process.env['EDGEIMAGE_TEST_LIMIT_PROBE'] === '1') {
     expect(passed.stdout).not.toContain('ran past its limit');
   }, 420_000);
 
+  test("a run whose deadline leaves a project no time does not start it, and counts it as a failure", () => {
+    // (the deadline less the summary's 2 minutes is below zero: jest is never started)
+    const r = run([QUICK], 180, false, { EDGEIMAGE_TEST_DEADLINE_S: '100' });
+    expect([r.status, r.stdout.trimEnd().split('\n').slice(-2)]).toEqual([1, ["the fast project was not run: the run's deadline (100 s) is reached", '0 passed, 1 failed, 0 skipped']]);
+  });
+
   test('SIGTERM to the script stops jest and its workers too, and the run says it was interrupted', async () => {
     const e = env(600, true);
     const child = spawn(join(REPO, 'scripts/test'), ['--fast', SELF], { cwd: REPO, env: e, stdio: ['ignore', 'pipe', 'pipe'] });
