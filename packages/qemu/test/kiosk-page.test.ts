@@ -202,6 +202,43 @@ bbDescribe('kiosk-page (bundles/kiosk-page, run with the host busybox)', () => {
     expect(await again.line(/^kiosk-browser: showing/)).toMatch(/, start 2\)$/);
   });
 
+  test('a browser still waiting for its virtual terminal after the grace is stopped (TERM, then KILL if it stays) and exits to be restarted; one that does not wait is left alone', async () => {
+    const port = String(await freePort());
+    const base = device();
+    const proc = join(dir, 'proc');
+    // stand-ins that show their wait channel through KIOSK_PROC (the shell's pid is the browser's:
+    // the launcher runs it, not exec'd by another); TRAP is what each does with SIGTERM
+    const standIn = (name: string, wchan: string, trap: string) => {
+      const path = join(dir, 'bin', name);
+      writeFileSync(path, `#!/bin/sh\nmkdir -p "${proc}/$$"\necho ${wchan} > "${proc}/$$/wchan"\ntrap '${trap}' TERM\necho "stand-in browser $$ up"\nwhile :; do sleep 0.2; done\n`);
+      chmodSync(path, 0o755);
+      return path;
+    };
+    const env = { ...base, KIOSK_PORT: port, KIOSK_MEMORY_AFTER: '60', KIOSK_VERBOSE: '', KIOSK_VT_GRACE: '1', KIOSK_PROC: proc };
+    run('server', env);
+    const stopped = (pid: number, start: number) => `kiosk-browser: the browser (pid ${pid}) still waits for its virtual terminal (__vt_event_wait) after 1 s (start ${start}): stopped, to be started again`;
+    // one that ends at SIGTERM
+    const polite = run('browser', { ...env, KIOSK_BROWSER: standIn('netsurf-fb', '__vt_event_wait', 'echo "stand-in browser: TERM"; exit 143') });
+    expect(await polite.exited).toBe(1);
+    const pid1 = Number(readdirSync(proc)[0]);
+    expect(polite.out).toContain(stopped(pid1, 1));
+    expect(polite.out).toContain(`kiosk-browser: the browser exited with status 143 (start 1); the last lines of ${join(dir, 'run/browser.log')}:`);
+    expect(polite.out).toContain('kiosk-browser:   stand-in browser: TERM');
+    // one that ignores SIGTERM: killed 3 s later
+    rmSync(proc, { recursive: true });
+    const deaf = run('browser', { ...env, KIOSK_BROWSER: standIn('netsurf-deaf', '__vt_event_wait', '') });
+    expect(await deaf.exited).toBe(1);
+    expect(deaf.out).toContain(stopped(Number(readdirSync(proc)[0]), 2));
+    expect(deaf.out).toContain(`kiosk-browser: the browser exited with status 137 (start 2); the last lines of ${join(dir, 'run/browser.log')}:`);
+    // one that draws (its wait channel is poll's): still running well past the grace
+    rmSync(proc, { recursive: true });
+    const drawing = run('browser', { ...env, KIOSK_BROWSER: standIn('netsurf-poll', 'do_sys_poll', 'exit 143') });
+    await drawing.line(/^kiosk-browser: showing .*, start 3\)$/);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(drawing.out.filter((l) => /still waits|exited/.test(l))).toEqual([]);
+    expect(readFileSync(join(dir, 'run/browser.log'), 'utf8')).toMatch(/^stand-in browser \d+ up\n$/);
+  }, 30_000);
+
   test('kiosk.crash-once: the browser SIGKILLed once on grade dangerous (start 1 only), ignored on grade signed', async () => {
     const port = String(await freePort());
     const base = device();
