@@ -19,6 +19,8 @@ const common = {
 export default {
   // the longest QEMU files first, so that both cores stay busy to the end (jest.sequencer.js)
   testSequencer: '<rootDir>/jest.sequencer.js',
+  // and each file's result as it ends, for scripts/test (EDGEIMAGE_PARTIAL_RESULTS; else nothing)
+  reporters: ['default', '<rootDir>/scripts/jest-partial-reporter.mjs'],
   projects: [
     { ...common, displayName: 'fast', testMatch: ['<rootDir>/packages/*/src/**/*.test.ts', '<rootDir>/packages/*/test/**/*.test.ts'], testPathIgnorePatterns: ['\\.qemu\\.test\\.ts$', '/node_modules/', '/dist/'] },
     { ...common, displayName: 'qemu', setupFilesAfterEnv: ['<rootDir>/jest.qemu-setup.js'], testMatch: ['<rootDir>/packages/*/src/**/*.qemu.test.ts', '<rootDir>/packages/*/test/**/*.qemu.test.ts'] },
