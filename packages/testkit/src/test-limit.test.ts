@@ -7,7 +7,7 @@
  * folder of its own and without the set-up (done by the run around it).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO } from './repo.js';
@@ -19,6 +19,14 @@ if (process.env['EDGEIMAGE_TEST_LIMIT_PROBE'] === '1') {
   test('the probe: a main thread blocked for 120 s, as by a deadlock', () => {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120_000);
   }, 180_000);
+} else if (process.env['EDGEIMAGE_TEST_LIMIT_PROBE'] === 'crash') {
+  test("the probe: jest's main process killed, as by a crash, once the quick file's result is kept", async () => {
+    // (a worker's parent is jest's main process; the reporter's file is named in the environment)
+    const partial = process.env['EDGEIMAGE_PARTIAL_RESULTS'] ?? '';
+    for (let i = 0; i < 1200 && !(existsSync(partial) && readFileSync(partial, 'utf8').includes('model-revision.test.ts')); i++) await new Promise((r) => setTimeout(r, 100));
+    process.kill(process.ppid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 60_000));
+  }, 180_000);
 } else {
   let dir: string;
   let n = 0;
@@ -26,10 +34,10 @@ if (process.env['EDGEIMAGE_TEST_LIMIT_PROBE'] === '1') {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   /** The script's environment: a results folder of its own (its path marks the run's processes). */
-  const env = (limitS: number, probe: boolean, extra: Record<string, string> = {}) => ({
-    ...process.env, EDGEIMAGE_SKIP_SETUP: '1', EDGEIMAGE_FAST_LIMIT_S: String(limitS), EDGEIMAGE_TEST_RESULTS: join(dir, `run-${++n}`), EDGEIMAGE_TEST_LIMIT_PROBE: probe ? '1' : '', ...extra,
+  const env = (limitS: number, probe: boolean | 'crash', extra: Record<string, string> = {}) => ({
+    ...process.env, EDGEIMAGE_SKIP_SETUP: '1', EDGEIMAGE_FAST_LIMIT_S: String(limitS), EDGEIMAGE_TEST_RESULTS: join(dir, `run-${++n}`), EDGEIMAGE_TEST_LIMIT_PROBE: probe === true ? '1' : probe || '', ...extra,
   });
-  const run = (files: string[], limitS: number, probe: boolean, extra: Record<string, string> = {}) =>
+  const run = (files: string[], limitS: number, probe: boolean | 'crash', extra: Record<string, string> = {}) =>
     spawnSync(join(REPO, 'scripts/test'), ['--fast', ...files], { cwd: REPO, encoding: 'utf8', env: env(limitS, probe, extra), timeout: 200_000 });
   /** Processes whose command line names the folder (jest's --outputFile does). */
   const processesOf = (folder: string) => spawnSync('pgrep', ['-f', folder], { encoding: 'utf8' }).stdout.trim();
@@ -56,6 +64,15 @@ if (process.env['EDGEIMAGE_TEST_LIMIT_PROBE'] === '1') {
     // as many as the quick file alone passes
     expect(lines.at(-1)?.split(' ')[0]).toBe(passed.stdout.trimEnd().split('\n').at(-1)?.split(' ')[0]);
   }, 420_000);
+
+  test("a jest that dies without writing its results: the tests of the files that ended are counted, and one failure", () => {
+    const r = run([QUICK, SELF, '--cacheDirectory', join(dir, 'cache-crash')], 120, 'crash', { EDGEIMAGE_TEST_WORKERS: '2' });
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(r.status).not.toBe(0);
+    expect(lines).toContain('jest ended the fast project with status 137 without writing its results: the tests of the files that ended are counted, and one failure');
+    expect(lines.at(-1)).toMatch(/^[1-9]\d* passed, 1 failed, 0 skipped$/);
+    expect(r.stdout).not.toContain('ran past its limit');
+  });
 
   test("a run whose deadline leaves a project no time does not start it, and counts it as a failure", () => {
     // (the deadline less the summary's 2 minutes is below zero: jest is never started)

@@ -137,3 +137,38 @@ describe('scripts/test-summary.mjs', () => {
     expect(r.stderr).toMatch(/^usage: test-summary\.mjs JEST_JSON/);
   });
 });
+
+describe('scripts/test-partial.mjs: what a project that wrote no result (stopped, crashed) still ran', () => {
+  const PARTIAL = join(REPO, 'scripts/test-partial.mjs');
+  test('the reporter lines of the files that ended, cut-off last line left out, summarized as scripts/test does: failed tests and broken suites counted once; the files without a line named', () => {
+    const lines = [
+      suite('packages/a/src/a.test.ts', 1000, 2000, [t('a one'), t('a two')]),
+      suite('packages/b/src/b.test.ts', 1500, 500, [t('b one', 'failed'), t('b two'), t('b later [skipped: no qemu]', 'pending')]),
+      suite('packages/c/src/c.test.ts', 1600, 100, [], { status: 'failed', message: '  ● Test suite failed to run\n\n    Cannot find module' }),
+    ].map((x) => JSON.stringify(x));
+    // not a file's result: JSON of another shape, and the last line cut short by the kill
+    const text = [...lines, 'null', '{"name":42}', JSON.stringify(suite('packages/d/src/d.test.ts', 1, 1, [t('d')])).slice(0, 40)].join('\n');
+    const from = join(dir, 'fast.partial.jsonl');
+    const out = join(dir, 'fast.json');
+    const list = join(dir, 'list');
+    writeFileSync(from, text);
+    writeFileSync(list, ['a/src/a.test.ts', 'd/src/d.test.ts', 'b/src/b.test.ts', 'c/src/c.test.ts', 'e/test/e.test.ts'].map((f) => `${ROOT}/packages/${f}`).join('\n') + '\n');
+    const r = spawnSync(process.execPath, [PARTIAL, from, out, list, ROOT], { encoding: 'utf8' });
+    expect([r.status, r.stderr, r.stdout]).toEqual([0, '', '  packages/d/src/d.test.ts\n  packages/e/test/e.test.ts\n']);
+    const s = spawnSync(process.execPath, [SCRIPT, out, ROOT], { encoding: 'utf8' });
+    const got = s.stdout.trimEnd().split('\n');
+    expect(got).toContain('broken suite: packages/c/src/c.test.ts: ● Test suite failed to run');
+    expect(got).toContain('skipped: packages/b/src/b.test.ts: b later [skipped: no qemu]');
+    // (scripts/test adds the stop itself, once: "3 passed, 3 failed")
+    expect(got.at(-1)).toBe('3 passed, 2 failed, 1 skipped');
+  });
+
+  test('only passing files: success, no failure of its own (the stop is counted by scripts/test); no file: an empty result', () => {
+    const from = join(dir, 'ok.partial.jsonl');
+    writeFileSync(from, JSON.stringify(suite('packages/a/src/a.test.ts', 1, 10, [t('x')])) + '\n');
+    expect(spawnSync(process.execPath, [PARTIAL, from, join(dir, 'ok.json')], { encoding: 'utf8' }).status).toBe(0);
+    expect(spawnSync(process.execPath, [SCRIPT, join(dir, 'ok.json'), ROOT], { encoding: 'utf8' }).stdout.trimEnd().split('\n').at(-1)).toBe('1 passed, 0 failed, 0 skipped');
+    expect(spawnSync(process.execPath, [PARTIAL, join(dir, 'no-such-file'), join(dir, 'none.json')], { encoding: 'utf8' }).status).toBe(0);
+    expect(spawnSync(process.execPath, [SCRIPT, join(dir, 'none.json'), ROOT], { encoding: 'utf8' }).stdout.trimEnd()).toBe('0 passed, 0 failed, 0 skipped');
+  });
+});
