@@ -3,7 +3,7 @@
 // crashed) still ran: the lines of scripts/jest-partial-reporter.mjs, one per test file that
 // ended, made into a jest --json result, and the project's files that did not end.
 //   node scripts/test-partial.mjs PARTIAL_JSONL OUT_JSON [LIST_OF_FILES ROOT]
-// writes OUT_JSON and prints each file of LIST_OF_FILES (jest --listTests: absolute paths) that
+// writes OUT_JSON (not when no file ended) and prints each file of LIST_OF_FILES (jest --listTests: absolute paths) that
 // has no line, relative to ROOT, indented by two spaces.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { relative } from 'node:path';
@@ -41,6 +41,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     process.exit(2);
   }
   const result = partialResult(existsSync(from) ? readFileSync(from, 'utf8') : '');
-  writeFileSync(to, JSON.stringify(result));
+  // (no file ended: no result at all, rather than an empty one — a run with a name pattern would
+  // count an empty one as "no test matched" on top of the failure scripts/test counts)
+  if (result.testResults.length > 0) writeFileSync(to, JSON.stringify(result));
   if (list) for (const f of unfinished(readFileSync(list, 'utf8'), result, root ?? process.cwd())) console.log(`  ${f}`);
 }

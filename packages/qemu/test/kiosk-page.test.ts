@@ -202,42 +202,48 @@ bbDescribe('kiosk-page (bundles/kiosk-page, run with the host busybox)', () => {
     expect(await again.line(/^kiosk-browser: showing/)).toMatch(/, start 2\)$/);
   });
 
-  test('a browser still waiting for its virtual terminal at 3 looks after the grace is stopped (TERM, then KILL if it stays) and exits to be restarted; one that does not wait is left alone', async () => {
+  test('a browser still waiting for its virtual terminal at 3 looks after the grace is stopped (TERM, then KILL if it still runs) and exits to be restarted; one whose switch ends between two looks is left alone; no watcher outlives the launcher', async () => {
     const port = String(await freePort());
     const base = device();
     const proc = join(dir, 'proc');
     // stand-ins that show their wait channel through KIOSK_PROC (the shell's pid is the browser's:
-    // the launcher runs it, not exec'd by another); TRAP is what each does with SIGTERM
-    const standIn = (name: string, wchan: string, trap: string) => {
+    // the launcher runs it, not exec'd by another); ON_TERM is what each does at SIGTERM, THEN
+    // what it does after its start (in the background)
+    const standIn = (name: string, onTerm: string, then = '') => {
       const path = join(dir, 'bin', name);
-      writeFileSync(path, `#!/bin/sh\nmkdir -p "${proc}/$$"\necho ${wchan} > "${proc}/$$/wchan"\ntrap '${trap}' TERM\necho "stand-in browser $$ up"\nwhile :; do sleep 0.2; done\n`);
+      writeFileSync(path, `#!/bin/sh\nw="${proc}/$$/wchan"\nmkdir -p "${proc}/$$"\necho __vt_event_wait > "$w"\ntrap '${onTerm}' TERM\n${then}\necho "stand-in browser $$ up"\nwhile :; do sleep 0.2; done\n`);
       chmodSync(path, 0o755);
       return path;
     };
-    const env = { ...base, KIOSK_PORT: port, KIOSK_MEMORY_AFTER: '60', KIOSK_VERBOSE: '', KIOSK_VT_GRACE: '2', KIOSK_PROC: proc };
+    const env = { ...base, KIOSK_PORT: port, KIOSK_MEMORY_AFTER: '60', KIOSK_VERBOSE: '', KIOSK_VT_GRACE: '3', KIOSK_PROC: proc };
     run('server', env);
-    const stopped = (pid: number, start: number) => `kiosk-browser: the browser (pid ${pid}) still waits for its virtual terminal (__vt_event_wait) after 2 s (start ${start}): stopped, to be started again`;
+    const stopped = (pid: number, start: number) => `kiosk-browser: the browser (pid ${pid}) still waits for its virtual terminal (__vt_event_wait) after 3 s (start ${start}): stopped, to be started again`;
     const log = join(dir, 'run/browser.log');
+    /** The launcher's process group once it has exited: only the sleeps its stopped watchers were in. */
+    const leftOf = (p: Proc) => spawnSync('pgrep', ['-l', '-g', String(p.child.pid)], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map((l) => l.split(' ')[1]);
     // one that ends at SIGTERM
-    const polite = run('browser', { ...env, KIOSK_BROWSER: standIn('netsurf-fb', '__vt_event_wait', 'echo "stand-in browser: TERM"; exit 143') });
+    const polite = run('browser', { ...env, KIOSK_BROWSER: standIn('netsurf-fb', 'echo "stand-in browser: TERM"; exit 143') });
     expect(await polite.line(/still waits/, 20_000)).toBe(stopped(Number(readdirSync(proc)[0]), 1));
     expect(await polite.line(/exited with status/)).toBe(`kiosk-browser: the browser exited with status 143 (start 1); the last lines of ${log}:`);
     expect(await polite.line(/TERM$/)).toBe('kiosk-browser:   stand-in browser: TERM');
     expect(await polite.exited).toBe(1);
-    // one that ignores SIGTERM: killed 3 s later
+    // (the memory watcher, 60 s, stopped with the launcher: not left running as root)
+    expect(leftOf(polite).filter((n) => n !== 'sleep')).toEqual([]);
+    // one that leaves the wait at SIGTERM but goes on running: killed 3 s later all the same
     rmSync(proc, { recursive: true });
-    const deaf = run('browser', { ...env, KIOSK_BROWSER: standIn('netsurf-deaf', '__vt_event_wait', '') });
-    expect(await deaf.line(/still waits/, 20_000)).toBe(stopped(Number(readdirSync(proc)[0]), 2));
-    expect(await deaf.line(/exited with status/, 10_000)).toBe(`kiosk-browser: the browser exited with status 137 (start 2); the last lines of ${log}:`);
-    expect(await deaf.exited).toBe(1);
-    // one that draws (its wait channel is poll's): still running well past the grace and the looks
+    const stays = run('browser', { ...env, KIOSK_BROWSER: standIn('netsurf-stays', 'echo do_sys_poll > "$w"') });
+    expect(await stays.line(/still waits/, 20_000)).toBe(stopped(Number(readdirSync(proc)[0]), 2));
+    expect(await stays.line(/exited with status/, 10_000)).toBe(`kiosk-browser: the browser exited with status 137 (start 2); the last lines of ${log}:`);
+    expect(await stays.exited).toBe(1);
+    // one whose switch ends 3.5 s after its start, between the first look (3 s) and the second:
+    // still running well past the looks
     rmSync(proc, { recursive: true });
-    const drawing = run('browser', { ...env, KIOSK_BROWSER: standIn('netsurf-poll', 'do_sys_poll', 'exit 143') });
-    await drawing.line(/^kiosk-browser: showing .*, start 3\)$/);
-    await new Promise((r) => setTimeout(r, 6000));
-    expect(drawing.out.filter((l) => /still waits|exited/.test(l))).toEqual([]);
-    expect(readFileSync(log, 'utf8')).toMatch(/^stand-in browser \d+ up\n$/);
-  }, 60_000);
+    const switched = run('browser', { ...env, KIOSK_BROWSER: standIn('netsurf-switch', 'exit 143', '(sleep 3.5; echo do_sys_poll > "$w") &') });
+    await switched.line(/^kiosk-browser: showing .*, start 3\)$/);
+    await new Promise((r) => setTimeout(r, 8000));
+    expect(switched.out.filter((l) => /still waits|exited/.test(l))).toEqual([]);
+    expect(readFileSync(join(proc, readdirSync(proc)[0]!, 'wchan'), 'utf8')).toBe('do_sys_poll\n');
+  }, 90_000);
 
   test('kiosk.crash-once: the browser SIGKILLed once on grade dangerous (start 1 only), ignored on grade signed', async () => {
     const port = String(await freePort());

@@ -156,6 +156,8 @@ describe.each(BOARDS)('the kiosk on $board', ({ board }) => {
     // the page it shows is 1.1's, with the new model's revision
     expect(readFileSync(last.log, 'utf8')).toMatch(showing(1, '1\\.1', 2));
     expect(readFileSync(last.log, 'utf8')).toMatch(serving('1\\.1', 2, '#FF8C00'));
+    // each boot's browser drew at its first start: no VT reset failed, no watcher stopped one
+    for (const st of report.steps!) expect([st.name, readFileSync(st.log, 'utf8')]).toEqual([st.name, expect.not.stringMatching(/kiosk-browser: the virtual terminal .* could not be reset|kiosk-browser: the browser \(pid \d+\) still waits for its virtual terminal/)]);
     const screen = readScreen(shot);
     expect(checkScreen(screen, { colour: ORANGE }).share).toBeGreaterThanOrEqual(0.4);
     // the old page is gone: none of its colour left

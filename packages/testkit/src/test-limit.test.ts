@@ -7,7 +7,7 @@
  * folder of its own and without the set-up (done by the run around it).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO } from './repo.js';
@@ -24,6 +24,10 @@ if (process.env['EDGEIMAGE_TEST_LIMIT_PROBE'] === '1') {
     // (a worker's parent is jest's main process; the reporter's file is named in the environment)
     const partial = process.env['EDGEIMAGE_PARTIAL_RESULTS'] ?? '';
     for (let i = 0; i < 1200 && !(existsSync(partial) && readFileSync(partial, 'utf8').includes('model-revision.test.ts')); i++) await new Promise((r) => setTimeout(r, 100));
+    // (never another process: the parent must be jest's)
+    expect(readFileSync(`/proc/${process.ppid}/cmdline`, 'utf8')).toContain('node_modules/jest/bin/jest.js');
+    // (this worker's pid, for the test to see it gone with the run)
+    writeFileSync(join(process.env['EDGEIMAGE_TEST_RESULTS'] ?? '', 'probe.pid'), String(process.pid));
     process.kill(process.ppid, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 60_000));
   }, 180_000);
@@ -46,13 +50,13 @@ if (process.env['EDGEIMAGE_TEST_LIMIT_PROBE'] === '1') {
     // Both files on workers of their own, at once: jest runs a short list in its own process, one
     // file after the other, when its cache knows only fast times for it (the quick file's, on a
     // clean clone before this file ever finished), and the probe, first, then blocks the quick file
-    // out. A cache of its own knows no times. 30 s: the quick file's worker, under the load of the
-    // run around it, is done well before (FORCE_COLOR: jest's coloured PASS lines are still read).
-    const stopped = run([QUICK, SELF, '--cacheDirectory', join(dir, 'cache')], 30, true, { FORCE_COLOR: '1', EDGEIMAGE_TEST_WORKERS: '2' });
+    // out. A cache of its own knows no times. 40 s: the quick file's worker, under the load of the
+    // run around it (CI's clean clone: done within the 30 s this had before), is done well before.
+    const stopped = run([QUICK, SELF, '--cacheDirectory', join(dir, 'cache')], 40, true, { EDGEIMAGE_TEST_WORKERS: '2' });
     const lines = stopped.stdout.trimEnd().split('\n');
     expect(stopped.status).not.toBe(0);
     expect(stopped.stderr).toMatch(/PASS.*fast.*model-revision\.test\.ts/);
-    const at = lines.indexOf('the fast project ran past its limit of 30 s and was stopped (a test hung?); its files that did not finish:');
+    const at = lines.indexOf('the fast project ran past its limit of 40 s and was stopped (a test hung?); its files that did not finish:');
     expect(at).toBeGreaterThanOrEqual(0);
     expect(lines[at + 1]).toBe(`  ${SELF}`);
     // the quick file's tests still counted (jest wrote no result: scripts/jest-partial-reporter.mjs
@@ -69,9 +73,16 @@ if (process.env['EDGEIMAGE_TEST_LIMIT_PROBE'] === '1') {
     const r = run([QUICK, SELF, '--cacheDirectory', join(dir, 'cache-crash')], 120, 'crash', { EDGEIMAGE_TEST_WORKERS: '2' });
     const lines = r.stdout.trimEnd().split('\n');
     expect(r.status).not.toBe(0);
-    expect(lines).toContain('jest ended the fast project with status 137 without writing its results: the tests of the files that ended are counted, and one failure');
+    const at = lines.indexOf('jest ended the fast project with status 137 without writing its results: the tests of the files that ended are counted, and one failure; its files that did not finish:');
+    expect(at).toBeGreaterThanOrEqual(0);
+    expect(lines[at + 1]).toBe(`  ${SELF}`);
     expect(lines.at(-1)).toMatch(/^[1-9]\d* passed, 1 failed, 0 skipped$/);
     expect(r.stdout).not.toContain('ran past its limit');
+    // the orphaned worker (its parent killed) went with the run's process group (gone, or a zombie
+    // where PID 1 reaps no orphans, as in some containers)
+    const probe = Number(readFileSync(join(dir, `run-${n}`, 'probe.pid'), 'utf8'));
+    const state = existsSync(`/proc/${probe}/status`) ? /^State:\s+(\S)/m.exec(readFileSync(`/proc/${probe}/status`, 'utf8'))?.[1] : 'gone';
+    expect(['gone', 'Z']).toContain(state);
   });
 
   test("a run whose deadline leaves a project no time does not start it, and counts it as a failure", () => {

@@ -3,7 +3,7 @@
  * result, run as scripts/test runs it.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO } from './repo.js';
@@ -163,12 +163,15 @@ describe('scripts/test-partial.mjs: what a project that wrote no result (stopped
     expect(got.at(-1)).toBe('3 passed, 2 failed, 1 skipped');
   });
 
-  test('only passing files: success, no failure of its own (the stop is counted by scripts/test); no file: an empty result', () => {
+  test('only passing files: success, no failure of its own (the stop is counted by scripts/test); no file ended: no result written', () => {
     const from = join(dir, 'ok.partial.jsonl');
     writeFileSync(from, JSON.stringify(suite('packages/a/src/a.test.ts', 1, 10, [t('x')])) + '\n');
     expect(spawnSync(process.execPath, [PARTIAL, from, join(dir, 'ok.json')], { encoding: 'utf8' }).status).toBe(0);
     expect(spawnSync(process.execPath, [SCRIPT, join(dir, 'ok.json'), ROOT], { encoding: 'utf8' }).stdout.trimEnd().split('\n').at(-1)).toBe('1 passed, 0 failed, 0 skipped');
-    expect(spawnSync(process.execPath, [PARTIAL, join(dir, 'no-such-file'), join(dir, 'none.json')], { encoding: 'utf8' }).status).toBe(0);
-    expect(spawnSync(process.execPath, [SCRIPT, join(dir, 'none.json'), ROOT], { encoding: 'utf8' }).stdout.trimEnd()).toBe('0 passed, 0 failed, 0 skipped');
+    writeFileSync(join(dir, 'cut.partial.jsonl'), '{"name":"/repo/packages/a/src/a.test.ts","sta');
+    for (const from of ['no-such-file', 'cut.partial.jsonl']) {
+      expect(spawnSync(process.execPath, [PARTIAL, join(dir, from), join(dir, `${from}.json`)], { encoding: 'utf8' }).status).toBe(0);
+      expect(existsSync(join(dir, `${from}.json`))).toBe(false);
+    }
   });
 });
