@@ -19,6 +19,10 @@ if (process.env['EDGEIMAGE_TEST_LIMIT_PROBE'] === '1') {
   test('the probe: a main thread blocked for 120 s, as by a deadlock', () => {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120_000);
   }, 180_000);
+} else if (process.env['EDGEIMAGE_TEST_LIMIT_PROBE'] === 'linger') {
+  test('the probe: passes, and leaves a timer running in jest\'s own process (it runs one file alone)', () => {
+    setInterval(() => undefined, 1000);
+  });
 } else if (process.env['EDGEIMAGE_TEST_LIMIT_PROBE'] === 'crash') {
   test("the probe: jest's main process killed, as by a crash, once the quick file's result is kept", async () => {
     // (a worker's parent is jest's main process; the reporter's file is named in the environment)
@@ -38,10 +42,10 @@ if (process.env['EDGEIMAGE_TEST_LIMIT_PROBE'] === '1') {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   /** The script's environment: a results folder of its own (its path marks the run's processes). */
-  const env = (limitS: number, probe: boolean | 'crash', extra: Record<string, string> = {}) => ({
+  const env = (limitS: number, probe: boolean | 'crash' | 'linger', extra: Record<string, string> = {}) => ({
     ...process.env, EDGEIMAGE_SKIP_SETUP: '1', EDGEIMAGE_FAST_LIMIT_S: String(limitS), EDGEIMAGE_TEST_RESULTS: join(dir, `run-${++n}`), EDGEIMAGE_TEST_LIMIT_PROBE: probe === true ? '1' : probe || '', ...extra,
   });
-  const run = (files: string[], limitS: number, probe: boolean | 'crash', extra: Record<string, string> = {}) =>
+  const run = (files: string[], limitS: number, probe: boolean | 'crash' | 'linger', extra: Record<string, string> = {}) =>
     spawnSync(join(REPO, 'scripts/test'), ['--fast', ...files], { cwd: REPO, encoding: 'utf8', env: env(limitS, probe, extra), timeout: 200_000 });
   /** Processes whose command line names the folder (jest's --outputFile does). */
   const processesOf = (folder: string) => spawnSync('pgrep', ['-f', folder], { encoding: 'utf8' }).stdout.trim();
@@ -50,13 +54,13 @@ if (process.env['EDGEIMAGE_TEST_LIMIT_PROBE'] === '1') {
     // Both files on workers of their own, at once: jest runs a short list in its own process, one
     // file after the other, when its cache knows only fast times for it (the quick file's, on a
     // clean clone before this file ever finished), and the probe, first, then blocks the quick file
-    // out. A cache of its own knows no times. 40 s: the quick file's worker, under the load of the
-    // run around it (CI's clean clone: done within the 30 s this had before), is done well before.
-    const stopped = run([QUICK, SELF, '--cacheDirectory', join(dir, 'cache')], 40, true, { EDGEIMAGE_TEST_WORKERS: '2' });
+    // out. A cache of its own knows no times. 30 s: the quick file's worker, under the load of the
+    // run around it, is done well before (CI's clean clone, twice).
+    const stopped = run([QUICK, SELF, '--cacheDirectory', join(dir, 'cache')], 30, true, { EDGEIMAGE_TEST_WORKERS: '2' });
     const lines = stopped.stdout.trimEnd().split('\n');
     expect(stopped.status).not.toBe(0);
     expect(stopped.stderr).toMatch(/PASS.*fast.*model-revision\.test\.ts/);
-    const at = lines.indexOf('the fast project ran past its limit of 40 s and was stopped (a test hung?); its files that did not finish:');
+    const at = lines.indexOf('the fast project ran past its limit of 30 s and was stopped (a test hung?); its files that did not finish:');
     expect(at).toBeGreaterThanOrEqual(0);
     expect(lines[at + 1]).toBe(`  ${SELF}`);
     // the quick file's tests still counted (jest wrote no result: scripts/jest-partial-reporter.mjs
@@ -83,6 +87,19 @@ if (process.env['EDGEIMAGE_TEST_LIMIT_PROBE'] === '1') {
     const probe = Number(readFileSync(join(dir, `run-${n}`, 'probe.pid'), 'utf8'));
     const state = existsSync(`/proc/${probe}/status`) ? /^State:\s+(\S)/m.exec(readFileSync(`/proc/${probe}/status`, 'utf8'))?.[1] : 'gone';
     expect(['gone', 'Z']).toContain(state);
+  });
+
+  test('a jest that ran every file but does not exit (an open handle) is stopped at the limit: its result kept, one failure', () => {
+    const r = run([SELF], 12, 'linger');
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(r.status).not.toBe(0);
+    expect(lines).toContain('the fast project ran past its limit of 12 s and was stopped: its test files had all ended, but jest did not exit (an open handle?)');
+    expect(lines.at(-1)).toBe('1 passed, 1 failed, 0 skipped');
+  });
+
+  test('a results folder that cannot be made is refused at once, with one failure', () => {
+    const r = run([QUICK], 180, false, { EDGEIMAGE_TEST_RESULTS: '/dev/null/results' });
+    expect([r.status, r.stderr.trimEnd().split('\n').at(-1), r.stdout.trimEnd()]).toEqual([1, 'scripts/test: the results folder /dev/null/results cannot be made or entered', '0 passed, 1 failed, 0 skipped']);
   });
 
   test("a run whose deadline leaves a project no time does not start it, and counts it as a failure", () => {
