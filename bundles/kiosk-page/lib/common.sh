@@ -6,7 +6,7 @@
 if [ -n "${INVOCATION_ID:-}" ] && [ "${EDGE_GRADE:-}" != dangerous ]; then
   unset KIOSK_FB_SYS KIOSK_FB_DEV KIOSK_MODEL KIOSK_PORT KIOSK_RUN KIOSK_CMDLINE KIOSK_BROWSER KIOSK_WAIT \
     KIOSK_MIN_AGE KIOSK_MEMORY_AFTER KIOSK_CRASH_AFTER KIOSK_VERBOSE KIOSK_VT \
-    KIOSK_PROC KIOSK_VT_GRACE
+    KIOSK_PROC KIOSK_VT_GRACE KIOSK_CRASH_LIMIT
 fi
 # KIOSK_FB_SYS, KIOSK_FB_DEV, KIOSK_MODEL, KIOSK_PORT, KIOSK_VT: tests only (the device's paths and
 # port by default; a test run on a host never touches the host's consoles).
@@ -52,14 +52,44 @@ page_answers() {
   timeout 3 busybox wget -q -O - "$URL" 2>/dev/null | head -c 65536 | grep -q 'name="generator" content="kiosk-page'
 }
 
-# fb_blank: zeros over the whole framebuffer (stride × height, else width × height × depth): a
-# restarted browser's screen is its own, never the last frame of the one that died
-fb_blank() {
+# fb_stride: sets FB_STRIDE, the framebuffer's bytes per row (its sysfs stride, else width ×
+# depth); after fb_geometry
+fb_stride() {
   # (|| true: the launcher runs under set -e, and a framebuffer without stride is no error)
-  stride=$(head -c 16 "$FB_SYS/stride" 2>/dev/null || true)
-  case "$stride" in ''|*[!0-9]*) stride=$((FB_W * FB_BPP / 8)) ;; esac
-  bytes=$((stride * FB_H))
-  { head -c "$bytes" /dev/zero > "$FB_DEV"; } 2>/dev/null || true
+  FB_STRIDE=$(head -c 16 "$FB_SYS/stride" 2>/dev/null || true)
+  case "$FB_STRIDE" in ''|*[!0-9]*|0) FB_STRIDE=$((FB_W * FB_BPP / 8)) ;; esac
+}
+
+# fb_blank: zeros over the whole framebuffer (stride × height): a restarted browser's screen is
+# its own, never the last frame of the one that died
+fb_blank() {
+  fb_stride
+  { head -c "$((FB_STRIDE * FB_H))" /dev/zero > "$FB_DEV"; } 2>/dev/null || true
+}
+
+# page_colour: the page's colour, $SNAP/page/colour (#RRGGBB), on stdout; returns 1 and says what
+# it found on stderr when that is no such colour
+page_colour() {
+  c=$(head -c 16 "$SNAP/page/colour" 2>/dev/null | head -n 1)
+  case "$c" in \#[0-9A-Fa-f][0-9A-Fa-f][0-9A-Fa-f][0-9A-Fa-f][0-9A-Fa-f][0-9A-Fa-f]) echo "$c" ;;
+    *) echo "$SNAP/page/colour: expected #RRGGBB, found '$c'" >&2; return 1 ;; esac
+}
+
+# fb_shows #RRGGBB: the pixel in the middle of the screen's top quarter (inside the page's
+# coloured block) has that colour, within ±8 on each channel, as the tests' screenshots count it.
+# 32 bpp framebuffers only (XRGB8888, little-endian: the DRM drivers' fbdev on both boards); at
+# other depths it never does. One row read (a few KiB), after fb_geometry.
+fb_shows() {
+  [ "$FB_BPP" = 32 ] || return 1
+  fb_stride
+  want=${1#\#}
+  px=$(dd if="$FB_DEV" bs="$FB_STRIDE" skip="$((FB_H / 4))" count=1 2>/dev/null | od -An -v -tx1 -j "$((FB_W / 2 * 4))" -N 4 | tr -d ' \n')
+  case "$px" in [0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]??) ;; *) return 1 ;; esac
+  # the bytes are blue, green, red, unused; the colour is red, green, blue
+  for ch in "$(echo "$px" | cut -c 5-6):$(echo "$want" | cut -c 1-2)" "$(echo "$px" | cut -c 3-4):$(echo "$want" | cut -c 3-4)" "$(echo "$px" | cut -c 1-2):$(echo "$want" | cut -c 5-6)"; do
+    d=$((0x${ch%:*} - 0x${ch#*:}))
+    [ "$d" -le 8 ] && [ "$d" -ge -8 ] || return 1
+  done
 }
 
 # vt_restore: the virtual terminals much as SDL leaves them when it exits: the foreground VT in

@@ -245,19 +245,30 @@ bbDescribe('kiosk-page (bundles/kiosk-page, run with the host busybox)', () => {
     expect(readFileSync(join(proc, readdirSync(proc)[0]!, 'wchan'), 'utf8')).toBe('do_sys_poll\n');
   }, 90_000);
 
-  test('kiosk.crash-once: the browser SIGKILLed once on grade dangerous (start 1 only), ignored on grade signed', async () => {
+  test('kiosk.crash-once: the browser SIGKILLed once on grade dangerous (start 1 only) once its page is on the screen, at the latest after its limit; ignored on grade signed', async () => {
     const port = String(await freePort());
     const base = device();
     writeFileSync(base.KIOSK_CMDLINE, 'console=ttyS0 edgeimage.slot=a kiosk.crash-once panic=5\n');
+    /** A stand-in that draws COLOUR's pixel (the middle of the top quarter: row 200, column 640 of 1280x800x32) after 3 s. */
+    const drawing = (name: string, bgrx: string) => {
+      const path = join(dir, 'bin', name);
+      writeFileSync(path, `#!/bin/sh\nsleep 3\nprintf '${bgrx}' | dd of="$KIOSK_FB_DEV" bs=1 seek=${200 * 5120 + 640 * 4} conv=notrunc 2>/dev/null\nwhile :; do sleep 1; done\n`);
+      chmodSync(path, 0o755);
+      return path;
+    };
     const env = { ...base, KIOSK_PORT: port, KIOSK_CRASH_AFTER: '1', KIOSK_MEMORY_AFTER: '60', KIOSK_VERBOSE: '' };
     run('server', env);
-    const signed = run('browser', { ...env, EDGE_GRADE: 'signed' });
+    const signed = run('browser', { ...env, EDGE_GRADE: 'signed', KIOSK_BROWSER: drawing('netsurf-blue', '\\377\\220\\036\\000') });
     expect(await signed.line(/test hook/)).toBe('kiosk-browser: test hook kiosk.crash-once ignored: a test hook of grade dangerous images, this one is grade signed');
     process.kill(-signed.child.pid!, 'SIGKILL');
     await signed.exited;
     rmSync(join(dir, 'run'), { recursive: true, force: true });
-    const dangerous = run('browser', { ...env, EDGE_GRADE: 'dangerous' });
-    expect(await dangerous.line(/test hook/, 15_000)).toBe('kiosk-browser: test hook: killing the browser (start 1)');
+    // the page's colour drawn 3 s after the start: killed then, not at 1 s (a screenshot at the
+    // hook's line shows the page)
+    const dangerous = run('browser', { ...env, EDGE_GRADE: 'dangerous', KIOSK_BROWSER: drawing('netsurf-blue', '\\377\\220\\036\\000') });
+    const killed = await dangerous.line(/test hook/, 20_000);
+    expect(killed).toMatch(/^kiosk-browser: test hook: killing the browser \(start 1\), its page \(#1E90FF\) on the screen after (\d+) s$/);
+    expect(Number(/after (\d+) s$/.exec(killed)![1])).toBeGreaterThanOrEqual(3);
     expect(await dangerous.exited).toBe(1);
     expect(dangerous.out).toContain(`kiosk-browser: the browser exited with status 137 (start 1); the last lines of ${join(dir, 'run/browser.log')}:`);
     // start 2: no hook any more
@@ -265,5 +276,37 @@ bbDescribe('kiosk-page (bundles/kiosk-page, run with the host busybox)', () => {
     await second.line(/start 2\)$/);
     await new Promise((r) => setTimeout(r, 2500));
     expect(second.out.filter((l) => /test hook/.test(l))).toEqual([]);
-  }, 30_000);
+    process.kill(-second.child.pid!, 'SIGKILL');
+    await second.exited;
+    // a screen that is not the page (white: drawn, not black, but not its colour) by the limit:
+    // killed at the limit, and said
+    rmSync(join(dir, 'run'), { recursive: true, force: true });
+    const white = run('browser', { ...env, EDGE_GRADE: 'dangerous', KIOSK_CRASH_LIMIT: '5', KIOSK_BROWSER: drawing('netsurf-white', '\\377\\377\\377\\000') });
+    expect(await white.line(/test hook/, 20_000)).toBe('kiosk-browser: test hook: killing the browser (start 1), its page (#1E90FF) not on the screen after 5 s');
+    expect(await white.exited).toBe(1);
+  }, 60_000);
+
+  test('fb_shows: the pixel in the middle of the top quarter, read as XRGB8888 little-endian, within ±8 of the colour on each channel', () => {
+    const fb = join(dir, 'fb0');
+    const at = 200 * 5120 + 640 * 4;
+    const shows = (bytes: number[], colour: string, bpp = '32', offset = at) => {
+      const frame = Buffer.alloc(5120 * 800);
+      Buffer.from(bytes).copy(frame, offset);
+      writeFileSync(fb, frame);
+      return spawnSync('sh', ['-c', '. "$SNAP/lib/common.sh"; FB_W=1280 FB_H=800 FB_BPP=$BPP; fb_shows "$1"', 'sh', colour], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', SNAP: BUNDLE, KIOSK_FB_SYS: join(dir, 'nofb'), KIOSK_FB_DEV: fb, BPP: bpp } }).status;
+    };
+    expect(shows([0xff, 0x90, 0x1e, 0], '#1E90FF')).toBe(0);
+    expect(shows([0xf7, 0x98, 0x16, 0xff], '#1E90FF')).toBe(0);
+    // one channel 9 off; red and blue swapped (RGB order read); black; white
+    expect(shows([0xff, 0x99, 0x1e, 0], '#1E90FF')).toBe(1);
+    expect(shows([0x1e, 0x90, 0xff, 0], '#1E90FF')).toBe(1);
+    expect(shows([0, 0, 0, 0], '#1E90FF')).toBe(1);
+    expect(shows([0xff, 0xff, 0xff, 0], '#1E90FF')).toBe(1);
+    expect(shows([0x00, 0x8c, 0xff, 0], '#FF8C00')).toBe(0);
+    // the pixel one row above, or the next one, is not the one read
+    expect(shows([0xff, 0x90, 0x1e, 0], '#1E90FF', '32', at - 5120)).toBe(1);
+    expect(shows([0xff, 0x90, 0x1e, 0], '#1E90FF', '32', at + 4)).toBe(1);
+    // other depths: never
+    expect(shows([0xff, 0x90, 0x1e, 0], '#1E90FF', '16')).toBe(1);
+  });
 });

@@ -6,8 +6,9 @@
  * composed by scripts/reference-images and booted with a display (QEMU's VGA on amd64, virtio-gpu
  * on arm64):
  *   1. one boot per board: the browser shows the page (start 1): 40 % of the screenshot's pixels,
- *      taken as the test hook kiosk.crash-once kills the browser, within ±8 of #1E90FF, the colour
- *      of the page's top half (not a black screen, a console or a browser's error page; the
+ *      taken as the test hook kiosk.crash-once kills the browser (once the launcher reads the
+ *      page's colour in the framebuffer), within ±8 of #1E90FF, the colour of the page's top half
+ *      (not a black screen, a console or a browser's error page; the
  *      framebuffer is blanked before each start); the device is healthy; systemd starts the browser
  *      again (start 2) and its page is on the screen again (the blanked framebuffer drawn anew: a
  *      killed SDL leaves VT switching locked, and without the launcher's reset start 2 waits for
@@ -85,6 +86,9 @@ afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
+// the hook kills start 1 once its page is on the screen (the launcher reads a pixel of its top quarter)
+const KILLED = /kiosk-browser: test hook: killing the browser \(start 1\), its page \(#1E90FF\) on the screen after \d+ s/;
+
 const showing = (start: number, version = '1\\.0', revision = 0) => new RegExp(`kiosk-browser: showing http://127\\.0\\.0\\.1:8080/ \\(kiosk-page ${version}, model revision ${revision}, start ${start}\\)`);
 
 const serving = (version: string, revision: number, colour: string) => new RegExp(`kiosk-server: kiosk-page ${version} serving http://127\\.0\\.0\\.1:8080/ from /var/lib/snap/kiosk-page/www \\(model revision ${revision}, colour ${colour}, screen 1280x800\\)`);
@@ -110,8 +114,8 @@ describe.each(BOARDS)('the kiosk on $board', ({ board }) => {
       r = await bootTest({
         image,
         display: true,
-        expect: [showing(1), /kiosk-browser: test hook: killing the browser \(start 1\)/, showing(2), /kiosk-browser: memory: browser \d+ MiB \(VmHWM\), system used \d+ MiB of \d+ MiB/],
-        screenshot: { file: shot, after: /kiosk-browser: test hook: killing the browser \(start 1\)/ },
+        expect: [showing(1), KILLED, showing(2), /kiosk-browser: memory: browser \d+ MiB \(VmHWM\), system used \d+ MiB of \d+ MiB/],
+        screenshot: { file: shot, after: KILLED },
         // start 2's page: polled once the lines above came (the framebuffer blanked before it started)
         expectScreen: [{ colour: BLUE }],
         timeoutSeconds: BOOT_TIMEOUT_S,
