@@ -245,30 +245,36 @@ bbDescribe('kiosk-page (bundles/kiosk-page, run with the host busybox)', () => {
     expect(readFileSync(join(proc, readdirSync(proc)[0]!, 'wchan'), 'utf8')).toBe('do_sys_poll\n');
   }, 90_000);
 
-  test('kiosk.crash-once: the browser SIGKILLed once on grade dangerous (start 1 only) once its page is on the screen, at the latest after its limit; ignored on grade signed', async () => {
+  test('kiosk.crash-once: the browser SIGKILLed once on grade dangerous (start 1 only) once its page is on the screen at two looks, at the latest after its limit; ignored on grade signed', async () => {
     const port = String(await freePort());
     const base = device();
     writeFileSync(base.KIOSK_CMDLINE, 'console=ttyS0 edgeimage.slot=a kiosk.crash-once panic=5\n');
-    /** A stand-in that draws COLOUR's pixel (the middle of the top quarter: row 200, column 640 of 1280x800x32) after 3 s. */
+    /** A stand-in that draws a pixel (BGRX bytes) at the centre of the page's top half (row 200, column 640 of 1280x800x32) after 3 s. */
     const drawing = (name: string, bgrx: string) => {
       const path = join(dir, 'bin', name);
       writeFileSync(path, `#!/bin/sh\nsleep 3\nprintf '${bgrx}' | dd of="$KIOSK_FB_DEV" bs=1 seek=${200 * 5120 + 640 * 4} conv=notrunc 2>/dev/null\nwhile :; do sleep 1; done\n`);
       chmodSync(path, 0o755);
       return path;
     };
+    const BLUE = '\\377\\220\\036\\000';
+    const after = (line: string) => Number(/after (\d+) s$/.exec(line)?.[1]);
     const env = { ...base, KIOSK_PORT: port, KIOSK_CRASH_AFTER: '1', KIOSK_MEMORY_AFTER: '60', KIOSK_VERBOSE: '' };
     run('server', env);
-    const signed = run('browser', { ...env, EDGE_GRADE: 'signed', KIOSK_BROWSER: drawing('netsurf-blue', '\\377\\220\\036\\000') });
+    // (alongside, with a run folder and a framebuffer of its own: a CRASH_AFTER with a leading zero
+    // is no number to the shell's arithmetic — the default 15 s, not a hook that dies unsaid)
+    mkdirSync(join(dir, 'zero'));
+    const zero = run('browser', { ...env, EDGE_GRADE: 'dangerous', KIOSK_CRASH_AFTER: '08', KIOSK_RUN: join(dir, 'zero/run'), KIOSK_FB_DEV: join(dir, 'zero/fb0'), KIOSK_BROWSER: drawing('netsurf-blue', BLUE) });
+    const signed = run('browser', { ...env, EDGE_GRADE: 'signed', KIOSK_BROWSER: drawing('netsurf-blue', BLUE) });
     expect(await signed.line(/test hook/)).toBe('kiosk-browser: test hook kiosk.crash-once ignored: a test hook of grade dangerous images, this one is grade signed');
     process.kill(-signed.child.pid!, 'SIGKILL');
     await signed.exited;
     rmSync(join(dir, 'run'), { recursive: true, force: true });
-    // the page's colour drawn 3 s after the start: killed then, not at 1 s (a screenshot at the
-    // hook's line shows the page)
-    const dangerous = run('browser', { ...env, EDGE_GRADE: 'dangerous', KIOSK_BROWSER: drawing('netsurf-blue', '\\377\\220\\036\\000') });
+    // the page's colour drawn 3 s after the start: killed at the second look that sees it (4 s or
+    // more), not at 1 s (a screenshot at the hook's line shows the page)
+    const dangerous = run('browser', { ...env, EDGE_GRADE: 'dangerous', KIOSK_BROWSER: drawing('netsurf-blue', BLUE) });
     const killed = await dangerous.line(/test hook/, 20_000);
-    expect(killed).toMatch(/^kiosk-browser: test hook: killing the browser \(start 1\), its page \(#1E90FF\) on the screen after (\d+) s$/);
-    expect(Number(/after (\d+) s$/.exec(killed)![1])).toBeGreaterThanOrEqual(3);
+    expect(killed).toMatch(/^kiosk-browser: test hook: killing the browser \(start 1\), its page \(#1E90FF\) on the screen after \d+ s$/);
+    expect(after(killed)).toBeGreaterThanOrEqual(4);
     expect(await dangerous.exited).toBe(1);
     expect(dangerous.out).toContain(`kiosk-browser: the browser exited with status 137 (start 1); the last lines of ${join(dir, 'run/browser.log')}:`);
     // start 2: no hook any more
@@ -282,21 +288,35 @@ bbDescribe('kiosk-page (bundles/kiosk-page, run with the host busybox)', () => {
     // killed at the limit, and said
     rmSync(join(dir, 'run'), { recursive: true, force: true });
     const white = run('browser', { ...env, EDGE_GRADE: 'dangerous', KIOSK_CRASH_LIMIT: '5', KIOSK_BROWSER: drawing('netsurf-white', '\\377\\377\\377\\000') });
-    expect(await white.line(/test hook/, 20_000)).toBe('kiosk-browser: test hook: killing the browser (start 1), its page (#1E90FF) not on the screen after 5 s');
+    const whiteLine = await white.line(/test hook/, 20_000);
+    expect(whiteLine).toMatch(/^kiosk-browser: test hook: killing the browser \(start 1\), its page \(#1E90FF\) not on the screen after \d+ s$/);
+    expect(after(whiteLine)).toBeGreaterThanOrEqual(5);
     expect(await white.exited).toBe(1);
+    // a limit before the earliest kill: the page looked at all the same, a first sighting at the
+    // limit given its second look
+    rmSync(join(dir, 'run'), { recursive: true, force: true });
+    const late = run('browser', { ...env, EDGE_GRADE: 'dangerous', KIOSK_CRASH_AFTER: '4', KIOSK_CRASH_LIMIT: '1', KIOSK_BROWSER: drawing('netsurf-blue', BLUE) });
+    expect(await late.line(/test hook/, 20_000)).toMatch(/^kiosk-browser: test hook: killing the browser \(start 1\), its page \(#1E90FF\) on the screen after \d+ s$/);
+    expect(await late.exited).toBe(1);
+    const zeroLine = await zero.line(/test hook/, 30_000);
+    expect(zeroLine).toMatch(/^kiosk-browser: test hook: killing the browser \(start 1\), its page \(#1E90FF\) on the screen after \d+ s$/);
+    expect(after(zeroLine)).toBeGreaterThanOrEqual(15);
+    expect(zero.out.filter((l) => /number|arithmetic/i.test(l))).toEqual([]);
   }, 60_000);
 
-  test('fb_shows: the pixel in the middle of the top quarter, read as XRGB8888 little-endian, within ±8 of the colour on each channel', () => {
+  const shells = [['sh'], ['dash'], ['busybox', 'sh']].filter(([c, ...a]) => spawnSync(c!, [...a, '-c', 'exit 0']).status === 0);
+  test.each(shells.map((sh) => ({ shell: sh.join(' '), sh })))('fb_shows under $shell: the pixel at the centre of the top half (row H/4, column W/2, by the stride), read as XRGB8888 little-endian, within ±8 of the colour on each channel', ({ sh }) => {
     const fb = join(dir, 'fb0');
-    const at = 200 * 5120 + 640 * 4;
-    const shows = (bytes: number[], colour: string, bpp = '32', offset = at) => {
-      const frame = Buffer.alloc(5120 * 800);
+    const sys = join(dir, 'fbsys');
+    mkdirSync(sys, { recursive: true });
+    const shows = (bytes: number[], colour: string, { bpp = '32', stride = 5120, offset = 200 * stride + 640 * 4 }: { bpp?: string; stride?: number; offset?: number } = {}) => {
+      const frame = Buffer.alloc(stride * 800);
       Buffer.from(bytes).copy(frame, offset);
       writeFileSync(fb, frame);
-      return spawnSync('sh', ['-c', '. "$SNAP/lib/common.sh"; FB_W=1280 FB_H=800 FB_BPP=$BPP; fb_shows "$1"', 'sh', colour], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', SNAP: BUNDLE, KIOSK_FB_SYS: join(dir, 'nofb'), KIOSK_FB_DEV: fb, BPP: bpp } }).status;
+      return spawnSync(sh[0]!, [...sh.slice(1), '-c', '. "$SNAP/lib/common.sh"; FB_W=1280 FB_H=800 FB_BPP=$BPP; fb_stride; fb_shows "$1"', 'sh', colour], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', SNAP: BUNDLE, KIOSK_FB_SYS: sys, KIOSK_FB_DEV: fb, BPP: bpp } }).status;
     };
     expect(shows([0xff, 0x90, 0x1e, 0], '#1E90FF')).toBe(0);
-    expect(shows([0xf7, 0x98, 0x16, 0xff], '#1E90FF')).toBe(0);
+    expect(shows([0xf7, 0x98, 0x16, 0xff], '#1e90ff')).toBe(0);
     // one channel 9 off; red and blue swapped (RGB order read); black; white
     expect(shows([0xff, 0x99, 0x1e, 0], '#1E90FF')).toBe(1);
     expect(shows([0x1e, 0x90, 0xff, 0], '#1E90FF')).toBe(1);
@@ -304,9 +324,19 @@ bbDescribe('kiosk-page (bundles/kiosk-page, run with the host busybox)', () => {
     expect(shows([0xff, 0xff, 0xff, 0], '#1E90FF')).toBe(1);
     expect(shows([0x00, 0x8c, 0xff, 0], '#FF8C00')).toBe(0);
     // the pixel one row above, or the next one, is not the one read
-    expect(shows([0xff, 0x90, 0x1e, 0], '#1E90FF', '32', at - 5120)).toBe(1);
-    expect(shows([0xff, 0x90, 0x1e, 0], '#1E90FF', '32', at + 4)).toBe(1);
-    // other depths: never
-    expect(shows([0xff, 0x90, 0x1e, 0], '#1E90FF', '16')).toBe(1);
+    expect(shows([0xff, 0x90, 0x1e, 0], '#1E90FF', { offset: 199 * 5120 + 640 * 4 })).toBe(1);
+    expect(shows([0xff, 0x90, 0x1e, 0], '#1E90FF', { offset: 200 * 5120 + 641 * 4 })).toBe(1);
+    // other depths: never; no colour: never
+    expect(shows([0xff, 0x90, 0x1e, 0], '#1E90FF', { bpp: '16' })).toBe(1);
+    expect(shows([0xff, 0x90, 0x1e, 0], 'blue')).toBe(1);
+    // a padded row (sysfs's stride, 5376 bytes): row 200 is 200 strides in
+    writeFileSync(join(sys, 'stride'), '5376\n');
+    expect(shows([0xff, 0x90, 0x1e, 0], '#1E90FF', { stride: 5376 })).toBe(0);
+    expect(shows([0xff, 0x90, 0x1e, 0], '#1E90FF', { stride: 5376, offset: 200 * 5120 + 640 * 4 })).toBe(1);
+    // a stride with a leading zero or of 7 digits is none: width × depth
+    for (const bad of ['05376\n', '9999999\n']) {
+      writeFileSync(join(sys, 'stride'), bad);
+      expect([bad, shows([0xff, 0x90, 0x1e, 0], '#1E90FF')]).toEqual([bad, 0]);
+    }
   });
 });
