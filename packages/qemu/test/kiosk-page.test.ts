@@ -134,7 +134,7 @@ bbDescribe('kiosk-page (bundles/kiosk-page, run with the host busybox)', () => {
     expect(signed.stdout + signed.stderr).not.toContain(`:${port}/`);
   });
 
-  test('the page colour is a build input: a copy of the bundle with #FF8C00 in page/colour serves that colour; a bad colour is refused', async () => {
+  test('the page colour is a build input: a copy of the bundle with #FF8C00 in page/colour serves that colour; a bad colour, or none, is refused', async () => {
     const copy = join(dir, 'bundle');
     spawnSync('cp', ['-a', BUNDLE, copy]);
     writeFileSync(join(copy, 'page/colour'), '#FF8C00\n');
@@ -145,6 +145,10 @@ bbDescribe('kiosk-page (bundles/kiosk-page, run with the host busybox)', () => {
     const bad = run('server', { ...env, KIOSK_PORT: String(await freePort()) });
     expect(await bad.exited).toBe(1);
     expect(bad.out).toEqual([`kiosk-server: ${copy}/page/colour: expected #RRGGBB, found 'blue'`]);
+    rmSync(join(copy, 'page/colour'));
+    const none = run('server', { ...env, KIOSK_PORT: String(await freePort()) });
+    expect(await none.exited).toBe(1);
+    expect(none.out).toEqual([`kiosk-server: ${copy}/page/colour: cannot be read`]);
   });
 
   test('the launcher waits for the server, runs the browser full screen, counts its starts; the health command sees it; its exit is said', async () => {

@@ -3,7 +3,7 @@
  * result, run as scripts/test runs it.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO } from './repo.js';
@@ -173,5 +173,42 @@ describe('scripts/test-partial.mjs: what a project that wrote no result (stopped
       expect(spawnSync(process.execPath, [PARTIAL, join(dir, from), join(dir, `${from}.json`)], { encoding: 'utf8' }).status).toBe(0);
       expect(existsSync(join(dir, `${from}.json`))).toBe(false);
     }
+  });
+});
+
+describe('scripts/test-merge.mjs: the projects\' results as one', () => {
+  const MERGE = join(REPO, 'scripts/test-merge.mjs');
+  const write = (name: string, testResults: Suite[], top: Record<string, unknown> = {}) => {
+    const f = join(dir, name);
+    writeFileSync(f, JSON.stringify({ success: true, numRuntimeErrorTestSuites: 0, ...top, testResults }));
+    return f;
+  };
+  test('two results merged in order, summarized as one; a missing or empty one left out', () => {
+    const fast = write('m-fast.json', [suite('packages/a/src/a.test.ts', 1, 10, [t('a one'), t('a two', 'failed')])], { success: false });
+    const qemu = write('m-qemu.json', [suite('packages/q/test/q.qemu.test.ts', 20, 10, [t('q one'), t('q later', 'pending')])], { numRuntimeErrorTestSuites: 1 });
+    writeFileSync(join(dir, 'm-empty.json'), '');
+    const out = join(dir, 'm-out.json');
+    const r = spawnSync(process.execPath, [MERGE, out, fast, join(dir, 'm-none.json'), join(dir, 'm-empty.json'), qemu], { encoding: 'utf8' });
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    const merged = JSON.parse(readFileSync(out, 'utf8')) as { success: boolean; numRuntimeErrorTestSuites: number; testResults: { name: string }[] };
+    expect([merged.success, merged.numRuntimeErrorTestSuites, merged.testResults.map((x) => x.name)]).toEqual([false, 1, ['/repo/packages/a/src/a.test.ts', '/repo/packages/q/test/q.qemu.test.ts']]);
+    expect(spawnSync(process.execPath, [SCRIPT, out, ROOT], { encoding: 'utf8' }).stdout.trimEnd().split('\n').at(-1)).toBe('2 passed, 1 failed, 1 skipped');
+  });
+  test('a result cut short (jest stopped as it wrote it) is named and left out, status 3, the other kept; none at all: no result written', () => {
+    const fast = write('c-fast.json', [suite('packages/a/src/a.test.ts', 1, 10, [t('a one')])]);
+    const cut = join(dir, 'c-qemu.json');
+    writeFileSync(cut, readFileSync(fast, 'utf8').slice(0, 30));
+    const other = join(dir, 'c-other.json');
+    writeFileSync(other, '{"numPassedTests": 3}');
+    const out = join(dir, 'c-out.json');
+    const r = spawnSync(process.execPath, [MERGE, out, fast, cut, other], { encoding: 'utf8' });
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(new RegExp(`^scripts/test: ${cut} is no jest result: not JSON \\(.+\\); its tests are not counted, and one failure\n`));
+    expect(r.stderr).toContain(`scripts/test: ${other} is no jest result: JSON without a testResults list; its tests are not counted, and one failure`);
+    expect(spawnSync(process.execPath, [SCRIPT, out, ROOT], { encoding: 'utf8' }).stdout.trimEnd().split('\n').at(-1)).toBe('1 passed, 0 failed, 0 skipped');
+    const none = join(dir, 'c-none.json');
+    expect(spawnSync(process.execPath, [MERGE, none, cut], { encoding: 'utf8' }).status).toBe(3);
+    expect(spawnSync(process.execPath, [MERGE, none, join(dir, 'no-such.json')], { encoding: 'utf8' }).status).toBe(0);
+    expect(existsSync(none)).toBe(false);
   });
 });
